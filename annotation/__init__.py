@@ -1,0 +1,1 @@
+"""Judgments: rubrics, rounds, assignments, labels, detection, consensus, adjudication, exports."""

@@ -1,0 +1,1 @@
+"""Catalogue of what is labelled: host models, corpora, snippets, hook points, activations, SAEs, latents."""

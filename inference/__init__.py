@@ -1,0 +1,1 @@
+"""Jobs on Celery workers (queues `gpu` and `cpu`), their progress and cost."""

@@ -1,0 +1,122 @@
+"""The one place that decides what a user may see and do; views, the API and the admin all ask here."""
+from __future__ import annotations
+
+from django.db.models import Q, QuerySet
+from rest_framework.permissions import BasePermission
+
+from .models import Institution, Role
+
+LABELLERS = frozenset({Role.PHYSICIAN, Role.SENIOR})
+ROUND_MANAGERS = frozenset({Role.COORDINATOR, Role.ADMIN})
+JOB_RUNNERS = frozenset({Role.RESEARCHER, Role.ADMIN})
+ADJUDICATORS = frozenset({Role.SENIOR, Role.ADMIN})
+EXPORTERS = frozenset({Role.RESEARCHER, Role.COORDINATOR, Role.ADMIN})
+CATALOGUE_EDITORS = frozenset({Role.RESEARCHER, Role.ADMIN})
+
+
+def role_of(user) -> str | None:
+    """The user's role; superusers are admins; anonymous users and users without a profile have none."""
+    if not getattr(user, "is_authenticated", False):
+        return None
+    if user.is_superuser:
+        return Role.ADMIN
+    profile = getattr(user, "profile", None)
+    return profile.role if profile is not None else None
+
+
+def institution_of(user) -> Institution | None:
+    profile = getattr(user, "profile", None) if getattr(user, "is_authenticated", False) else None
+    return profile.institution if profile is not None else None
+
+
+def has_role(user, roles: frozenset[str] | set[str]) -> bool:
+    return role_of(user) in roles
+
+
+def is_admin(user) -> bool:
+    return role_of(user) == Role.ADMIN
+
+
+def can_label(user) -> bool:
+    return has_role(user, LABELLERS)
+
+
+def can_manage_rounds(user) -> bool:
+    return has_role(user, ROUND_MANAGERS)
+
+
+def can_run_jobs(user) -> bool:
+    return has_role(user, JOB_RUNNERS)
+
+
+def can_adjudicate(user) -> bool:
+    return has_role(user, ADJUDICATORS)
+
+
+def can_export(user) -> bool:
+    return has_role(user, EXPORTERS)
+
+
+def can_edit_catalogue(user) -> bool:
+    return has_role(user, CATALOGUE_EDITORS)
+
+
+def institutions_visible_to(user, queryset: QuerySet) -> QuerySet:
+    return queryset if role_of(user) is not None else queryset.none()
+
+
+def corpora_visible_to(user, queryset: QuerySet, *, prefix: str = "") -> QuerySet:
+    """Shared corpora (no institution) are visible to everyone with a role; an institution's
+    corpus only to its own members, whatever their role, and to admins."""
+    role = role_of(user)
+    if role is None:
+        return queryset.none()
+    if role == Role.ADMIN:
+        return queryset
+    institution = institution_of(user)
+    return queryset.filter(
+        Q(**{f"{prefix}institution__isnull": True}) | Q(**{f"{prefix}institution": institution})
+    )
+
+
+def may_see_corpus(user, corpus) -> bool:
+    role = role_of(user)
+    if role is None:
+        return False
+    return role == Role.ADMIN or corpus.institution_id is None or corpus.institution_id == getattr(
+        institution_of(user), "pk", None
+    )
+
+
+def jobs_visible_to(user, queryset: QuerySet) -> QuerySet:
+    """Admins follow every job, researchers their institution's jobs, everyone else the jobs they started."""
+    role = role_of(user)
+    if role is None:
+        return queryset.none()
+    if role == Role.ADMIN:
+        return queryset
+    if role == Role.RESEARCHER:
+        return queryset.filter(Q(created_by=user) | Q(created_by__profile__institution=institution_of(user)))
+    return queryset.filter(created_by=user)
+
+
+class RolePermission(BasePermission):
+    """DRF permission: safe methods need any role, writes need one of `write_roles`."""
+
+    read_roles: frozenset[str] = frozenset(Role.values)
+    write_roles: frozenset[str] = frozenset()
+    message = "Your role does not allow this."
+
+    def has_permission(self, request, view) -> bool:
+        roles = self.read_roles if request.method in ("GET", "HEAD", "OPTIONS") else self.write_roles
+        return has_role(request.user, roles)
+
+
+def role_permission(*, read: frozenset[str] | set[str] | None = None,
+                    write: frozenset[str] | set[str] = frozenset()) -> type[RolePermission]:
+    """Build a DRF permission class for the given read and write roles."""
+    return type(
+        "RolePermissionFor",
+        (RolePermission,),
+        {"read_roles": frozenset(read if read is not None else Role.values), "write_roles": frozenset(write)},
+    )

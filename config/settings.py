@@ -60,6 +60,7 @@ INSTALLED_APPS = [
     "features",
     "annotation",
     "inference",
+    "config",  # the top floor: commands that wire several apps together (seed_demo, run_embedded)
 ]
 
 MIDDLEWARE = [

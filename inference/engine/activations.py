@@ -204,6 +204,64 @@ def _truncate_npy(path: Path, n_rows: int, *, chunk_rows: int = 1 << 14) -> None
     os.replace(temporary, path)
 
 
+def write_activation_arrays(
+    out_dir: str | os.PathLike,
+    *,
+    activations: dict[str, np.ndarray],
+    snippet_index: np.ndarray,
+    n_snippets: int,
+    token_ids: np.ndarray | None = None,
+    positions: np.ndarray | None = None,
+    vocabulary: dict[int, str] | None = None,
+    dtype: str = "float32",
+    shard_tokens: int = 1 << 16,
+    max_length: int = 0,
+    model: dict[str, Any] | None = None,
+) -> ActivationManifest:
+    """Write in-memory token rows (hook name -> [n, d_in], snippet_index [n] non-decreasing) as an
+    activation directory: imports of existing `.npy` activations, demos and tests."""
+    out_dir = Path(out_dir)
+    snippet_index = np.asarray(snippet_index, dtype=np.int64)
+    n = snippet_index.size
+    if n and (np.any(np.diff(snippet_index) < 0) or snippet_index[0] < 0 or snippet_index[-1] >= n_snippets):
+        raise ValueError("snippet_index must be non-decreasing and within 0..n_snippets-1")
+    for name, values in activations.items():
+        if values.ndim != 2 or values.shape[0] != n:
+            raise ValueError(f"activations[{name!r}] must be [{n}, d_in]; got {values.shape}")
+    if dtype not in STORE_DTYPES:
+        raise ValueError(f"dtype must be one of {STORE_DTYPES}")
+    if positions is None:  # position within the snippet
+        starts = np.searchsorted(snippet_index, snippet_index, side="left")
+        positions = np.arange(n) - starts
+    if token_ids is None:
+        token_ids = np.zeros(n, dtype=np.int64)
+    table = np.full((n, len(TOKEN_COLUMNS)), -1, dtype=np.int32)
+    table[:, 0], table[:, 1], table[:, 2] = snippet_index, positions, token_ids
+    out_dir.mkdir(parents=True, exist_ok=True)
+    writer = ShardWriter(out_dir, {k: v.shape[1] for k, v in activations.items()}, dtype=dtype, shard_tokens=shard_tokens)
+    try:
+        for start in range(0, n, shard_tokens):
+            writer.append(table[start : start + shard_tokens], {k: v[start : start + shard_tokens] for k, v in activations.items()})
+        shards = writer.finish()
+    except BaseException:
+        writer.abort()
+        raise
+    vocabulary = vocabulary or {}
+    (out_dir / VOCAB_FILE).write_text(json.dumps({str(k): v for k, v in sorted(vocabulary.items())}))
+    manifest = ActivationManifest(
+        directory=str(out_dir),
+        n_snippets=n_snippets,
+        n_tokens=n,
+        dtype=dtype,
+        hooks={k: int(v.shape[1]) for k, v in activations.items()},
+        shards=tuple(shards),
+        max_length=max_length,
+        model=model or {},
+    )
+    manifest.write()
+    return manifest
+
+
 @dataclass(frozen=True)
 class SnippetActivations:
     """The kept tokens of one snippet; all arrays have the snippet's token count as first axis."""
@@ -338,7 +396,7 @@ class ActivationStore:
         for shard in range(first, last + 1):
             lo = max(start, self._starts[shard]) - self._starts[shard]
             hi = min(stop, self._starts[shard + 1]) - self._starts[shard]
-            parts.append(np.asarray(self._shards[shard][lo:hi], dtype=np.float32))
+            parts.append(np.array(self._shards[shard][lo:hi], dtype=np.float32))  # a writable copy in RAM
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
     def __getitem__(self, key: Any) -> np.ndarray:
@@ -374,14 +432,14 @@ class ActivationStore:
             out[where[order]] = self._shards[shard][local[order]]
         return out
 
-    def iter_batches(self, *, batch_tokens: int = 8192, start_snippet: int = 0) -> Iterator[ActivationBatch]:
+    def iter_batches(self, *, batch_tokens: int = 8192) -> Iterator[ActivationBatch]:
         """Consecutive row ranges of about `batch_tokens` rows, never splitting a snippet (a snippet
         longer than `batch_tokens` comes as one larger batch)."""
         if batch_tokens < 1:
             raise ValueError("batch_tokens must be positive")
         offsets = self.snippet_offsets
         snippet_index = self.snippet_index
-        start = int(offsets[min(start_snippet, self.n_snippets)])
+        start = 0
         while start < len(self):
             target = start + batch_tokens
             if target >= len(self):

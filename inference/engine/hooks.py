@@ -194,10 +194,13 @@ def run_to_hooks(model: torch.nn.Module, inputs: Mapping[str, torch.Tensor]) -> 
         pass
 
 
-def model_inputs(encoding: Mapping[str, Any], device: torch.device, *, causal: bool) -> dict[str, torch.Tensor]:
-    inputs = {key: encoding[key].to(device) for key in ("input_ids", "attention_mask", "token_type_ids") if key in encoding}
+def model_inputs(encoding: Mapping[str, Any], device: torch.device, *, causal: bool) -> dict[str, Any]:
+    inputs: dict[str, Any] = {key: encoding[key].to(device) for key in ("input_ids", "attention_mask")}
     if causal:
-        inputs["use_cache"] = False  # type: ignore[assignment]
+        # GPT-2 adds wte(token_type_ids) when given them, so a decoder never gets them
+        inputs["use_cache"] = False
+    elif "token_type_ids" in encoding:
+        inputs["token_type_ids"] = encoding["token_type_ids"].to(device)
     return inputs
 
 
@@ -220,6 +223,27 @@ def kept_token_mask(encoding: Mapping[str, torch.Tensor]) -> torch.Tensor:
 
 def _display_string(tokenizer: Any, token_id: int) -> str:
     return tokenizer.decode([token_id], skip_special_tokens=False, clean_up_tokenization_spaces=False)
+
+
+_FLOAT16_MAX = 65504.0
+
+
+def _to_store_dtype(values: torch.Tensor, dtype_name: str, name: str) -> np.ndarray:
+    """[n, d] on the model's device -> numpy in the store dtype, converted before the copy to host."""
+    if dtype_name == "float16":
+        largest = float(values.abs().max()) if values.numel() else 0.0
+        if not largest <= _FLOAT16_MAX:  # also catches NaN
+            raise ValueError(
+                f"{name} has an activation of magnitude {largest:g}, beyond float16; capture with dtype=float32"
+            )
+        return values.to(torch.float16).cpu().numpy()
+    return values.to(torch.float32).cpu().numpy()
+
+
+def _report(progress: Progress | None, done: int, n_texts: int, n_tokens: int) -> None:
+    if progress is not None:
+        done = min(n_texts, done)
+        progress(done / n_texts, f"{done}/{n_texts} snippets, {n_tokens} tokens")
 
 
 def capture_activations(
@@ -248,6 +272,8 @@ def capture_activations(
         raise ValueError(f"dtype must be float16 or float32, got {dtype_name}")
     if batch_size < 1 or max_length < 2:
         raise ValueError("batch_size must be >= 1 and max_length >= 2")
+    if not texts:
+        raise ValueError("texts is empty")
     if not hook_names:
         raise ValueError("hook_names is empty")
     if len(set(hook_names)) != len(hook_names):
@@ -279,10 +305,18 @@ def capture_activations(
                 if offsets_available:
                     n_truncated += sum(1 for item in encoding.encodings if item.overflowing)
                 captured.clear()
+                if encoding["input_ids"].shape[1] == 0:  # every text empty and no special tokens
+                    _report(progress, batch_start + batch_size, n_texts, writer.n_tokens)
+                    continue
                 run_to_hooks(model, model_inputs(encoding, device, causal=handle.kind == "causal"))
                 if len(captured) != len(hook_names):
                     raise RuntimeError(f"hooks {sorted(set(hook_names) - set(captured))} did not fire")
 
+                for name in hook_names:
+                    if captured[name].shape[-1] != handle.d_model:
+                        raise RuntimeError(
+                            f"{name} gave width {captured[name].shape[-1]}, expected d_model={handle.d_model}"
+                        )
                 rows, cols = keep.nonzero(as_tuple=True)
                 input_ids = encoding["input_ids"][rows, cols]
                 table = np.full((len(rows), len(TOKEN_COLUMNS)), -1, dtype=np.int32)
@@ -293,16 +327,13 @@ def capture_activations(
                     table[:, 3:5] = encoding["offset_mapping"][rows, cols].numpy()
                 keep_device = keep.to(device)
                 activations = {
-                    name: captured[name][keep_device].to(torch.float32).cpu().numpy().astype(dtype_name, copy=False)
-                    for name in hook_names
+                    name: _to_store_dtype(captured[name][keep_device], dtype_name, name) for name in hook_names
                 }
                 writer.append(table, activations)
                 for token_id in np.unique(table[:, 2]).tolist():
                     if token_id not in vocabulary:
                         vocabulary[token_id] = _display_string(tokenizer, token_id)
-                if progress is not None:
-                    done = min(n_texts, batch_start + batch_size)
-                    progress(done / n_texts, f"{done}/{n_texts} snippets, {writer.n_tokens} tokens")
+                _report(progress, batch_start + batch_size, n_texts, writer.n_tokens)
         shards = writer.finish()
         (out_dir / VOCAB_FILE).write_text(json.dumps({str(k): v for k, v in sorted(vocabulary.items())}))
         manifest = ActivationManifest(

@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -124,20 +124,21 @@ class _RunningStats:
     def update(self, z: torch.Tensor, segment: torch.Tensor, first_snippet: int, n_segments: int) -> torch.Tensor:
         """z [n, d_sae]; segment [n] = snippet index − first_snippet. Returns the per-snippet max
         [n_segments, d_sae] (0 where the latent never fires)."""
-        active = z > 0
-        self.count += active.sum(dim=0)
-        self.total += torch.where(active, z, 0.0).sum(dim=0, dtype=torch.float64)
-        self.maximum = torch.maximum(self.maximum, z.max(dim=0).values.clamp_min(0))
-
-        token, latent = active.nonzero(as_tuple=True)
+        # per-latent sums run over the active entries only: column reductions of the dense
+        # [n, d_sae] batch cost more than the encoder itself on CPU
+        token, latent = (z > 0).nonzero(as_tuple=True)
         values = z[token, latent]
+        self.count += torch.bincount(latent, minlength=self.count.numel())
+        self.total.index_add_(0, latent, values.to(torch.float64))
         fine = ((torch.log10(values) - _LOG10_MIN) * _BINS_PER_DECADE).floor().clamp_(0, _FINE_BINS - 1).long()
         self.fine_histogram.view(-1).index_add_(
             0, latent * _FINE_BINS + fine, torch.ones_like(fine, dtype=torch.int32)
         )
 
         snippet_max = z.new_zeros((n_segments, z.shape[1]))
-        snippet_max.index_reduce_(0, segment, z, "amax", include_self=True)
+        # an expanded index is a stride-0 view: no [n, d_sae] int64 tensor is materialised
+        snippet_max.scatter_reduce_(0, segment[:, None].expand_as(z), z, "amax", include_self=True)
+        self.maximum = torch.maximum(self.maximum, snippet_max.max(dim=0).values)
 
         # merge this batch's snippets into the running top-K of every latent at once
         d_sae, n_top = self.top_values.shape
@@ -375,7 +376,7 @@ def _read_examples(
                         rank_or_bin=pick.rank_or_bin,
                         max_activation=pick.max_activation,
                         tokens=tokens[start:stop],
-                        activations=values[start:stop].astype(float).tolist(),
+                        activations=values[start:stop].tolist(),
                         peak_index=peak - start,
                         token_offset=start,
                     )

@@ -11,7 +11,7 @@ from accounts.audit import audit_record
 from accounts.models import Institution
 
 from .corpus_files import CorpusFormatError, count_lines, read_corpus_file
-from .models import Corpus, HookPoint, HostModel, Snippet
+from .models import SAE, ActivationSet, Corpus, HookPoint, HostModel, Latent, LatentExample, Snippet
 from .phi import scrub_phi
 
 Progress = Callable[[float, str], None]
@@ -85,3 +85,83 @@ def hook_point_get_or_create(*, host_model: HostModel, name: str, by=None) -> Ho
     if created:
         audit_record(actor=by, action="hook_point.create", obj=hook_point)
     return hook_point
+
+
+def activation_set_create(*, host_model: HostModel, hook_point: HookPoint, corpus: Corpus, artifact_uri: str,
+                          n_tokens: int, dtype: str, normalisation: dict, source_job_id: int | None = None,
+                          by=None) -> ActivationSet:
+    activation_set = ActivationSet.objects.create(
+        host_model=host_model, hook_point=hook_point, corpus=corpus, artifact_uri=artifact_uri, n_tokens=n_tokens,
+        dtype=dtype, normalisation=normalisation, source_job_id=source_job_id,
+    )
+    audit_record(actor=by, action="activation_set.create", obj=activation_set,
+                 payload={"n_tokens": n_tokens, "corpus": corpus.pk, "hook": hook_point.name})
+    return activation_set
+
+
+def sae_register(*, name: str, hook_point: HookPoint, architecture: str, d_in: int, d_sae: int, artifact_uri: str,
+                 activation_set: ActivationSet | None = None, k: int | None = None,
+                 l1_coefficient: float | None = None, normalisation: dict | None = None,
+                 hyperparameters: dict | None = None, metrics: dict | None = None, source_job_id: int | None = None,
+                 sweep_group: str = "", by=None) -> SAE:
+    """Record a trained or imported SAE; its latents are created empty, ready for mining."""
+    if SAE.objects.filter(name=name).exists():
+        raise ValueError(f"an SAE named '{name}' already exists")
+    with transaction.atomic():
+        sae = SAE.objects.create(
+            name=name, hook_point=hook_point, activation_set=activation_set, architecture=architecture, d_in=d_in,
+            d_sae=d_sae, k=k, l1_coefficient=l1_coefficient, normalisation=normalisation or {},
+            hyperparameters=hyperparameters or {}, metrics=metrics or {}, artifact_uri=artifact_uri,
+            source_job_id=source_job_id, sweep_group=sweep_group,
+        )
+        Latent.objects.bulk_create((Latent(sae=sae, index=i) for i in range(d_sae)), batch_size=5000)
+        audit_record(actor=by, action="sae.register", obj=sae,
+                     payload={"architecture": architecture, "d_sae": d_sae, "metrics": metrics or {}})
+    return sae
+
+
+def latents_store_mining(*, sae: SAE, latents: Iterable[dict], by=None, progress: Progress | None = None) -> int:
+    """Replace the SAE's latent statistics and examples with a mining pass's results, atomically.
+
+    Each dict: index, density, max_activation, mean_activation, histogram, and examples: a list of
+    dicts with snippet_id, kind, rank, max_activation, tokens, activations."""
+    latents = list(latents)
+    with transaction.atomic():
+        by_index = {latent.index: latent for latent in sae.latents.all()}
+        LatentExample.objects.filter(latent__sae=sae).delete()
+        examples: list[LatentExample] = []
+        for position, summary in enumerate(latents):
+            latent = by_index.get(summary["index"])
+            if latent is None:
+                raise ValueError(f"SAE {sae.name} has no latent {summary['index']}")
+            latent.density = summary["density"]
+            latent.max_activation = summary["max_activation"]
+            latent.mean_activation = summary["mean_activation"]
+            latent.histogram = summary["histogram"]
+            examples.extend(
+                LatentExample(latent=latent, snippet_id=example["snippet_id"], kind=example["kind"],
+                              rank=example["rank"], max_activation=max(example["max_activation"], 0.0),
+                              tokens=example["tokens"], activations=example["activations"])
+                for example in summary["examples"]
+            )
+            if len(examples) >= 5000:
+                LatentExample.objects.bulk_create(examples)
+                examples.clear()
+            if progress and position % 256 == 0:
+                progress(position / max(len(latents), 1), f"stored {position} latents")
+        LatentExample.objects.bulk_create(examples)
+        Latent.objects.bulk_update(by_index.values(), ["density", "max_activation", "mean_activation", "histogram"],
+                                   batch_size=2000)
+        audit_record(actor=by, action="sae.mine", obj=sae, payload={"n_latents": len(latents)})
+    return len(latents)
+
+
+def latents_store_monosemanticity(*, sae: SAE, rows: Iterable[tuple[int, str, float | None, float | None]],
+                                  by=None) -> None:
+    """Store each latent's best concept tag, its Pearson r and the tag entropy (MedSAE)."""
+    by_index = {latent.index: latent for latent in sae.latents.all()}
+    for index, best_tag, best_r, entropy in rows:
+        latent = by_index[index]
+        latent.best_tag, latent.best_tag_r, latent.tag_entropy = best_tag or "", best_r, entropy
+    Latent.objects.bulk_update(by_index.values(), ["best_tag", "best_tag_r", "tag_entropy"], batch_size=2000)
+    audit_record(actor=by, action="sae.monosemanticity", obj=sae)

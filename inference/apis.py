@@ -9,10 +9,19 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.models import Institution
-from accounts.permissions import JOB_RUNNERS, jobs_visible_to, role_permission
+from accounts.permissions import JOB_RUNNERS, jobs_visible_to, may_see_corpus, role_permission
+from features.models import SAE, ActivationSet, Corpus, HostModel
 
 from .models import Job
-from .services import job_cancel, job_create, upload_store
+from .services import (
+    ARCHITECTURES,
+    cache_activations_request,
+    job_cancel,
+    job_create,
+    mine_latents_request,
+    train_sae_request,
+    upload_store,
+)
 
 
 class JobSerializer(serializers.ModelSerializer):
@@ -85,3 +94,78 @@ class ImportCorpusApi(APIView):
                         "institution": data["institution"].code if data["institution"] else None},
         )
         return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+
+def _launch(request, form_class, request_service):
+    """Validate the form, call the request service, answer 202 with the job (400 on a refused request)."""
+    form = form_class(data=request.data, context={"request": request})
+    form.is_valid(raise_exception=True)
+    try:
+        job = request_service(by=request.user, **form.validated_data)
+    except ValueError as error:
+        return Response({"detail": str(error)}, status=status.HTTP_400_BAD_REQUEST)
+    return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+
+class CacheActivationsInputSerializer(serializers.Serializer):
+    host_model = serializers.PrimaryKeyRelatedField(queryset=HostModel.objects.all())
+    hook_name = serializers.CharField(max_length=100)
+    corpus = serializers.PrimaryKeyRelatedField(queryset=Corpus.objects.all())
+    batch_size = serializers.IntegerField(min_value=1, default=32)
+    max_length = serializers.IntegerField(min_value=2, default=128)
+    dtype = serializers.ChoiceField(choices=["float16", "float32"], default="float16")
+
+    def validate_corpus(self, corpus):
+        if not may_see_corpus(self.context["request"].user, corpus):
+            raise serializers.ValidationError("No such corpus.")
+        return corpus
+
+
+class CacheActivationsApi(APIView):
+    """Capture a hook point's activations over a corpus on a GPU worker."""
+
+    permission_classes = [role_permission(write=JOB_RUNNERS)]
+
+    @extend_schema(request=CacheActivationsInputSerializer, responses={202: JobSerializer})
+    def post(self, request):
+        return _launch(request, CacheActivationsInputSerializer, cache_activations_request)
+
+
+class TrainSAEInputSerializer(serializers.Serializer):
+    activation_set = serializers.PrimaryKeyRelatedField(queryset=ActivationSet.objects.all())
+    arch = serializers.ChoiceField(choices=ARCHITECTURES)
+    width = serializers.IntegerField(min_value=1)
+    k = serializers.IntegerField(min_value=1, required=False, allow_null=True, default=None)
+    l1 = serializers.FloatField(min_value=0, required=False, allow_null=True, default=None)
+    steps = serializers.IntegerField(min_value=1, default=2000)
+    batch_size = serializers.IntegerField(min_value=1, default=4096)
+    lr = serializers.FloatField(min_value=1e-8, default=2e-4)
+    seed = serializers.IntegerField(default=0)
+    checkpoint_every = serializers.IntegerField(min_value=1, default=500)
+    name = serializers.CharField(max_length=200, required=False, allow_null=True, default=None)
+    sweep_group = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
+
+
+class TrainSAEApi(APIView):
+    """Train an SAE on an activation set on a GPU worker; the job reports progress and resumes."""
+
+    permission_classes = [role_permission(write=JOB_RUNNERS)]
+
+    @extend_schema(request=TrainSAEInputSerializer, responses={202: JobSerializer})
+    def post(self, request):
+        return _launch(request, TrainSAEInputSerializer, train_sae_request)
+
+
+class MineLatentsInputSerializer(serializers.Serializer):
+    sae = serializers.PrimaryKeyRelatedField(queryset=SAE.objects.all())
+    n_top = serializers.IntegerField(min_value=1, default=20)
+
+
+class MineLatentsApi(APIView):
+    """Mine every latent of an SAE: top and quantile examples, histogram, density, monosemanticity."""
+
+    permission_classes = [role_permission(write=JOB_RUNNERS)]
+
+    @extend_schema(request=MineLatentsInputSerializer, responses={202: JobSerializer})
+    def post(self, request):
+        return _launch(request, MineLatentsInputSerializer, mine_latents_request)

@@ -8,4 +8,7 @@ urlpatterns = [
     path("jobs/<int:pk>/", apis.JobDetailApi.as_view(), name="job-detail"),
     path("jobs/<int:pk>/cancel/", apis.JobCancelApi.as_view(), name="job-cancel"),
     path("jobs/import-corpus/", apis.ImportCorpusApi.as_view(), name="job-import-corpus"),
+    path("jobs/cache-activations/", apis.CacheActivationsApi.as_view(), name="job-cache-activations"),
+    path("jobs/train-sae/", apis.TrainSAEApi.as_view(), name="job-train-sae"),
+    path("jobs/mine-latents/", apis.MineLatentsApi.as_view(), name="job-mine-latents"),
 ]

@@ -7,6 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from accounts.models import Institution
 from inference.models import Job
+from inference.services import job_create
 
 from ._jobs import run_job_from_command
 
@@ -30,11 +31,10 @@ class Command(BaseCommand):
         if institution and not Institution.objects.filter(code=institution).exists():
             raise CommandError(f"no institution with code '{institution}'")
         names = phi_names.read_text().splitlines() if phi_names else []
-        job = run_job_from_command(
-            command=self, kind=Job.Kind.IMPORT_CORPUS, enqueue=enqueue,
-            parameters={"path": str(file.resolve()), "name": name, "description": description,
-                        "scrub_phi": scrub_phi, "phi_names": names, "institution": institution},
-        )
+        job = job_create(kind=Job.Kind.IMPORT_CORPUS, enqueue=False, parameters={
+            "path": str(file.resolve()), "name": name, "description": description, "scrub_phi": scrub_phi,
+            "phi_names": names, "institution": institution})
+        job = run_job_from_command(command=self, job=job, enqueue=enqueue)
         if job.status == Job.Status.SUCCEEDED:
             self.stdout.write(self.style.SUCCESS(
                 f"corpus {job.result['corpus_id']} '{name}': {job.result['n_snippets']} snippets"))

@@ -1,0 +1,41 @@
+"""seed_demo: build the embedded demo (idempotent; a second run reuses what exists)."""
+from __future__ import annotations
+
+import json
+
+from django.core.management.base import BaseCommand, CommandError
+from tqdm import tqdm
+
+
+class Command(BaseCommand):
+    help = "Build the demo: institutions, people, corpus, MiniLM activations, a TopK SAE, latents, a round."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--quick", action="store_true", help="a 300-snippet slice and a small SAE (tests)")
+        parser.add_argument("--via-worker", action="store_true", help="run each job on the Celery workers")
+
+    def handle(self, *args, quick: bool, via_worker: bool, **options):
+        from config.demo import DemoSettings, demo_seed
+
+        config = DemoSettings.for_quick() if quick else DemoSettings()
+        bar = tqdm(total=1000, file=self.stderr._out, leave=False, bar_format="  {percentage:3.0f}%|{bar}| {postfix}")
+
+        def progress(fraction: float, message: str) -> None:
+            bar.n = int(fraction * 1000)
+            bar.set_postfix_str(message[:60], refresh=True)
+
+        try:
+            summary = demo_seed(config=config, via_worker=via_worker, echo=self.stdout.write, progress=progress)
+        except Exception as error:  # every stage's failure names the job and its message
+            raise CommandError(f"seed_demo failed: {error}") from error
+        finally:
+            bar.close()
+        if summary.new_passwords:
+            self.stdout.write(self.style.WARNING("New demo accounts (shown once; also in var/demo_passwords.txt):"))
+            for username, password in summary.new_passwords.items():
+                self.stdout.write(f"  {username:<12} {password}")
+        metrics = {key: summary.sae_metrics.get(key) for key in ("fve", "l0", "dead_fraction")}
+        self.stdout.write(f"SAE metrics: {json.dumps(metrics)}; monosemanticity: "
+                          f"{json.dumps(summary.sae_metrics.get('monosemanticity', {}))}")
+        self.stdout.write(f"stage seconds: {json.dumps(summary.stage_seconds)}")
+        self.stdout.write(self.style.SUCCESS(f"demo ready: calibration round {summary.round_id} is open"))

@@ -1,0 +1,191 @@
+"""The SAE pipeline through its doors: commands, the API and a real Celery worker on Redis."""
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from django.core.management import CommandError, call_command
+from rest_framework.test import APIClient
+
+from accounts.models import Role
+from features.models import SAE, ActivationSet, Corpus, Latent, LatentExample
+from tests import factories
+from tests.conftest import wait_for_job
+from tests.inference.engine.tiny_hosts import tiny_bert
+
+TAGGED = [
+    ("patient reports chest pain radiating to the left arm with diaphoresis", ["MI"]),
+    ("history of type two diabetes on metformin , hba1c elevated", ["T2DM"]),
+    ("shortness of breath on exertion , no fever", []),
+    ("ct of the chest shows a small nodule in the right upper lobe", []),
+]
+
+
+@pytest.fixture(scope="module")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """A tiny random BERT saved like any Hugging Face checkpoint: the same loading path as a hub id."""
+    texts = [text for text, _ in TAGGED]
+    handle = tiny_bert(texts)
+    directory = tmp_path_factory.mktemp("tiny-bert")
+    handle.model.save_pretrained(directory)
+    handle.tokenizer.save_pretrained(directory)
+    return directory
+
+
+def _corpus_file(tmp_path: Path, copies: int = 10) -> Path:
+    path = tmp_path / "notes.jsonl"
+    rows = [{"external_id": f"n{i}-{j}", "text": text, "concept_tags": tags}
+            for i in range(copies) for j, (text, tags) in enumerate(TAGGED)]
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return path
+
+
+def _call(*args) -> str:
+    out = io.StringIO()
+    call_command(*args, stdout=out, stderr=io.StringIO())
+    return out.getvalue()
+
+
+@pytest.mark.django_db
+def test_cache_train_mine_through_the_commands(tiny_model_dir, tmp_path):
+    _call("import_corpus", str(_corpus_file(tmp_path)), "--name", "notes")
+    _call("cache_activations", "--model", str(tiny_model_dir), "--hook", "blocks.1.hook_resid_post",
+          "--corpus", "notes", "--dtype", "float32")
+    activation_set = ActivationSet.objects.get()
+    assert activation_set.n_tokens > 0 and activation_set.hook_point.layer == 1
+    assert len(activation_set.normalisation["mean"]) == 32
+
+    out_dir = tmp_path / "sae"
+    output = _call("train_sae", "--activation-set", str(activation_set.pk), "--arch", "topk", "--width", "64",
+                   "--k", "4", "--steps", "60", "--batch-size", "64", "--lr", "0.003", "--out", str(out_dir))
+    metrics = json.loads(output.strip().splitlines()[-1])
+    assert {"mse", "fve", "l0", "dead_fraction"} <= set(metrics)
+    assert metrics["l0"] <= 4 + 1e-6
+    assert (out_dir / "cfg.json").is_file() and (out_dir / "sae_weights.safetensors").is_file()
+    sae = SAE.objects.get()
+    assert (sae.d_in, sae.d_sae, sae.k, sae.architecture) == (32, 64, 4, "topk")
+    assert sae.latents.count() == 64
+
+    summary = json.loads(_call("mine_latents", "--sae", str(sae.pk)).strip().splitlines()[-1])
+    assert summary["n_latents"] == 64
+    live = Latent.objects.filter(sae=sae, density__gt=0)
+    assert live.exists()
+    example = LatentExample.objects.filter(latent__sae=sae, kind="top").order_by("-max_activation").first()
+    assert len(example.tokens) == len(example.activations) > 0
+    assert max(example.activations) == pytest.approx(example.max_activation, rel=1e-4)
+    assert "monosemanticity" in SAE.objects.get().metrics
+    assert Latent.objects.filter(sae=sae).exclude(best_tag="").exists()
+
+
+@pytest.mark.django_db
+def test_train_sae_from_npy_prints_metrics_json_last(tmp_path):
+    rng = np.random.default_rng(0)
+    path = tmp_path / "acts.npy"
+    np.save(path, rng.standard_normal((2000, 16)).astype(np.float32))
+    output = _call("train_sae", "--activations", str(path), "--arch", "relu", "--width", "32", "--l1", "0.5",
+                   "--steps", "40", "--batch-size", "128", "--out", str(tmp_path / "out"))
+    metrics = json.loads(output.strip().splitlines()[-1])
+    assert {"mse", "fve", "l0", "dead_fraction"} <= set(metrics)
+    assert not SAE.objects.exists()  # a bare .npy has no hook point to register the SAE under
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("args", "message"), [
+    (["--arch", "topk", "--width", "8", "--k", "9"], "k must be between 1 and the width"),
+    (["--arch", "topk", "--width", "0"], "width must be a positive"),
+    (["--arch", "relu", "--width", "8", "--lr", "0"], "learning rate"),
+])
+def test_train_sae_refuses_bad_options_clearly(tmp_path, args, message):
+    path = tmp_path / "acts.npy"
+    np.save(path, np.zeros((10, 4), dtype=np.float32))
+    with pytest.raises(CommandError, match=message):
+        _call("train_sae", "--activations", str(path), *args, "--out", str(tmp_path / "o"))
+
+
+@pytest.mark.django_db
+def test_train_sae_refuses_missing_file_and_cache_refuses_bad_hook(tmp_path, tiny_model_dir):
+    with pytest.raises(CommandError, match="no such file"):
+        _call("train_sae", "--activations", str(tmp_path / "nope.npy"), "--arch", "topk", "--width", "8",
+              "--out", str(tmp_path / "o"))
+    _call("import_corpus", str(_corpus_file(tmp_path, copies=1)), "--name", "c")
+    with pytest.raises(CommandError, match="hook point 'blocks.9.hook_resid_post'"):
+        _call("cache_activations", "--model", str(tiny_model_dir), "--hook", "blocks.9.hook_resid_post",
+              "--corpus", "c")
+    with pytest.raises(CommandError, match="no corpus"):
+        _call("cache_activations", "--model", str(tiny_model_dir), "--hook", "blocks.0.hook_resid_post",
+              "--corpus", "missing")
+
+
+@pytest.mark.django_db
+def test_export_then_import_is_bit_identical(tiny_model_dir, tmp_path):
+    _call("import_corpus", str(_corpus_file(tmp_path, copies=2)), "--name", "notes")
+    _call("cache_activations", "--model", str(tiny_model_dir), "--hook", "blocks.0.hook_resid_post",
+          "--corpus", "notes")
+    activation_set = ActivationSet.objects.get()
+    _call("train_sae", "--activation-set", str(activation_set.pk), "--arch", "jumprelu", "--width", "48",
+          "--steps", "20", "--batch-size", "32", "--out", str(tmp_path / "trained"), "--name", "jr")
+    sae = SAE.objects.get(name="jr")
+    exported = tmp_path / "exported"
+    _call("export_sae", str(sae.pk), str(exported))
+    for name in ("cfg.json", "sae_weights.safetensors"):
+        assert (exported / name).read_bytes() == (Path(sae.artifact_uri) / name).read_bytes()
+    _call("import_sae", str(exported), "--name", "jr-again")
+    again = SAE.objects.get(name="jr-again")
+    assert (again.architecture, again.d_sae, again.hook_point) == ("jumprelu", 48, sae.hook_point)
+    assert (Path(again.artifact_uri) / "sae_weights.safetensors").read_bytes() == (
+        exported / "sae_weights.safetensors").read_bytes()
+    with pytest.raises(CommandError, match="not empty"):
+        _call("export_sae", str(sae.pk), str(exported))
+
+
+@pytest.mark.django_db
+def test_import_sae_names_what_is_wrong(tmp_path):
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "cfg.json").write_text("{not json")
+    with pytest.raises(CommandError, match="cfg.json"):
+        _call("import_sae", str(broken))
+
+
+@pytest.mark.integration
+@pytest.mark.django_db(transaction=True)
+def test_worker_on_redis_trains_sae_from_the_api_with_progress(celery_worker, tiny_model_dir, tmp_path):
+    researcher = factories.user(role=Role.RESEARCHER)
+    client = APIClient()
+    client.force_authenticate(researcher)
+    _call("import_corpus", str(_corpus_file(tmp_path, copies=25)), "--name", "notes")
+    corpus = Corpus.objects.get()
+    host_model = factories.host_model(n_layers=2, d_model=32)
+    host_model.source = str(tiny_model_dir)
+    host_model.save()
+    response = client.post("/api/v1/jobs/cache-activations/", {
+        "host_model": host_model.pk, "hook_name": "blocks.1.hook_resid_post", "corpus": corpus.pk,
+        "dtype": "float32"}, format="json")
+    assert response.status_code == 202, response.content
+    job = wait_for_job(response.json()["id"])
+    assert job.status == "succeeded", job.message
+    response = client.post("/api/v1/jobs/train-sae/", {
+        "activation_set": job.result["activation_set_id"], "arch": "batchtopk", "width": 64, "k": 4,
+        "steps": 400, "batch_size": 64, "checkpoint_every": 100}, format="json")
+    assert response.status_code == 202, response.content
+    assert response.json()["queue"] == "gpu"
+    job = wait_for_job(response.json()["id"], timeout=300)
+    assert (job.status, job.progress) == ("succeeded", 1.0), job.message
+    assert any(0.0 < p < 1.0 for p in job.seen_progress), job.seen_progress
+    assert job.device == "cpu"
+    sae = SAE.objects.get(pk=job.result["sae_id"])
+    assert sae.metrics["fve"] == job.result["metrics"]["fve"]
+    response = client.post("/api/v1/jobs/mine-latents/", {"sae": sae.pk}, format="json")
+    job = wait_for_job(response.json()["id"], timeout=300)
+    assert job.status == "succeeded", job.message
+    assert LatentExample.objects.filter(latent__sae=sae).exists()
+
+
+def test_job_launch_apis_refuse_physicians(db):
+    client = APIClient()
+    client.force_authenticate(factories.user(role=Role.PHYSICIAN))
+    for url in ("/api/v1/jobs/cache-activations/", "/api/v1/jobs/train-sae/", "/api/v1/jobs/mine-latents/"):
+        assert client.post(url, {}, format="json").status_code == 403

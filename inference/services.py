@@ -237,7 +237,7 @@ def sae_import(*, directory: Path, name: str | None = None, host_model=None, hoo
     shutil.copytree(directory, target)
     cfg = loaded.sae.cfg
     return sae_register(
-        name=name, hook_point=hook_point, activation_set=activation_set, architecture=loaded.architecture,
+        name=name, hook_point=hook_point, activation_set=activation_set, architecture=loaded.sae.architecture,
         d_in=cfg.d_in, d_sae=cfg.d_sae, k=getattr(cfg, "k", None), artifact_uri=str(target),
         normalisation=loaded.normalisation.to_dict(), hyperparameters=cfg.to_dict(),
         metrics=metadata.get("metrics", {}), by=by,

@@ -146,6 +146,9 @@ def test_import_sae_names_what_is_wrong(tmp_path):
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "cfg.json").write_text("{not json")
+    with pytest.raises(CommandError, match="missing sae_weights.safetensors"):
+        _call("import_sae", str(broken))
+    (broken / "sae_weights.safetensors").write_bytes(b"\x00" * 16)
     with pytest.raises(CommandError, match="cfg.json"):
         _call("import_sae", str(broken))
 

@@ -18,11 +18,11 @@ class Command(BaseCommand):
         from config.demo import DemoSettings, demo_seed
 
         config = DemoSettings.for_quick() if quick else DemoSettings()
-        bar = tqdm(total=1000, file=self.stderr._out, leave=False, bar_format="  {percentage:3.0f}%|{bar}| {postfix}")
+        bar = tqdm(total=1000, file=self.stderr._out, leave=False, bar_format="  {percentage:3.0f}%|{bar}| {desc}")
 
         def progress(fraction: float, message: str) -> None:
             bar.n = int(fraction * 1000)
-            bar.set_postfix_str(message[:60], refresh=True)
+            bar.set_description_str(message[:70], refresh=True)
 
         try:
             summary = demo_seed(config=config, via_worker=via_worker, echo=self.stdout.write, progress=progress)

@@ -15,10 +15,10 @@ def run_job_from_command(*, command, job: Job, enqueue: bool) -> Job:
         command.stdout.write(f"job {job.pk} queued on '{job.queue}'; follow it at /api/v1/jobs/{job.pk}/")
         return job
     with tqdm(total=1000, desc=job.kind, unit="‰", file=command.stderr._out, leave=True,
-              bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining} {postfix}") as bar:
+              bar_format="{percentage:3.0f}%|{bar}| {elapsed}<{remaining} {desc}") as bar:
         def echo(fraction: float, message: str) -> None:
             bar.n = int(fraction * 1000)
-            bar.set_postfix_str(message[:60], refresh=True)
+            bar.set_description_str(message[:70], refresh=True)
 
         job = job_run(job_id=job.pk, work=WORK_OF_KIND[job.kind], echo=echo)
     if job.status != Job.Status.SUCCEEDED:

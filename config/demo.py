@@ -49,7 +49,7 @@ class DemoSettings:
     quick: bool = False
     width: int = 2048
     k: int = 32
-    steps: int = 1500
+    steps: int = 800
     batch_size: int = 2048
     lr: float = 1e-3
     n_round_latents: int = 40

@@ -43,8 +43,10 @@ def _device():
 def _record_device_time(progress: Progress, device, seconds: float) -> None:
     if not isinstance(progress, JobReporter):
         return
+    from inference.engine.devices import is_cuda
+
     fields: dict[str, Any] = {"device": str(device)}
-    if device.type == "cuda":
+    if is_cuda(device):
         kwh = seconds * GPU_BOARD_WATTS / 3.6e6
         fields.update(gpu_seconds=seconds, energy_kwh=kwh, co2_kg=kwh * GRID_KG_CO2_PER_KWH)
     progress.record(**fields)

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
+from torch.profiler import record_function
 
 _CUDA = "cuda"
 _fast_matmul_enabled = False
+_phase_timer: PhaseTimer | None = None
 
 
 class DeviceError(ValueError):
@@ -87,3 +94,47 @@ def describe(device: torch.device) -> str:
     if is_cuda(device):
         return torch.cuda.get_device_name(device)
     return f"{device.type} ({torch.get_num_threads()} threads)"
+
+
+@contextmanager
+def phase(name: str) -> Iterator[None]:
+    """Mark a named part of a training step ("encode", "select", "decode", ...).
+
+    Always a profiler range; also timed, between device synchronisations, while a `PhaseTimer` is
+    active (bench/sae_train.py). Outside a timer the cost is one profiler-range check.
+    """
+    with record_function(f"sae.{name}"):
+        if _phase_timer is None:
+            yield
+        else:
+            with _phase_timer.measure(name):
+                yield
+
+
+class PhaseTimer:
+    """Wall seconds per `phase` name while active (`with PhaseTimer(device) as timer:`); not nestable."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.seconds: dict[str, float] = defaultdict(float)
+
+    @contextmanager
+    def measure(self, name: str) -> Iterator[None]:
+        synchronize(self.device)
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            synchronize(self.device)
+            self.seconds[name] += time.perf_counter() - start
+
+    def __enter__(self) -> PhaseTimer:
+        global _phase_timer
+        if _phase_timer is not None:
+            raise RuntimeError("a PhaseTimer is already active")
+        _phase_timer = self
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        global _phase_timer
+        _phase_timer = None

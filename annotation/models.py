@@ -15,6 +15,8 @@ RESERVED_CONCEPTS = {
     "ARTIFACT": "Artifact (formatting, boilerplate, tokenisation)",
 }
 RATIONALE_MIN_LENGTH = 20
+# MedSAE's threshold: a consensus label whose detection accuracy reaches it counts as validated.
+DETECTION_VALIDATED_AT = 0.7
 
 
 class Rubric(models.Model):
@@ -84,6 +86,7 @@ class Round(models.Model):
     deadline = models.DateTimeField(null=True, blank=True)
     parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="follow_ups")
     selection_rule = models.CharField(max_length=40, blank=True)
+    selection_parameters = models.JSONField(default=dict, blank=True, help_text="n_latents, seed, hand list")
     created_at = models.DateTimeField(auto_now_add=True)
     opened_at = models.DateTimeField(null=True, blank=True)
     closed_at = models.DateTimeField(null=True, blank=True)
@@ -159,6 +162,8 @@ class LabelRevision(models.Model):
     free_text = models.CharField(max_length=300, blank=True)
     confidence = models.PositiveSmallIntegerField()
     rationale = models.TextField()
+    # The key of the submission that produced this earlier state: a late retry of it changes nothing.
+    idempotency_key = models.CharField(max_length=64, blank=True, db_index=True)
     recorded_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -171,6 +176,7 @@ class DetectionItem(models.Model):
     snippet = models.ForeignKey(Snippet, on_delete=models.PROTECT, related_name="+")
     is_activating = models.BooleanField()
     position = models.PositiveIntegerField()
+    concept_code = models.CharField(max_length=50, blank=True, help_text="The consensus label being tested")
 
     class Meta:
         ordering = ["round", "latent", "position"]
@@ -218,14 +224,28 @@ class Consensus(models.Model):
     entropy = models.FloatField()
     n_labels = models.PositiveIntegerField()
     n_rounds = models.PositiveIntegerField(default=1)
+    agreement = models.FloatField(null=True, blank=True, help_text="Share of agreeing pairs of first labels")
+    routing = models.CharField(max_length=20, blank=True, help_text="consensus, another_round or adjudicate")
+    routing_reason = models.CharField(max_length=200, blank=True)
+    detection_accuracy = models.FloatField(null=True, blank=True, help_text="Share of correct detection answers")
+    detection_n = models.PositiveIntegerField(default=0)
+    detection_round = models.ForeignKey(
+        Round, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="The detection round that measured detection_accuracy",
+    )
     computed_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         verbose_name_plural = "consensus"
+        indexes = [models.Index(fields=["scope", "method"])]
         constraints = [
             models.UniqueConstraint(fields=["latent", "scope", "method"], name="consensus_unique"),
             models.CheckConstraint(condition=Q(entropy__gte=0) & Q(entropy__lte=1.0000001), name="consensus_entropy_0_1"),
         ]
+
+    @property
+    def validated(self) -> bool | None:
+        return None if self.detection_accuracy is None else self.detection_accuracy >= DETECTION_VALIDATED_AT
 
 
 class RaterReliability(models.Model):

@@ -1,0 +1,59 @@
+"""What every annotation endpoint shares: service refusals mapped to HTTP, look-ups through the permission module."""
+from __future__ import annotations
+
+from django.http import Http404
+from rest_framework import status
+from rest_framework.exceptions import APIException, PermissionDenied, ValidationError
+from rest_framework.negotiation import DefaultContentNegotiation
+
+from accounts.permissions import may_manage_round, may_watch_round
+
+from .. import selectors
+from ..models import Round
+from ..services import InvalidInput, RoundStateError
+
+
+class Conflict(APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "The round's state does not allow this."
+    default_code = "round_state"
+
+
+class ServiceErrorsMixin:
+    """RoundStateError → 409 with its message; InvalidInput → 400."""
+
+    def handle_exception(self, exc):
+        if isinstance(exc, RoundStateError):
+            exc = Conflict(str(exc))
+        elif isinstance(exc, InvalidInput):
+            exc = ValidationError({"detail": str(exc)})
+        return super().handle_exception(exc)
+
+
+def visible_round_or_404(user, pk: int) -> Round:
+    round_ = selectors.round_list(user=user).filter(pk=pk).first()
+    if round_ is None:
+        raise Http404
+    return round_
+
+
+def managed_round_or_403(user, pk: int) -> Round:
+    round_ = visible_round_or_404(user, pk)
+    if not may_manage_round(user, round_):
+        raise PermissionDenied("Only the round's coordinators may change it.")
+    return round_
+
+
+def watched_round_or_403(user, pk: int) -> Round:
+    round_ = visible_round_or_404(user, pk)
+    if not may_watch_round(user, round_):
+        raise PermissionDenied("Only the round's coordinators and researchers see its statistics and labels.")
+    return round_
+
+
+class FileFormatNegotiation(DefaultContentNegotiation):
+    """Exports read `?format=` as the file format (csv, jsonl, parquet), not as DRF's renderer override."""
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        renderer = renderers[0]
+        return renderer, renderer.media_type

@@ -1,0 +1,169 @@
+"""Endpoints after labelling: the adjudication queue and decisions, the latent browser, exports."""
+from __future__ import annotations
+
+from django.http import Http404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import generics, status
+from rest_framework.exceptions import ValidationError
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.models import Institution
+from accounts.permissions import (
+    ADJUDICATORS,
+    EXPORTERS,
+    LABEL_READERS,
+    may_adjudicate_latent,
+    may_read_latent_labels,
+    role_permission,
+    saes_visible_to,
+)
+from features.models import Latent
+
+from .. import exports, selectors, services
+from ..models import Adjudication, Concept
+from ..selectors.browser import SORTS, sae_consensus_field
+from . import serializers as s
+from .base import FileFormatNegotiation, ServiceErrorsMixin
+
+
+class AdjudicationQueueApi(generics.ListAPIView):
+    """Persistently ambiguous latents of the SAEs you may see, most uncertain first."""
+
+    serializer_class = s.LatentBrowseSerializer
+    permission_classes = [role_permission(read=ADJUDICATORS)]
+    queryset = Latent.objects.none()
+
+    def get_queryset(self):
+        return selectors.adjudication_queue(user=self.request.user).annotate(
+            consensus_agreement=sae_consensus_field("agreement"),
+            detection_accuracy=sae_consensus_field("detection_accuracy"),
+        )
+
+
+class AdjudicationListApi(generics.ListAPIView):
+    serializer_class = s.AdjudicationSerializer
+    permission_classes = [role_permission(read=ADJUDICATORS | LABEL_READERS)]
+
+    def get_queryset(self):
+        return saes_visible_to(self.request.user, Adjudication.objects.select_related(
+            "concept", "senior__profile", "overrode"), prefix="latent__sae__").order_by("-decided_at")
+
+
+class AdjudicationCreateApi(ServiceErrorsMixin, APIView):
+    """Decide an ambiguous latent; the decision sits beside the distribution, which stays. 409 if the
+    latent is not (or no longer) ambiguous."""
+
+    permission_classes = [role_permission(write=ADJUDICATORS)]
+
+    @extend_schema(request=s.AdjudicationCreateInputSerializer, responses={201: s.AdjudicationSerializer})
+    def post(self, request):
+        data = s.AdjudicationCreateInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        latent = Latent.objects.select_related("sae__activation_set__corpus").filter(pk=values["latent"]).first()
+        if latent is None or not may_adjudicate_latent(request.user, latent):
+            raise Http404
+        concept = next((c for c in selectors.adjudication_concepts(latent=latent) if c.code == values["concept_code"]),
+                       None)
+        if concept is None:
+            concept = Concept.objects.filter(code=values["concept_code"],
+                                             rubric_version__rounds__sae_id=latent.sae_id).order_by("-pk").first()
+        if concept is None:
+            raise ValidationError({"concept_code": "not a concept of a rubric used on this SAE"})
+        adjudication = services.adjudication_record(latent=latent, concept=concept, rationale=values["rationale"],
+                                                    by=request.user)
+        return Response(s.AdjudicationSerializer(adjudication).data, status=status.HTTP_201_CREATED)
+
+
+class LatentBrowseApi(generics.ListAPIView):
+    """Search labelled latents by concept code or name, free-text name or index; sort by density,
+    agreement, entropy or detection accuracy (prefix '-' for ascending)."""
+
+    serializer_class = s.LatentBrowseSerializer
+    permission_classes = [role_permission(read=LABEL_READERS)]
+    queryset = Latent.objects.none()
+
+    @extend_schema(parameters=[
+        OpenApiParameter("q", str, required=False), OpenApiParameter("sae", int, required=False),
+        OpenApiParameter("status", str, required=False),
+        OpenApiParameter("sort", str, required=False, enum=list(SORTS)),
+    ])
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self):
+        params = self.request.query_params
+        sae = params.get("sae", "")
+        return selectors.latent_browse(user=self.request.user, q=params.get("q", ""), sort=params.get("sort", "index"),
+                                       sae_id=int(sae) if sae.isdigit() else None, status=params.get("status", ""))
+
+
+class LatentLabelHistoryApi(APIView):
+    """Every label of one latent across rounds, its consensus in every scope and its adjudications."""
+
+    permission_classes = [role_permission(read=LABEL_READERS)]
+
+    @extend_schema(responses=s.LatentLabelsSerializer)
+    def get(self, request, pk: int):
+        latent = Latent.objects.select_related("sae__activation_set__corpus").filter(pk=pk).first()
+        if latent is None or not may_read_latent_labels(request.user, latent):
+            raise Http404
+        distribution = selectors.latent_label_distribution(latent=latent)
+        return Response(s.LatentLabelsSerializer({
+            "latent": latent.pk, "consensus": distribution["consensus"], "scopes": distribution["scopes"],
+            "adjudications": distribution["adjudications"], "labels": selectors.latent_history(latent=latent),
+        }).data)
+
+
+_EXPORT_PARAMETERS = [
+    OpenApiParameter("format", str, enum=list(exports.FORMATS), required=True,
+                     description="File format (not DRF's renderer override)"),
+    OpenApiParameter("round", int, required=False), OpenApiParameter("sae", int, required=False),
+    OpenApiParameter("institution", str, required=False, description="Institution code of the raters"),
+]
+_EXPORT_RESPONSES = {
+    (200, media_type): OpenApiResponse(OpenApiTypes.BINARY)
+    for media_type in ("text/csv", "application/x-ndjson", "application/vnd.apache.parquet")
+}
+
+
+class _ExportApi(APIView):
+    permission_classes = [role_permission(read=EXPORTERS)]
+    content_negotiation_class = FileFormatNegotiation
+    kind = ""
+
+    @extend_schema(parameters=_EXPORT_PARAMETERS, responses=_EXPORT_RESPONSES)
+    def get(self, request):
+        params = request.query_params
+        fmt = params.get("format", "")
+        if fmt not in exports.FORMATS:
+            raise ValidationError({"format": f"choose one of {', '.join(exports.FORMATS)}"})
+        ids = {}
+        for name in ("round", "sae"):
+            value = params.get(name, "")
+            if value and not value.isdigit():
+                raise ValidationError({name: "an id"})
+            ids[name] = int(value) if value else None
+        institution = None
+        if params.get("institution"):
+            institution = Institution.objects.filter(code=params["institution"]).first()
+            if institution is None:
+                raise ValidationError({"institution": "unknown institution code"})
+        scope = exports.ExportScope(round_id=ids["round"], sae_id=ids["sae"], institution=institution)
+        if scope.empty:
+            raise ValidationError({"detail": "choose a scope: round, sae or institution"})
+        return exports.export_response(user=request.user, scope=scope, kind=self.kind, fmt=fmt)
+
+
+class LabelExportApi(_ExportApi):
+    """Every label of closed rounds in scope, long format, pseudonymised, streamed."""
+
+    kind = "labels"
+
+
+class LatentExportApi(_ExportApi):
+    """One row per latent in scope: soft label, consensus, entropy, label count, status, adjudication."""
+
+    kind = "latents"

@@ -1,0 +1,267 @@
+"""Round endpoints: list, create, transitions, statistics, progress, reveal distribution, discussion, rubrics."""
+from __future__ import annotations
+
+from django.http import Http404
+from drf_spectacular.utils import extend_schema
+from rest_framework import generics, status
+from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.models import Profile, Role
+from accounts.permissions import (
+    ROUND_MANAGERS,
+    can_manage_rounds,
+    may_discuss_round,
+    may_see_round_distribution,
+    role_permission,
+)
+from features import selectors as catalogue
+
+from .. import selectors, services
+from ..models import Consensus, RaterReliability, RubricVersion
+from . import serializers as s
+from .base import ServiceErrorsMixin, managed_round_or_403, visible_round_or_404, watched_round_or_403
+
+
+class RoundListApi(generics.ListAPIView):
+    serializer_class = s.RoundSerializer
+    permission_classes = [role_permission()]
+
+    def get_queryset(self):
+        return selectors.round_list(user=self.request.user).order_by("-created_at")
+
+
+class RoundDetailApi(generics.RetrieveAPIView):
+    serializer_class = s.RoundSerializer
+    permission_classes = [role_permission()]
+
+    def get_queryset(self):
+        return selectors.round_list(user=self.request.user)
+
+
+class RoundCreateApi(ServiceErrorsMixin, APIView):
+    """Create a draft round: its latents by rule and every rater's balanced queue."""
+
+    permission_classes = [role_permission(write=ROUND_MANAGERS)]
+
+    @extend_schema(request=s.RoundCreateInputSerializer, responses={201: s.RoundSerializer})
+    def post(self, request):
+        data = s.RoundCreateInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        sae = catalogue.sae_list(user=request.user).filter(pk=values["sae"]).first()
+        rubric_version = RubricVersion.objects.filter(pk=values["rubric_version"]).first()
+        if sae is None or rubric_version is None:
+            raise ValidationError({"detail": "unknown SAE or rubric version"})
+        raters = None
+        if values["raters"] is not None:
+            profiles = Profile.objects.filter(pseudonym__in=values["raters"]).select_related("user__profile")
+            if profiles.count() != len(set(values["raters"])):
+                raise ValidationError({"raters": "unknown pseudonyms"})
+            raters = [profile.user for profile in profiles]
+        round_ = services.round_create(
+            name=values["name"], kind=values["kind"], sae=sae, rubric_version=rubric_version,
+            institutions=values["institutions"], overlap=values["overlap"], repeat_fraction=values["repeat_fraction"],
+            blind=values["blind"], selection_rule=values["selection_rule"], n_latents=values["n_latents"],
+            latent_indices=values["latent_indices"], deadline=values["deadline"], raters=raters, seed=values["seed"],
+            detection_per_side=values["detection_per_side"], by=request.user,
+        )
+        return Response(s.RoundSerializer(round_).data, status=status.HTTP_201_CREATED)
+
+
+class _RoundTransitionApi(ServiceErrorsMixin, APIView):
+    permission_classes = [role_permission(write=ROUND_MANAGERS)]
+    service = None
+
+    @extend_schema(request=None, responses={200: s.RoundSerializer})
+    def post(self, request, pk: int):
+        round_ = managed_round_or_403(request.user, pk)
+        type(self).service(round=round_, by=request.user)
+        round_.refresh_from_db()
+        return Response(s.RoundSerializer(round_).data)
+
+
+class RoundOpenApi(_RoundTransitionApi):
+    """draft → open. 409 from any other state."""
+
+    service = services.round_open
+
+
+class RoundCloseApi(_RoundTransitionApi):
+    """open → closed; labels freeze and the statistics are computed. 409 from any other state."""
+
+    service = services.round_close
+
+
+class RoundRevealApi(_RoundTransitionApi):
+    """closed → revealed, calibration rounds only. 409 otherwise."""
+
+    service = services.round_reveal
+
+
+class RoundStatisticsComputeApi(_RoundTransitionApi):
+    """Recompute a closed round's statistics (idempotent)."""
+
+    @staticmethod
+    def service(*, round, by):  # noqa: A002
+        services.round_statistics_compute(round=round, by=by)
+
+
+class RoundFollowUpApi(ServiceErrorsMixin, APIView):
+    """A new rubric version and a follow-up calibration round (draft) on the same latents and raters."""
+
+    permission_classes = [role_permission(write=ROUND_MANAGERS)]
+
+    @extend_schema(request=s.RoundFollowUpInputSerializer, responses={201: s.RoundSerializer})
+    def post(self, request, pk: int):
+        parent = managed_round_or_403(request.user, pk)
+        data = s.RoundFollowUpInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        concepts = s.ConceptInputSerializer.specs(values["concepts"]) if "concepts" in values else None
+        follow_up = services.round_follow_up_create(parent=parent, guidelines=values["guidelines"], concepts=concepts,
+                                                    name=values["name"], deadline=values["deadline"], by=request.user)
+        return Response(s.RoundSerializer(follow_up).data, status=status.HTTP_201_CREATED)
+
+
+class RoundProgressApi(APIView):
+    permission_classes = [role_permission()]
+
+    @extend_schema(responses=s.RoundProgressSerializer)
+    def get(self, request, pk: int):
+        round_ = watched_round_or_403(request.user, pk)
+        return Response(s.RoundProgressSerializer(selectors.round_progress(round=round_)).data)
+
+
+class AgreementReportListApi(generics.ListAPIView):
+    serializer_class = s.AgreementReportSerializer
+    permission_classes = [role_permission()]
+
+    def get_queryset(self):
+        return watched_round_or_403(self.request.user, self.kwargs["pk"]).agreement_reports.order_by("metric", "level")
+
+
+class RoundConsensusListApi(generics.ListAPIView):
+    """The round's consensus per latent, most uncertain first."""
+
+    serializer_class = s.ConsensusSerializer
+    permission_classes = [role_permission()]
+    queryset = Consensus.objects.none()
+
+    def get_queryset(self):
+        return selectors.round_latents_by_entropy(round=watched_round_or_403(self.request.user, self.kwargs["pk"]))
+
+
+class RaterReliabilityListApi(generics.ListAPIView):
+    serializer_class = s.RaterReliabilitySerializer
+    permission_classes = [role_permission()]
+    queryset = RaterReliability.objects.none()
+
+    def get_queryset(self):
+        round_ = watched_round_or_403(self.request.user, self.kwargs["pk"])
+        return (RaterReliability.objects.filter(scope=f"round:{round_.pk}").select_related("rater__profile")
+                .order_by("pk"))
+
+
+class RoundAlphaTrendApi(APIView):
+    """Alpha along the calibration chain (parents and follow-ups) through this round."""
+
+    permission_classes = [role_permission()]
+
+    @extend_schema(responses=s.TrendPointSerializer(many=True))
+    def get(self, request, pk: int):
+        round_ = watched_round_or_403(request.user, pk)
+        return Response(s.TrendPointSerializer(selectors.round_alpha_trend(round=round_), many=True).data)
+
+
+class RoundDistributionApi(APIView):
+    """Per latent, the anonymised label distribution and rationales: raters see it once revealed."""
+
+    permission_classes = [role_permission()]
+
+    @extend_schema(responses=s.LatentDistributionSerializer(many=True))
+    def get(self, request, pk: int):
+        round_ = visible_round_or_404(request.user, pk)
+        if not may_see_round_distribution(request.user, round_):
+            raise PermissionDenied("The distribution is shown once the round is revealed.")
+        return Response(s.LatentDistributionSerializer(selectors.round_distribution(round=round_), many=True).data)
+
+
+class CommentListApi(generics.ListAPIView):
+    serializer_class = s.CommentSerializer
+    permission_classes = [role_permission()]
+
+    def get_queryset(self):
+        round_ = visible_round_or_404(self.request.user, self.kwargs["pk"])
+        if not may_see_round_distribution(self.request.user, round_):
+            raise PermissionDenied("The discussion opens when the round is revealed.")
+        latent = self.request.query_params.get("latent")
+        return selectors.comment_list(round=round_, latent_id=int(latent) if latent and latent.isdigit() else None
+                                      ).order_by("created_at", "pk")
+
+
+class CommentCreateApi(ServiceErrorsMixin, APIView):
+    # Any role may try; may_discuss_round decides (the round's raters and coordinators, after reveal).
+    permission_classes = [role_permission(write=frozenset(Role.values))]
+
+    @extend_schema(request=s.CommentCreateInputSerializer, responses={201: s.CommentSerializer})
+    def post(self, request, pk: int):
+        round_ = visible_round_or_404(request.user, pk)
+        if not may_discuss_round(request.user, round_):
+            raise PermissionDenied("Only the round's raters and coordinators discuss it, after reveal.")
+        data = s.CommentCreateInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        latent = round_.latents.filter(pk=data.validated_data["latent"]).first()
+        if latent is None:
+            raise ValidationError({"latent": "not a latent of this round"})
+        comment = services.comment_create(round=round_, latent=latent, text=data.validated_data["text"],
+                                          by=request.user)
+        return Response(s.CommentSerializer(comment).data, status=status.HTTP_201_CREATED)
+
+
+class RubricVersionListApi(generics.ListAPIView):
+    serializer_class = s.RubricVersionSerializer
+    permission_classes = [role_permission()]
+    queryset = RubricVersion.objects.select_related("rubric").prefetch_related("concepts").order_by("rubric", "version")
+
+
+class RubricVersionDetailApi(generics.RetrieveAPIView):
+    serializer_class = s.RubricVersionSerializer
+    permission_classes = [role_permission()]
+    queryset = RubricVersion.objects.select_related("rubric").prefetch_related("concepts")
+
+
+class RubricCreateApi(ServiceErrorsMixin, APIView):
+    permission_classes = [role_permission(write=ROUND_MANAGERS)]
+
+    @extend_schema(request=s.RubricCreateInputSerializer, responses={201: s.RubricVersionSerializer})
+    def post(self, request):
+        data = s.RubricCreateInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        version = services.rubric_create(name=values["name"], description=values["description"],
+                                         guidelines=values["guidelines"],
+                                         concepts=s.ConceptInputSerializer.specs(values["concepts"]), by=request.user)
+        return Response(s.RubricVersionSerializer(version).data, status=status.HTTP_201_CREATED)
+
+
+class RubricVersionCreateApi(ServiceErrorsMixin, APIView):
+    """Derive the next version of a rubric from this one."""
+
+    permission_classes = [role_permission(write=ROUND_MANAGERS)]
+
+    @extend_schema(request=s.RubricVersionCreateInputSerializer, responses={201: s.RubricVersionSerializer})
+    def post(self, request, pk: int):
+        if not can_manage_rounds(request.user):
+            raise PermissionDenied
+        parent = RubricVersion.objects.filter(pk=pk).first()
+        if parent is None:
+            raise Http404
+        data = s.RubricVersionCreateInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        concepts = s.ConceptInputSerializer.specs(values["concepts"]) if "concepts" in values else None
+        version = services.rubric_version_create(parent=parent, guidelines=values["guidelines"], concepts=concepts,
+                                                 by=request.user)
+        return Response(s.RubricVersionSerializer(version).data, status=status.HTTP_201_CREATED)

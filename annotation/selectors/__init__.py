@@ -1,0 +1,33 @@
+"""Read paths of annotation, each filtered by what the caller may see."""
+from .browser import adjudication_concepts, adjudication_queue, latent_browse, latent_history, latent_label_distribution
+from .labelling import (
+    Evidence,
+    detection_items,
+    latent_evidence,
+    rater_assignment,
+    rater_label,
+    rater_queue,
+    rater_rounds,
+    rubric_concepts,
+    visible_co_labels,
+)
+from .rounds import (
+    assignment_list,
+    author_pseudonym,
+    comment_list,
+    round_alpha_trend,
+    round_distribution,
+    round_latents_by_entropy,
+    round_list,
+    round_progress,
+    round_reports,
+)
+
+__all__ = [
+    "Evidence", "adjudication_concepts", "adjudication_queue", "assignment_list", "author_pseudonym", "comment_list",
+    "detection_items",
+    "latent_browse", "latent_evidence", "latent_history", "latent_label_distribution", "rater_assignment",
+    "rater_label", "rater_queue", "rater_rounds", "round_alpha_trend", "round_distribution",
+    "round_latents_by_entropy", "round_list", "round_progress", "round_reports",
+    "rubric_concepts", "visible_co_labels",
+]

@@ -1,0 +1,210 @@
+"""What a rater sees: their queue and, per item, the latent's evidence; never anyone else's label
+(before reveal) nor anything that would anchor them (corpus tags, tag statistics, consensus)."""
+from __future__ import annotations
+
+import random
+import re
+from collections import defaultdict
+from dataclasses import dataclass
+
+from django.db.models import Count, Exists, OuterRef
+
+from accounts.permissions import corpora_visible_to
+from features.models import Latent, LatentExample
+
+from ..models import Assignment, Concept, DetectionItem, DetectionResponse, Label, Round
+
+# Tokens either side of an example's peak that the page shows (SAE-dashboard windows).
+WINDOW_BEFORE = 24
+WINDOW_AFTER = 16
+TOP_EXAMPLES = 20
+QUANTILE_GROUPS = 10
+PER_QUANTILE_GROUP = 5
+_SPECIAL_TOKEN = re.compile(r"^(\[(CLS|SEP|PAD|MASK)\]|</?s>|<pad>|<\|endoftext\|>)$")
+
+
+@dataclass(frozen=True)
+class TokenView:
+    text: str
+    activation: float
+    shade: float  # activation / the latent's max activation, in [0, 1]
+    space: str = ""  # whitespace before the token, kept outside its highlight
+
+
+@dataclass(frozen=True)
+class ExampleView:
+    max_activation: float
+    tokens: list[TokenView]
+    cut_left: bool
+    cut_right: bool
+
+
+@dataclass(frozen=True)
+class QuantileGroup:
+    bin: int
+    low: float
+    high: float
+    examples: list[ExampleView]
+
+
+@dataclass(frozen=True)
+class Evidence:
+    latent_id: int
+    density: float
+    max_activation: float
+    top: list[ExampleView]
+    quantile_groups: list[QuantileGroup]
+    histogram_counts: list[int]
+    histogram_edges: list[float]
+    shuffled: bool = False
+
+
+def rater_rounds(*, user) -> list[Round]:
+    """Rounds the user holds assignments in (not drafts), each with `n_assigned` and `n_done`."""
+    rounds = list(Round.objects.filter(assignments__rater=user).exclude(status=Round.Status.DRAFT).distinct()
+                  .select_related("sae", "rubric_version__rubric").order_by("status", "-created_at"))
+    assigned = dict(Assignment.objects.filter(rater=user).values("round").annotate(n=Count("pk"))
+                    .values_list("round", "n"))
+    labelled = dict(Label.objects.filter(assignment__rater=user).values("assignment__round")
+                    .annotate(n=Count("pk")).values_list("assignment__round", "n"))
+    answered = dict(DetectionResponse.objects.filter(rater=user).values("item__round")
+                    .annotate(n=Count("item__latent", distinct=True)).values_list("item__round", "n"))
+    for round_ in rounds:
+        round_.n_assigned = assigned.get(round_.pk, 0)
+        round_.n_done = (answered if round_.kind == Round.Kind.DETECTION else labelled).get(round_.pk, 0)
+    return rounds
+
+
+def rater_queue(*, user, round: Round) -> list[Assignment]:  # noqa: A002
+    """The rater's items in queue order, each with `done` set. Repeats are not marked."""
+    assignments = Assignment.objects.filter(round=round, rater=user).select_related("latent").order_by("position")
+    if round.kind == Round.Kind.DETECTION:
+        assignments = assignments.annotate(done=Exists(DetectionResponse.objects.filter(
+            item__round_id=OuterRef("round_id"), item__latent_id=OuterRef("latent_id"), rater=user)))
+    else:
+        assignments = assignments.annotate(done=Exists(Label.objects.filter(assignment_id=OuterRef("pk"))))
+    return list(assignments)
+
+
+def rater_assignment(*, user, round_id: int, position: int) -> Assignment | None:
+    return (Assignment.objects.filter(round_id=round_id, rater=user, position=position)
+            .select_related("round__rubric_version", "latent__sae").first())
+
+
+def rater_label(*, assignment: Assignment) -> Label | None:
+    return Label.objects.filter(assignment=assignment).select_related("concept").first()
+
+
+def _display_tokens(tokens: list[str]) -> list[str]:
+    """Vocabulary strings as text: WordPiece '##' joins the previous token, 'Ġ'/'▁' mean a space."""
+    carries_space = any(token[:1] in ("Ġ", "▁", " ") for token in tokens)
+    shown = []
+    for position, token in enumerate(tokens):
+        if _SPECIAL_TOKEN.match(token):
+            shown.append("")
+        elif carries_space:
+            shown.append(" " + token[1:] if token[:1] in ("Ġ", "▁") else token)
+        elif token.startswith("##"):
+            shown.append(token[2:])
+        else:
+            shown.append(token if position == 0 else " " + token)
+    return shown
+
+
+def example_window(*, example: LatentExample, scale: float) -> ExampleView:
+    """The tokens around the example's peak, each shaded by activation / scale."""
+    tokens, activations = list(example.tokens), [float(a) for a in example.activations]
+    n = min(len(tokens), len(activations))
+    tokens, activations = tokens[:n], activations[:n]
+    peak = max(range(n), key=activations.__getitem__) if n else 0
+    start, stop = max(0, peak - WINDOW_BEFORE), min(n, peak + WINDOW_AFTER + 1)
+    shown = _display_tokens(tokens[start:stop])
+    scale = scale if scale > 0 else 1.0
+    views = []
+    for text, value in zip(shown, activations[start:stop], strict=True):
+        stripped = text.lstrip()
+        if stripped:
+            views.append(TokenView(text=stripped, activation=value, shade=min(max(value / scale, 0.0), 1.0),
+                                   space=text[: len(text) - len(stripped)] if views else ""))
+    return ExampleView(max_activation=float(example.max_activation), tokens=views, cut_left=start > 0,
+                       cut_right=stop < n)
+
+
+def latent_evidence(*, latent: Latent, user, shuffle_seed: int | None = None) -> Evidence:
+    """The dashboard evidence of one latent: ~20 top examples, ~10 quantile groups of ~5, the histogram.
+
+    With a `shuffle_seed` (the assignment's id) each section's order is shuffled, the same way for every
+    item, so that a hidden repeat shows its examples in a new order without looking different."""
+    examples = list(corpora_visible_to(
+        user, LatentExample.objects.filter(latent=latent).exclude(kind=LatentExample.Kind.NEGATIVE),
+        prefix="snippet__corpus__",
+    ).order_by("kind", "rank"))
+    scale = latent.max_activation or max((e.max_activation for e in examples), default=0.0)
+    rng = random.Random(shuffle_seed) if shuffle_seed is not None else None
+    top = [example_window(example=e, scale=scale) for e in examples if e.kind == LatentExample.Kind.TOP][:TOP_EXAMPLES]
+    grouped: dict[int, list[LatentExample]] = defaultdict(list)
+    for example in examples:
+        if example.kind == LatentExample.Kind.QUANTILE:
+            grouped[example.rank].append(example)
+    groups = []
+    for bin_, members in sorted(grouped.items(), reverse=True)[:QUANTILE_GROUPS]:
+        members = members[:PER_QUANTILE_GROUP]
+        views = [example_window(example=e, scale=scale) for e in members]
+        if rng is not None:
+            rng.shuffle(views)
+        values = [e.max_activation for e in members]
+        groups.append(QuantileGroup(bin=bin_, low=min(values), high=max(values), examples=views))
+    if rng is not None:
+        rng.shuffle(top)
+    histogram = latent.histogram or {}
+    return Evidence(
+        latent_id=latent.pk, density=latent.density, max_activation=scale, top=top, quantile_groups=groups,
+        histogram_counts=[int(c) for c in histogram.get("counts", [])],
+        histogram_edges=[float(e) for e in histogram.get("edges", [])], shuffled=rng is not None,
+    )
+
+
+def rubric_concepts(*, round: Round) -> list[Concept]:  # noqa: A002
+    """The round's concepts, tree order: each parent followed by its children, reserved codes last."""
+    concepts = list(round.rubric_version.concepts.all())
+    children: dict[str, list[Concept]] = defaultdict(list)
+    codes = {c.code for c in concepts}
+    for concept in concepts:
+        children[concept.parent_code if concept.parent_code in codes else ""].append(concept)
+    ordered: list[Concept] = []
+
+    def walk(parent: str, depth: int) -> None:
+        for concept in sorted(children.get(parent, []), key=lambda c: (c.code in _RESERVED, c.name.lower())):
+            concept.depth = depth
+            ordered.append(concept)
+            walk(concept.code, depth + 1)
+
+    walk("", 0)
+    return ordered
+
+
+_RESERVED = {"UNINTERPRETABLE", "POLYSEMANTIC", "ARTIFACT"}
+
+
+def visible_co_labels(*, assignment: Assignment, user) -> list[Label]:
+    """Other raters' labels on this item's latent: only in a non-blind open round, only after the rater
+    gave their own label, and never from a hidden repeat. Blind rounds show nothing before reveal."""
+    round_ = assignment.round
+    if round_.blind or round_.status != Round.Status.OPEN:
+        return []
+    if not Label.objects.filter(assignment=assignment).exists():
+        return []
+    return list(Label.objects.filter(assignment__round=round_, assignment__latent_id=assignment.latent_id,
+                                     assignment__is_repeat=False)
+                .exclude(assignment__rater=user).select_related("concept", "assignment__rater__profile"))
+
+
+def detection_items(*, assignment: Assignment, user) -> list[DetectionItem]:
+    """The latent's detection snippets in their shuffled order, each with the rater's answer so far
+    (`answer`: True, False or None); whether a snippet activates is never exposed."""
+    items = list(DetectionItem.objects.filter(round_id=assignment.round_id, latent_id=assignment.latent_id)
+                 .select_related("snippet").order_by("position"))
+    answers = dict(DetectionResponse.objects.filter(item__in=items, rater=user).values_list("item_id", "says_match"))
+    for item in items:
+        item.answer = answers.get(item.pk)
+    return items

@@ -1,0 +1,26 @@
+"""Write paths of annotation: keyword-only `<entity>_<verb>` services that own transactions and audit events."""
+from .adjudication import adjudication_record
+from .assignments import PlannedAssignment, assignment_plan
+from .detection import detection_accuracy_compute, detection_items_create, detection_response_submit
+from .errors import InvalidInput, RoundStateError
+from .labels import LabelSubmission, label_submit
+from .rounds import (
+    SELECTION_RULES,
+    comment_create,
+    latents_select,
+    round_close,
+    round_create,
+    round_follow_up_create,
+    round_open,
+    round_reveal,
+)
+from .rubrics import ConceptSpec, rubric_create, rubric_version_create
+from .statistics import RoundStatistics, round_statistics_compute, sae_consensus_compute
+
+__all__ = [
+    "SELECTION_RULES", "ConceptSpec", "InvalidInput", "LabelSubmission", "PlannedAssignment", "RoundStateError",
+    "RoundStatistics", "adjudication_record", "assignment_plan", "comment_create", "detection_accuracy_compute",
+    "detection_items_create", "detection_response_submit", "label_submit", "latents_select", "round_close",
+    "round_create", "round_follow_up_create", "round_open", "round_reveal", "round_statistics_compute",
+    "rubric_create", "rubric_version_create", "sae_consensus_compute",
+]

@@ -1,0 +1,261 @@
+"""Statistics of closed rounds, persisted: agreement reports, rater reliability, consensus and routing.
+
+Long-format rows are built here from the database; every number comes from the pure `annotation.stats`
+package. Every write is an update_or_create on the row's natural key, so recomputing is idempotent.
+"""
+from __future__ import annotations
+
+import math
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+from django.db import transaction
+
+from accounts.audit import audit_record
+from features.models import SAE, Latent
+
+from ..models import AgreementReport, Concept, Consensus, Label, RaterReliability, Round
+from ..stats.agreement import fleiss_kappa, krippendorff_alpha, pairwise_cohen_kappa, percent_agreement, unit_agreement
+from ..stats.consensus import ConsensusResult, dawid_skene
+from ..stats.reliability import rater_weights
+from ..stats.routing import ADJUDICATE, CONSENSUS, route_latents
+from ..stats.tables import Ratings, count_matrix, ratings_from_rows, reliability_matrix
+
+ALPHA_LEVELS = ("nominal", "hierarchical")
+CONSENSUS_METHOD = "dawid-skene"
+LABELLED_ROUND_STATUSES = (Round.Status.CLOSED, Round.Status.REVEALED)
+
+
+@dataclass
+class RoundStatistics:
+    """What a computation wrote: a summary for the caller, the audit log and the page's message."""
+
+    n_labels: int
+    alpha: dict[str, float | None] = field(default_factory=dict)
+    n_consensus: int = 0
+    n_raters: int = 0
+    routed: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Judgments:
+    ratings: Ratings
+    user_of: dict[str, int]          # pseudonym → user id
+    n_rounds: dict[str, int]         # latent id → rounds with labels
+
+
+def round_scope(round_id: int) -> str:
+    return f"round:{round_id}"
+
+
+def sae_scope(sae_id: int) -> str:
+    return f"sae:{sae_id}"
+
+
+def _judgments(labels) -> _Judgments | None:
+    rows = list(labels.order_by("submitted_at", "pk").values_list(
+        "assignment__latent_id", "assignment__rater_id", "assignment__rater__profile__pseudonym", "concept__code",
+        "assignment__is_repeat", "rationale", "assignment__round_id",
+    ))
+    if not rows:
+        return None
+    rounds_per_latent: dict[str, set[int]] = defaultdict(set)
+    user_of = {}
+    for latent_id, rater_id, pseudonym, *_rest, round_id in rows:
+        rounds_per_latent[str(latent_id)].add(round_id)
+        user_of[pseudonym or f"user-{rater_id}"] = rater_id
+    ratings = ratings_from_rows(
+        units=[str(row[0]) for row in rows],
+        raters=[row[2] or f"user-{row[1]}" for row in rows],
+        values=[row[3] for row in rows],
+        is_repeat=[row[4] for row in rows],
+        extra={"rationale": [row[5] for row in rows]},
+    )
+    return _Judgments(ratings=ratings, user_of=user_of,
+                      n_rounds={latent: len(rounds) for latent, rounds in rounds_per_latent.items()})
+
+
+def _finite(value) -> float | None:
+    return None if value is None or not math.isfinite(value) else float(value)
+
+
+def _report(*, round: Round, metric: str, level: str, value=None, ci=None, n_units=0, n_raters=0,  # noqa: A002
+            n_pairable=0, parameters=None) -> None:
+    ci = ci or (None, None)
+    AgreementReport.objects.update_or_create(round=round, metric=metric, level=level, defaults={
+        "value": _finite(value), "ci_low": _finite(ci[0]), "ci_high": _finite(ci[1]), "n_units": n_units,
+        "n_raters": n_raters, "n_pairable": n_pairable, "parameters": parameters or {},
+    })
+
+
+def _agreement_reports(*, round: Round, ratings: Ratings, n_draws: int, seed: int) -> dict[str, float | None]:  # noqa: A002
+    parent = {c.code: (c.parent_code or None) for c in round.rubric_version.concepts.all()}
+    matrix = reliability_matrix(ratings=ratings)
+    alphas: dict[str, float | None] = {}
+    for level in ALPHA_LEVELS:
+        try:
+            result = krippendorff_alpha(matrix=matrix, level=level, parent=parent if level == "hierarchical" else None,
+                                        n_draws=n_draws, seed=seed)
+        except ValueError as error:
+            alphas[level] = None
+            _report(round=round, metric="krippendorff_alpha", level=level, parameters={"reason": str(error)})
+            continue
+        alphas[level] = _finite(result.alpha)
+        _report(round=round, metric="krippendorff_alpha", level=level, value=result.alpha, ci=result.ci,
+                n_units=result.n_units, n_raters=result.n_raters, n_pairable=result.n_pairable,
+                parameters={"n_draws": result.n_draws, "seed": seed, "confidence": result.confidence})
+
+    counts = count_matrix(ratings=ratings).counts
+    per_unit = counts.sum(axis=1)
+    pairable = per_unit[per_unit >= 2]
+    if pairable.size:
+        # Fleiss needs equal ratings per unit: use the units with the most common count.
+        common = Counter(pairable.tolist()).most_common(1)[0][0]
+        chosen = counts[per_unit == common]
+        try:
+            fleiss = fleiss_kappa(counts=chosen)
+            _report(round=round, metric="fleiss_kappa", level="nominal", value=fleiss.kappa, n_units=fleiss.n_units,
+                    n_raters=fleiss.n_raters_per_unit, n_pairable=int(chosen.sum()),
+                    parameters={"observed": fleiss.observed_agreement, "expected": fleiss.expected_agreement,
+                                "units_left_out": int(pairable.size - chosen.shape[0])})
+        except ValueError as error:
+            _report(round=round, metric="fleiss_kappa", level="nominal", parameters={"reason": str(error)})
+        agreement = percent_agreement(counts=counts)
+        _report(round=round, metric="percent_agreement", level="nominal", value=agreement.value,
+                n_units=agreement.n_units, n_pairable=int(pairable.sum()), parameters={"n_pairs": agreement.n_pairs})
+        pairwise = pairwise_cohen_kappa(matrix=matrix)
+        kappas = pairwise.kappa[np.triu_indices(len(pairwise.raters), k=1)]
+        kappas = kappas[~np.isnan(kappas)]
+        _report(round=round, metric="cohen_kappa_mean", level="nominal",
+                value=float(kappas.mean()) if kappas.size else None, n_raters=len(pairwise.raters),
+                parameters={"n_pairs": int(kappas.size)} if kappas.size else {"reason": "no pair of raters shares "
+                                                                                         "two or more latents"})
+    else:
+        for metric in ("fleiss_kappa", "percent_agreement", "cohen_kappa_mean"):
+            _report(round=round, metric=metric, level="nominal", parameters={"reason": "no latent has two labels"})
+    return alphas
+
+
+def _concept_terms(concepts: Iterable[Concept]) -> dict[str, list[str]]:
+    terms: dict[str, list[str]] = defaultdict(list)
+    for concept in concepts:
+        for term in [concept.name, *concept.synonyms]:
+            if term and term not in terms[concept.code]:
+                terms[concept.code].append(term)
+    return dict(terms)
+
+
+def _reliability_and_consensus(*, judgments: _Judgments, scope: str, concepts: Iterable[Concept], seed: int,
+                               ) -> tuple[ConsensusResult, dict[str, float]]:
+    """Rater weights (test–retest + learnability), then Dawid–Skene initialised with them; both saved."""
+    ratings = judgments.ratings
+    weights = rater_weights(ratings=ratings, rationale_column="rationale", concept_terms=_concept_terms(concepts),
+                            seed=seed)
+    result = dawid_skene(ratings=ratings, weights={rater: weight.weight for rater, weight in weights.items()})
+    accuracy = dict(zip(result.raters, result.rater_accuracy.tolist(), strict=True))
+    for pseudonym, weight in weights.items():
+        learned = weight.learnability
+        RaterReliability.objects.update_or_create(rater_id=judgments.user_of[pseudonym], scope=scope, defaults={
+            "test_retest": _finite(weight.test_retest.kappa),
+            "test_retest_reason": (weight.test_retest.reason or "")[:200],
+            "learnability": _finite(learned.kappa) if learned is not None else None,
+            "learnability_reason": ((learned.reason if learned is not None else "no rationales") or "")[:200],
+            "ds_accuracy": _finite(accuracy.get(pseudonym)),
+            "weight": weight.weight,
+        })
+    return result, {rater: weight.weight for rater, weight in weights.items()}
+
+
+def _consensus_save(*, result: ConsensusResult, ratings: Ratings, scope: str,
+                    n_rounds: dict[str, int]) -> dict[str, Consensus]:
+    labels = [str(label) for label in result.labels]
+    n_labels = np.bincount(ratings.unit_index, minlength=len(ratings.units))
+    agreement = unit_agreement(counts=count_matrix(ratings=ratings).counts).agreement
+    saved = {}
+    for position, unit in enumerate(result.units):  # result.units is ratings.units, in the same order
+        row = result.posterior[position]
+        values = {
+            "posterior": {label: round(float(p), 6) for label, p in zip(labels, row, strict=True) if p >= 5e-7},
+            "map_concept": labels[int(np.argmax(row))],
+            "entropy": float(min(max(result.entropy[position], 0.0), 1.0)),
+            "n_labels": int(n_labels[position]),
+            "n_rounds": n_rounds.get(unit, 1),
+            "agreement": _finite(float(agreement[position])),
+        }
+        saved[unit], _ = Consensus.objects.update_or_create(latent_id=int(unit), scope=scope,
+                                                            method=CONSENSUS_METHOD, defaults=values)
+    return saved
+
+
+def sae_consensus_compute(*, sae: SAE, by=None, seed: int = 0) -> dict[str, int]:
+    """Consensus over every label of the SAE's closed rounds, then routing: consensus | ambiguous."""
+    labels = Label.objects.filter(
+        assignment__round__sae=sae, assignment__round__status__in=LABELLED_ROUND_STATUSES,
+    ).exclude(assignment__round__kind=Round.Kind.DETECTION)
+    judgments = _judgments(labels)
+    if judgments is None:
+        return {}
+    concepts = Concept.objects.filter(rubric_version__rounds__sae=sae).distinct()
+    scope = sae_scope(sae.pk)
+    result, _ = _reliability_and_consensus(judgments=judgments, scope=scope, concepts=concepts, seed=seed)
+    decisions = route_latents(consensus=result, rounds_with_labels=judgments.n_rounds)
+    routed: Counter = Counter()
+    with transaction.atomic():
+        saved = _consensus_save(result=result, ratings=judgments.ratings, scope=scope, n_rounds=judgments.n_rounds)
+        status_for = {CONSENSUS: Latent.Status.CONSENSUS, ADJUDICATE: Latent.Status.AMBIGUOUS}
+        by_status: dict[str, list[int]] = defaultdict(list)
+        for unit, decision in decisions.items():
+            consensus = saved[unit]
+            consensus.routing = decision.decision
+            consensus.routing_reason = decision.reason[:200]
+            consensus.save(update_fields=["routing", "routing_reason"])
+            by_status[status_for.get(decision.decision, Latent.Status.IN_ROUND)].append(int(unit))
+            routed[decision.decision] += 1
+        for status, ids in by_status.items():
+            # An adjudicated latent keeps its decision; a new round's labels do not undo it.
+            Latent.objects.filter(pk__in=ids).exclude(status=Latent.Status.ADJUDICATED).update(status=status)
+        audit_record(actor=by, action="consensus.compute", obj=sae, payload={"scope": scope, **routed})
+    return dict(routed)
+
+
+def round_statistics_compute(*, round: Round, by=None, n_draws: int = 1000) -> RoundStatistics:  # noqa: A002
+    """Agreement, reliability and consensus of one closed round, then the SAE-wide consensus and routing."""
+    if round.status not in LABELLED_ROUND_STATUSES:
+        from .errors import RoundStateError
+
+        raise RoundStateError(f"Statistics are computed for closed rounds; '{round.name}' is {round.status}.")
+    if round.kind == Round.Kind.DETECTION:
+        from .detection import detection_accuracy_compute
+
+        detection_accuracy_compute(round=round, by=by)
+        return RoundStatistics(n_labels=0)
+    seed = round.pk
+    judgments = _judgments(Label.objects.filter(assignment__round=round))
+    if judgments is None:
+        _latents_release(round=round)
+        audit_record(actor=by, action="round.statistics", obj=round, payload={"n_labels": 0})
+        return RoundStatistics(n_labels=0)
+    summary = RoundStatistics(n_labels=judgments.ratings.n_judgments, n_raters=len(judgments.ratings.raters))
+    with transaction.atomic():
+        summary.alpha = _agreement_reports(round=round, ratings=judgments.ratings, n_draws=n_draws, seed=seed)
+        result, _ = _reliability_and_consensus(judgments=judgments, scope=round_scope(round.pk),
+                                               concepts=round.rubric_version.concepts.all(), seed=seed)
+        summary.n_consensus = len(_consensus_save(result=result, ratings=judgments.ratings,
+                                                  scope=round_scope(round.pk), n_rounds={}))
+    summary.routed = sae_consensus_compute(sae=round.sae, by=by)
+    _latents_release(round=round)
+    audit_record(actor=by, action="round.statistics", obj=round, payload={
+        "n_labels": summary.n_labels, "alpha": summary.alpha, "n_consensus": summary.n_consensus,
+        "routed": summary.routed,
+    })
+    return summary
+
+
+def _latents_release(*, round: Round) -> None:  # noqa: A002
+    """Latents of the round that got no label and are in no other open round are unlabelled again."""
+    busy = Round.objects.filter(status=Round.Status.OPEN).exclude(pk=round.pk)
+    (round.latents.filter(status=Latent.Status.IN_ROUND)
+     .exclude(rounds__in=busy).exclude(consensus__scope=sae_scope(round.sae_id))
+     .update(status=Latent.Status.UNLABELLED))

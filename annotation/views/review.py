@@ -1,0 +1,100 @@
+"""Pages after labelling: senior adjudication, the researchers' latent browser, and exports."""
+from __future__ import annotations
+
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods
+
+from accounts.permissions import (
+    can_adjudicate,
+    can_export,
+    can_read_labels,
+    may_adjudicate_latent,
+    may_read_latent_labels,
+)
+from features.models import Latent
+
+from .. import exports, selectors, services
+from ..forms import AdjudicationForm, ExportForm
+from ..models import Concept
+from .common import role_required
+
+
+@role_required(can_adjudicate)
+def adjudication_queue(request):
+    return render(request, "annotation/adjudication_queue.html",
+                  {"latents": selectors.adjudication_queue(user=request.user)[:500]})
+
+
+def _latent_or_404(latent_id: int) -> Latent:
+    latent = Latent.objects.select_related("sae__activation_set__corpus").filter(pk=latent_id).first()
+    if latent is None:
+        raise Http404("No such latent.")
+    return latent
+
+
+@role_required(can_adjudicate)
+@require_http_methods(["GET", "POST"])
+def adjudication_decide(request, latent_id: int):
+    latent = _latent_or_404(latent_id)
+    if not may_adjudicate_latent(request.user, latent):
+        raise Http404("No such latent.")
+    concepts = selectors.adjudication_concepts(latent=latent)
+    form = AdjudicationForm(request.POST or None, concepts=concepts)
+    if request.method == "POST" and form.is_valid():
+        concept = Concept.objects.get(pk=form.cleaned_data["concept"])
+        try:
+            services.adjudication_record(latent=latent, concept=concept, rationale=form.cleaned_data["rationale"],
+                                         by=request.user)
+        except (services.InvalidInput, services.RoundStateError) as error:
+            form.add_error(None, str(error))
+        else:
+            messages.success(request, f"Latent {latent.index} adjudicated as {concept.code}.")
+            return redirect("adjudication-queue")
+    return render(request, "annotation/adjudication_decide.html", {
+        "latent": latent, "form": form, "history": selectors.latent_history(latent=latent),
+        **selectors.latent_label_distribution(latent=latent),
+        "evidence": selectors.latent_evidence(latent=latent, user=request.user),
+    })
+
+
+@role_required(can_read_labels)
+def latent_browser(request):
+    sort = request.GET.get("sort", "index")
+    sae = request.GET.get("sae", "")
+    latents = selectors.latent_browse(user=request.user, q=request.GET.get("q", ""), sort=sort,
+                                      sae_id=int(sae) if sae.isdigit() else None,
+                                      status=request.GET.get("status", ""))
+    page = Paginator(latents, 50).get_page(request.GET.get("page"))
+    return render(request, "annotation/latent_browser.html", {
+        "page": page, "q": request.GET.get("q", ""), "sort": sort, "sae": sae,
+        "status": request.GET.get("status", ""), "statuses": Latent.Status.choices,
+        "sorts": [("index", "Index"), ("density", "Density ↓"), ("agreement", "Agreement ↓"),
+                  ("-agreement", "Agreement ↑"), ("entropy", "Entropy ↓"), ("-entropy", "Entropy ↑"),
+                  ("detection", "Detection accuracy ↓"), ("-detection", "Detection accuracy ↑")],
+    })
+
+
+@role_required(can_read_labels)
+def latent_detail(request, latent_id: int):
+    latent = _latent_or_404(latent_id)
+    if not may_read_latent_labels(request.user, latent):
+        raise Http404("No such latent.")
+    return render(request, "annotation/latent_detail.html", {
+        "latent": latent, "history": selectors.latent_history(latent=latent),
+        **selectors.latent_label_distribution(latent=latent),
+        "evidence": selectors.latent_evidence(latent=latent, user=request.user),
+    })
+
+
+@role_required(can_export)
+def export(request):
+    """The form; submitting it (GET, so the link can be shared) downloads the file."""
+    form = ExportForm(request.GET or None)
+    if request.GET and form.is_valid():
+        data = form.cleaned_data
+        scope = exports.ExportScope(round_id=data["round"], sae_id=data["sae"], institution=data["institution"])
+        return exports.export_response(user=request.user, scope=scope, kind=data["kind"], fmt=data["format"])
+    return render(request, "annotation/export.html", {"form": form})

@@ -1,0 +1,53 @@
+"""Shared steps of the browser tests: a blind calibration round with a hostile snippet, logging in."""
+from __future__ import annotations
+
+from accounts.models import Role
+from annotation import services
+from annotation.models import Assignment
+from features.models import LatentExample
+from tests import factories
+from tests.annotation import worlds
+
+PASSWORD = "correct-horse-battery"
+# Would run if any page rendered clinical text or a rationale unescaped.
+SNIPPET_PAYLOAD = "<img src=x onerror=alert('snippet')><script>window.__pwned=1</script>"
+RATIONALE_PAYLOAD = "<img src=x onerror=alert('rationale')> is how I read the peak token here"
+OTHER_RATIONALE = "Second rater sees renal injury in the peaks"
+
+
+def blind_round_world():
+    """Two institutions, three physicians; a blind calibration round on two latents of a shared corpus,
+    already labelled by the two other physicians (one rationale hostile); one top example of each latent
+    carries a hostile token."""
+    own, other = factories.institution("own"), factories.institution("other")
+    coordinator = factories.user(role=Role.COORDINATOR, institution_obj=own, username="coord-dee")
+    physician = factories.user(role=Role.PHYSICIAN, institution_obj=own, username="dr-ada")
+    colleagues = [factories.user(role=Role.PHYSICIAN, institution_obj=own, username="dr-ben"),
+                  factories.user(role=Role.PHYSICIAN, institution_obj=other, username="dr-cai")]
+    sae = worlds.sae_with_examples(n_latents=2)
+    for example in LatentExample.objects.filter(latent__sae=sae, kind="top", rank=0):
+        example.tokens = ["Pt", "with", SNIPPET_PAYLOAD, "noted"]
+        example.activations = [0.0, 1.0, 5.0, 0.2]
+        example.save(update_fields=["tokens", "activations"])
+    version = worlds.rubric(by=coordinator, guidelines="Name what the peak token shows. <b>not bold</b>")
+    round_ = worlds.make_round(by=coordinator, sae=sae, version=version, institutions=[own, other],
+                               raters_list=[physician, *colleagues], overlap=3)
+    for index, colleague in enumerate(colleagues):
+        for assignment in Assignment.objects.filter(round=round_, rater=colleague).select_related("round"):
+            services.label_submit(assignment=assignment, concept_code="AKI" if index else "HF", confidence=3,
+                                  rationale=OTHER_RATIONALE if index else RATIONALE_PAYLOAD, by=colleague)
+    return {"coordinator": coordinator, "physician": physician, "colleagues": colleagues, "sae": sae,
+            "round": round_, "version": version, "own": own}
+
+
+def log_in(page, base_url: str, username: str) -> None:
+    page.goto(f"{base_url}/accounts/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", PASSWORD)
+    page.press("#id_password", "Enter")
+    page.wait_for_url(f"{base_url}/")
+
+
+def assert_no_script_ran(page) -> None:
+    assert page.dialogs == [], page.dialogs
+    assert page.evaluate("window.__pwned === undefined")

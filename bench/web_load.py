@@ -183,7 +183,13 @@ def _stop(process: subprocess.Popen) -> None:
         process.kill()
 
 
-def _physician(*, session: str, round_id: int, queue: list[int], timings: dict, errors: list) -> None:
+def _physician(*, session: str, round_id: int, queue: list[int], timings: dict, errors: list,
+               think: float, seed: int) -> None:
+    """One simulated physician. `think` seconds (±50%, seeded) of reading between page and submit stand for
+    the person, not for synchronisation; 0 makes the run a closed-loop saturation test."""
+    import random
+
+    rng = random.Random(seed)
     connection = http.client.HTTPConnection("127.0.0.1", PORT, timeout=60)
     cookies = {"sessionid": session}
 
@@ -210,6 +216,8 @@ def _physician(*, session: str, round_id: int, queue: list[int], timings: dict, 
         if status != 200:
             errors.append(f"GET {path}: {status}")
             continue
+        if think:
+            time.sleep(think * rng.uniform(0.5, 1.5))
         token = TOKEN.search(page.decode())
         form = {"csrfmiddlewaretoken": token.group(1) if token else "", "concept_code": "HF", "confidence": "4",
                 "free_text": "bench", "rationale": "The peak token names the finding in most snippets.",
@@ -237,7 +245,7 @@ def _peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def load_test(world: dict, *, workers: int) -> None:
+def load_test(world: dict, *, workers: int, think: float) -> None:
     log = Path("/tmp/concord-bench-gunicorn.log")
     server = _start_gunicorn(workers=workers, log=log)
     try:
@@ -245,7 +253,8 @@ def load_test(world: dict, *, workers: int) -> None:
         errors: list[str] = []
         threads = [threading.Thread(target=_physician, kwargs={
             "session": session, "round_id": world["round"], "queue": world["queues"][rater_id],
-            "timings": timings, "errors": errors}) for rater_id, session in world["raters"]]
+            "timings": timings, "errors": errors, "think": think, "seed": i})
+            for i, (rater_id, session) in enumerate(world["raters"])]
         started = time.perf_counter()
         for thread in threads:
             thread.start()
@@ -256,13 +265,24 @@ def load_test(world: dict, *, workers: int) -> None:
         _stop(server)
     n = len(timings["page"]) + len(timings["submit"])
     print(f"\n## Labelling load: {len(threads)} concurrent physicians, gunicorn {workers} workers × 2 threads, "
-          f"{world['n_examples_per_latent']} examples per latent page")
+          f"{world['n_examples_per_latent']} examples per latent page, think time {think:g} s")
     print("| request | n | p50 ms | p95 ms | p99 ms |\n|---|---|---|---|---|")
     for kind, label in (("page", "GET item page"), ("submit", "POST label → 302")):
         p50, p95, p99 = _percentiles(timings[kind])
         print(f"| {label} | {len(timings[kind])} | {p50:.0f} | {p95:.0f} | {p99:.0f} |")
     print(f"\nthroughput: {n / wall:.1f} requests/s ({len(timings['submit']) / wall:.1f} labels/s) over {wall:.1f} s; "
           f"errors: {len(errors)}{' — ' + errors[0] if errors else ''}")
+
+
+def _reset_labels(world: dict) -> None:
+    """Delete the load round's labels so that every load run starts from empty queues."""
+    from django.db import connections
+
+    from annotation.models import Label, LabelRevision
+
+    LabelRevision.objects.filter(label__assignment__round_id=world["round"]).delete()
+    Label.objects.filter(assignment__round_id=world["round"]).delete()
+    connections.close_all()
 
 
 def export_test(world: dict) -> None:
@@ -327,6 +347,8 @@ def main() -> None:
     parser.add_argument("--latents", type=int, default=240)
     parser.add_argument("--export-labels", type=int, default=100_000)
     parser.add_argument("--workers", type=int, default=(os.cpu_count() or 1) * 2 + 1)
+    parser.add_argument("--think", type=float, action="append",
+                        help="seconds a physician reads before submitting (repeatable; default: 0 and 3)")
     options = parser.parse_args()
     started = time.perf_counter()
     _recreate_database()
@@ -338,7 +360,9 @@ def main() -> None:
     from django.db import connections
 
     connections.close_all()
-    load_test(world, workers=options.workers)
+    for think in options.think or [0.0, 3.0]:
+        _reset_labels(world)
+        load_test(world, workers=options.workers, think=think)
     export_test(world)
 
 

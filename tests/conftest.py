@@ -28,6 +28,12 @@ def _artifact_root(settings, tmp_path_factory):
     return root
 
 
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    """Tests create many users; PBKDF2 at production strength would spend most of the suite hashing."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def postgres(settings):
     from django.db import connection

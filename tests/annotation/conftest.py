@@ -19,12 +19,6 @@ WHERE = ["own", "other"]
 ARTIFACTS = ROOT / "test-artifacts"
 
 
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings):
-    """Tests create many users; PBKDF2 at production strength would spend most of the suite hashing."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def api_world(postgres):
     """Institution `own` holds a private corpus and an SAE trained on it; a calibration round of own's

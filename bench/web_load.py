@@ -197,9 +197,18 @@ def _physician(*, session: str, round_id: int, queue: list[int], timings: dict, 
         headers = {"Cookie": "; ".join(f"{k}={v}" for k, v in cookies.items())}
         if body is not None:
             headers["Content-Type"] = "application/x-www-form-urlencoded"
+        nonlocal connection
         started = time.perf_counter()
-        connection.request(method, path, body=body, headers=headers)
-        response = connection.getresponse()
+        try:
+            connection.request(method, path, body=body, headers=headers)
+            response = connection.getresponse()
+        except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
+            # gunicorn closes idle keep-alive connections while a physician reads: reconnect, as browsers do.
+            connection.close()
+            connection = http.client.HTTPConnection("127.0.0.1", PORT, timeout=60)
+            started = time.perf_counter()
+            connection.request(method, path, body=body, headers=headers)
+            response = connection.getresponse()
         data = response.read()
         elapsed = time.perf_counter() - started
         for header in response.headers.get_all("Set-Cookie") or []:

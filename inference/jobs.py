@@ -154,6 +154,10 @@ def train_sae_work(job: Job, progress: Progress) -> dict[str, Any]:
                                 "concord_job_id": job.pk}
     if activation_set is not None:
         metadata.update(model_name=activation_set.host_model.source, hook_name=activation_set.hook_point.name)
+    if activation_set is not None and activation_set.host_model.kind == HostModel.Kind.CAUSAL:
+        progress(0.99, "CE-loss recovered with the SAE spliced in")
+        result.metrics.update(_ce_loss_metrics(activation_set=activation_set, result=result,
+                                               n_texts=params.get("ce_texts", 64)))
     save_sae(sae=result.sae, normalisation=result.normalisation, directory=out_dir, metadata=metadata)
     device = next(result.sae.parameters()).device
     _record_device_time(progress, device, result.device_seconds)
@@ -172,6 +176,31 @@ def train_sae_work(job: Job, progress: Progress) -> dict[str, Any]:
         output["sae_id"] = sae.pk
     shutil.rmtree(checkpoint_dir, ignore_errors=True)
     return output
+
+
+def _ce_loss_metrics(*, activation_set: ActivationSet, result, n_texts: int) -> dict[str, float]:
+    """(L_zero − L_sae) / (L_zero − L_clean) on the first `n_texts` snippets of the training corpus."""
+    import torch
+
+    from inference.engine.host_models import load_host_model
+    from inference.engine.metrics import ce_loss_recovered
+    from inference.engine.saes import NormalisedSAE
+
+    host_model = activation_set.host_model
+    device = next(result.sae.parameters()).device
+    handle = load_host_model(source=host_model.source, revision=host_model.revision or None, device=device,
+                             kind=host_model.kind)
+    model = NormalisedSAE(result.sae, result.normalisation).to(device).eval()
+    texts = list(activation_set.corpus.snippets.order_by("position").values_list("text", flat=True)[:n_texts])
+
+    @torch.no_grad()
+    def reconstruct(x: torch.Tensor) -> torch.Tensor:
+        return model(x)
+
+    ce = ce_loss_recovered(handle=handle, texts=texts, hook_name=activation_set.hook_point.name,
+                           reconstruct=reconstruct, batch_size=16, max_length=128, device=device)
+    return {"ce_loss_clean": ce.clean, "ce_loss_with_sae": ce.with_sae, "ce_loss_zero_ablated": ce.zero_ablated,
+            "ce_loss_recovered": ce.recovered}
 
 
 def mine_latents_work(job: Job, progress: Progress) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from accounts.models import Role
 from features.models import SAE, ActivationSet, Corpus, Latent, LatentExample
 from tests import factories
 from tests.conftest import wait_for_job
-from tests.inference.engine.tiny_hosts import tiny_bert
+from tests.inference.engine.tiny_hosts import tiny_bert, tiny_gpt2
 
 TAGGED = [
     ("patient reports chest pain radiating to the left arm with diaphoresis", ["MI"]),
@@ -78,6 +78,27 @@ def test_cache_train_mine_through_the_commands(tiny_model_dir, tmp_path):
     assert max(example.activations) == pytest.approx(example.max_activation, rel=1e-4)
     assert "monosemanticity" in SAE.objects.get().metrics
     assert Latent.objects.filter(sae=sae).exclude(best_tag="").exists()
+
+
+@pytest.mark.django_db
+def test_training_on_a_causal_model_reports_ce_loss_recovered(tmp_path):
+    handle = tiny_gpt2([text for text, _ in TAGGED])
+    model_dir = tmp_path / "tiny-gpt2"
+    handle.model.save_pretrained(model_dir)
+    handle.tokenizer.save_pretrained(model_dir)
+    _call("import_corpus", str(_corpus_file(tmp_path, copies=5)), "--name", "notes")
+    _call("cache_activations", "--model", str(model_dir), "--hook", "blocks.1.hook_resid_post", "--corpus", "notes",
+          "--dtype", "float32")
+    activation_set = ActivationSet.objects.get()
+    assert activation_set.host_model.kind == "causal"
+    output = _call("train_sae", "--activation-set", str(activation_set.pk), "--arch", "topk", "--width", "64",
+                   "--k", "8", "--steps", "80", "--batch-size", "64", "--lr", "0.003", "--out", str(tmp_path / "sae"))
+    metrics = json.loads(output.strip().splitlines()[-1])
+    assert metrics["ce_loss_zero_ablated"] != metrics["ce_loss_clean"]
+    expected = (metrics["ce_loss_zero_ablated"] - metrics["ce_loss_with_sae"]) / (
+        metrics["ce_loss_zero_ablated"] - metrics["ce_loss_clean"])
+    assert metrics["ce_loss_recovered"] == pytest.approx(expected)
+    assert SAE.objects.get().metrics["ce_loss_recovered"] == pytest.approx(expected)
 
 
 @pytest.mark.django_db

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -213,3 +214,42 @@ def test_job_launch_apis_refuse_physicians(db):
     client.force_authenticate(factories.user(role=Role.PHYSICIAN))
     for url in ("/api/v1/jobs/cache-activations/", "/api/v1/jobs/train-sae/", "/api/v1/jobs/mine-latents/"):
         assert client.post(url, {}, format="json").status_code == 403
+
+
+class WorkerDied(BaseException):
+    """Stands for the worker process being killed: nothing in the job catches it."""
+
+
+@pytest.mark.django_db
+def test_a_killed_training_job_resumes_from_its_checkpoint_to_the_same_weights(tmp_path):
+    from safetensors.numpy import load_file
+
+    from inference.jobs import WORK_OF_KIND, train_sae_work
+    from inference.services import job_run, train_sae_request
+
+    path = tmp_path / "acts.npy"
+    np.save(path, np.random.default_rng(1).standard_normal((3000, 16)).astype(np.float32))
+    options = {"activations_path": str(path), "arch": "topk", "width": 32, "k": 4, "steps": 60, "batch_size": 64,
+               "checkpoint_every": 20, "enqueue": False}
+    whole = train_sae_request(out=str(tmp_path / "whole"), **options)
+    assert job_run(job_id=whole.pk, work=WORK_OF_KIND[whole.kind]).status == "succeeded"
+
+    killed = train_sae_request(out=str(tmp_path / "killed"), **options)
+    checkpoints = tmp_path.parent / "artifacts" / "checkpoints" / f"job-{killed.pk}"
+
+    def die_after_a_checkpoint(fraction: float, message: str) -> None:
+        if fraction > 0.5 and any(checkpoints.glob("step-*")):
+            raise WorkerDied
+
+    with pytest.raises(WorkerDied):
+        train_sae_work(killed, die_after_a_checkpoint)
+    assert not (tmp_path / "killed").exists() and any(checkpoints.glob("step-*"))
+    # The redelivered message runs the job again; training picks up at the last checkpoint.
+    messages: list[str] = []
+    resumed = job_run(job_id=killed.pk, work=WORK_OF_KIND[killed.kind], echo=lambda f, m: messages.append(m))
+    assert resumed.status == "succeeded", resumed.message
+    assert any(re.match(r"resumed at step [1-9]\d*/60", message) for message in messages), messages[:3]
+    first = load_file(tmp_path / "whole" / "sae_weights.safetensors")
+    second = load_file(tmp_path / "killed" / "sae_weights.safetensors")
+    assert first.keys() == second.keys()
+    assert all(np.array_equal(first[name], second[name]) for name in first)

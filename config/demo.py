@@ -6,6 +6,7 @@ import json
 import secrets
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -72,17 +73,13 @@ class DemoSummary:
     round_id: int | None = None
 
 
+@contextmanager
 def _timed(summary: DemoSummary, stage: str, echo: Echo):
-    class _Stage:
-        def __enter__(self):
-            echo(f"· {stage} …")
-            self.start = time.perf_counter()
-
-        def __exit__(self, *exc):
-            summary.stage_seconds[stage] = round(time.perf_counter() - self.start, 2)
-            if exc[0] is None:
-                echo(f"  {stage}: {summary.stage_seconds[stage]:.1f} s")
-    return _Stage()
+    echo(f"· {stage} …")
+    start = time.perf_counter()
+    yield
+    summary.stage_seconds[stage] = round(time.perf_counter() - start, 2)
+    echo(f"  {stage}: {summary.stage_seconds[stage]:.1f} s")
 
 
 def _run(job: Job, *, via_worker: bool, progress=None, timeout: float = 1800) -> Job:

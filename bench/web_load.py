@@ -185,11 +185,14 @@ def _stop(process: subprocess.Popen) -> None:
 
 def _physician(*, session: str, round_id: int, queue: list[int], timings: dict, errors: list,
                think: float, seed: int) -> None:
-    """One simulated physician. `think` seconds (±50%, seeded) of reading between page and submit stand for
-    the person, not for synchronisation; 0 makes the run a closed-loop saturation test."""
+    """One simulated physician. `think` seconds (±50%, seeded) of reading between page and submit, and a
+    start spread over one reading time, stand for the person, not for synchronisation; 0 makes the run a
+    closed-loop saturation test with everyone starting at once."""
     import random
 
     rng = random.Random(seed)
+    if think:
+        time.sleep(rng.uniform(0, think))  # physicians arrive spread over one reading time, not all at once
     connection = http.client.HTTPConnection("127.0.0.1", PORT, timeout=60)
     cookies = {"sessionid": session}
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -82,12 +83,14 @@ def cache_activations_work(job: Job, progress: Progress) -> dict[str, Any]:
     progress(0.0, f"loading {host_model.source}")
     handle = load_host_model(source=host_model.source, revision=host_model.revision or None, device=device,
                              kind=host_model.kind)
+    started = time.perf_counter()
     manifest = capture_activations(
         handle=handle, texts=texts, hook_names=[hook_point.name], batch_size=params.get("batch_size", 32),
         max_length=params.get("max_length", 128), device=device, out_dir=out_dir,
         dtype=np.dtype(params.get("dtype", "float16")).type,
         progress=lambda f, m: progress(0.95 * f, m),
     )
+    _record_device_time(progress, device, time.perf_counter() - started)
     store = ActivationStore.open(out_dir, hook_point.name)
     progress(0.96, "normalisation statistics")
     stats = mean_and_scale(store)
@@ -231,6 +234,7 @@ def mine_latents_work(job: Job, progress: Progress) -> dict[str, Any]:
         return model.encode(x.to(device))
 
     config = MiningConfig(n_top=job.parameters.get("n_top", 20), window=job.parameters.get("window", 24))
+    started = time.perf_counter()
     result = mine_latents(store=store, encode=encode, config=config, device=device,
                           progress=lambda f, m: progress(0.8 * f, m))
     snippet_ids = [pk for pk, _ in snippets]
@@ -269,7 +273,7 @@ def mine_latents_work(job: Job, progress: Progress) -> dict[str, Any]:
         }
     sae_row.metrics = {**sae_row.metrics, **{k: v for k, v in summary.items() if k == "monosemanticity"}}
     sae_row.save(update_fields=["metrics"])
-    _record_device_time(progress, device, 0.0)
+    _record_device_time(progress, device, time.perf_counter() - started)
     return summary
 
 

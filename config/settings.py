@@ -129,7 +129,9 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", VAR_DIR / "static"))
-STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+if DEBUG:
+    # WhiteNoise warns about a missing folder; in production `collectstatic` creates it.
+    STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {

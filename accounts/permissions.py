@@ -11,7 +11,6 @@ ROUND_MANAGERS = frozenset({Role.COORDINATOR, Role.ADMIN})
 JOB_RUNNERS = frozenset({Role.RESEARCHER, Role.ADMIN})
 ADJUDICATORS = frozenset({Role.SENIOR, Role.ADMIN})
 EXPORTERS = frozenset({Role.RESEARCHER, Role.COORDINATOR, Role.ADMIN})
-CATALOGUE_EDITORS = frozenset({Role.RESEARCHER, Role.ADMIN})
 # Who may read other people's labels, consensus and agreement outside a revealed round: never raters,
 # whose judgment those would anchor.
 LABEL_READERS = frozenset({Role.RESEARCHER, Role.COORDINATOR, Role.ADMIN})
@@ -59,9 +58,6 @@ def can_adjudicate(user) -> bool:
 def can_export(user) -> bool:
     return has_role(user, EXPORTERS)
 
-
-def can_edit_catalogue(user) -> bool:
-    return has_role(user, CATALOGUE_EDITORS)
 
 
 def can_read_labels(user) -> bool:

@@ -1,7 +1,7 @@
 """Read paths for the catalogue, each filtered by what the caller may see."""
 from __future__ import annotations
 
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import Q, QuerySet
 
 from accounts.permissions import corpora_visible_to, role_of
 
@@ -49,7 +49,3 @@ def latent_examples(*, latent: Latent, user) -> QuerySet[LatentExample]:
         user, latent.examples.select_related("snippet__corpus"), prefix="snippet__corpus__"
     ).order_by("kind", "rank")
 
-
-def latent_with_examples(*, user) -> QuerySet[Latent]:
-    examples = corpora_visible_to(user, LatentExample.objects.select_related("snippet"), prefix="snippet__corpus__")
-    return latent_list(user=user).prefetch_related(Prefetch("examples", queryset=examples.order_by("kind", "rank")))

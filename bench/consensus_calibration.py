@@ -20,8 +20,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from annotation.stats.consensus import consensus_fit  # noqa: E402
-from annotation.stats.simulation import REGIMES, scale_regime, score, simulate  # noqa: E402
+from annotation.stats.consensus import consensus_fit
+from annotation.stats.simulation import REGIMES, scale_regime, score, simulate
 
 METHODS = ("majority", "weighted", "dawid-skene", "bayesian-ds")
 

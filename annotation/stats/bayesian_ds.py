@@ -98,8 +98,10 @@ class BayesianDawidSkeneConfig:
     by up to an order of magnitude (exp ψ(0.24) ≈ 0.012 against 0.24), so each rater looks almost
     infallible and split latents collapse: sparse-regime ECE 0.16 with "log" against 0.12 with "mean" in
     the same model without the mixed component."""
-    tolerance: float = 1e-6
-    """Stop when no posterior entry moves by more than this between iterations."""
+    tolerance: float = 1e-4
+    """Stop when no posterior entry moves by more than this between iterations. Soft labels are stored to
+    6 decimals but read to 2–3; 1e-6 took 135 iterations at 500k judgments against 64 for 1e-4, with the
+    same MAP labels."""
     max_iterations: int = 200
     """Upper bound on iterations; `converged` tells whether the tolerance was reached first."""
 

@@ -60,7 +60,7 @@ from annotation.stats.consensus import (
 )
 from annotation.stats.tables import Category, Ratings
 
-_TINY = np.finfo(float).tiny
+_TINY32 = np.finfo(np.float32).tiny
 
 EXPECTATIONS = ("mean", "log")
 
@@ -101,10 +101,10 @@ class BayesianDawidSkeneConfig:
     by up to an order of magnitude (exp ψ(0.24) ≈ 0.012 against 0.24), so each rater looks almost
     infallible and split latents collapse: sparse-regime ECE 0.16 with "log" against 0.12 with "mean" in
     the same model without the mixed component."""
-    tolerance: float = 1e-4
-    """Stop when no posterior entry moves by more than this between iterations. Soft labels are stored to
-    6 decimals but read to 2–3; 1e-6 took 135 iterations at 500k judgments against 64 for 1e-4, with the
-    same MAP labels."""
+    tolerance: float = 1e-3
+    """Stop when no posterior entry moves by more than this between iterations. Against a fit run to 1e-6,
+    1e-3 left every posterior within 0.011 (mean 1e-4 or less) with the same MAP labels on the five simulated
+    regimes and on 500k judgments, in 37 iterations there instead of 137."""
     max_iterations: int = 200
     """Upper bound on iterations; `converged` tells whether the tolerance was reached first."""
 
@@ -212,10 +212,13 @@ def bayesian_dawid_skene(
     )
     given_by_unit.sum_duplicates()
 
-    blocks = unit_blocks(given_by_unit=given_by_unit)
+    # float32 blocks and tables: the E-step streams (units, K) arrays, so half the bytes is nearly half the
+    # time; sums of ~5 log-probabilities keep ~1e-6 relative precision, far below `tolerance`.
+    blocks = [(start, stop, block.astype(np.float32))
+              for start, stop, block in unit_blocks(given_by_unit=given_by_unit)]
     # clear[i, k]: probability that unit i is clear (not mixed) were its truth k; only clear evidence
     # estimates the raters' confusion rows, so mixed latents do not make raters look worse than they are.
-    clear = np.ones_like(posterior)
+    clear = np.ones_like(posterior, dtype=np.float32)
     share = config.ambiguous_share
     counts = _counts(tallies=given_by_unit.T @ posterior, n_raters=n_raters)
     class_total = posterior.sum(axis=0)
@@ -234,8 +237,9 @@ def bayesian_dawid_skene(
         change = 0.0
         tallies = np.zeros((n_raters * n_labels, n_labels))
         class_total = np.zeros(n_labels)
-        clear_offset = log_prior + np.log1p(-share)
-        mixed_offset = log_prior + (np.log(share) if share > 0 else 0.0)
+        clear_offset = (log_prior + np.log1p(-share)).astype(np.float32)
+        mixed_offset = (log_prior + (np.log(share) if share > 0 else 0.0)).astype(np.float32)
+        log_clear, log_mixed = log_clear.astype(np.float32), log_mixed.astype(np.float32)
         for start, stop, block in blocks:
             joint = block @ log_clear
             joint += clear_offset
@@ -250,7 +254,7 @@ def bayesian_dawid_skene(
                 np.exp(mixed, out=mixed)
                 mixed += joint
                 # Both parts can underflow for an unlikely k; its posterior is then ~0 and clear irrelevant.
-                np.maximum(mixed, _TINY, out=mixed)
+                np.maximum(mixed, _TINY32, out=mixed)
                 np.divide(joint, mixed, out=clear[start:stop])
                 joint = mixed
             else:
@@ -260,7 +264,7 @@ def bayesian_dawid_skene(
             change = max(change, float(np.abs(joint - posterior[start:stop]).max()))
             posterior[start:stop] = joint
             tallies += block.T @ (joint * clear[start:stop])
-            class_total += joint.sum(axis=0)
+            class_total += joint.sum(axis=0, dtype=np.float64)
         counts = _counts(tallies=tallies, n_raters=n_raters)
         if change <= config.tolerance:
             converged = True

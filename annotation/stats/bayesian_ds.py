@@ -270,6 +270,7 @@ def bayesian_dawid_skene(
             converged = True
             break
 
+    posterior /= posterior.sum(axis=1, keepdims=True)  # rows of float32 sums, made exact in float64
     shape = structure.prior_counts(counts=counts) + counts
     confusion = shape / shape.sum(axis=2, keepdims=True)
     class_shape = config.class_concentration + class_total

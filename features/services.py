@@ -10,6 +10,7 @@ from django.db import transaction
 from accounts.audit import audit_record
 from accounts.models import Institution
 
+from .access import corpus_name_taken
 from .corpus_files import CorpusFormatError, count_lines, read_corpus_file
 from .models import SAE, ActivationSet, Corpus, HookPoint, HostModel, Latent, LatentExample, Snippet
 from .phi import scrub_phi
@@ -25,7 +26,7 @@ def corpus_import(*, path: Path, name: str, by=None, description: str = "", lice
     """Import a JSONL or CSV corpus in one transaction: a bad line fails the import and keeps nothing."""
     if not name.strip():
         raise CorpusFormatError("the corpus needs a name")
-    if Corpus.objects.filter(name=name).exists():
+    if corpus_name_taken(name=name, institution=institution):
         raise CorpusFormatError(f"a corpus named '{name}' already exists")
     total = max(count_lines(path), 1)
     names = list(phi_names)

@@ -7,16 +7,10 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
-from accounts.permissions import (
-    can_manage_rounds,
-    may_discuss_round,
-    may_manage_round,
-    may_see_round_distribution,
-    role_of,
-)
+from accounts.permissions import can_manage_rounds, can_read_labels, role_of
 from features import selectors as catalogue
 
-from .. import selectors, services
+from .. import access, selectors, services
 from ..forms import CommentForm, FollowUpForm, RoundCreateForm, RubricForm, concepts_as_lines
 from ..models import RaterReliability, Round
 from .common import managed_round, role_required, run_service, visible_round, watched_round
@@ -24,6 +18,8 @@ from .common import managed_round, role_required, run_service, visible_round, wa
 
 @role_required(lambda user: role_of(user) is not None)
 def round_list(request):
+    if not (can_manage_rounds(request.user) or can_read_labels(request.user)):
+        return redirect("queue")  # raters follow their rounds from their queue; dashboards are not theirs
     return render(request, "annotation/round_list.html", {
         "rounds": selectors.round_list(user=request.user).order_by("-created_at"),
         "can_create": can_manage_rounds(request.user),
@@ -34,8 +30,14 @@ def round_list(request):
 @require_http_methods(["GET", "POST"])
 def round_create(request):
     form = RoundCreateForm(request.POST or None, saes=catalogue.sae_list(user=request.user))
+    form.fields["rubric_version"].queryset = access.rubric_versions_writable(request.user).select_related("rubric")
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
+        allowed = access.round_institutions_writable(request.user, data["sae"])
+        if any(not allowed.filter(pk=institution.pk).exists() for institution in data["institutions"]):
+            form.add_error("institutions", "A round on an SAE trained on a private corpus includes only that "
+                                           "corpus's institution.")
+            return render(request, "annotation/round_create.html", {"form": form})
         try:
             round_ = services.round_create(
                 name=data["name"], kind=data["kind"], sae=data["sae"], rubric_version=data["rubric_version"],
@@ -55,21 +57,28 @@ def round_create(request):
 @role_required(lambda user: role_of(user) is not None)
 def round_dashboard(request, round_id: int):
     round_ = watched_round(request, round_id)
-    reports = selectors.round_reports(round=round_)
-    return render(request, "annotation/round_dashboard.html", {
+    context = {
         "round": round_,
-        "can_manage": may_manage_round(request.user, round_),
+        "can_manage": access.may_manage_round(request.user, round_),
         "progress": selectors.round_progress(round=round_),
-        "reports": reports,
-        "alpha": reports.get("krippendorff_alpha:nominal"),
-        "alpha_hierarchical": reports.get("krippendorff_alpha:hierarchical"),
-        "report_rows": sorted(round_.agreement_reports.all(), key=lambda r: (r.metric, r.level)),
-        "trend": selectors.round_alpha_trend(round=round_) if round_.kind == Round.Kind.CALIBRATION else [],
-        "by_entropy": selectors.round_latents_by_entropy(round=round_)[:200],
-        "reliability": RaterReliability.objects.filter(scope=f"round:{round_.pk}")
-                       .select_related("rater__profile").order_by("-weight"),
         "institutions": round_.institutions.all(),
-    })
+        "reports": {}, "alpha": None, "alpha_hierarchical": None, "report_rows": [], "trend": [],
+        "by_entropy": [], "reliability": [],
+    }
+    # Before close the dashboard shows progress only: no label content, agreement or consensus (blind).
+    if access.round_content_readable(request.user, round_):
+        reports = selectors.round_reports(round=round_)
+        context.update({
+            "reports": reports,
+            "alpha": reports.get("krippendorff_alpha:nominal"),
+            "alpha_hierarchical": reports.get("krippendorff_alpha:hierarchical"),
+            "report_rows": sorted(round_.agreement_reports.all(), key=lambda r: (r.metric, r.level)),
+            "trend": selectors.round_alpha_trend(round=round_) if round_.kind == Round.Kind.CALIBRATION else [],
+            "by_entropy": selectors.round_latents_by_entropy(round=round_)[:200],
+            "reliability": RaterReliability.objects.filter(scope=f"round:{round_.pk}")
+                           .select_related("rater__profile").order_by("-weight"),
+        })
+    return render(request, "annotation/round_dashboard.html", context)
 
 
 _ACTIONS = {
@@ -118,9 +127,9 @@ def round_follow_up(request, round_id: int):
 def round_discussion(request, round_id: int):
     """The revealed distribution and rationales per latent, pseudonyms only, with the discussion."""
     round_ = visible_round(request, round_id)
-    if not may_see_round_distribution(request.user, round_):
+    if not access.may_see_distribution(request.user, round_):
         raise PermissionDenied("The distribution is shown once the round is revealed.")
-    can_discuss = may_discuss_round(request.user, round_)
+    can_discuss = access.may_discuss_round(request.user, round_)
     form = CommentForm(request.POST or None)
     if request.method == "POST":
         if not can_discuss:
@@ -139,7 +148,7 @@ def round_discussion(request, round_id: int):
             messages.error(request, "Write a comment first.")
     return render(request, "annotation/round_discussion.html", {
         "round": round_, "distribution": selectors.round_distribution(round=round_), "can_discuss": can_discuss,
-        "can_manage": may_manage_round(request.user, round_),
+        "can_manage": access.may_manage_round(request.user, round_),
     })
 
 

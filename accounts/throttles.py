@@ -1,0 +1,19 @@
+"""API throttles whose rates are read from settings at request time (API_THROTTLE_*_RATE)."""
+from __future__ import annotations
+
+from django.conf import settings
+from rest_framework import throttling
+
+
+class AnonThrottle(throttling.AnonRateThrottle):
+    """Per client address, for requests without credentials."""
+
+    def get_rate(self) -> str:
+        return settings.API_THROTTLE_ANON_RATE
+
+
+class UserThrottle(throttling.UserRateThrottle):
+    """Per authenticated user, whatever the address or token."""
+
+    def get_rate(self) -> str:
+        return settings.API_THROTTLE_USER_RATE

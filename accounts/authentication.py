@@ -6,6 +6,7 @@ from drf_spectacular.plumbing import build_bearer_security_scheme_object
 from rest_framework import authentication, exceptions
 
 from .models import ApiToken
+from .throttles import FailedTokenThrottle
 from .tokens import api_token_authenticate
 
 
@@ -27,6 +28,9 @@ class PersonalTokenAuthentication(authentication.BaseAuthentication):
         token = (api_token_authenticate(secret=secret, ip=request.META.get("REMOTE_ADDR"))
                  if secret.startswith(ApiToken.PREFIX) else None)
         if token is None:
+            throttle = FailedTokenThrottle()
+            if not throttle.allow_request(request, None):
+                raise exceptions.Throttled(throttle.wait())
             raise exceptions.AuthenticationFailed("Invalid or revoked token.")
         return token.user, token
 

@@ -17,3 +17,17 @@ class UserThrottle(throttling.UserRateThrottle):
 
     def get_rate(self) -> str:
         return settings.API_THROTTLE_USER_RATE
+
+
+class FailedTokenThrottle(throttling.SimpleRateThrottle):
+    """Wrong or revoked tokens, per client address: guessing tokens is throttled like anonymous access.
+
+    Used from inside authentication, so it must not touch request.user."""
+
+    scope = "failed_token"
+
+    def get_rate(self) -> str:
+        return settings.API_THROTTLE_ANON_RATE
+
+    def get_cache_key(self, request, view):
+        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}

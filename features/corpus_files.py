@@ -87,7 +87,7 @@ def _jsonl_rows(path: Path) -> Iterator[tuple[int, dict]]:
 
 def _csv_rows(path: Path, max_field_chars: int) -> Iterator[tuple[int, dict]]:
     # Room for a too-long text to be read whole and refused by _validated with its line and length.
-    csv.field_size_limit(max(csv.field_size_limit(), 4 * max_field_chars))
+    csv.field_size_limit(max(csv.field_size_limit(), 4 * max_field_chars, 1 << 20))
     with path.open(encoding="utf-8", newline="") as handle:
         reader = csv.DictReader(handle)
         try:

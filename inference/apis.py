@@ -1,6 +1,7 @@
 """REST endpoints for jobs: list and follow them, cancel them, launch corpus imports."""
 from __future__ import annotations
 
+from django.conf import settings
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, serializers, status
@@ -15,6 +16,7 @@ from accounts.permissions import (
     role_permission,
 )
 from features import access as catalogue_access
+from accounts.redaction import without_server_paths
 
 from .access import jobs_readable, jobs_writable
 from .models import Job
@@ -34,6 +36,12 @@ class JobSerializer(serializers.ModelSerializer):
         model = Job
         fields = ["id", "kind", "parameters", "queue", "status", "progress", "message", "result", "device",
                   "gpu_seconds", "energy_kwh", "co2_kg", "attempts", "created_at", "started_at", "finished_at"]
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        for field in ("parameters", "result", "message"):
+            data[field] = without_server_paths(data[field])
+        return data
 
 
 class JobListApi(generics.ListAPIView):
@@ -79,6 +87,9 @@ class ImportCorpusInputSerializer(serializers.Serializer):
     def validate_file(self, value):
         if not value.name.lower().endswith((".jsonl", ".ndjson", ".json", ".csv")):
             raise serializers.ValidationError("Upload a .jsonl or .csv file.")
+        if value.size > settings.MAX_UPLOAD_BYTES:
+            raise serializers.ValidationError(
+                f"The file is {value.size} bytes; the limit is {settings.MAX_UPLOAD_BYTES} bytes.")
         return value
 
 

@@ -24,7 +24,7 @@ from features.services import (
 )
 
 from .models import Job
-from .services import JobReporter, Progress
+from .services import JobReporter, Progress, upload_discard
 
 # Energy accounting for GPU jobs: board power and grid intensity, stated so the numbers can be redone.
 GPU_BOARD_WATTS = 700.0  # H100 SXM TDP
@@ -56,11 +56,14 @@ def _record_device_time(progress: Progress, device, seconds: float) -> None:
 def import_corpus_work(job: Job, progress: Progress) -> dict[str, Any]:
     params = job.parameters
     institution = Institution.objects.get(code=params["institution"]) if params.get("institution") else None
-    corpus = corpus_import(
-        path=Path(params["path"]), name=params["name"], by=job.created_by, scrub=params.get("scrub_phi", False),
-        phi_names=params.get("phi_names", []), institution=institution,
-        description=params.get("description", ""), licence=params.get("licence", ""), progress=progress,
-    )
+    try:
+        corpus = corpus_import(
+            path=Path(params["path"]), name=params["name"], by=job.created_by, scrub=params.get("scrub_phi", False),
+            phi_names=params.get("phi_names", []), institution=institution,
+            description=params.get("description", ""), licence=params.get("licence", ""), progress=progress,
+        )
+    finally:  # an uploaded file is not kept once imported or refused (a command's own file is not an upload)
+        upload_discard(path=Path(params["path"]))
     return {"corpus_id": corpus.pk, "n_snippets": corpus.n_snippets}
 
 

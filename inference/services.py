@@ -133,6 +133,17 @@ def upload_store(*, uploaded, prefix: str) -> Path:
     return path
 
 
+def upload_discard(*, path: Path) -> None:
+    """Remove an upload once its job has finished (either way), with its folder; other files are left alone."""
+    uploads = (Path(settings.ARTIFACT_ROOT) / "uploads").resolve()
+    path = Path(path).resolve()
+    if uploads not in path.parents:
+        return
+    path.unlink(missing_ok=True)
+    if path.parent != uploads and not any(path.parent.iterdir()):
+        path.parent.rmdir()
+
+
 ARCHITECTURES = ("relu", "topk", "batchtopk", "jumprelu", "matryoshka")
 
 
@@ -216,7 +227,7 @@ def sae_import(*, directory: Path, name: str | None = None, host_model=None, hoo
     import shutil
 
     from features.services import hook_point_get_or_create, sae_register
-    from inference.engine.formats import load_sae
+    from inference.engine.formats import CFG_FILENAME, WEIGHTS_FILENAME, load_sae
 
     loaded = load_sae(directory)  # raises SAEFormatError naming what is wrong
     metadata = loaded.metadata or {}
@@ -234,7 +245,10 @@ def sae_import(*, directory: Path, name: str | None = None, host_model=None, hoo
                          f"{hook_point.host_model.d_model}")
     name = name or Path(directory).resolve().name
     target = Path(settings.ARTIFACT_ROOT) / "saes" / f"imported-{timezone.now():%Y%m%d%H%M%S%f}"
-    shutil.copytree(directory, target)
+    # Only the two files the format defines: anything else there (a pickled .pt, scripts) stays behind.
+    target.mkdir(parents=True)
+    for filename in (CFG_FILENAME, WEIGHTS_FILENAME):
+        shutil.copy2(Path(directory) / filename, target / filename)
     cfg = loaded.sae.cfg
     return sae_register(
         name=name, hook_point=hook_point, activation_set=activation_set, architecture=loaded.sae.architecture,

@@ -18,16 +18,25 @@ from typing import Any
 
 from django.conf import settings
 from django.db import close_old_connections, connection, transaction
+from django.db.models import F, Value
+from django.db.models.functions import Concat, Right
 from django.utils import timezone
 
 from .models import Job
 
 logger = logging.getLogger(__name__)
 Progress = Callable[[float, str], None]
+LOG_TAIL_CHARS = 8000
 
 
 class JobCancelled(Exception):
     """Raised inside a running job when it is no longer this worker's to run (cancelled or reaped)."""
+
+
+def log_append(text: str):
+    """An update expression that appends a time-stamped line to a job's log, keeping its tail."""
+    line = f"{timezone.now():%H:%M:%S} {text}\n"
+    return Right(Concat(F("log_tail"), Value(line)), LOG_TAIL_CHARS)
 
 
 def worker_name(node: str | None = None) -> str:
@@ -68,6 +77,7 @@ class JobReporter:
         self.echo = echo
         self.result_written = False
         self._last = 0.0
+        self._last_message = ""
         self._lost = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -113,7 +123,11 @@ class JobReporter:
         if now - self._last < self.interval and fraction < 1.0:
             return
         self._last = now
-        if not self._mine().update(progress=fraction, message=message[:1000]):
+        fields: dict[str, Any] = {"progress": fraction, "message": message[:1000]}
+        if message != self._last_message:  # the log keeps each distinct message once, newest last
+            self._last_message = message
+            fields["log_tail"] = log_append(f"{fraction * 100:5.1f}% {message[:300]}")
+        if not self._mine().update(**fields):
             raise JobCancelled(f"job {self.job_id} is no longer running under {self.worker}")
 
     def record(self, **fields: Any) -> None:

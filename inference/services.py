@@ -24,6 +24,7 @@ from .progress import (
     JobReporter,
     Progress,
     lease_deadline,
+    log_append,
     worker_is_dead_sibling,
     worker_name,
 )
@@ -106,7 +107,8 @@ def job_claim(*, job: Job, worker: str, node: str | None = None) -> bool:
     resumed = f" (attempt {job.attempts + 1})" if job.attempts else ""
     return bool(candidates.update(
         status=Job.Status.RUNNING, worker=worker, lease_expires_at=lease_deadline(), heartbeat_at=now,
-        attempts=F("attempts") + 1, started_at=Coalesce(F("started_at"), now), message=f"started{resumed}"))
+        attempts=F("attempts") + 1, started_at=Coalesce(F("started_at"), now), message=f"started{resumed}",
+        log_tail=log_append(f"started{resumed} on {worker}")))
 
 
 def _account(*, job_id: int, worker: str, device: str, seconds: float, joules: float | None, method: str) -> None:
@@ -152,7 +154,7 @@ def job_run(*, job_id: int, work: Work | None = None, echo: Progress | None = No
         logger.exception("job %s failed", job_id)
         failed = Job.objects.filter(pk=job_id, status=Job.Status.RUNNING, worker=worker).update(
             status=Job.Status.FAILED, message=f"{type(error).__name__}: {error}"[:2000],
-            log_tail=traceback.format_exc()[-8000:], finished_at=timezone.now(), lease_expires_at=None,
+            log_tail=log_append(traceback.format_exc()[-4000:]), finished_at=timezone.now(), lease_expires_at=None,
         )
         if failed:
             audit_record(actor=job.created_by, action=f"job.fail.{job.kind}", obj=job, payload={"error": str(error)})
@@ -222,7 +224,8 @@ def jobs_sweep() -> dict[str, int]:
                 counts["failed"] += 1
                 audit_record(actor=None, action=f"job.fail.{job.kind}", obj=job, payload={"error": why})
         elif same.update(status=Job.Status.QUEUED, lease_expires_at=None, sent_at=now,
-                         message=f"{why}; re-sent (attempt {job.attempts + 1} of {settings.JOB_MAX_ATTEMPTS})"):
+                         message=f"{why}; re-sent (attempt {job.attempts + 1} of {settings.JOB_MAX_ATTEMPTS})",
+                         log_tail=log_append(f"{why}; re-sent")):
             counts["requeued"] += 1
             logger.warning("job %s: %s; re-sent", job.pk, why)
             _send_now(job)
@@ -237,7 +240,8 @@ def jobs_sweep() -> dict[str, int]:
         if held is not None and str(job.uuid) in held:
             continue
         if Job.objects.filter(pk=job.pk, status=Job.Status.QUEUED, sent_at=job.sent_at).update(
-                sent_at=now, message="re-sent: its message was lost before a worker took it"):
+                sent_at=now, message="re-sent: its message was lost before a worker took it",
+                log_tail=log_append("re-sent: its message was lost before a worker took it")):
             counts["resent"] += 1
             _send_now(job)
     for job in Job.objects.filter(kind=Job.Kind.TRAIN_SAE, status=Job.Status.SUCCEEDED, sweep__isnull=False,

@@ -22,20 +22,30 @@ from .access import jobs_readable, jobs_writable
 from .models import Job
 from .services import (
     ARCHITECTURES,
+    BrokerUnavailable,
     cache_activations_request,
     job_cancel,
     job_create,
     mine_latents_request,
     train_sae_request,
+    upload_discard,
     upload_store,
 )
+
+BROKER_DOWN = ("The job queue is not reachable right now, so nothing was started. "
+               "Try again in a minute; if it persists, tell the administrator.")
+
+
+def broker_down_response() -> Response:
+    return Response({"detail": BROKER_DOWN}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
 
 
 class JobSerializer(serializers.ModelSerializer):
     class Meta:
         model = Job
-        fields = ["id", "kind", "parameters", "queue", "status", "progress", "message", "result", "device",
-                  "gpu_seconds", "energy_kwh", "co2_kg", "attempts", "created_at", "started_at", "finished_at"]
+        fields = ["id", "uuid", "kind", "parameters", "queue", "status", "progress", "message", "result", "device",
+                  "gpu_seconds", "device_seconds", "energy_kwh", "energy_method", "co2_kg", "cost", "attempts",
+                  "worker", "lease_expires_at", "sweep", "created_at", "started_at", "finished_at"]
 
     def to_representation(self, instance):
         data = super().to_representation(instance)
@@ -105,12 +115,16 @@ class ImportCorpusApi(APIView):
         form.is_valid(raise_exception=True)
         data = form.validated_data
         path = upload_store(uploaded=data["file"], prefix="corpus")
-        job = job_create(
-            kind=Job.Kind.IMPORT_CORPUS, by=request.user,
-            parameters={"path": str(path), "name": data["name"], "description": data["description"],
-                        "scrub_phi": data["scrub_phi"],
-                        "institution": data["institution"].code if data["institution"] else None},
-        )
+        try:
+            job = job_create(
+                kind=Job.Kind.IMPORT_CORPUS, by=request.user,
+                parameters={"path": str(path), "name": data["name"], "description": data["description"],
+                            "scrub_phi": data["scrub_phi"],
+                            "institution": data["institution"].code if data["institution"] else None},
+            )
+        except BrokerUnavailable:
+            upload_discard(path=path)
+            return broker_down_response()
         return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
 
@@ -120,6 +134,8 @@ def _launch(request, form_class, request_service):
     form.is_valid(raise_exception=True)
     try:
         job = request_service(by=request.user, **form.validated_data)
+    except BrokerUnavailable:
+        return broker_down_response()
     except ValueError as error:
         return Response({"detail": str(error)}, status=status.HTTP_400_BAD_REQUEST)
     return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)

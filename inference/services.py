@@ -323,7 +323,7 @@ def cache_activations_request(*, host_model, hook_name: str, corpus, by=None, ba
 
 def train_sae_request(*, arch: str, width: int, activation_set=None, activations_path: str | None = None,
                       k: int | None = None, l1: float | None = None, steps: int = 2000, batch_size: int = 4096,
-                      lr: float = 2e-4, seed: int = 0, device: str | None = None, out: str | None = None,
+                      lr: float | None = None, seed: int = 0, device: str | None = None, out: str | None = None,
                       name: str | None = None, checkpoint_every: int = 500, sweep_group: str = "", by=None,
                       enqueue: bool = True) -> Job:
     """Validate a training request (cheaply: the web process never loads torch) and queue the job."""
@@ -339,7 +339,7 @@ def train_sae_request(*, arch: str, width: int, activation_set=None, activations
         raise ValueError(f"k must be between 1 and the width ({width})")
     if l1 is not None and l1 < 0:
         raise ValueError("the sparsity coefficient must be ≥ 0")
-    if steps < 1 or batch_size < 1 or lr <= 0 or checkpoint_every < 1:
+    if steps < 1 or batch_size < 1 or (lr is not None and lr <= 0) or checkpoint_every < 1:
         raise ValueError("steps, batch size and checkpoint interval must be ≥ 1 and the learning rate > 0")
     return job_create(kind=Job.Kind.TRAIN_SAE, by=by, enqueue=enqueue, parameters={
         "activation_set_id": activation_set.pk if activation_set is not None else None,

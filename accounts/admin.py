@@ -1,7 +1,7 @@
 """Admin for institutions, profiles and the (read-only) audit log."""
 from django.contrib import admin
 
-from .models import AuditEvent, Institution, Profile
+from .models import ApiToken, AuditEvent, Institution, Profile
 from .permissions import is_admin
 
 
@@ -70,7 +70,7 @@ class ProfileAdmin(ConcordAdmin):
 
 @admin.register(AuditEvent)
 class AuditEventAdmin(ConcordAdmin):
-    list_display = ["created_at", "actor", "action", "object_type", "object_id", "ip"]
+    list_display = ["created_at", "actor", "action", "object_type", "object_id", "ip", "hash"]
     list_filter = ["action"]
     search_fields = ["action", "object_type", "object_id"]
 
@@ -81,4 +81,17 @@ class AuditEventAdmin(ConcordAdmin):
         return False
 
     def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(ConcordAdmin):
+    """Admins see and may revoke tokens (set revoked_at); the secret itself was never stored."""
+
+    list_display = ["name", "user", "hint", "created_at", "last_used_at", "revoked_at"]
+    list_filter = ["revoked_at"]
+    search_fields = ["name", "user__username", "hint"]
+    readonly_fields = ["user", "name", "hint", "created_at", "last_used_at"]
+
+    def has_add_permission(self, request):
         return False

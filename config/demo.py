@@ -84,10 +84,8 @@ def _timed(summary: DemoSummary, stage: str, echo: Echo):
 
 def _run(job: Job, *, via_worker: bool, progress=None, timeout: float = 1800) -> Job:
     """Run a job here (progress on the terminal) or on a worker, and wait for its outcome."""
-    from inference.jobs import WORK_OF_KIND
-
     if not via_worker:
-        job = job_run(job_id=job.pk, work=WORK_OF_KIND[job.kind], echo=progress)
+        job = job_run(job_id=job.pk, echo=progress)
     else:
         job_enqueue(job=job)
         deadline = time.monotonic() + timeout

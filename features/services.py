@@ -5,6 +5,7 @@ import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from django.conf import settings
 from django.db import transaction
 
 from accounts.audit import audit_record
@@ -37,7 +38,7 @@ def corpus_import(*, path: Path, name: str, by=None, description: str = "", lice
         )
         batch: list[Snippet] = []
         position = 0
-        for record in read_corpus_file(path):
+        for record in read_corpus_file(path, max_text_chars=settings.MAX_SNIPPET_CHARS):
             text = scrub_phi(record.text, names=names) if scrub else record.text
             batch.append(Snippet(corpus=corpus, external_id=record.external_id, text=text,
                                  metadata=record.metadata, concept_tags=list(record.concept_tags),

@@ -1,6 +1,7 @@
 """REST endpoints for jobs: list and follow them, cancel them, launch corpus imports."""
 from __future__ import annotations
 
+from django.conf import settings
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, serializers, status
@@ -15,25 +16,42 @@ from accounts.permissions import (
     role_permission,
 )
 from features import access as catalogue_access
+from accounts.redaction import without_server_paths
 
 from .access import jobs_readable, jobs_writable
 from .models import Job
 from .services import (
     ARCHITECTURES,
+    BrokerUnavailable,
     cache_activations_request,
     job_cancel,
     job_create,
     mine_latents_request,
     train_sae_request,
+    upload_discard,
     upload_store,
 )
+
+BROKER_DOWN = ("The job queue is not reachable right now, so nothing was started. "
+               "Try again in a minute; if it persists, tell the administrator.")
+
+
+def broker_down_response() -> Response:
+    return Response({"detail": BROKER_DOWN}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
 
 
 class JobSerializer(serializers.ModelSerializer):
     class Meta:
         model = Job
-        fields = ["id", "kind", "parameters", "queue", "status", "progress", "message", "result", "device",
-                  "gpu_seconds", "energy_kwh", "co2_kg", "attempts", "created_at", "started_at", "finished_at"]
+        fields = ["id", "uuid", "kind", "parameters", "queue", "status", "progress", "message", "result", "device",
+                  "gpu_seconds", "device_seconds", "energy_kwh", "energy_method", "co2_kg", "cost", "attempts",
+                  "worker", "lease_expires_at", "sweep", "created_at", "started_at", "finished_at"]
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        for field in ("parameters", "result", "message"):
+            data[field] = without_server_paths(data[field])
+        return data
 
 
 class JobListApi(generics.ListAPIView):
@@ -79,6 +97,9 @@ class ImportCorpusInputSerializer(serializers.Serializer):
     def validate_file(self, value):
         if not value.name.lower().endswith((".jsonl", ".ndjson", ".json", ".csv")):
             raise serializers.ValidationError("Upload a .jsonl or .csv file.")
+        if value.size > settings.MAX_UPLOAD_BYTES:
+            raise serializers.ValidationError(
+                f"The file is {value.size} bytes; the limit is {settings.MAX_UPLOAD_BYTES} bytes.")
         return value
 
 
@@ -94,12 +115,16 @@ class ImportCorpusApi(APIView):
         form.is_valid(raise_exception=True)
         data = form.validated_data
         path = upload_store(uploaded=data["file"], prefix="corpus")
-        job = job_create(
-            kind=Job.Kind.IMPORT_CORPUS, by=request.user,
-            parameters={"path": str(path), "name": data["name"], "description": data["description"],
-                        "scrub_phi": data["scrub_phi"],
-                        "institution": data["institution"].code if data["institution"] else None},
-        )
+        try:
+            job = job_create(
+                kind=Job.Kind.IMPORT_CORPUS, by=request.user,
+                parameters={"path": str(path), "name": data["name"], "description": data["description"],
+                            "scrub_phi": data["scrub_phi"],
+                            "institution": data["institution"].code if data["institution"] else None},
+            )
+        except BrokerUnavailable:
+            upload_discard(path=path)
+            return broker_down_response()
         return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
 
@@ -109,6 +134,8 @@ def _launch(request, form_class, request_service):
     form.is_valid(raise_exception=True)
     try:
         job = request_service(by=request.user, **form.validated_data)
+    except BrokerUnavailable:
+        return broker_down_response()
     except ValueError as error:
         return Response({"detail": str(error)}, status=status.HTTP_400_BAD_REQUEST)
     return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)

@@ -1,5 +1,6 @@
 """Read paths of annotation, each filtered by what the caller may see."""
 from .browser import adjudication_concepts, adjudication_queue, latent_browse, latent_history, latent_label_distribution
+from .context import LatentContext, latent_context
 from .labelling import (
     Evidence,
     detection_items,
@@ -24,7 +25,7 @@ from .rounds import (
 )
 
 __all__ = [
-    "Evidence", "adjudication_concepts", "adjudication_queue", "assignment_list", "author_pseudonym", "comment_list",
+    "Evidence", "LatentContext", "latent_context", "adjudication_concepts", "adjudication_queue", "assignment_list", "author_pseudonym", "comment_list",
     "detection_items",
     "latent_browse", "latent_evidence", "latent_history", "latent_label_distribution", "rater_assignment",
     "rater_label", "rater_queue", "rater_rounds", "round_alpha_trend", "round_distribution",

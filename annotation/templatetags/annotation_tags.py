@@ -12,17 +12,35 @@ from .. import charts
 register = template.Library()
 
 
+def _token_span(text: str, activation: float, shade: float) -> str:
+    """One token shaded by activation / the latent's max. An active token is focusable (keyboard, and a
+    tap on a touch screen) and shows its value in a tooltip (CSS, from data-act) while focused or hovered;
+    screen readers read the value from aria-label."""
+    if activation <= 0:
+        return f'<span class="tok">{escape(text)}</span>'
+    value = f"{float(activation):.3f}"
+    return (f'<span class="tok" tabindex="0" role="mark" style="--a:{float(shade):.3f}" data-act="{value}" '
+            f'aria-label="{escape(text)}, activation {value}">{escape(text)}</span>')
+
+
 @register.simple_tag
 def token_spans(example) -> str:
-    """Each token a span shaded by activation / the latent's max, the value on hover (title).
+    """The example's original text with each token's characters shaded (or, when the tokens could not be
+    found in the text, the vocabulary strings).
 
     Built with html.escape rather than format_html per token: a labelling page holds ~4,500 tokens and
     format_html's machinery was half its rendering time. Every piece of text is escaped here; the
     numbers are floats formatted by us."""
     parts = ["… "] if example.cut_left else []
+    if example.segments:
+        for segment in example.segments:
+            parts.append(escape(segment.text) if segment.activation is None
+                         else _token_span(segment.text, segment.activation, segment.shade))
+        if example.cut_right:
+            parts.append(" …")
+        return mark_safe("".join(parts))  # noqa: S308 - every text part escaped above
     for token in example.tokens:
-        parts.append(f'{escape(token.space)}<span class="tok" style="--a:{float(token.shade):.3f}" '
-                     f'title="{float(token.activation):.3f}">{escape(token.text)}</span>')
+        parts.append(f"{escape(token.space)}{_token_span(token.text, token.activation, token.shade)}")
     if example.cut_right:
         parts.append(" …")
     return mark_safe("".join(parts))  # noqa: S308 - every text part escaped above

@@ -110,6 +110,7 @@ def _render_item(request, assignment, *, form, label, template: str, extra=None)
                                                   shuffle_seed=assignment.pk),
             "concepts": selectors.rubric_concepts(round=assignment.round),
             "co_labels": selectors.visible_co_labels(assignment=assignment, user=request.user),
+            "context_panel": selectors.latent_context(latent=assignment.latent, round=assignment.round),
             "chosen_code": form.data.get("concept_code") if form.is_bound else (label.concept.code if label else ""),
             "chosen_confidence": str(form.data.get("confidence") if form.is_bound
                                      else (label.confidence if label else "")),

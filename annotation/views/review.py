@@ -79,6 +79,7 @@ def latent_detail(request, latent_id: int):
         "latent": latent, "history": selectors.latent_history(latent=latent, user=request.user),
         **selectors.latent_label_distribution(latent=latent),
         "evidence": selectors.latent_evidence(latent=latent, user=request.user),
+        "context_panel": selectors.latent_context(latent=latent), "link_neighbours": True,
     })
 
 

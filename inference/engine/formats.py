@@ -196,6 +196,8 @@ def _read_cfg(path: Path) -> dict[str, Any]:
         cfg = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise SAEFormatError(f"{CFG_FILENAME} is not valid JSON: {error}") from error
+    except RecursionError:
+        raise SAEFormatError(f"{CFG_FILENAME} is nested too deeply to be an SAE config") from None
     if not isinstance(cfg, dict):
         raise SAEFormatError(f"{CFG_FILENAME} must hold a JSON object, got {type(cfg).__name__}")
     for key in ("d_in", "d_sae"):

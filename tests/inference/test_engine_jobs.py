@@ -224,7 +224,7 @@ class WorkerDied(BaseException):
 def test_a_killed_training_job_resumes_from_its_checkpoint_to_the_same_weights(tmp_path):
     from safetensors.numpy import load_file
 
-    from inference.jobs import WORK_OF_KIND, train_sae_work
+    from inference.jobs import train_sae_work
     from inference.services import job_run, train_sae_request
 
     path = tmp_path / "acts.npy"
@@ -232,10 +232,10 @@ def test_a_killed_training_job_resumes_from_its_checkpoint_to_the_same_weights(t
     options = {"activations_path": str(path), "arch": "topk", "width": 32, "k": 4, "steps": 60, "batch_size": 64,
                "checkpoint_every": 20, "enqueue": False}
     whole = train_sae_request(out=str(tmp_path / "whole"), **options)
-    assert job_run(job_id=whole.pk, work=WORK_OF_KIND[whole.kind]).status == "succeeded"
+    assert job_run(job_id=whole.pk).status == "succeeded"
 
     killed = train_sae_request(out=str(tmp_path / "killed"), **options)
-    checkpoints = tmp_path.parent / "artifacts" / "checkpoints" / f"job-{killed.pk}"
+    checkpoints = tmp_path.parent / "artifacts" / "checkpoints" / str(killed.uuid)
 
     def die_after_a_checkpoint(fraction: float, message: str) -> None:
         if fraction > 0.5 and any(checkpoints.glob("step-*")):
@@ -246,7 +246,7 @@ def test_a_killed_training_job_resumes_from_its_checkpoint_to_the_same_weights(t
     assert not (tmp_path / "killed").exists() and any(checkpoints.glob("step-*"))
     # The redelivered message runs the job again; training picks up at the last checkpoint.
     messages: list[str] = []
-    resumed = job_run(job_id=killed.pk, work=WORK_OF_KIND[killed.kind], echo=lambda f, m: messages.append(m))
+    resumed = job_run(job_id=killed.pk, echo=lambda f, m: messages.append(m))
     assert resumed.status == "succeeded", resumed.message
     assert any(re.match(r"resumed at step [1-9]\d*/60", message) for message in messages), messages[:3]
     first = load_file(tmp_path / "whole" / "sae_weights.safetensors")

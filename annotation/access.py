@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
-from accounts.models import Institution, Role
+from accounts.models import Role
 from accounts.permissions import (
     ADJUDICATORS,
     LABEL_READERS,
@@ -207,16 +207,6 @@ def consensus_readable(user) -> QuerySet[Consensus]:
     if role in ADJUDICATORS:
         return Consensus.objects.filter(latent__in=latents_adjudicable(user).values("pk"))
     return Consensus.objects.none()
-
-
-def round_institutions_writable(user, sae) -> QuerySet[Institution]:
-    """Institutions whose raters a round on `sae` may include: on an SAE trained on a private corpus only
-    that corpus's institution (its data exists for no one else); on a shared SAE any institution."""
-    if not has_role(user, ROUND_MANAGERS):
-        return Institution.objects.none()
-    activation_set = sae.activation_set
-    owner = activation_set.corpus.institution_id if activation_set is not None else None
-    return Institution.objects.filter(pk=owner) if owner is not None else Institution.objects.all()
 
 
 def rubric_versions_readable(user) -> QuerySet[RubricVersion]:

@@ -54,10 +54,6 @@ class RoundCreateApi(ServiceErrorsMixin, APIView):
         rubric_version = access.rubric_versions_writable(request.user).filter(pk=values["rubric_version"]).first()
         if sae is None or rubric_version is None:
             raise ValidationError({"detail": "unknown SAE or rubric version"})
-        allowed = access.round_institutions_writable(request.user, sae)
-        if any(not allowed.filter(pk=institution.pk).exists() for institution in values["institutions"]):
-            raise ValidationError({"institutions": "a round on an SAE trained on a private corpus includes only "
-                                                   "that corpus's institution"})
         raters = None
         if values["raters"] is not None:
             # Raters of the round's institutions only: any other pseudonym is as unknown as a made-up one.

@@ -116,8 +116,9 @@ def round_alpha_trend(*, round: Round, level: str = "nominal") -> list[TrendPoin
         seen.add(follow_up.pk)
         chain.append(follow_up)
         node = follow_up
+    # A round's alpha appears once it is closed (blind until then), whichever round of the chain is asked.
     reports = {r.round_id: r for r in AgreementReport.objects.filter(
-        round__in=chain, metric="krippendorff_alpha", level=level)}
+        round__in=chain, round__status__in=access.CONTENT_STATUSES, metric="krippendorff_alpha", level=level)}
     points = []
     for item in chain:
         report = reports.get(item.pk)

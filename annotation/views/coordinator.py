@@ -33,11 +33,6 @@ def round_create(request):
     form.fields["rubric_version"].queryset = access.rubric_versions_writable(request.user).select_related("rubric")
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
-        allowed = access.round_institutions_writable(request.user, data["sae"])
-        if any(not allowed.filter(pk=institution.pk).exists() for institution in data["institutions"]):
-            form.add_error("institutions", "A round on an SAE trained on a private corpus includes only that "
-                                           "corpus's institution.")
-            return render(request, "annotation/round_create.html", {"form": form})
         try:
             round_ = services.round_create(
                 name=data["name"], kind=data["kind"], sae=data["sae"], rubric_version=data["rubric_version"],

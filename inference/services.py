@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import logging
-import sys
 import traceback
 import uuid
 from datetime import timedelta
@@ -145,7 +144,8 @@ def job_run(*, job_id: int, work: Work | None = None, echo: Progress | None = No
     work = work or job_kind(job.kind).work
     reporter = JobReporter(job_id, worker=worker, echo=echo)
     reporter.start_heartbeat()
-    meter = EnergyMeter().start(gpu="torch" in sys.modules and _cuda_in_use())
+    # NVML is read (without torch) for jobs that may use a GPU; it answers None where there is none.
+    meter = EnergyMeter().start(gpu=job.queue == "gpu" or "cuda" in settings.CONCORD_DEVICE)
     try:
         result = work(job, reporter)
     except JobCancelled:
@@ -175,12 +175,6 @@ def job_run(*, job_id: int, work: Work | None = None, echo: Progress | None = No
         _account(job_id=job_id, worker=worker, device=device, seconds=seconds, joules=joules, method=method)
     job.refresh_from_db()
     return job
-
-
-def _cuda_in_use() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
 
 
 def _follow_up(*, job_id: int) -> None:

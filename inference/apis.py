@@ -19,7 +19,7 @@ from features import access as catalogue_access
 from accounts.redaction import without_server_paths
 
 from .access import jobs_readable, jobs_writable
-from .models import Job
+from .models import Job, Sweep
 from .services import (
     ARCHITECTURES,
     BrokerUnavailable,
@@ -27,6 +27,7 @@ from .services import (
     job_cancel,
     job_create,
     mine_latents_request,
+    sweep_launch,
     train_sae_request,
     upload_discard,
     upload_store,
@@ -198,3 +199,45 @@ class MineLatentsApi(APIView):
     @extend_schema(request=MineLatentsInputSerializer, responses={202: JobSerializer})
     def post(self, request):
         return _launch(request, MineLatentsInputSerializer, mine_latents_request)
+
+
+class SweepInputSerializer(TrainSAEInputSerializer):
+    """The training form with a grid instead of one point: the activation set is checked exactly as there."""
+
+    width = None
+    k = None
+    l1 = None
+    sweep_group = None
+    widths = serializers.ListField(child=serializers.IntegerField(min_value=1), min_length=1, max_length=16)
+    ks = serializers.ListField(child=serializers.IntegerField(min_value=1), required=False, default=list,
+                               max_length=16)
+    l1s = serializers.ListField(child=serializers.FloatField(min_value=0), required=False, default=list,
+                                max_length=16)
+    name = serializers.CharField(max_length=150, required=False, allow_blank=True, default="")
+    n_top = serializers.IntegerField(min_value=1, default=20)
+
+
+class SweepSerializer(serializers.ModelSerializer):
+    jobs = serializers.PrimaryKeyRelatedField(many=True, read_only=True)
+
+    class Meta:
+        model = Sweep
+        fields = ["id", "uuid", "name", "activation_set", "parameters", "created_at", "jobs"]
+
+
+class SweepLaunchApi(APIView):
+    """Train one SAE per point of a grid of widths × k (or L1) on the GPU workers, and mine each."""
+
+    permission_classes = [role_permission(write=JOB_RUNNERS)]
+
+    @extend_schema(request=SweepInputSerializer, responses={202: SweepSerializer})
+    def post(self, request):
+        form = SweepInputSerializer(data=request.data, context={"request": request})
+        form.is_valid(raise_exception=True)
+        try:
+            sweep = sweep_launch(by=request.user, **form.validated_data)
+        except BrokerUnavailable:
+            return broker_down_response()
+        except ValueError as error:
+            return Response({"detail": str(error)}, status=status.HTTP_400_BAD_REQUEST)
+        return Response(SweepSerializer(sweep).data, status=status.HTTP_202_ACCEPTED)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import logging
-import sys
 import traceback
 import uuid
 from datetime import timedelta
@@ -145,7 +144,8 @@ def job_run(*, job_id: int, work: Work | None = None, echo: Progress | None = No
     work = work or job_kind(job.kind).work
     reporter = JobReporter(job_id, worker=worker, echo=echo)
     reporter.start_heartbeat()
-    meter = EnergyMeter().start(gpu="torch" in sys.modules and _cuda_in_use())
+    # NVML is read (without torch) for jobs that may use a GPU; it answers None where there is none.
+    meter = EnergyMeter().start(gpu=job.queue == "gpu" or "cuda" in settings.CONCORD_DEVICE)
     try:
         result = work(job, reporter)
     except JobCancelled:
@@ -175,12 +175,6 @@ def job_run(*, job_id: int, work: Work | None = None, echo: Progress | None = No
         _account(job_id=job_id, worker=worker, device=device, seconds=seconds, joules=joules, method=method)
     job.refresh_from_db()
     return job
-
-
-def _cuda_in_use() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
 
 
 def _follow_up(*, job_id: int) -> None:
@@ -325,7 +319,7 @@ def train_sae_request(*, arch: str, width: int, activation_set=None, activations
                       k: int | None = None, l1: float | None = None, steps: int = 2000, batch_size: int = 4096,
                       lr: float | None = None, seed: int = 0, device: str | None = None, out: str | None = None,
                       name: str | None = None, checkpoint_every: int = 500, sweep_group: str = "", by=None,
-                      enqueue: bool = True) -> Job:
+                      enqueue: bool = True, sweep: Sweep | None = None) -> Job:
     """Validate a training request (cheaply: the web process never loads torch) and queue the job."""
     if (activation_set is None) == (activations_path is None):
         raise ValueError("give exactly one of an activation set or an activations .npy file")
@@ -341,12 +335,54 @@ def train_sae_request(*, arch: str, width: int, activation_set=None, activations
         raise ValueError("the sparsity coefficient must be ≥ 0")
     if steps < 1 or batch_size < 1 or (lr is not None and lr <= 0) or checkpoint_every < 1:
         raise ValueError("steps, batch size and checkpoint interval must be ≥ 1 and the learning rate > 0")
-    return job_create(kind=Job.Kind.TRAIN_SAE, by=by, enqueue=enqueue, parameters={
+    return job_create(kind=Job.Kind.TRAIN_SAE, by=by, enqueue=enqueue, sweep=sweep, parameters={
         "activation_set_id": activation_set.pk if activation_set is not None else None,
         "activations_path": str(Path(activations_path).resolve()) if activations_path else None,
         "arch": arch, "width": width, "k": k, "l1": l1, "steps": steps, "batch_size": batch_size, "lr": lr,
         "seed": seed, "device": device, "out": out, "name": name, "checkpoint_every": checkpoint_every,
         "sweep_group": sweep_group})
+
+
+SPARSE_BY_K = ("topk", "batchtopk", "matryoshka")
+MAX_SWEEP_POINTS = 64
+
+
+def sweep_launch(*, activation_set, arch: str, widths: list[int], ks: list[int] | None = None,
+                 l1s: list[float] | None = None, name: str = "", steps: int = 2000, batch_size: int = 4096,
+                 lr: float = 2e-4, seed: int = 0, checkpoint_every: int = 500, n_top: int = 20, by=None,
+                 enqueue: bool = True) -> Sweep:
+    """One request, a grid: a training job per (width, k) or (width, L1) on the GPU queue, each mined
+    when it succeeds (see `_follow_up`). All rows are written in one transaction, or none."""
+    sparsities: list[Any] = list(ks or []) if arch in SPARSE_BY_K else list(l1s or [])
+    if not widths:
+        raise ValueError("give at least one width")
+    if not sparsities:
+        raise ValueError("give at least one k" if arch in SPARSE_BY_K else "give at least one L1 coefficient")
+    if len(widths) * len(sparsities) > MAX_SWEEP_POINTS:
+        raise ValueError(f"a sweep trains at most {MAX_SWEEP_POINTS} SAEs; this grid has "
+                         f"{len(widths) * len(sparsities)}")
+    if enqueue:
+        broker_check()
+    with transaction.atomic():
+        sweep = Sweep.objects.create(
+            name=name or f"{arch} sweep on activation set {activation_set.pk}", activation_set=activation_set,
+            created_by=by if getattr(by, "is_authenticated", False) else None,
+            parameters={"arch": arch, "widths": list(widths), "ks": list(ks or []), "l1s": list(l1s or []),
+                        "steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed, "n_top": n_top,
+                        "checkpoint_every": checkpoint_every})
+        for width in sorted(set(widths)):
+            for sparsity in sorted(set(sparsities)):
+                by_k = arch in SPARSE_BY_K
+                train_sae_request(
+                    activation_set=activation_set, arch=arch, width=width, k=sparsity if by_k else None,
+                    l1=None if by_k else sparsity, steps=steps, batch_size=batch_size, lr=lr, seed=seed,
+                    checkpoint_every=checkpoint_every, sweep_group=sweep.group, sweep=sweep, by=by, enqueue=False,
+                    name=f"{sweep.name} · width {width} · {'k' if by_k else 'L1'} {sparsity}")
+        audit_record(actor=by, action="sweep.launch", obj=sweep, payload=sweep.parameters)
+        if enqueue:
+            for job in sweep.jobs.all():
+                job_enqueue(job=job)
+    return sweep
 
 
 def mine_latents_request(*, sae, by=None, n_top: int = 20, enqueue: bool = True) -> Job:

@@ -122,23 +122,23 @@ def broker(url: str):
     """Point this test process's Celery app at `url` (sends, pings, control), then back."""
     from config.celery import app
 
-    saved = app.conf.broker_url
+    saved = (app.conf.broker_read_url, app.conf.broker_write_url)
 
-    def reset(to: str) -> None:
+    def reset(read: str, write: str) -> None:
         if app._pool is not None:
             app._pool.force_close_all()
         app._pool = None
         app.amqp._producer_pool = None
-        app.conf.broker_url = to
+        app.conf.broker_read_url, app.conf.broker_write_url = read, write
 
-    reset(url)
+    reset(url, url)
     try:
         yield app
     finally:
-        reset(saved)
+        reset(*saved)
 
 
-def wait_until(predicate, *, timeout: float, what: str, poll: float = 0.1):
+def wait_until(predicate, *, timeout: float, what: str, poll: float = 0.1, detail=None):
     """Poll real state until `predicate()` is truthy (synchronisation, not a sleep standing in for it)."""
     deadline = time.monotonic() + timeout
     while True:
@@ -146,5 +146,6 @@ def wait_until(predicate, *, timeout: float, what: str, poll: float = 0.1):
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}" + (
+                f"\n{detail()}" if detail is not None else ""))
         time.sleep(poll)

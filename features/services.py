@@ -158,6 +158,15 @@ def latents_store_mining(*, sae: SAE, latents: Iterable[dict], by=None, progress
     return len(latents)
 
 
+def latents_store_logit_effects(*, sae: SAE, rows: Iterable[tuple[int, dict]], by=None) -> None:
+    """Store each latent's top raised and lowered output tokens (causal hosts; computed at mining)."""
+    by_index = {latent.index: latent for latent in sae.latents.all()}
+    for index, effects in rows:
+        by_index[index].logit_effects = effects
+    Latent.objects.bulk_update(by_index.values(), ["logit_effects"], batch_size=2000)
+    audit_record(actor=by, action="sae.logit_effects", obj=sae)
+
+
 def latents_store_monosemanticity(*, sae: SAE, rows: Iterable[tuple[int, str, float | None, float | None]],
                                   by=None) -> None:
     """Store each latent's best concept tag, its Pearson r and the tag entropy (MedSAE)."""

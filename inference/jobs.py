@@ -21,6 +21,7 @@ from features.models import SAE, ActivationSet, Corpus, HookPoint, HostModel
 from features.services import (
     activation_set_create,
     corpus_import,
+    latents_store_logit_effects,
     latents_store_mining,
     latents_store_monosemanticity,
     sae_register,
@@ -246,7 +247,11 @@ def mine_latents_work(job: Job, progress: Progress) -> dict[str, Any]:
     result = mine_latents(store=store, encode=encode, config=config, device=device,
                           progress=lambda f, m: progress(0.8 * f, m))
     snippet_ids = [pk for pk, _ in snippets]
-    progress(0.8, "monosemanticity")
+    logit_rows = None
+    if activation_set.host_model.kind == HostModel.Kind.CAUSAL:
+        progress(0.8, "logit effects: each latent's decoder direction through the unembedding")
+        logit_rows = list(_logit_effect_rows(activation_set.host_model, loaded, device))
+    progress(0.82, "monosemanticity")
     concepts = sorted({tag for _, tags in snippets for tag in tags})
     summary: dict[str, Any] = {"n_latents": len(result.latents), "n_tokens": result.n_tokens}
     latent_scores = None
@@ -284,7 +289,32 @@ def mine_latents_work(job: Job, progress: Progress) -> dict[str, Any]:
             ))
             sae_row.metrics = {**sae_row.metrics, "monosemanticity": summary["monosemanticity"]}
             sae_row.save(update_fields=["metrics"])
+        if logit_rows is not None:
+            latents_store_logit_effects(sae=sae_row, by=job.created_by, rows=logit_rows)
     return summary
+
+
+def _logit_effect_rows(host_model, loaded, device, k: int = 10):
+    """(latent index, {'raised': [...], 'lowered': [...], 'method': ...}) for every latent of a loaded SAE."""
+    from inference.engine.host_models import load_host_model, unembedding_with_final_norm
+    from inference.engine.mining import logit_effects
+
+    handle = load_host_model(source=host_model.source, revision=host_model.revision or None, device=device,
+                             kind=host_model.kind)
+    unembedding, centre, method = unembedding_with_final_norm(handle.model)
+    # Raw-space direction of one unit of latent i: W_dec[i] / scale (the normalisation's inverse).
+    directions = loaded.sae.W_dec.detach().to(device) / loaded.normalisation.scale
+    effects = logit_effects(directions=directions, unembedding=unembedding, centre=centre, k=k)
+    tokenizer = handle.tokenizer
+    del handle, unembedding
+
+    def entries(ids, values):
+        return [{"token": tokenizer.decode([int(i)]), "id": int(i), "logit": round(float(v), 4)}
+                for i, v in zip(ids.tolist(), values.tolist())]
+
+    for index in range(effects.raised.shape[0]):
+        yield index, {"raised": entries(effects.raised_ids[index], effects.raised[index]),
+                      "lowered": entries(effects.lowered_ids[index], effects.lowered[index]), "method": method}
 
 
 def _finite(value) -> float | None:

@@ -411,7 +411,7 @@ def sae_import(*, directory: Path, name: str | None = None, host_model=None, hoo
         model_name = host_model or metadata.get("model_name")
         if not hook_name or not model_name:
             raise ValueError("the directory names no model_name/hook_name in its metadata: pass --model and --hook")
-        host = model_name if not isinstance(model_name, str) else host_model_resolve(model=model_name, by=by)
+        host = model_name if not isinstance(model_name, str) else _host_model_by_id(model_name, by=by)
         hook_point = hook_point_get_or_create(host_model=host, name=hook_name, by=by)
     if hook_point.host_model.d_model != loaded.sae.d_in:
         raise ValueError(f"the SAE reads d_in={loaded.sae.d_in} but {hook_point} has d_model="
@@ -431,9 +431,23 @@ def sae_import(*, directory: Path, name: str | None = None, host_model=None, hoo
     )
 
 
-def sae_export(*, sae, directory: Path, by=None) -> Path:
-    """Copy an SAE's SAELens directory out, byte for byte; refuses to overwrite a non-empty folder."""
-    import shutil
+def _host_model_by_id(model: str, *, by=None):
+    """A registered host model whose name, source or public id (exports name models by id) is model."""
+    from features.models import HostModel
+    from inference.engine.host_models import model_id
+
+    found = HostModel.objects.filter(name=model).first() or HostModel.objects.filter(source=model).first()
+    found = found or next((host for host in HostModel.objects.all() if model_id(host.source) == model), None)
+    return found or host_model_resolve(model=model, by=by)
+
+
+def sae_export(*, sae, directory: Path, fold: bool = True, by=None) -> tuple[Path, list[str]]:
+    """Write an SAE as a SAELens directory for other tools; refuses to overwrite a non-empty folder.
+
+    fold (default) stores weights that read raw activations; unfolded, the returned warnings say
+    that the weights expect normalised inputs. The model is named by its id, never a local path."""
+    from inference.engine.formats import export_sae_directory
+    from inference.engine.host_models import model_id
 
     directory = Path(directory)
     if directory.exists() and any(directory.iterdir()):
@@ -441,6 +455,10 @@ def sae_export(*, sae, directory: Path, by=None) -> Path:
     source = Path(sae.artifact_uri)
     if not (source / "cfg.json").is_file():
         raise ValueError(f"SAE {sae.pk}'s files are missing at {source}")
-    shutil.copytree(source, directory, dirs_exist_ok=True)
-    audit_record(actor=by, action="sae.export", obj=sae, payload={"directory": str(directory)})
-    return directory
+    host_model = sae.hook_point.host_model
+    extra = {"hook_name": sae.hook_point.name,
+             "model_class_name": "AutoModelForCausalLM" if host_model.kind == "causal" else "AutoModel"}
+    messages = export_sae_directory(source=source, target=directory, fold=fold,
+                                    model_name=model_id(host_model.source), metadata=extra)
+    audit_record(actor=by, action="sae.export", obj=sae, payload={"directory": str(directory), "folded": fold})
+    return directory, messages

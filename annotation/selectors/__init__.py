@@ -12,6 +12,7 @@ from .labelling import (
     rubric_concepts,
     visible_co_labels,
 )
+from .rubrics import RubricDiff, concepts_tree, rubric_diff, rubric_latest_version, rubric_list
 from .rounds import (
     assignment_list,
     author_pseudonym,
@@ -25,7 +26,7 @@ from .rounds import (
 )
 
 __all__ = [
-    "Evidence", "LatentContext", "latent_context", "adjudication_concepts", "adjudication_queue", "assignment_list", "author_pseudonym", "comment_list",
+    "Evidence", "RubricDiff", "concepts_tree", "rubric_diff", "rubric_latest_version", "rubric_list", "LatentContext", "latent_context", "adjudication_concepts", "adjudication_queue", "assignment_list", "author_pseudonym", "comment_list",
     "detection_items",
     "latent_browse", "latent_evidence", "latent_history", "latent_label_distribution", "rater_assignment",
     "rater_label", "rater_queue", "rater_rounds", "round_alpha_trend", "round_distribution",

@@ -7,30 +7,7 @@ from accounts.models import Institution
 
 from .exports import FORMATS
 from .models import RATIONALE_MIN_LENGTH, Round, RubricVersion
-from .services import SELECTION_RULES, ConceptSpec, InvalidInput
-
-CONCEPT_LINES_HELP = ("One concept per line: CODE | Name | PARENT_CODE | description (parent and description "
-                      "optional). The reserved codes UNINTERPRETABLE, POLYSEMANTIC and ARTIFACT are added for you.")
-
-
-def concepts_from_lines(text: str) -> list[ConceptSpec]:
-    specs = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        cells = [cell.strip() for cell in line.split("|")]
-        if len(cells) < 2 or not cells[0] or not cells[1]:
-            raise InvalidInput(f"line {number}: write CODE | Name [| PARENT_CODE | description]")
-        specs.append(ConceptSpec(code=cells[0], name=cells[1], parent_code=cells[2] if len(cells) > 2 else "",
-                                 description=" | ".join(cells[3:]) if len(cells) > 3 else ""))
-    return specs
-
-
-def concepts_as_lines(version: RubricVersion) -> str:
-    return "\n".join(
-        " | ".join(part for part in (c.code, c.name, c.parent_code, c.description) if part is not None).rstrip(" |")
-        for c in version.concepts.all()
-    )
+from .services import SELECTION_RULES, ConceptSpec
 
 
 class RoundCreateForm(forms.Form):

@@ -1,8 +1,8 @@
 """Middleware of the embedded server: Concord's own 404 page even with DEBUG on."""
 from __future__ import annotations
 
-from django.template.loader import render_to_string
 from django.http import HttpResponseNotFound
+from django.template.loader import render_to_string
 
 _SKIP = ("/api/", "/admin/", "/static/")
 

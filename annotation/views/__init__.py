@@ -9,8 +9,8 @@ from .coordinator import (
 )
 from .home import home
 from .labelling import item, queue, round_queue
-from .rubrics import rubric_create, rubric_edit, rubric_list
 from .review import adjudication_decide, adjudication_queue, export, latent_browser, latent_detail
+from .rubrics import rubric_create, rubric_edit, rubric_list
 
 __all__ = [
     "adjudication_decide", "adjudication_queue", "export", "home", "item", "latent_browser", "latent_detail",

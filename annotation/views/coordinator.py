@@ -23,8 +23,8 @@ from features import selectors as catalogue
 from .. import selectors, services
 from ..forms import CommentForm, DeadlineForm, FollowUpForm, RoundCreateForm
 from ..models import RaterReliability, Round
-from .rubrics import concept_formset, concept_rows
 from .common import managed_round, role_required, run_service, visible_round, watched_round
+from .rubrics import concept_formset, concept_rows
 
 
 @role_required(lambda user: role_of(user) is not None)

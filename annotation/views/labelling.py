@@ -31,6 +31,8 @@ def round_queue(request, round_id: int):
     return render(request, "annotation/round_queue.html", {
         "round": round_, "items": items, "n_done": sum(item.done for item in items),
         "next_item": next((item for item in items if not item.done), None),
+        "now": timezone.now(),
+        "deadline_passed": round_.deadline is not None and timezone.now() > round_.deadline,
     })
 
 

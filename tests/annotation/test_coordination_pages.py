@@ -126,3 +126,13 @@ def test_embedded_server_shows_concords_404_page_not_djangos_debug_page(postgres
     assert "Page not found" in body and 'href="/queue/"' in body
     assert "URLconf" not in body and "technical_404" not in body
 
+
+
+def test_demo_rubric_gives_every_concept_a_description_and_keeps_synonyms(postgres):
+    from config.demo import _rubric
+
+    version = _rubric(by=factories.user(role=Role.COORDINATOR, institution_obj=factories.institution("own")))
+    concepts = list(version.concepts.all())
+    assert len(concepts) == 28
+    assert [c.code for c in concepts if not c.description.strip()] == []
+    assert "HFpEF" in version.concepts.get(code="HF").synonyms

@@ -74,7 +74,8 @@ def test_rubric_editor_shows_the_tree_and_the_change_before_saving_a_new_version
 
     row = page.locator("#concept-editor tr", has=page.locator("input[value=HF]"))
     row.locator("input[name$=synonyms]").fill("CHF, HFpEF")
-    prefix = page.locator("#concept-editor input[name$='-code']:not([value])").first.get_attribute("name")[:-len("code")]
+    blank_code = page.locator("#concept-editor input[name$='-code']:not([value])").first
+    prefix = blank_code.get_attribute("name")[: -len("code")]
     page.fill(f"input[name='{prefix}code']", "PE")
     page.fill(f"input[name='{prefix}name']", "Pulmonary embolism")
     page.fill(f"input[name='{prefix}parent_code']", "CARDIO")

@@ -9,7 +9,6 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
-
 FRIENDLY_NOT_FOUND = "config.middleware.FriendlyNotFound"
 
 

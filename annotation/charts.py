@@ -108,8 +108,10 @@ def alpha_trend_svg(*, points: Sequence, width: int = 420, height: int = 160) ->
             point.name, point.rubric_version, f"{point.alpha:.3f}",
         ))
     for i, point in enumerate(points):
-        parts.append(format_html('<text x="{}" y="{}" font-size="9" fill="#65707d" text-anchor="middle">v{}</text>',
-                                 f(x(i)), height - 10, point.rubric_version))
+        name = point.name if len(point.name) <= 18 else point.name[:17] + "…"
+        parts.append(format_html('<text x="{}" y="{}" font-size="9" fill="#65707d" text-anchor="middle">v{} · {}'
+                                 '<title>{}</title></text>', f(x(i)), height - 10, point.rubric_version, name,
+                                 point.name))
     line = format_html('<path d="{}" fill="none" stroke="#2f6f9f" stroke-width="1.5"/>', " ".join(path))
     return format_html('<svg class="chart" viewBox="0 0 {} {}" role="img" aria-label="Alpha across calibration '
                        'rounds">{}{}</svg>', width, height, line, _join(parts))

@@ -15,10 +15,10 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 
 from accounts.models import Institution, Profile, Role
-from annotation.models import Round, RubricVersion
+from annotation.models import RESERVED_CONCEPTS, Round, RubricVersion
 from annotation.services import ConceptSpec, round_create, round_open, rubric_create
 from features.democorpus import corpus_path, load_snippets, sample_slice
-from features.democorpus.concepts import CONCEPTS, GROUPS
+from features.democorpus.concepts import CONCEPTS, DESCRIPTIONS, GROUPS
 from features.models import SAE, ActivationSet, Corpus
 from inference.models import Job
 from inference.services import (
@@ -172,9 +172,13 @@ def _rubric(*, by) -> RubricVersion:
     version = RubricVersion.objects.filter(rubric__name="Demo clinical concepts").order_by("-version").first()
     if version is not None:
         return version
-    specs = [ConceptSpec(code=group.code, name=group.name) for group in GROUPS]
+    specs = [ConceptSpec(code=group.code, name=group.name, description=DESCRIPTIONS.get(group.code, ""))
+             for group in GROUPS]
     specs += [ConceptSpec(code=concept.code, name=concept.name, parent_code=concept.parent,
-                          synonyms=tuple(concept.synonyms)) for concept in CONCEPTS]
+                          description=DESCRIPTIONS.get(concept.code, ""), synonyms=tuple(concept.synonyms))
+              for concept in CONCEPTS]
+    specs += [ConceptSpec(code=code, name=name, description=DESCRIPTIONS.get(code, ""))
+              for code, name in RESERVED_CONCEPTS.items()]
     return rubric_create(
         name="Demo clinical concepts", concepts=specs, by=by,
         description="Organ-system groups and 17 clinical concepts, plus the reserved codes.",

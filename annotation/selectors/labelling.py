@@ -199,7 +199,8 @@ def latent_evidence(*, latent: Latent, user, shuffle_seed: int | None = None) ->
     ).order_by("kind", "rank"))
     scale = latent.max_activation or max((e.max_activation for e in examples), default=0.0)
     rng = random.Random(shuffle_seed) if shuffle_seed is not None else None
-    top = [example_window(example=e, scale=scale, text=e.snippet.text) for e in examples if e.kind == LatentExample.Kind.TOP][:TOP_EXAMPLES]
+    top = [example_window(example=e, scale=scale, text=e.snippet.text)
+           for e in examples if e.kind == LatentExample.Kind.TOP][:TOP_EXAMPLES]
     grouped: dict[int, list[LatentExample]] = defaultdict(list)
     for example in examples:
         if example.kind == LatentExample.Kind.QUANTILE:

@@ -3,13 +3,22 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from datetime import datetime
 
-from django.db.models import Count, Exists, OuterRef, QuerySet
+from django.db.models import Count, Exists, Max, OuterRef, QuerySet
 
 from accounts.models import Role
 
 from .. import access
-from ..models import AgreementReport, Assignment, Comment, Consensus, DetectionResponse, Label, Round
+from ..models import (
+    AgreementReport,
+    Assignment,
+    Comment,
+    Consensus,
+    DetectionResponse,
+    Label,
+    Round,
+)
 
 
 def round_list(*, user) -> QuerySet[Round]:
@@ -38,6 +47,11 @@ class ProgressRow:
     detail: str
     assigned: int
     done: int
+    last_activity: datetime | None = None  # the rater's latest label or answer in the round
+
+    @property
+    def remaining(self) -> int:
+        return self.assigned - self.done
 
     @property
     def share(self) -> float:
@@ -50,6 +64,10 @@ class RoundProgress:
     done: int
     by_institution: list[ProgressRow]
     by_rater: list[ProgressRow]
+
+    @property
+    def remaining(self) -> int:
+        return self.assigned - self.done
 
     @property
     def share(self) -> float:
@@ -71,11 +89,19 @@ def round_progress(*, round: Round) -> RoundProgress:  # noqa: A002
         for key, table in ((rater_key, by_rater), (institution_key, by_institution)):
             table[key][0] += row["n"]
             table[key][1] += row["n"] if row["done"] else 0
+    if round.kind == Round.Kind.DETECTION:
+        activity = (DetectionResponse.objects.filter(item__round=round).values("rater__profile__pseudonym")
+                    .annotate(last=Max("submitted_at")).values_list("rater__profile__pseudonym", "last"))
+    else:
+        activity = (Label.objects.filter(assignment__round=round).values("assignment__rater__profile__pseudonym")
+                    .annotate(last=Max("updated_at")).values_list("assignment__rater__profile__pseudonym", "last"))
+    last = dict(activity)
     return RoundProgress(
         assigned=sum(value[0] for value in by_rater.values()),
         done=sum(value[1] for value in by_rater.values()),
         by_institution=[ProgressRow(code, name, *value) for (code, name), value in sorted(by_institution.items())],
-        by_rater=[ProgressRow(pseudonym, code, *value) for (pseudonym, code), value in sorted(by_rater.items())],
+        by_rater=[ProgressRow(pseudonym, code, *value, last_activity=last.get(pseudonym))
+                  for (pseudonym, code), value in sorted(by_rater.items())],
     )
 
 
@@ -110,7 +136,10 @@ def round_alpha_trend(*, round: Round, level: str = "nominal") -> list[TrendPoin
         node = node.parent
     node = round
     while True:
-        follow_up = node.follow_ups.exclude(pk__in=seen).order_by("-created_at").first()
+        # The follow-up that has labels, rather than a newer empty draft made beside it.
+        follow_up = (node.follow_ups.exclude(pk__in=seen)
+                     .annotate(has_labels=Exists(Label.objects.filter(assignment__round_id=OuterRef("pk"))))
+                     .order_by("-has_labels", "-created_at").first())
         if follow_up is None:
             break
         seen.add(follow_up.pk)

@@ -82,14 +82,12 @@ def bar(share) -> str:
     return format_html('<span class="bar"><span style="width:{}%"></span></span>', f"{share * 100:.1f}")
 
 
-@register.simple_tag(takes_context=True)
-def annotation_nav(context) -> str:
-    """The links this user's role uses, from the permission module."""
+def _role_links(user) -> list[tuple[str, str]]:
+    """The sections this user's role may open, from the permission module: no link leads to a 403."""
     from django.urls import reverse
 
     from accounts.permissions import can_adjudicate, can_export, can_label, can_manage_rounds, can_read_labels
 
-    user = context["request"].user
     links = []
     if can_label(user):
         links.append((reverse("queue"), "My queue"))
@@ -97,8 +95,24 @@ def annotation_nav(context) -> str:
         links.append((reverse("adjudication-queue"), "Adjudication"))
     if can_manage_rounds(user) or can_read_labels(user):
         links.append((reverse("round-list-page"), "Rounds"))
+    if can_manage_rounds(user):
+        links.append((reverse("rubric-list"), "Rubrics"))
     if can_read_labels(user):
         links.append((reverse("latent-browser"), "Latents"))
     if can_export(user):
         links.append((reverse("export"), "Export"))
-    return format_html_join("", '<a href="{}">{}</a>', links)
+    return links
+
+
+@register.simple_tag(takes_context=True)
+def annotation_nav(context) -> str:
+    request = context.get("request")
+    if request is None or not request.user.is_authenticated:
+        return ""
+    return format_html_join("", '<a href="{}">{}</a>', _role_links(request.user))
+
+
+@register.simple_tag(takes_context=True)
+def site_nav(context) -> str:
+    """The same links in the site header, so that error pages carry them too."""
+    return annotation_nav(context)

@@ -24,11 +24,19 @@ def test_labelling_page_scripts_run_under_strict_csp(postgres, live_server, brow
     page.keyboard.press("Escape")
     page.keyboard.press("g")
     assert page.locator("#guidelines").is_visible()
+    page.accept_dialogs = True  # leave the unsaved item (its leave-page warning is tested elsewhere)
     for path in ("/", "/queue/", f"/rounds/{world['round'].pk}/queue/"):
         page.goto(f"{base}{path}")
+    assert page.dialogs == [""]  # the one leave-page warning (beforeunload has no text of its own)
+    page.dialogs.clear()
+    page.accept_dialogs = False
     page.context.clear_cookies()
     e2e.log_in(page, base, "coord-dee")
-    for path in ("/", "/rounds/", f"/rounds/{world['round'].pk}/", "/rounds/new/", "/rubrics/new/"):
+    for path in ("/", "/rounds/", f"/rounds/{world['round'].pk}/", "/rounds/new/", "/rubrics/new/", "/rubrics/",
+                 f"/rubrics/{world['version'].rubric_id}/"):
         page.goto(f"{base}{path}")
+    page.goto(f"{base}/rounds/{world['round'].pk}/")
+    page.click("#close-round")
+    assert page.locator("#close-dialog").is_visible()
     assert violations == []
     e2e.assert_no_script_ran(page)

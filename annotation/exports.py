@@ -21,7 +21,7 @@ from features.models import Latent
 from .models import Adjudication, Concept, Consensus, Label, Round
 from .selectors.rounds import round_list
 
-# DESIGN §6: the `agreement` and `consensus` commands read this file as it is.
+# docs/interfaces.md: the `agreement` and `consensus` commands read this file as it is.
 LABEL_COLUMNS = ("latent_id", "round_id", "round_kind", "rater", "institution", "role", "concept_code",
                  "concept_name", "free_text", "confidence", "rationale", "is_repeat", "submitted_at",
                  "rubric_version")

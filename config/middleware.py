@@ -1,4 +1,5 @@
-"""Request limits checked before any view reads the body: size (413), NUL bytes and JSON nesting (400).
+"""Middleware: request limits checked before any view reads the body — size (413), NUL bytes and JSON
+nesting (400) — and, for the embedded server, Concord's own 404 page even with DEBUG on.
 
 PostgreSQL refuses NUL in text (a DataError, so a 500) and Python's JSON decoder recurses once per
 nesting level (a RecursionError, so a 500); both are answered here as a 400 naming the field instead."""
@@ -8,7 +9,8 @@ import json
 from collections.abc import Iterator
 
 from django.conf import settings
-from django.http import JsonResponse
+from django.http import HttpResponseNotFound, JsonResponse
+from django.template.loader import render_to_string
 
 NUL = "\x00"
 _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
@@ -108,3 +110,22 @@ class RequestLimitsMiddleware:
         for path in _nul_paths(data, ""):
             return _bad_request(path, "Null characters are not allowed")
         return None
+
+
+_SKIP = ("/api/", "/admin/", "/static/")
+
+
+class FriendlyNotFound:
+    """`make run` serves with DEBUG on (static files, reloadable templates); Django then answers every 404
+    with its technical page, which lists the URL map. This swaps an HTML 404 for templates/404.html,
+    with the site's navigation. run_embedded installs it; production (DEBUG off) needs none."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if (response.status_code == 404 and not request.path.startswith(_SKIP)
+                and response.get("Content-Type", "").startswith("text/html")):
+            return HttpResponseNotFound(render_to_string("404.html", {}, request=request))
+        return response

@@ -257,15 +257,36 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "store_processed": False,
     }
 else:
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 6 * 3600}
+    # Redis redelivers an unacknowledged message after the visibility timeout. Jobs do not rely on it:
+    # a job's lease decides whether it is still alive (a duplicate delivery of a job whose lease lives is
+    # acknowledged and dropped), and the sweeper re-sends a job whose lease expired. One hour keeps
+    # duplicates rare; socket timeouts make a stopped Redis a quick, clean refusal.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600, "socket_connect_timeout": 2,
+                                       "socket_timeout": 5}
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_DEFAULT_QUEUE = "cpu"
-CELERY_TASK_ROUTES = {
-    "inference.tasks.cache_activations_task": {"queue": "gpu"},
-    "inference.tasks.train_sae_task": {"queue": "gpu"},
-    "inference.tasks.mine_latents_task": {"queue": "gpu"},
+# Jobs are sent by name to the queue their kind names (inference/registry.py); the sweeper runs on `cpu`.
+CELERY_TASK_ROUTES = {"inference.sweep_jobs": {"queue": "cpu"}}
+
+# Jobs: a running job holds a lease renewed by its worker's heartbeat; the sweeper (Celery beat, every
+# JOB_SWEEP_SECONDS) re-sends a job whose lease expired, up to JOB_MAX_ATTEMPTS runs, and re-sends a
+# queued job that no worker or broker holds after JOB_QUEUED_GRACE_SECONDS.
+JOB_LEASE_SECONDS = float(os.environ.get("JOB_LEASE_SECONDS", "300"))
+JOB_SWEEP_SECONDS = float(os.environ.get("JOB_SWEEP_SECONDS", "30"))
+JOB_MAX_ATTEMPTS = int(os.environ.get("JOB_MAX_ATTEMPTS", "3"))
+JOB_QUEUED_GRACE_SECONDS = float(os.environ.get("JOB_QUEUED_GRACE_SECONDS", "120"))
+CELERY_BEAT_SCHEDULE = {
+    "sweep-jobs": {"task": "inference.sweep_jobs", "schedule": JOB_SWEEP_SECONDS,
+                   "options": {"queue": "cpu", "expires": JOB_SWEEP_SECONDS}},
 }
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+# Compute accounting: energy is measured (NVML on CUDA, RAPL where readable) or estimated from these
+# power draws; CO2 at the grid's intensity; cost per device-hour.
+CARBON_INTENSITY_KG_PER_KWH = float(os.environ.get("CARBON_INTENSITY_KG_PER_KWH", "0.4"))
+DEVICE_HOUR_PRICE = float(os.environ.get("DEVICE_HOUR_PRICE", "3.0"))
+CPU_POWER_WATTS = float(os.environ.get("CPU_POWER_WATTS", "35"))
+GPU_POWER_WATTS = float(os.environ.get("GPU_POWER_WATTS", "400"))
 # A killed worker's job is redelivered and resumes from its checkpoint.
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True

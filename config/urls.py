@@ -21,5 +21,6 @@ urlpatterns = [
     # Swagger UI itself comes from drf-spectacular-sidecar's static files, so the page works offline.
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),
     path("account/", include("accounts.web_urls")),
+    path("jobs/", include("inference.web_urls")),
     path("", include("annotation.web_urls")),
 ]

@@ -5,7 +5,8 @@ from django.conf import settings
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from accounts.models import Institution
+from accounts.permissions import UserScopedSlugField
+from features.access import institutions_readable
 
 from ..models import (
     RATIONALE_MIN_LENGTH,
@@ -101,7 +102,7 @@ class RoundCreateInputSerializer(serializers.Serializer):
     kind = RoundKindField()
     sae = serializers.IntegerField()
     rubric_version = serializers.IntegerField()
-    institutions = serializers.SlugRelatedField(slug_field="code", many=True, queryset=Institution.objects.all())
+    institutions = UserScopedSlugField(scope=institutions_readable, slug_field="code", many=True)
     overlap = serializers.IntegerField(min_value=1, default=3)
     repeat_fraction = serializers.FloatField(min_value=0, max_value=1, default=0.0)
     blind = serializers.BooleanField(default=True)

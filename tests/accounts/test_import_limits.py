@@ -11,7 +11,6 @@ from rest_framework.test import APIClient
 
 from accounts.models import Role
 from features.models import SAE, Corpus, Snippet
-from inference.jobs import WORK_OF_KIND
 from inference.models import Job
 from inference.services import job_run
 from tests import factories
@@ -90,7 +89,7 @@ def test_a_failed_upload_is_removed_and_the_job_names_the_line(tmp_path, _artifa
     job = Job.objects.get(pk=response.json()["id"])
     upload = Path(job.parameters["path"])
     assert upload.is_file()
-    job = job_run(job_id=job.pk, work=WORK_OF_KIND[job.kind])
+    job = job_run(job_id=job.pk)
     assert job.status == "failed"
     assert "line 2: 'text' holds a NUL character" in job.message
     assert not upload.exists() and not upload.parent.exists()
@@ -103,7 +102,7 @@ def test_a_succeeded_upload_is_removed_too(tmp_path, _artifact_root):
     path = _jsonl(tmp_path / "good.jsonl", json.dumps(GOOD))
     with path.open("rb") as handle:
         response = client.post("/api/v1/jobs/import-corpus/", {"file": handle, "name": "good"}, format="multipart")
-    job = job_run(job_id=response.json()["id"], work=WORK_OF_KIND[Job.Kind.IMPORT_CORPUS])
+    job = job_run(job_id=response.json()["id"])
     assert job.status == "succeeded"
     assert not list((_artifact_root / "uploads").rglob("good.jsonl"))
 
@@ -116,10 +115,10 @@ def test_a_command_import_leaves_the_users_own_file_alone(tmp_path):
 
 
 def _saved_sae(directory):
+    import torch
+
     from inference.engine.formats import save_sae
     from inference.engine.saes import Normalisation, TopKConfig, build_sae
-
-    import torch
 
     sae = build_sae(TopKConfig(d_in=8, d_sae=16, k=3), seed=0).eval()
     save_sae(sae=sae, normalisation=Normalisation(mean=torch.zeros(8), scale=1.0), directory=directory,

@@ -10,7 +10,9 @@ from tests.conftest import ROOT
 
 
 def test_check_deploy_is_clean_with_production_settings(tmp_path):
-    env = {**os.environ, "DEBUG": "0", "SECRET_KEY": secrets.token_urlsafe(60),
+    # The browser tests' session flag is theirs, not production's (check --deploy rightly refuses it).
+    inherited = {key: value for key, value in os.environ.items() if key != "DJANGO_ALLOW_ASYNC_UNSAFE"}
+    env = {**inherited, "DEBUG": "0", "SECRET_KEY": secrets.token_urlsafe(60),
            "ALLOWED_HOSTS": "concord.example.org", "CSRF_TRUSTED_ORIGINS": "https://concord.example.org",
            "DATABASE_URL": os.environ.get("DATABASE_URL", "postgres://concord@db:5432/concord"),
            "CELERY_BROKER_URL": "redis://127.0.0.1:6379/0", "CACHE_URL": "redis://127.0.0.1:6379/1",

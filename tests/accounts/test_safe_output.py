@@ -15,7 +15,6 @@ from accounts.models import Role
 from annotation import services
 from annotation.models import Assignment
 from annotation.services import ConceptSpec
-from inference.jobs import WORK_OF_KIND
 from inference.services import job_run
 from tests import factories
 from tests.annotation import worlds
@@ -127,7 +126,7 @@ def test_job_responses_show_no_absolute_server_paths(tmp_path, _artifact_root):
             created = client.post("/api/v1/jobs/import-corpus/", {"file": handle, "name": name},
                                   format="multipart")
         assert created.status_code == 202
-        job_run(job_id=created.json()["id"], work=WORK_OF_KIND["import_corpus"])
+        job_run(job_id=created.json()["id"])
     listing = client.get("/api/v1/jobs/")
     detail = client.get(f"/api/v1/jobs/{created.json()['id']}/")
     for response in (created, listing, detail):

@@ -5,7 +5,6 @@ launched through the same services. Physicians and everyone else without the job
 """
 from __future__ import annotations
 
-import csv
 from functools import wraps
 
 from django.contrib import messages
@@ -14,6 +13,8 @@ from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
+from accounts.audit import audit_record
+from accounts.csv_safety import SafeCsvWriter
 from accounts.permissions import can_run_jobs, corpora_visible_to, jobs_visible_to, may_see_sae, saes_visible_to
 from features.models import SAE, ActivationSet, Corpus, HostModel
 
@@ -172,7 +173,8 @@ def sweep_page(request, sweep_id: int):
 def jobs_export(request):
     """CSV of every job the user may follow with its compute, energy, CO₂ and cost; ?by=sae for SAE totals."""
     response = HttpResponse(content_type="text/csv")
-    writer = csv.writer(response)
+    writer = SafeCsvWriter(response)  # SAE names and sweep groups are user text: never a live formula
+    audit_record(actor=request.user, action="export.jobs_compute", payload={"by": request.GET.get("by") or "job"})
     if request.GET.get("by") == "sae":
         response["Content-Disposition"] = 'attachment; filename="sae-compute.csv"'
         writer.writerow(["sae_id", "name", "sweep_group", "n_jobs", "device_seconds", "energy_kwh", "energy_method",

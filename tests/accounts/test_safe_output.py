@@ -135,3 +135,21 @@ def test_job_responses_show_no_absolute_server_paths(tmp_path, _artifact_root):
         assert "/tmp/" not in text and "/srv/" not in text and "/work/" not in text
     jobs = listing.json()["results"]
     assert {job["parameters"]["path"].split("/")[0] for job in jobs} == {"uploads"}
+
+
+@pytest.mark.django_db
+def test_the_jobs_compute_csv_neutralises_formulas_and_is_audited():
+    from accounts.models import AuditEvent
+    from features.models import SAE
+
+    researcher = factories.user(role=Role.RESEARCHER)
+    sae = factories.sae()
+    SAE.objects.filter(pk=sae.pk).update(name=FORMULAS[0], sweep_group="@SUM(1)")
+    client = Client()
+    client.force_login(researcher)
+    response = client.get("/jobs/export.csv", {"by": "sae"})
+    assert response.status_code == 200
+    rows = list(csv.reader(io.StringIO(response.content.decode())))
+    assert [FORMULAS[0], "@SUM(1)"] == [cell[1:] for cell in rows[1][1:3]]  # written as text
+    assert not [cell for row in rows[1:] for cell in row if cell.startswith(DANGEROUS_STARTS)]
+    assert AuditEvent.objects.filter(action="export.jobs_compute", actor=researcher).exists()

@@ -16,6 +16,7 @@ from django.views.decorators.http import require_POST
 from accounts.audit import audit_record
 from accounts.csv_safety import SafeCsvWriter
 from accounts.permissions import can_run_jobs, corpora_visible_to, jobs_visible_to, may_see_sae, saes_visible_to
+from accounts.redaction import without_server_paths
 from features.models import SAE, ActivationSet, Corpus, HostModel
 
 from . import selectors
@@ -145,7 +146,8 @@ def jobs_progress(request):
     rows = _visible_jobs(request).filter(pk__in=ids).values(
         "id", "status", "progress", "message", "attempts", "device", "device_seconds", "energy_kwh", "energy_method",
         "co2_kg", "cost", "log_tail")
-    return JsonResponse({"jobs": [{**row, "log_tail": row["log_tail"][-4000:]} for row in rows]})
+    return JsonResponse({"jobs": [{**row, "message": without_server_paths(row["message"]),
+                                   "log_tail": without_server_paths(row["log_tail"][-4000:])} for row in rows]})
 
 
 @job_runners_only

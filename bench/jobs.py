@@ -3,7 +3,7 @@ sweep's wall time on one GPU-queue worker against two (CPU-backed).
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/concord_jobs python bench/jobs.py [--lease 6] [--sweep 1]
 
-Creates a scratch database (test_<name>) and a redis-server of its own on port 17535 (no persistence),
+Creates a scratch database (concord_bench_jobs) and a redis-server of its own on port 17535 (no persistence),
 starts real Celery workers and beat, prints a table, and removes all of it. Recovery is timed from the
 SIGKILL of the worker's process group to (a) the job running again under the standby worker and (b) its
 success; the standby worker is started before the kill so that its start-up is not counted.
@@ -24,6 +24,7 @@ sys.path.insert(0, str(ROOT))
 def _setup(artifacts: Path):
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     os.environ["ARTIFACT_ROOT"] = str(artifacts)
+    os.environ.setdefault("CONCORD_TEST_DB_NAME", "concord_bench_jobs")  # never the test suite's database
     import django
 
     django.setup()

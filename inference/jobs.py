@@ -255,7 +255,7 @@ def mine_latents_work(job: Job, progress: Progress) -> dict[str, Any]:
     concepts = sorted({tag for _, tags in snippets for tag in tags})
     summary: dict[str, Any] = {"n_latents": len(result.latents), "n_tokens": result.n_tokens}
     latent_scores = None
-    if concepts:
+    if len(concepts) >= 2:  # monosemanticity spreads |r| over concepts: one concept has no entropy to measure
         tags = np.zeros((len(snippets), len(concepts)), dtype=np.float32)
         column = {code: j for j, code in enumerate(concepts)}
         for i, (_, snippet_tags) in enumerate(snippets):

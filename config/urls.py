@@ -4,11 +4,14 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from config.steering_views import SteeringRunApi, steering_page
+
 api_v1 = [
     path("", include("accounts.urls")),
     path("", include("features.urls")),
     path("", include("annotation.urls")),
     path("", include("inference.urls")),
+    path("steering/", SteeringRunApi.as_view(), name="steering-run-api"),
 ]
 
 urlpatterns = [
@@ -18,5 +21,6 @@ urlpatterns = [
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("steering/", steering_page, name="steering"),
     path("", include("annotation.web_urls")),
 ]

@@ -154,7 +154,7 @@ def train_sae_work(job: Job, progress: Progress) -> dict[str, Any]:
     params = job.parameters
     activation_set, activations = _activations_for(params)
     sae_cfg = sae_config_from_parameters(params, activations.shape[1])
-    train_cfg = training_config_from_parameters(params)
+    train_cfg = training_config_from_parameters(params).for_width(sae_cfg.d_sae)  # records the lr it used
     checkpoint_dir = artifact_dir("checkpoints", str(job.uuid))
     _record(progress, checkpoint_uri=str(checkpoint_dir), device=str(train_cfg.device))
     result = train_sae(sae_cfg=sae_cfg, train_cfg=train_cfg, activations=activations,

@@ -59,8 +59,11 @@ def latent_context(*, latent: Latent, round: Round | None = None) -> LatentConte
     labels: dict[int, str] = {}
     names: dict[str, str] = {}
     if show_labels and pairs:
-        labels = dict(Consensus.objects.filter(latent_id__in=[other.pk for other, _ in pairs],
-                                               scope=f"sae:{latent.sae_id}")
+        # On a rater's page only settled labels (consensus reached or adjudicated): an SAE-wide consensus that
+        # still moves may hold labels of rounds not yet revealed to this rater.
+        settled = [other.pk for other, _ in pairs
+                   if round is None or other.status in (Latent.Status.CONSENSUS, Latent.Status.ADJUDICATED)]
+        labels = dict(Consensus.objects.filter(latent_id__in=settled, scope=f"sae:{latent.sae_id}")
                       .order_by("latent_id", "-n_labels").values_list("latent_id", "map_concept"))
         names = dict(Concept.objects.filter(code__in=set(labels.values()),
                                             rubric_version__rounds__sae_id=latent.sae_id).values_list("code", "name"))

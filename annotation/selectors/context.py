@@ -29,8 +29,9 @@ class LatentContext:
 
 
 def _logit_effects(latent: Latent) -> tuple[list, list]:
-    """`Latent.logit_effects` when the host is causal and the field was computed: {"raised": [[token,
-    value], ...], "lowered": [...]}; empty lists otherwise."""
+    """`Latent.logit_effects` when the host is causal and the field was computed at mining: {"raised":
+    [{"token", "id", "logit"}, ...], "lowered": [...], "method": str} (pairs [token, value] accepted too);
+    empty lists otherwise."""
     effects = getattr(latent, "logit_effects", None) or {}
     if not isinstance(effects, dict):
         return [], []
@@ -39,7 +40,10 @@ def _logit_effects(latent: Latent) -> tuple[list, list]:
         out = []
         for row in effects.get(key, [])[:10]:
             try:
-                token, value = (row["token"], row["value"]) if isinstance(row, dict) else (row[0], row[1])
+                if isinstance(row, dict):
+                    token, value = row["token"], row.get("logit", row.get("value"))
+                else:
+                    token, value = row[0], row[1]
                 out.append((str(token), float(value)))
             except (KeyError, IndexError, TypeError, ValueError):
                 continue

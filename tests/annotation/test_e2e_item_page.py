@@ -174,7 +174,8 @@ def test_context_shows_neighbours_and_logit_effects_except_in_blind_calibration(
                              method="dawid-skene", posterior={"PNA": 0.6}, map_concept="PNA", entropy=0.7, n_labels=2)
     latent = Latent.objects.get(sae=sae, index=0)
     if hasattr(latent, "logit_effects"):
-        latent.logit_effects = {"raised": [["embol", 2.5]], "lowered": [["normal", -1.5]]}
+        latent.logit_effects = {"raised": [{"token": "embol", "id": 7, "logit": 2.5}],
+                                "lowered": [{"token": "normal", "id": 9, "logit": -1.5}], "method": "W_dec @ W_U"}
         latent.save(update_fields=["logit_effects"])
     page, base = browser_page, live_server.url
     e2e.log_in(page, base, "dr-ada")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from django import forms
+from django.conf import settings
 
 from accounts.models import Institution
 
@@ -44,7 +45,8 @@ class LabelForm(forms.Form):
     free_text = forms.CharField(max_length=300, required=False)
     confidence = forms.TypedChoiceField(choices=[(i, str(i)) for i in range(1, 6)], coerce=int,
                                         error_messages={"required": "Give your confidence (1–5)."})
-    rationale = forms.CharField(min_length=RATIONALE_MIN_LENGTH, widget=forms.Textarea)
+    rationale = forms.CharField(min_length=RATIONALE_MIN_LENGTH, max_length=settings.MAX_TEXT_CHARS,
+                                widget=forms.Textarea)
     time_spent_seconds = forms.FloatField(min_value=0, required=False)
     idempotency_key = forms.CharField(max_length=64, required=False)
 
@@ -133,12 +135,13 @@ class FollowUpForm(forms.Form):
 
 class CommentForm(forms.Form):
     latent = forms.IntegerField(widget=forms.HiddenInput)
-    text = forms.CharField(max_length=5000, widget=forms.Textarea(attrs={"rows": 2}))
+    text = forms.CharField(max_length=settings.MAX_TEXT_CHARS, widget=forms.Textarea(attrs={"rows": 2}))
 
 
 class AdjudicationForm(forms.Form):
     concept = forms.ChoiceField(choices=[])
-    rationale = forms.CharField(min_length=RATIONALE_MIN_LENGTH, widget=forms.Textarea(attrs={"rows": 4}))
+    rationale = forms.CharField(min_length=RATIONALE_MIN_LENGTH, max_length=settings.MAX_TEXT_CHARS,
+                                widget=forms.Textarea(attrs={"rows": 4}))
 
     def __init__(self, *args, concepts, **kwargs):
         super().__init__(*args, **kwargs)

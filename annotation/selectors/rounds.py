@@ -5,34 +5,30 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import Count, Exists, Max, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, Max, OuterRef, QuerySet
 
 from accounts.models import Role
-from accounts.permissions import institution_of, role_of
 
-from ..models import AgreementReport, Assignment, Comment, Consensus, DetectionResponse, Label, Round
+from .. import access
+from ..models import (
+    AgreementReport,
+    Assignment,
+    Comment,
+    Consensus,
+    DetectionResponse,
+    Label,
+    Round,
+)
 
 
 def round_list(*, user) -> QuerySet[Round]:
-    """Raters see rounds they hold assignments in; coordinators rounds they run or that include their
-    institution; researchers and admins every round."""
-    role = role_of(user)
-    rounds = Round.objects.select_related("sae", "rubric_version__rubric", "coordinator__profile")
-    if role is None:
-        return rounds.none()
-    if role in (Role.RESEARCHER, Role.ADMIN):
-        return rounds
-    if role == Role.COORDINATOR:
-        return rounds.filter(
-            Q(coordinator=user) | Q(institutions=institution_of(user))
-            | Q(coordinator__profile__institution=institution_of(user))
-        ).distinct()
-    return rounds.filter(assignments__rater=user).distinct()
+    """The rounds the user may see at all (annotation.access decides)."""
+    return access.rounds_readable(user)
 
 
 def assignment_list(*, user, round_id: int | None = None) -> QuerySet[Assignment]:
     """Only the caller's own assignments, never anyone else's."""
-    assignments = Assignment.objects.filter(rater=user).select_related("round", "latent")
+    assignments = access.assignments_readable(user).select_related("round", "latent")
     return assignments.filter(round_id=round_id) if round_id is not None else assignments
 
 
@@ -149,8 +145,9 @@ def round_alpha_trend(*, round: Round, level: str = "nominal") -> list[TrendPoin
         seen.add(follow_up.pk)
         chain.append(follow_up)
         node = follow_up
+    # A round's alpha appears once it is closed (blind until then), whichever round of the chain is asked.
     reports = {r.round_id: r for r in AgreementReport.objects.filter(
-        round__in=chain, metric="krippendorff_alpha", level=level)}
+        round__in=chain, round__status__in=access.CONTENT_STATUSES, metric="krippendorff_alpha", level=level)}
     points = []
     for item in chain:
         report = reports.get(item.pk)

@@ -10,17 +10,10 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
-from accounts.permissions import (
-    can_manage_rounds,
-    can_read_labels,
-    may_discuss_round,
-    may_manage_round,
-    may_see_round_distribution,
-    role_of,
-)
+from accounts.permissions import can_manage_rounds, can_read_labels, role_of
 from features import selectors as catalogue
 
-from .. import selectors, services
+from .. import access, selectors, services
 from ..forms import CommentForm, DeadlineForm, FollowUpForm, RoundCreateForm
 from ..models import RaterReliability, Round
 from .common import managed_round, role_required, run_service, visible_round, watched_round
@@ -29,6 +22,8 @@ from .rubrics import concept_formset, concept_rows
 
 @role_required(lambda user: role_of(user) is not None)
 def round_list(request):
+    if not (can_manage_rounds(request.user) or can_read_labels(request.user)):
+        return redirect("queue")  # raters follow their rounds from their queue; dashboards are not theirs
     return render(request, "annotation/round_list.html", {
         "rounds": selectors.round_list(user=request.user).order_by("-created_at"),
         "can_create": can_manage_rounds(request.user),
@@ -40,6 +35,7 @@ def round_list(request):
 @require_http_methods(["GET", "POST"])
 def round_create(request):
     form = RoundCreateForm(request.POST or None, saes=catalogue.sae_list(user=request.user))
+    form.fields["rubric_version"].queryset = access.rubric_versions_writable(request.user).select_related("rubric")
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
@@ -61,23 +57,30 @@ def round_create(request):
 @role_required(lambda user: role_of(user) is not None)
 def round_dashboard(request, round_id: int):
     round_ = watched_round(request, round_id)
-    reports = selectors.round_reports(round=round_)
-    return render(request, "annotation/round_dashboard.html", {
+    context = {
         "round": round_,
-        "can_manage": may_manage_round(request.user, round_),
+        "can_manage": access.may_manage_round(request.user, round_),
         "progress": selectors.round_progress(round=round_),
-        "reports": reports,
-        "alpha": reports.get("krippendorff_alpha:nominal"),
-        "alpha_hierarchical": reports.get("krippendorff_alpha:hierarchical"),
-        "report_rows": sorted(round_.agreement_reports.all(), key=lambda r: (r.metric, r.level)),
-        "trend": selectors.round_alpha_trend(round=round_) if round_.kind == Round.Kind.CALIBRATION else [],
-        "by_entropy": selectors.round_latents_by_entropy(round=round_)[:200],
-        "reliability": RaterReliability.objects.filter(scope=f"round:{round_.pk}")
-                       .select_related("rater__profile").order_by("-weight"),
         "institutions": round_.institutions.all(),
+        "reports": {}, "alpha": None, "alpha_hierarchical": None, "report_rows": [], "trend": [],
+        "by_entropy": [], "reliability": [],
         "deadline_form": DeadlineForm(initial={"deadline": round_.deadline}),
         "now": timezone.now(),
-    })
+    }
+    # Before close the dashboard shows progress only: no label content, agreement or consensus (blind).
+    if access.round_content_readable(request.user, round_):
+        reports = selectors.round_reports(round=round_)
+        context.update({
+            "reports": reports,
+            "alpha": reports.get("krippendorff_alpha:nominal"),
+            "alpha_hierarchical": reports.get("krippendorff_alpha:hierarchical"),
+            "report_rows": sorted(round_.agreement_reports.all(), key=lambda r: (r.metric, r.level)),
+            "trend": selectors.round_alpha_trend(round=round_) if round_.kind == Round.Kind.CALIBRATION else [],
+            "by_entropy": selectors.round_latents_by_entropy(round=round_)[:200],
+            "reliability": RaterReliability.objects.filter(scope=f"round:{round_.pk}")
+                           .select_related("rater__profile").order_by("-weight"),
+        })
+    return render(request, "annotation/round_dashboard.html", context)
 
 
 _ACTIONS = {
@@ -153,9 +156,9 @@ def round_follow_up(request, round_id: int):
 def round_discussion(request, round_id: int):
     """The revealed distribution and rationales per latent, pseudonyms only, with the discussion."""
     round_ = visible_round(request, round_id)
-    if not may_see_round_distribution(request.user, round_):
+    if not access.may_see_distribution(request.user, round_):
         raise PermissionDenied("The distribution is shown once the round is revealed.")
-    can_discuss = may_discuss_round(request.user, round_)
+    can_discuss = access.may_discuss_round(request.user, round_)
     form = CommentForm(request.POST or None)
     if request.method == "POST":
         if not can_discuss:
@@ -174,5 +177,5 @@ def round_discussion(request, round_id: int):
             messages.error(request, "Write a comment first.")
     return render(request, "annotation/round_discussion.html", {
         "round": round_, "distribution": selectors.round_distribution(round=round_), "can_discuss": can_discuss,
-        "can_manage": may_manage_round(request.user, round_),
+        "can_manage": access.may_manage_round(request.user, round_),
     })

@@ -72,6 +72,13 @@ class Round(models.Model):
         CLOSED = "closed", "Closed"
         REVEALED = "revealed", "Revealed"
 
+    class StatisticsStatus(models.TextChoices):
+        NONE = "none", "None"
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Computing"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
     name = models.CharField(max_length=200)
     kind = models.CharField(max_length=20, choices=Kind.choices)
     sae = models.ForeignKey(SAE, on_delete=models.PROTECT, related_name="rounds")
@@ -90,6 +97,15 @@ class Round(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     opened_at = models.DateTimeField(null=True, blank=True)
     closed_at = models.DateTimeField(null=True, blank=True)
+    # The statistics job of a closed round (annotation.tasks): its state, progress and message. The token
+    # names the latest request: a delivery carrying an older token, or one whose computation finished, is
+    # dropped.
+    statistics_status = models.CharField(max_length=10, choices=StatisticsStatus.choices,
+                                         default=StatisticsStatus.NONE)
+    statistics_progress = models.FloatField(default=0.0)
+    statistics_message = models.CharField(max_length=300, blank=True)
+    statistics_updated_at = models.DateTimeField(null=True, blank=True)
+    statistics_token = models.CharField(max_length=32, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -102,6 +118,11 @@ class Round(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.kind}, {self.status})"
+
+    @property
+    def statistics_pending(self) -> bool:
+        """A closed round whose statistics are queued or computing: every page says so."""
+        return self.statistics_status in (self.StatisticsStatus.QUEUED, self.StatisticsStatus.RUNNING)
 
 
 class Assignment(models.Model):

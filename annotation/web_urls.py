@@ -15,6 +15,7 @@ urlpatterns = [
     path("rounds/<int:round_id>/", views.round_dashboard, name="round-dashboard"),
     re_path(r"^rounds/(?P<round_id>[0-9]+)/(?P<action>open|close|reveal|statistics|delete|deadline)/$",
             views.round_action, name="round-action"),
+    path("rounds/<int:round_id>/statistics-status/", views.round_statistics_status, name="round-statistics-status"),
     path("rounds/<int:round_id>/follow-up/new/", views.round_follow_up, name="round-follow-up"),
     path("rounds/<int:round_id>/discussion/", views.round_discussion, name="round-discussion"),
     path("rubrics/", views.rubric_list, name="rubric-list"),

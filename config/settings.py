@@ -267,7 +267,8 @@ CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_DEFAULT_QUEUE = "cpu"
 # Jobs are sent by name to the queue their kind names (inference/registry.py); the sweeper runs on `cpu`.
-CELERY_TASK_ROUTES = {"inference.sweep_jobs": {"queue": "cpu"}}
+CELERY_TASK_ROUTES = {"inference.sweep_jobs": {"queue": "cpu"},
+                      "annotation.compute_round_statistics": {"queue": "cpu"}}
 
 # Jobs: a running job holds a lease renewed by its worker's heartbeat; the sweeper (Celery beat, every
 # JOB_SWEEP_SECONDS) re-sends a job whose lease expired, up to JOB_MAX_ATTEMPTS runs, and re-sends a

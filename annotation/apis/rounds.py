@@ -91,7 +91,8 @@ class RoundOpenApi(_RoundTransitionApi):
 
 
 class RoundCloseApi(_RoundTransitionApi):
-    """open → closed; labels freeze and the statistics are computed. 409 from any other state."""
+    """open → closed; labels freeze and the statistics job is queued (`statistics_status`). 409 from any
+    other state."""
 
     service = services.round_close
 
@@ -103,11 +104,9 @@ class RoundRevealApi(_RoundTransitionApi):
 
 
 class RoundStatisticsComputeApi(_RoundTransitionApi):
-    """Recompute a closed round's statistics (idempotent)."""
+    """Queue the recomputation of a closed round's statistics (idempotent); watch `statistics_status`."""
 
-    @staticmethod
-    def service(*, round, by):  # noqa: A002
-        services.round_statistics_compute(round=round, by=by)
+    service = services.round_statistics_request
 
 
 class RoundFollowUpApi(ServiceErrorsMixin, APIView):
@@ -137,11 +136,22 @@ class RoundProgressApi(APIView):
 
 
 class AgreementReportListApi(generics.ListAPIView):
+    """The round's agreement reports. The `X-Statistics-Status` header says whether they are final (`done`)
+    or still computing (`queued`, `running`: the list is empty or holds the previous computation's)."""
+
     serializer_class = s.AgreementReportSerializer
     permission_classes = [role_permission()]
 
     def get_queryset(self):
-        return round_content_or_403(self.request.user, self.kwargs["pk"]).agreement_reports.order_by("metric", "level")
+        self.round = round_content_or_403(self.request.user, self.kwargs["pk"])
+        return self.round.agreement_reports.order_by("metric", "level")
+
+    def list(self, request, *args, **kwargs):
+        response = super().list(request, *args, **kwargs)
+        response["X-Statistics-Status"] = self.round.statistics_status
+        if self.round.statistics_pending:
+            response["X-Statistics-Message"] = "still computing"
+        return response
 
 
 class RoundConsensusListApi(generics.ListAPIView):

@@ -32,7 +32,9 @@ class RoundSerializer(serializers.ModelSerializer):
     class Meta:
         model = Round
         fields = ["id", "name", "kind", "sae", "rubric_version", "institutions", "overlap", "repeat_fraction",
-                  "blind", "status", "deadline", "parent", "selection_rule", "created_at", "opened_at", "closed_at"]
+                  "blind", "status", "deadline", "parent", "selection_rule", "created_at", "opened_at", "closed_at",
+                  "statistics_status", "statistics_progress", "statistics_message", "statistics_updated_at"]
+        read_only_fields = ["statistics_status", "statistics_progress", "statistics_message", "statistics_updated_at"]
 
 
 class AssignmentSerializer(serializers.ModelSerializer):

@@ -188,12 +188,12 @@ def round_open(*, round: Round, by) -> Round:  # noqa: A002 - the style guide's 
 
 
 def round_close(*, round: Round, by) -> Round:  # noqa: A002
-    """Close the round (its labels become immutable), then compute its statistics.
+    """Close the round (its labels become immutable) and queue the computation of its statistics.
 
-    The statistics run after the closing commit: a failure there leaves a closed round whose
-    statistics can be recomputed (`round_statistics_compute`), never a half-closed one."""
-    from .detection import detection_accuracy_compute
-    from .statistics import round_statistics_compute
+    The statistics job is sent to a `cpu` worker once the closing commit is done, and the request
+    answers at once; a broker that refuses it leaves a closed round whose statistics stay `queued`
+    (with a message) until "Recompute statistics" sends them again, never a half-closed one."""
+    from .statistics_jobs import round_statistics_request
 
     with transaction.atomic():
         round_ = _locked(round)
@@ -204,11 +204,9 @@ def round_close(*, round: Round, by) -> Round:  # noqa: A002
         round_.save(update_fields=["status", "closed_at"])
         audit_record(actor=by, action="round.close", obj=round_,
                      payload={"n_labels": round_.assignments.filter(label__isnull=False).count()})
+        round_statistics_request(round=round_, by=by)
     _copy_state(source=round_, target=round)
-    if round_.kind == Round.Kind.DETECTION:
-        detection_accuracy_compute(round=round_, by=by)
-    else:
-        round_statistics_compute(round=round_, by=by)
+    round.statistics_status, round.statistics_token = round_.statistics_status, round_.statistics_token
     return round_
 
 

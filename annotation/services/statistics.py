@@ -2,12 +2,15 @@
 
 Long-format rows are built here from the database; every number comes from the pure `annotation.stats`
 package. Every write is an update_or_create on the row's natural key, so recomputing is idempotent.
+
+The computation runs outside any transaction and collects its writes (`Writes`); they run at the end in
+one short transaction, so a round's statistics are never half-written and no lock is held while computing.
 """
 from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -26,6 +29,8 @@ from ..stats.tables import Ratings, count_matrix, ratings_from_rows, reliability
 ALPHA_LEVELS = ("nominal", "hierarchical")
 CONSENSUS_METHOD = "dawid-skene"
 LABELLED_ROUND_STATUSES = (Round.Status.CLOSED, Round.Status.REVEALED)
+Writes = list[Callable[[], object]]  # database writes deferred to the closing transaction
+Progress = Callable[[float, str], None]  # (fraction done, what is being computed)
 
 
 @dataclass
@@ -81,16 +86,17 @@ def _finite(value) -> float | None:
     return None if value is None or not math.isfinite(value) else float(value)
 
 
-def _report(*, round: Round, metric: str, level: str, value=None, ci=None, n_units=0, n_raters=0,  # noqa: A002
-            n_pairable=0, parameters=None) -> None:
+def _report(*, writes: Writes, round: Round, metric: str, level: str, value=None, ci=None,  # noqa: A002
+            n_units=0, n_raters=0, n_pairable=0, parameters=None) -> None:
     ci = ci or (None, None)
-    AgreementReport.objects.update_or_create(round=round, metric=metric, level=level, defaults={
+    writes.append(lambda: AgreementReport.objects.update_or_create(round=round, metric=metric, level=level, defaults={
         "value": _finite(value), "ci_low": _finite(ci[0]), "ci_high": _finite(ci[1]), "n_units": n_units,
         "n_raters": n_raters, "n_pairable": n_pairable, "parameters": parameters or {},
-    })
+    }))
 
 
-def _agreement_reports(*, round: Round, ratings: Ratings, n_draws: int, seed: int) -> dict[str, float | None]:  # noqa: A002
+def _agreement_reports(*, writes: Writes, round: Round, ratings: Ratings, n_draws: int,  # noqa: A002
+                       seed: int) -> dict[str, float | None]:
     parent = {c.code: (c.parent_code or None) for c in round.rubric_version.concepts.all()}
     matrix = reliability_matrix(ratings=ratings)
     alphas: dict[str, float | None] = {}
@@ -100,13 +106,13 @@ def _agreement_reports(*, round: Round, ratings: Ratings, n_draws: int, seed: in
                                         n_draws=n_draws, seed=seed)
         except ValueError as error:
             alphas[level] = None
-            _report(round=round, metric="krippendorff_alpha", level=level, parameters={"reason": str(error)})
+            _report(writes=writes, round=round, metric="krippendorff_alpha", level=level, parameters={"reason": str(error)})
             continue
         alphas[level] = _finite(result.alpha)
         parameters = {"n_draws": result.n_draws, "seed": seed, "confidence": result.confidence}
         if not result.defined:
             parameters["reason"] = f"undefined ({result.reason})"
-        _report(round=round, metric="krippendorff_alpha", level=level, value=result.alpha, ci=result.ci,
+        _report(writes=writes, round=round, metric="krippendorff_alpha", level=level, value=result.alpha, ci=result.ci,
                 n_units=result.n_units, n_raters=result.n_raters, n_pairable=result.n_pairable,
                 parameters=parameters)
 
@@ -119,26 +125,26 @@ def _agreement_reports(*, round: Round, ratings: Ratings, n_draws: int, seed: in
         chosen = counts[per_unit == common]
         try:
             fleiss = fleiss_kappa(counts=chosen)
-            _report(round=round, metric="fleiss_kappa", level="nominal", value=fleiss.kappa, n_units=fleiss.n_units,
+            _report(writes=writes, round=round, metric="fleiss_kappa", level="nominal", value=fleiss.kappa, n_units=fleiss.n_units,
                     n_raters=fleiss.n_raters_per_unit, n_pairable=int(chosen.sum()),
                     parameters={"observed": fleiss.observed_agreement, "expected": fleiss.expected_agreement,
                                 "units_left_out": int(pairable.size - chosen.shape[0]),
                                 **({} if fleiss.defined else {"reason": f"undefined ({fleiss.reason})"})})
         except ValueError as error:
-            _report(round=round, metric="fleiss_kappa", level="nominal", parameters={"reason": str(error)})
+            _report(writes=writes, round=round, metric="fleiss_kappa", level="nominal", parameters={"reason": str(error)})
         agreement = percent_agreement(counts=counts)
-        _report(round=round, metric="percent_agreement", level="nominal", value=agreement.value,
+        _report(writes=writes, round=round, metric="percent_agreement", level="nominal", value=agreement.value,
                 n_units=agreement.n_units, n_pairable=int(pairable.sum()), parameters={"n_pairs": agreement.n_pairs})
         pairwise = pairwise_cohen_kappa(matrix=matrix)
         kappas = pairwise.kappa[np.triu_indices(len(pairwise.raters), k=1)]
         kappas = kappas[~np.isnan(kappas)]
-        _report(round=round, metric="cohen_kappa_mean", level="nominal",
+        _report(writes=writes, round=round, metric="cohen_kappa_mean", level="nominal",
                 value=float(kappas.mean()) if kappas.size else None, n_raters=len(pairwise.raters),
                 parameters={"n_pairs": int(kappas.size)} if kappas.size else {"reason": "no pair of raters shares "
                                                                                          "two or more latents"})
     else:
         for metric in ("fleiss_kappa", "percent_agreement", "cohen_kappa_mean"):
-            _report(round=round, metric=metric, level="nominal", parameters={"reason": "no latent has two labels"})
+            _report(writes=writes, round=round, metric=metric, level="nominal", parameters={"reason": "no latent has two labels"})
     return alphas
 
 
@@ -151,9 +157,10 @@ def _concept_terms(concepts: Iterable[Concept]) -> dict[str, list[str]]:
     return dict(terms)
 
 
-def _reliability_and_consensus(*, judgments: _Judgments, scope: str, concepts: Iterable[Concept], seed: int,
-                               ) -> tuple[ConsensusResult, dict[str, float]]:
-    """Rater weights (test–retest + learnability), then Dawid–Skene initialised with them; both saved."""
+def _reliability_and_consensus(*, writes: Writes, judgments: _Judgments, scope: str, concepts: Iterable[Concept],
+                               seed: int) -> tuple[ConsensusResult, dict[str, float]]:
+    """Rater weights (test–retest + learnability), then Dawid–Skene initialised with them; the weights'
+    rows go to `writes`."""
     ratings = judgments.ratings
     weights = rater_weights(ratings=ratings, rationale_column="rationale", concept_terms=_concept_terms(concepts),
                             seed=seed)
@@ -161,14 +168,16 @@ def _reliability_and_consensus(*, judgments: _Judgments, scope: str, concepts: I
     accuracy = dict(zip(result.raters, result.rater_accuracy.tolist(), strict=True))
     for pseudonym, weight in weights.items():
         learned = weight.learnability
-        RaterReliability.objects.update_or_create(rater_id=judgments.user_of[pseudonym], scope=scope, defaults={
+        defaults = {
             "test_retest": _finite(weight.test_retest.kappa),
             "test_retest_reason": (weight.test_retest.reason or "")[:200],
             "learnability": _finite(learned.kappa) if learned is not None else None,
             "learnability_reason": ((learned.reason if learned is not None else "no rationales") or "")[:200],
             "ds_accuracy": _finite(accuracy.get(pseudonym)),
             "weight": weight.weight,
-        })
+        }
+        writes.append(lambda rater_id=judgments.user_of[pseudonym], defaults=defaults:
+                      RaterReliability.objects.update_or_create(rater_id=rater_id, scope=scope, defaults=defaults))
     return result, {rater: weight.weight for rater, weight in weights.items()}
 
 
@@ -195,18 +204,31 @@ def _consensus_save(*, result: ConsensusResult, ratings: Ratings, scope: str,
 
 def sae_consensus_compute(*, sae: SAE, by=None, seed: int = 0) -> dict[str, int]:
     """Consensus over every label of the SAE's closed rounds, then routing: consensus | ambiguous."""
+    write = _sae_consensus_plan(sae=sae, by=by, seed=seed)
+    with transaction.atomic():
+        return write()
+
+
+def _sae_consensus_plan(*, sae: SAE, by=None, seed: int = 0) -> Callable[[], dict[str, int]]:
+    """Compute the SAE-wide consensus and routing now; the returned function writes them (in the caller's
+    transaction) and returns the routing counts."""
     labels = Label.objects.filter(
         assignment__round__sae=sae, assignment__round__status__in=LABELLED_ROUND_STATUSES,
     ).exclude(assignment__round__kind=Round.Kind.DETECTION)
     judgments = _judgments(labels)
     if judgments is None:
-        return {}
+        return dict
     concepts = Concept.objects.filter(rubric_version__rounds__sae=sae).distinct()
     scope = sae_scope(sae.pk)
-    result, _ = _reliability_and_consensus(judgments=judgments, scope=scope, concepts=concepts, seed=seed)
+    writes: Writes = []
+    result, _ = _reliability_and_consensus(writes=writes, judgments=judgments, scope=scope, concepts=concepts,
+                                           seed=seed)
     decisions = route_latents(consensus=result, rounds_with_labels=judgments.n_rounds)
-    routed: Counter = Counter()
-    with transaction.atomic():
+
+    def write() -> dict[str, int]:
+        routed: Counter = Counter()
+        for deferred in writes:
+            deferred()
         saved = _consensus_save(result=result, ratings=judgments.ratings, scope=scope, n_rounds=judgments.n_rounds)
         status_for = {CONSENSUS: Latent.Status.CONSENSUS, ADJUDICATE: Latent.Status.AMBIGUOUS}
         by_status: dict[str, list[int]] = defaultdict(list)
@@ -221,11 +243,18 @@ def sae_consensus_compute(*, sae: SAE, by=None, seed: int = 0) -> dict[str, int]
             # An adjudicated latent keeps its decision; a new round's labels do not undo it.
             Latent.objects.filter(pk__in=ids).exclude(status=Latent.Status.ADJUDICATED).update(status=status)
         audit_record(actor=by, action="consensus.compute", obj=sae, payload={"scope": scope, **routed})
-    return dict(routed)
+        return dict(routed)
+
+    return write
 
 
-def round_statistics_compute(*, round: Round, by=None, n_draws: int = 1000) -> RoundStatistics:  # noqa: A002
-    """Agreement, reliability and consensus of one closed round, then the SAE-wide consensus and routing."""
+def round_statistics_compute(*, round: Round, by=None, n_draws: int = 1000,  # noqa: A002
+                             progress: Progress | None = None) -> RoundStatistics:
+    """Agreement, reliability and consensus of one closed round, then the SAE-wide consensus and routing.
+
+    Everything is computed first (`progress` hears each stage), then written in one short transaction.
+    Run it through the statistics job (`round_statistics_request`), not in a web request."""
+    progress = progress or (lambda fraction, message: None)
     if round.status not in LABELLED_ROUND_STATUSES:
         from .errors import RoundStateError
 
@@ -242,18 +271,27 @@ def round_statistics_compute(*, round: Round, by=None, n_draws: int = 1000) -> R
         audit_record(actor=by, action="round.statistics", obj=round, payload={"n_labels": 0})
         return RoundStatistics(n_labels=0)
     summary = RoundStatistics(n_labels=judgments.ratings.n_judgments, n_raters=len(judgments.ratings.raters))
+    writes: Writes = []
+    progress(0.05, f"agreement of {summary.n_labels} labels ({n_draws} bootstrap draws)")
+    summary.alpha = _agreement_reports(writes=writes, round=round, ratings=judgments.ratings, n_draws=n_draws,
+                                       seed=seed)
+    progress(0.5, "rater reliability and the round's consensus")
+    result, _ = _reliability_and_consensus(writes=writes, judgments=judgments, scope=round_scope(round.pk),
+                                           concepts=round.rubric_version.concepts.all(), seed=seed)
+    progress(0.75, f"consensus and routing over every closed round of {round.sae.name}")
+    sae_write = _sae_consensus_plan(sae=round.sae, by=by)
+    progress(0.95, "writing the results")
     with transaction.atomic():
-        summary.alpha = _agreement_reports(round=round, ratings=judgments.ratings, n_draws=n_draws, seed=seed)
-        result, _ = _reliability_and_consensus(judgments=judgments, scope=round_scope(round.pk),
-                                               concepts=round.rubric_version.concepts.all(), seed=seed)
+        for deferred in writes:
+            deferred()
         summary.n_consensus = len(_consensus_save(result=result, ratings=judgments.ratings,
                                                   scope=round_scope(round.pk), n_rounds={}))
-    summary.routed = sae_consensus_compute(sae=round.sae, by=by)
-    _latents_release(round=round)
-    audit_record(actor=by, action="round.statistics", obj=round, payload={
-        "n_labels": summary.n_labels, "alpha": summary.alpha, "n_consensus": summary.n_consensus,
-        "routed": summary.routed,
-    })
+        summary.routed = sae_write()
+        _latents_release(round=round)
+        audit_record(actor=by, action="round.statistics", obj=round, payload={
+            "n_labels": summary.n_labels, "alpha": summary.alpha, "n_consensus": summary.n_consensus,
+            "routed": summary.routed,
+        })
     return summary
 
 

@@ -6,6 +6,7 @@ from .coordinator import (
     round_discussion,
     round_follow_up,
     round_list,
+    round_statistics_status,
 )
 from .home import home
 from .labelling import item, queue, round_queue
@@ -15,5 +16,5 @@ from .rubrics import rubric_create, rubric_edit, rubric_list
 __all__ = [
     "adjudication_decide", "adjudication_queue", "export", "home", "item", "latent_browser", "latent_detail",
     "queue", "round_action", "round_create", "round_dashboard", "round_discussion", "round_follow_up",
-    "round_list", "round_queue", "rubric_create", "rubric_edit", "rubric_list",
+    "round_list", "round_queue", "round_statistics_status", "rubric_create", "rubric_edit", "rubric_list",
 ]

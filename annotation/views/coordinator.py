@@ -5,6 +5,7 @@ import uuid
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
+from django.http import JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -70,7 +71,8 @@ def round_dashboard(request, round_id: int):
         "now": timezone.now(),
     }
     # Before close the dashboard shows progress only: no label content, agreement or consensus (blind).
-    if access.round_content_readable(request.user, round_):
+    # While the statistics job runs it shows the job's progress, not the previous computation's numbers.
+    if access.round_content_readable(request.user, round_) and not round_.statistics_pending:
         reports = selectors.round_reports(round=round_)
         context.update({
             "reports": reports,
@@ -85,12 +87,22 @@ def round_dashboard(request, round_id: int):
     return render(request, "annotation/round_dashboard.html", context)
 
 
+@role_required(lambda user: role_of(user) is not None)
+def round_statistics_status(request, round_id: int):
+    """The statistics job's state, polled by the dashboard (round_statistics.js)."""
+    round_ = watched_round(request, round_id)
+    return JsonResponse({
+        "status": round_.statistics_status, "progress": round_.statistics_progress,
+        "message": round_.statistics_message, "pending": round_.statistics_pending,
+        "updated_at": round_.statistics_updated_at.isoformat() if round_.statistics_updated_at else None,
+    })
+
+
 _ACTIONS = {
     "open": (services.round_open, "Round opened: raters can label now."),
-    "close": (services.round_close, "Round closed: its labels are frozen."),
+    "close": (services.round_close, "Round closed: its labels are frozen; the statistics are computing."),
     "reveal": (services.round_reveal, "Round revealed: raters see the anonymised distribution."),
-    "statistics": (lambda *, round, by: services.round_statistics_compute(round=round, by=by),
-                   "Statistics recomputed."),
+    "statistics": (services.round_statistics_request, "Statistics queued: this page shows their progress."),
 }
 
 

@@ -204,7 +204,7 @@ def build_world() -> World:
         return round_
 
     revealed = labelled_round("calibration")
-    services.round_close(round=revealed, by=coordinator)
+    worlds.close_round(round=revealed, by=coordinator)
     services.round_reveal(round=revealed, by=coordinator)
     latent = sae.latents.get(index=1)
     comment = services.comment_create(round=revealed, latent=latent, text=f"{PRIVATE} comment by the rater",

@@ -98,7 +98,7 @@ def _world(payload: str) -> dict:
     for index, assignment in enumerate(Assignment.objects.filter(round=calibration).select_related("round", "rater")):
         services.label_submit(assignment=assignment, concept_code="HF" if index % 2 else "AKI", confidence=3,
                               free_text=short(300), rationale=f"{payload} rationale {index}", by=assignment.rater)
-    services.round_close(round=calibration, by=coordinator)
+    worlds.close_round(round=calibration, by=coordinator)
     services.round_reveal(round=calibration, by=coordinator)
     latent = sae.latents.order_by("index").first()
     services.comment_create(round=calibration, latent=latent, text=payload, by=coordinator)

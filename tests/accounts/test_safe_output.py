@@ -39,7 +39,7 @@ def formula_world(db, postgres):
         formula = FORMULAS[raters.index(assignment.rater)]
         services.label_submit(assignment=assignment, concept_code="HF", confidence=3, free_text=formula[:300],
                               rationale=formula + " because the peak token says so", by=assignment.rater)
-    services.round_close(round=round_, by=coordinator)
+    worlds.close_round(round=round_, by=coordinator)
     return {"coordinator": coordinator, "round": round_}
 
 

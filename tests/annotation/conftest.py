@@ -32,7 +32,7 @@ def api_world(postgres):
     revealed = worlds.make_round(by=coordinator, sae=sae, version=version, institutions=[own], raters_list=raters,
                                  overlap=2)
     worlds.label_everything(revealed, choose=lambda a: "HF" if a.latent.index % 2 else "AKI")
-    services.round_close(round=revealed, by=coordinator)
+    worlds.close_round(round=revealed, by=coordinator)
     services.round_reveal(round=revealed, by=coordinator)
     open_round = worlds.make_round(by=coordinator, sae=sae, version=version, institutions=[own], raters_list=raters,
                                    overlap=2, kind="production")

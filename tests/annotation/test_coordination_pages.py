@@ -27,7 +27,7 @@ def _closed_calibration():
     version = worlds.rubric(by=coordinator)
     round_ = worlds.make_round(by=coordinator, sae=sae, version=version, institutions=[own], raters_list=raters)
     worlds.label_everything(round_, choose=lambda a: "HF")
-    services.round_close(round=round_, by=coordinator)
+    worlds.close_round(round=round_, by=coordinator)
     return round_, coordinator
 
 
@@ -72,7 +72,7 @@ def test_alpha_trend_follows_the_labelled_follow_up_not_a_newer_empty_draft(post
     labelled = services.round_follow_up_create(parent=round_, guidelines="v2", by=coordinator)
     services.round_open(round=labelled, by=coordinator)
     worlds.label_everything(labelled, choose=lambda a: "HF")
-    services.round_close(round=labelled, by=coordinator)
+    worlds.close_round(round=labelled, by=coordinator)
     services.round_follow_up_create(parent=round_, guidelines="v3", by=coordinator)  # left empty, newer
     trend = selectors.round_alpha_trend(round=round_)
     assert [point.round_id for point in trend] == [round_.pk, labelled.pk]

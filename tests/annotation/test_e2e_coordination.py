@@ -97,7 +97,7 @@ def test_rubric_editor_shows_the_tree_and_the_change_before_saving_a_new_version
 
 def test_follow_up_draft_can_be_deleted_from_its_dashboard(postgres, live_server, browser_page):
     world = e2e.blind_round_world()
-    services.round_close(round=world["round"], by=world["coordinator"])
+    worlds.close_round(round=world["round"], by=world["coordinator"])
     page, base = browser_page, live_server.url
     e2e.log_in(page, base, "coord-dee")
     page.goto(f"{base}/rounds/{world['round'].pk}/follow-up/new/")
@@ -136,7 +136,7 @@ def _crawl(page, base: str, start: str, limit: int = 60) -> dict[str, int]:
 
 def test_no_link_a_role_sees_answers_403_and_error_pages_carry_navigation(postgres, live_server, browser_page):
     world = e2e.blind_round_world()
-    services.round_close(round=world["round"], by=world["coordinator"])
+    worlds.close_round(round=world["round"], by=world["coordinator"])
     services.round_reveal(round=world["round"], by=world["coordinator"])
     factories.user(role=Role.RESEARCHER, institution_obj=world["own"], username="res-eve")
     page, base = browser_page, live_server.url

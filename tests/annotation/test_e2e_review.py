@@ -10,7 +10,7 @@ from annotation import services
 from annotation.models import Adjudication, Label
 from features.models import Latent
 from tests import factories
-from tests.annotation import e2e
+from tests.annotation import e2e, worlds
 from tests.annotation.conftest import ARTIFACTS, screenshot
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -23,7 +23,7 @@ def closed_world(postgres):
     for assignment in physician.assignments.filter(round=world["round"]).select_related("round"):
         services.label_submit(assignment=assignment, concept_code="RENAL", confidence=2,
                               rationale="Renal words around the peak token, I think.", by=physician)
-    services.round_close(round=world["round"], by=world["coordinator"])
+    worlds.close_round(round=world["round"], by=world["coordinator"])
     return world
 
 

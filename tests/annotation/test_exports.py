@@ -13,7 +13,6 @@ from django.http import StreamingHttpResponse
 from rest_framework.test import APIClient
 
 from accounts.models import Role
-from annotation import services
 from annotation.exports import LABEL_COLUMNS, LATENT_COLUMNS
 from annotation.models import Label
 from tests import factories
@@ -34,7 +33,7 @@ def closed(postgres):
                                repeat_fraction=0.34, institutions=list({p.profile.institution for p in people}))
     worlds.label_everything(round_, choose=lambda a: "HF" if a.latent.index % 2 else "AKI",
                             rationale='Says "heart failure", with a comma, and a\nnewline')
-    services.round_close(round=round_, by=coordinator)
+    worlds.close_round(round=round_, by=coordinator)
     return {"round": round_, "sae": sae, "people": people, "coordinator": coordinator}
 
 

@@ -114,7 +114,7 @@ def test_label_validation_errors_are_400(api_world, payload, field):
 
 def test_detection_items_never_say_which_snippets_activate(api_world):
     coordinator, raters = api_world["coordinator"], api_world["raters"]
-    services.round_close(round=api_world["open"], by=coordinator)
+    worlds.close_round(round=api_world["open"], by=coordinator)
     detection = worlds.make_round(by=coordinator, sae=api_world["sae"], version=api_world["version"],
                                   kind="detection", institutions=[api_world["own"]], raters_list=raters, overlap=1,
                                   rule="hand")

@@ -51,13 +51,14 @@ def test_transitions_follow_draft_open_closed_revealed(world):
     round_, coordinator = world["round"], world["coordinator"]
     assert round_.status == Round.Status.DRAFT
     services.round_open(round=round_, by=coordinator)
-    services.round_close(round=round_, by=coordinator)
+    worlds.close_round(round=round_, by=coordinator)
     services.round_reveal(round=round_, by=coordinator)
     round_.refresh_from_db()
     assert round_.status == Round.Status.REVEALED and round_.opened_at and round_.closed_at
     actions = list(AuditEvent.objects.filter(object_id=str(round_.pk), object_type="annotation.Round")
                    .order_by("created_at", "id").values_list("action", flat=True))
-    assert actions[:4] == ["round.create", "round.open", "round.close", "round.statistics"]
+    assert actions[:5] == ["round.create", "round.open", "round.close", "round.statistics.request",
+                           "round.statistics"]
     assert actions[-1] == "round.reveal"
 
 
@@ -81,7 +82,7 @@ def test_production_rounds_are_never_revealed(world):
     round_ = worlds.make_round(by=world["coordinator"], sae=world["sae"], version=world["version"], kind="production",
                                raters_list=world["people"], overlap=2,
                                institutions=list(world["round"].institutions.all()))
-    services.round_close(round=round_, by=world["coordinator"])
+    worlds.close_round(round=round_, by=world["coordinator"])
     with pytest.raises(RoundStateError, match="Only calibration rounds are revealed"):
         services.round_reveal(round=round_, by=world["coordinator"])
 
@@ -93,7 +94,7 @@ def test_labelling_needs_an_open_round_and_labels_freeze_at_close(world):
         _submit(assignment)
     services.round_open(round=round_, by=coordinator)
     label = _submit(assignment).label
-    services.round_close(round=round_, by=coordinator)
+    worlds.close_round(round=round_, by=coordinator)
     with pytest.raises(RoundStateError, match="immutable"):
         _submit(assignment, concept_code="AF")
     label.refresh_from_db()
@@ -156,7 +157,7 @@ def test_follow_up_creates_a_rubric_version_and_a_round_on_the_same_latents(worl
     services.round_open(round=round_, by=coordinator)
     with pytest.raises(RoundStateError, match="closed first"):
         services.round_follow_up_create(parent=round_, guidelines="new", by=coordinator)
-    services.round_close(round=round_, by=coordinator)
+    worlds.close_round(round=round_, by=coordinator)
     follow_up = services.round_follow_up_create(parent=round_, guidelines="Say what fires, not the diagnosis.",
                                                 by=coordinator)
     assert follow_up.parent == round_ and follow_up.status == Round.Status.DRAFT
@@ -172,7 +173,7 @@ def test_comments_open_with_the_reveal(world):
     round_, coordinator = world["round"], world["coordinator"]
     latent = round_.latents.first()
     services.round_open(round=round_, by=coordinator)
-    services.round_close(round=round_, by=coordinator)
+    worlds.close_round(round=round_, by=coordinator)
     with pytest.raises(RoundStateError, match="revealed"):
         services.comment_create(round=round_, latent=latent, text="why?", by=coordinator)
     services.round_reveal(round=round_, by=coordinator)
@@ -194,7 +195,7 @@ def _consensus_latents(world, n_rounds: int = 1, split: bool = False):
     for round_ in rounds:
         worlds.label_everything(round_, choose=lambda a: "HF" if a.latent.index < 2 or not split else
                                 ("AKI" if a.rater_id % 2 else "RENAL"))
-        services.round_close(round=round_, by=coordinator)
+        worlds.close_round(round=round_, by=coordinator)
 
 
 def test_detection_round_measures_accuracy_and_validates_labels(world):
@@ -221,7 +222,7 @@ def test_detection_round_measures_accuracy_and_validates_labels(world):
         services.detection_response_submit(assignment=assignment, answers=answers, by=assignment.rater)
     with pytest.raises(RoundStateError, match="match answers, not labels"):
         _submit(Assignment.objects.filter(round=detection).first())
-    services.round_close(round=detection, by=coordinator)
+    worlds.close_round(round=detection, by=coordinator)
     accuracies = Consensus.objects.filter(detection_round=detection)
     assert accuracies.count() == 2
     for row in accuracies:

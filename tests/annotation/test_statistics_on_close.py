@@ -26,7 +26,7 @@ def closed_round(postgres):
         return "AKI" if assignment.rater_id % 2 else "RENAL"
 
     worlds.label_everything(round_, choose=choose)
-    services.round_close(round=round_, by=coordinator)
+    worlds.close_round(round=round_, by=coordinator)
     round_.refresh_from_db()
     return round_, coordinator, sae
 
@@ -93,7 +93,7 @@ def test_split_latents_go_to_adjudication_after_two_rounds(closed_round):
                                institutions=list(round_.institutions.all()), raters_list=people, overlap=3)
     worlds.label_everything(second, choose=lambda a: "HF" if a.latent.index < 4 else
                             ("AKI" if a.rater_id % 2 else "RENAL"))
-    services.round_close(round=second, by=coordinator)
+    worlds.close_round(round=second, by=coordinator)
     ambiguous = Latent.objects.filter(sae=sae, status=Latent.Status.AMBIGUOUS)
     assert ambiguous.exists()
     assert all(row.n_rounds == 2 for row in Consensus.objects.filter(scope=f"sae:{sae.pk}", latent__in=ambiguous))
@@ -117,6 +117,6 @@ def test_closing_a_round_without_labels_releases_its_latents(postgres):
     round_ = worlds.make_round(by=coordinator, sae=sae, version=worlds.rubric(), raters_list=people,
                                institutions=[people[0].profile.institution])
     assert set(sae.latents.values_list("status", flat=True)) == {Latent.Status.IN_ROUND}
-    services.round_close(round=round_, by=coordinator)
+    worlds.close_round(round=round_, by=coordinator)
     assert set(sae.latents.values_list("status", flat=True)) == {Latent.Status.UNLABELLED}
     assert not AgreementReport.objects.filter(round=round_).exists()

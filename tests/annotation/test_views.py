@@ -5,9 +5,9 @@ import pytest
 from django.test import Client
 
 from accounts.models import Role
-from annotation import services
 from annotation.models import Assignment, Label
 from features.models import Latent, LatentExample
+from tests.annotation import worlds
 from tests.annotation.conftest import ROLES, WHERE, actor, own_assignment
 
 pytestmark = pytest.mark.django_db
@@ -119,7 +119,7 @@ def test_label_form_saves_and_moves_on_then_refuses_after_close(api_world):
                                                                    assignment__round=api_world["open"]).count() == 1
     short = client.post(url, {**form, "rationale": "short", "idempotency_key": "web-2"})
     assert short.status_code == 200 and "at least 20" in short.content.decode()
-    services.round_close(round=api_world["open"], by=api_world["coordinator"])
+    worlds.close_round(round=api_world["open"], by=api_world["coordinator"])
     closed = client.post(url, {**form, "concept_code": "AF", "idempotency_key": "web-3"}, follow=True)
     assert "labels are immutable" in closed.content.decode()
     assert Label.objects.get(assignment=items[0]).concept.code == "HF"

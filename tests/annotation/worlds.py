@@ -112,3 +112,14 @@ def label_everything(round_: Round, *, choose, rationale: str = "The peak token 
                               rationale=f"{rationale} ({assignment.pk})", by=assignment.rater)
         n += 1
     return n
+
+
+def close_round(*, round, by):  # noqa: A002
+    """Close the round, then run its statistics job here, as a worker would (the job itself is tested with a
+    real worker in test_round_statistics_job.py)."""
+    services.round_close(round=round, by=by)
+    round.refresh_from_db()
+    status = services.round_statistics_run(round_id=round.pk, token=round.statistics_token)
+    round.refresh_from_db()
+    assert status == "done", round.statistics_message
+    return round

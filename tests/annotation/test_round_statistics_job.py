@@ -61,6 +61,7 @@ def test_close_through_the_api_answers_at_once_and_a_worker_computes_the_statist
     round_ = wait_until(lambda: Round.objects.filter(pk=round_.pk, statistics_status__in=["done", "failed"]).first(),
                         timeout=120, what="the statistics job to end")
     assert (round_.statistics_status, round_.statistics_progress) == ("done", 1.0), round_.statistics_message
+    print(f"close to statistics done: {time.perf_counter() - started:.1f} s")
     assert _statistics_written(round_)
     written = AuditEvent.objects.get(action="round.statistics", object_id=str(round_.pk))
     assert written.created_at >= answered_at  # the worker wrote them after the request had answered

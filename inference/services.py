@@ -254,11 +254,13 @@ def jobs_sweep() -> dict[str, int]:
                 log_tail=log_append("re-sent: its message was lost before a worker took it")):
             counts["resent"] += 1
             _send_now(job)
+    mined = {sae_id for sae_id in Job.objects.filter(kind=Job.Kind.MINE_LATENTS, sweep__isnull=False)
+             .values_list("parameters__sae_id", flat=True)}
     for job in Job.objects.filter(kind=Job.Kind.TRAIN_SAE, status=Job.Status.SUCCEEDED, sweep__isnull=False,
                                   finished_at__lt=grace):
-        before = Job.objects.filter(kind=Job.Kind.MINE_LATENTS, sweep=job.sweep_id).count()
-        _follow_up(job_id=job.pk)
-        counts["followed_up"] += Job.objects.filter(kind=Job.Kind.MINE_LATENTS, sweep=job.sweep_id).count() - before
+        if job.result.get("sae_id") and job.result["sae_id"] not in mined:
+            _follow_up(job_id=job.pk)
+            counts["followed_up"] += 1
     return counts
 
 

@@ -190,3 +190,22 @@ def test_a_claim_past_the_attempt_limit_fails_the_job(settings):
     calls = []
     finished = job_run(job_id=job.pk, work=lambda row, progress: calls.append(1) or {})
     assert calls == [] and finished.status == "failed" and "gave up after 1 attempts" in finished.message
+
+
+@pytest.mark.django_db
+def test_the_sweeper_gives_a_sweep_training_job_its_lost_mining_job_once(settings):
+    from features.models import ActivationSet
+    from inference.models import Sweep
+
+    settings.JOB_QUEUED_GRACE_SECONDS = 0
+    sae = factories.sae()
+    activation_set = ActivationSet.objects.create(host_model=sae.hook_point.host_model, hook_point=sae.hook_point,
+                                                  corpus=factories.corpus(), artifact_uri="/x", n_tokens=1)
+    sweep = Sweep.objects.create(name="s", activation_set=activation_set, parameters={"n_top": 7})
+    job = _job(status=Job.Status.SUCCEEDED, result={"sae_id": sae.pk}, attempts=1,
+               finished_at=timezone.now() - timedelta(seconds=5))
+    Job.objects.filter(pk=job.pk).update(kind=Job.Kind.TRAIN_SAE, sweep=sweep)
+    assert jobs_sweep()["followed_up"] == 1
+    assert jobs_sweep()["followed_up"] == 0
+    mining = Job.objects.get(kind=Job.Kind.MINE_LATENTS)
+    assert mining.parameters == {"sae_id": sae.pk, "n_top": 7} and mining.sweep == sweep

@@ -1,6 +1,7 @@
 """REST endpoints for jobs: list and follow them, cancel them, launch corpus imports."""
 from __future__ import annotations
 
+from django.conf import settings
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, serializers, status
@@ -8,10 +9,16 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.models import Institution
-from accounts.permissions import JOB_RUNNERS, jobs_visible_to, may_see_corpus, role_permission
-from features.models import SAE, ActivationSet, Corpus, HostModel
+from accounts.permissions import (
+    JOB_RUNNERS,
+    UserScopedPrimaryKeyField,
+    UserScopedSlugField,
+    role_permission,
+)
+from features import access as catalogue_access
+from accounts.redaction import without_server_paths
 
+from .access import jobs_readable, jobs_writable
 from .models import Job, Sweep
 from .services import (
     ARCHITECTURES,
@@ -41,13 +48,19 @@ class JobSerializer(serializers.ModelSerializer):
                   "gpu_seconds", "device_seconds", "energy_kwh", "energy_method", "co2_kg", "cost", "attempts",
                   "worker", "lease_expires_at", "sweep", "created_at", "started_at", "finished_at"]
 
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        for field in ("parameters", "result", "message"):
+            data[field] = without_server_paths(data[field])
+        return data
+
 
 class JobListApi(generics.ListAPIView):
     serializer_class = JobSerializer
     permission_classes = [role_permission()]
 
     def get_queryset(self):
-        return jobs_visible_to(self.request.user, Job.objects.all())
+        return jobs_readable(self.request.user)
 
 
 class JobDetailApi(generics.RetrieveAPIView):
@@ -55,7 +68,7 @@ class JobDetailApi(generics.RetrieveAPIView):
     permission_classes = [role_permission()]
 
     def get_queryset(self):
-        return jobs_visible_to(self.request.user, Job.objects.all())
+        return jobs_readable(self.request.user)
 
 
 class JobCancelApi(APIView):
@@ -63,7 +76,7 @@ class JobCancelApi(APIView):
 
     @extend_schema(request=None, responses=JobSerializer)
     def post(self, request, pk: int):
-        job = get_object_or_404(jobs_visible_to(request.user, Job.objects.all()), pk=pk)
+        job = get_object_or_404(jobs_writable(request.user), pk=pk)
         try:
             job = job_cancel(job=job, by=request.user)
         except ValueError as error:
@@ -76,13 +89,18 @@ class ImportCorpusInputSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=200)
     description = serializers.CharField(required=False, allow_blank=True, default="")
     scrub_phi = serializers.BooleanField(required=False, default=False)
-    institution = serializers.SlugRelatedField(
-        slug_field="code", queryset=Institution.objects.all(), required=False, allow_null=True, default=None
+    # Only the importer's own institution (admins any): a corpus never lands in another one's private list.
+    institution = UserScopedSlugField(
+        scope=catalogue_access.institutions_writable, slug_field="code", required=False, allow_null=True,
+        default=None,
     )
 
     def validate_file(self, value):
         if not value.name.lower().endswith((".jsonl", ".ndjson", ".json", ".csv")):
             raise serializers.ValidationError("Upload a .jsonl or .csv file.")
+        if value.size > settings.MAX_UPLOAD_BYTES:
+            raise serializers.ValidationError(
+                f"The file is {value.size} bytes; the limit is {settings.MAX_UPLOAD_BYTES} bytes.")
         return value
 
 
@@ -94,7 +112,7 @@ class ImportCorpusApi(APIView):
 
     @extend_schema(request=ImportCorpusInputSerializer, responses={202: JobSerializer})
     def post(self, request):
-        form = ImportCorpusInputSerializer(data=request.data)
+        form = ImportCorpusInputSerializer(data=request.data, context={"request": request})
         form.is_valid(raise_exception=True)
         data = form.validated_data
         path = upload_store(uploaded=data["file"], prefix="corpus")
@@ -125,17 +143,12 @@ def _launch(request, form_class, request_service):
 
 
 class CacheActivationsInputSerializer(serializers.Serializer):
-    host_model = serializers.PrimaryKeyRelatedField(queryset=HostModel.objects.all())
+    host_model = UserScopedPrimaryKeyField(scope=catalogue_access.host_models_writable)
     hook_name = serializers.CharField(max_length=100)
-    corpus = serializers.PrimaryKeyRelatedField(queryset=Corpus.objects.all())
+    corpus = UserScopedPrimaryKeyField(scope=catalogue_access.corpora_writable)
     batch_size = serializers.IntegerField(min_value=1, default=32)
     max_length = serializers.IntegerField(min_value=2, default=128)
     dtype = serializers.ChoiceField(choices=["float16", "float32"], default="float16")
-
-    def validate_corpus(self, corpus):
-        if not may_see_corpus(self.context["request"].user, corpus):
-            raise serializers.ValidationError("No such corpus.")
-        return corpus
 
 
 class CacheActivationsApi(APIView):
@@ -149,7 +162,7 @@ class CacheActivationsApi(APIView):
 
 
 class TrainSAEInputSerializer(serializers.Serializer):
-    activation_set = serializers.PrimaryKeyRelatedField(queryset=ActivationSet.objects.all())
+    activation_set = UserScopedPrimaryKeyField(scope=catalogue_access.activation_sets_writable)
     arch = serializers.ChoiceField(choices=ARCHITECTURES)
     width = serializers.IntegerField(min_value=1)
     k = serializers.IntegerField(min_value=1, required=False, allow_null=True, default=None)
@@ -174,7 +187,7 @@ class TrainSAEApi(APIView):
 
 
 class MineLatentsInputSerializer(serializers.Serializer):
-    sae = serializers.PrimaryKeyRelatedField(queryset=SAE.objects.all())
+    sae = UserScopedPrimaryKeyField(scope=catalogue_access.saes_writable)
     n_top = serializers.IntegerField(min_value=1, default=20)
 
 

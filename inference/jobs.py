@@ -21,6 +21,7 @@ from features.models import SAE, ActivationSet, Corpus, HookPoint, HostModel
 from features.services import (
     activation_set_create,
     corpus_import,
+    latents_store_logit_effects,
     latents_store_mining,
     latents_store_monosemanticity,
     sae_register,
@@ -54,14 +55,19 @@ def committing(progress: Progress, result: dict[str, Any]) -> AbstractContextMan
 def import_corpus_work(job: Job, progress: Progress) -> dict[str, Any]:
     params = job.parameters
     institution = Institution.objects.get(code=params["institution"]) if params.get("institution") else None
+    from .services import upload_discard  # services → registry → jobs: imported here, not at the top
+
     _record(progress, device="cpu")
-    with committing(progress, {}) as result:
-        corpus = corpus_import(
-            path=Path(params["path"]), name=params["name"], by=job.created_by,
-            scrub=params.get("scrub_phi", False), phi_names=params.get("phi_names", []), institution=institution,
-            description=params.get("description", ""), licence=params.get("licence", ""), progress=progress,
-        )
-        result.update(corpus_id=corpus.pk, n_snippets=corpus.n_snippets)
+    try:
+        with committing(progress, {}) as result:
+            corpus = corpus_import(
+                path=Path(params["path"]), name=params["name"], by=job.created_by,
+                scrub=params.get("scrub_phi", False), phi_names=params.get("phi_names", []), institution=institution,
+                description=params.get("description", ""), licence=params.get("licence", ""), progress=progress,
+            )
+            result.update(corpus_id=corpus.pk, n_snippets=corpus.n_snippets)
+    finally:  # an uploaded file is not kept once imported or refused (a command's own file is not an upload)
+        upload_discard(path=Path(params["path"]))
     return result
 
 
@@ -148,7 +154,7 @@ def train_sae_work(job: Job, progress: Progress) -> dict[str, Any]:
     params = job.parameters
     activation_set, activations = _activations_for(params)
     sae_cfg = sae_config_from_parameters(params, activations.shape[1])
-    train_cfg = training_config_from_parameters(params)
+    train_cfg = training_config_from_parameters(params).for_width(sae_cfg.d_sae)  # records the lr it used
     checkpoint_dir = artifact_dir("checkpoints", str(job.uuid))
     _record(progress, checkpoint_uri=str(checkpoint_dir), device=str(train_cfg.device))
     result = train_sae(sae_cfg=sae_cfg, train_cfg=train_cfg, activations=activations,
@@ -241,7 +247,11 @@ def mine_latents_work(job: Job, progress: Progress) -> dict[str, Any]:
     result = mine_latents(store=store, encode=encode, config=config, device=device,
                           progress=lambda f, m: progress(0.8 * f, m))
     snippet_ids = [pk for pk, _ in snippets]
-    progress(0.8, "monosemanticity")
+    logit_rows = None
+    if activation_set.host_model.kind == HostModel.Kind.CAUSAL:
+        progress(0.8, "logit effects: each latent's decoder direction through the unembedding")
+        logit_rows = list(_logit_effect_rows(activation_set.host_model, loaded, device))
+    progress(0.82, "monosemanticity")
     concepts = sorted({tag for _, tags in snippets for tag in tags})
     summary: dict[str, Any] = {"n_latents": len(result.latents), "n_tokens": result.n_tokens}
     latent_scores = None
@@ -279,7 +289,32 @@ def mine_latents_work(job: Job, progress: Progress) -> dict[str, Any]:
             ))
             sae_row.metrics = {**sae_row.metrics, "monosemanticity": summary["monosemanticity"]}
             sae_row.save(update_fields=["metrics"])
+        if logit_rows is not None:
+            latents_store_logit_effects(sae=sae_row, by=job.created_by, rows=logit_rows)
     return summary
+
+
+def _logit_effect_rows(host_model, loaded, device, k: int = 10):
+    """(latent index, {'raised': [...], 'lowered': [...], 'method': ...}) for every latent of a loaded SAE."""
+    from inference.engine.host_models import load_host_model, unembedding_with_final_norm
+    from inference.engine.mining import logit_effects
+
+    handle = load_host_model(source=host_model.source, revision=host_model.revision or None, device=device,
+                             kind=host_model.kind)
+    unembedding, centre, method = unembedding_with_final_norm(handle.model)
+    # Raw-space direction of one unit of latent i: W_dec[i] / scale (the normalisation's inverse).
+    directions = loaded.sae.W_dec.detach().to(device) / loaded.normalisation.scale
+    effects = logit_effects(directions=directions, unembedding=unembedding, centre=centre, k=k)
+    tokenizer = handle.tokenizer
+    del handle, unembedding
+
+    def entries(ids, values):
+        return [{"token": tokenizer.decode([int(i)]), "id": int(i), "logit": round(float(v), 4)}
+                for i, v in zip(ids.tolist(), values.tolist())]
+
+    for index in range(effects.raised.shape[0]):
+        yield index, {"raised": entries(effects.raised_ids[index], effects.raised[index]),
+                      "lowered": entries(effects.lowered_ids[index], effects.lowered[index]), "method": method}
 
 
 def _finite(value) -> float | None:

@@ -283,10 +283,14 @@ def upload_store(*, uploaded, prefix: str) -> Path:
 
 
 def upload_discard(*, path: Path) -> None:
-    """Remove an upload whose job was refused, with its folder."""
-    import shutil
-
-    shutil.rmtree(Path(path).parent, ignore_errors=True)
+    """Remove an upload once its job has finished (either way), with its folder; other files are left alone."""
+    uploads = (Path(settings.ARTIFACT_ROOT) / "uploads").resolve()
+    path = Path(path).resolve()
+    if uploads not in path.parents:
+        return
+    path.unlink(missing_ok=True)
+    if path.parent != uploads and not any(path.parent.iterdir()):
+        path.parent.rmdir()
 
 
 ARCHITECTURES = ("relu", "topk", "batchtopk", "jumprelu", "matryoshka")
@@ -331,7 +335,7 @@ def cache_activations_request(*, host_model, hook_name: str, corpus, by=None, ba
 
 def train_sae_request(*, arch: str, width: int, activation_set=None, activations_path: str | None = None,
                       k: int | None = None, l1: float | None = None, steps: int = 2000, batch_size: int = 4096,
-                      lr: float = 2e-4, seed: int = 0, device: str | None = None, out: str | None = None,
+                      lr: float | None = None, seed: int = 0, device: str | None = None, out: str | None = None,
                       name: str | None = None, checkpoint_every: int = 500, sweep_group: str = "", by=None,
                       enqueue: bool = True, sweep: Sweep | None = None) -> Job:
     """Validate a training request (cheaply: the web process never loads torch) and queue the job."""
@@ -347,7 +351,7 @@ def train_sae_request(*, arch: str, width: int, activation_set=None, activations
         raise ValueError(f"k must be between 1 and the width ({width})")
     if l1 is not None and l1 < 0:
         raise ValueError("the sparsity coefficient must be ≥ 0")
-    if steps < 1 or batch_size < 1 or lr <= 0 or checkpoint_every < 1:
+    if steps < 1 or batch_size < 1 or (lr is not None and lr <= 0) or checkpoint_every < 1:
         raise ValueError("steps, batch size and checkpoint interval must be ≥ 1 and the learning rate > 0")
     return job_create(kind=Job.Kind.TRAIN_SAE, by=by, enqueue=enqueue, sweep=sweep, parameters={
         "activation_set_id": activation_set.pk if activation_set is not None else None,
@@ -414,7 +418,7 @@ def sae_import(*, directory: Path, name: str | None = None, host_model=None, hoo
     import shutil
 
     from features.services import hook_point_get_or_create, sae_register
-    from inference.engine.formats import load_sae
+    from inference.engine.formats import CFG_FILENAME, WEIGHTS_FILENAME, load_sae
 
     loaded = load_sae(directory)  # raises SAEFormatError naming what is wrong
     metadata = loaded.metadata or {}
@@ -425,14 +429,17 @@ def sae_import(*, directory: Path, name: str | None = None, host_model=None, hoo
         model_name = host_model or metadata.get("model_name")
         if not hook_name or not model_name:
             raise ValueError("the directory names no model_name/hook_name in its metadata: pass --model and --hook")
-        host = model_name if not isinstance(model_name, str) else host_model_resolve(model=model_name, by=by)
+        host = model_name if not isinstance(model_name, str) else _host_model_by_id(model_name, by=by)
         hook_point = hook_point_get_or_create(host_model=host, name=hook_name, by=by)
     if hook_point.host_model.d_model != loaded.sae.d_in:
         raise ValueError(f"the SAE reads d_in={loaded.sae.d_in} but {hook_point} has d_model="
                          f"{hook_point.host_model.d_model}")
     name = name or Path(directory).resolve().name
     target = Path(settings.ARTIFACT_ROOT) / "saes" / f"imported-{timezone.now():%Y%m%d%H%M%S%f}"
-    shutil.copytree(directory, target)
+    # Only the two files the format defines: anything else there (a pickled .pt, scripts) stays behind.
+    target.mkdir(parents=True)
+    for filename in (CFG_FILENAME, WEIGHTS_FILENAME):
+        shutil.copy2(Path(directory) / filename, target / filename)
     cfg = loaded.sae.cfg
     return sae_register(
         name=name, hook_point=hook_point, activation_set=activation_set, architecture=loaded.sae.architecture,
@@ -442,9 +449,23 @@ def sae_import(*, directory: Path, name: str | None = None, host_model=None, hoo
     )
 
 
-def sae_export(*, sae, directory: Path, by=None) -> Path:
-    """Copy an SAE's SAELens directory out, byte for byte; refuses to overwrite a non-empty folder."""
-    import shutil
+def _host_model_by_id(model: str, *, by=None):
+    """A registered host model whose name, source or public id (exports name models by id) is model."""
+    from features.models import HostModel
+    from inference.engine.host_models import model_id
+
+    found = HostModel.objects.filter(name=model).first() or HostModel.objects.filter(source=model).first()
+    found = found or next((host for host in HostModel.objects.all() if model_id(host.source) == model), None)
+    return found or host_model_resolve(model=model, by=by)
+
+
+def sae_export(*, sae, directory: Path, fold: bool = True, by=None) -> tuple[Path, list[str]]:
+    """Write an SAE as a SAELens directory for other tools; refuses to overwrite a non-empty folder.
+
+    fold (default) stores weights that read raw activations; unfolded, the returned warnings say
+    that the weights expect normalised inputs. The model is named by its id, never a local path."""
+    from inference.engine.formats import export_sae_directory
+    from inference.engine.host_models import model_id
 
     directory = Path(directory)
     if directory.exists() and any(directory.iterdir()):
@@ -452,6 +473,10 @@ def sae_export(*, sae, directory: Path, by=None) -> Path:
     source = Path(sae.artifact_uri)
     if not (source / "cfg.json").is_file():
         raise ValueError(f"SAE {sae.pk}'s files are missing at {source}")
-    shutil.copytree(source, directory, dirs_exist_ok=True)
-    audit_record(actor=by, action="sae.export", obj=sae, payload={"directory": str(directory)})
-    return directory
+    host_model = sae.hook_point.host_model
+    extra = {"hook_name": sae.hook_point.name,
+             "model_class_name": "AutoModelForCausalLM" if host_model.kind == "causal" else "AutoModel"}
+    messages = export_sae_directory(source=source, target=directory, fold=fold,
+                                    model_name=model_id(host_model.source), metadata=extra)
+    audit_record(actor=by, action="sae.export", obj=sae, payload={"directory": str(directory), "folded": fold})
+    return directory, messages

@@ -9,6 +9,8 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
+FRIENDLY_NOT_FOUND = "config.middleware.FriendlyNotFound"
+
 
 class Command(BaseCommand):
     help = "Serve the web UI, run one worker (queues cpu and gpu) and beat (the job sweeper) until interrupted."
@@ -32,6 +34,8 @@ class Command(BaseCommand):
         self.stdout.write(f"  database: {settings.DATABASES['default']['ENGINE'].rsplit('.', 1)[-1]}, "
                           f"broker: {settings.CELERY_BROKER_URL.split('://')[0]}, worker pid {worker.pid}, beat pid {beat.pid}")
         self.stdout.write("  log in with one of the accounts seed_demo printed (passwords in var/demo_passwords.txt)")
+        # Django's debug 404 page would list the URL map to anyone: show Concord's own instead.
+        settings.MIDDLEWARE = [*settings.MIDDLEWARE, FRIENDLY_NOT_FOUND]
         try:
             call_command("runserver", f"{host}:{port}", use_reloader=False)
         finally:

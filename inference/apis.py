@@ -15,8 +15,8 @@ from accounts.permissions import (
     UserScopedSlugField,
     role_permission,
 )
-from features import access as catalogue_access
 from accounts.redaction import without_server_paths
+from features import access as catalogue_access
 
 from .access import jobs_readable, jobs_writable
 from .models import Job, Sweep

@@ -100,7 +100,7 @@ class JobReporter:
                 if not self.renew():
                     self._lost.set()
                     return
-        except Exception:  # noqa: BLE001 - a database hiccup: the lease simply lapses and the sweeper acts
+        except Exception:
             logger.exception("heartbeat of job %s failed", self.job_id)
         finally:
             connection.close()

@@ -106,8 +106,12 @@ class JobReporter:
             connection.close()
 
     def renew(self) -> bool:
+        """Extend the lease; False only when the job is visibly no longer ours. A job row this thread's
+        connection cannot see (created in a caller's still-open transaction) is not a lost job."""
         now = timezone.now()
-        return bool(self._mine().update(lease_expires_at=lease_deadline(), heartbeat_at=now))
+        if self._mine().update(lease_expires_at=lease_deadline(), heartbeat_at=now):
+            return True
+        return not Job.objects.filter(pk=self.job_id).exists()
 
     def stop_heartbeat(self) -> None:
         self._stop.set()

@@ -56,6 +56,13 @@ def ids(world: World, actor) -> dict[str, object]:
 ABSENT = {"code": ABSENT_CODE, "pseudonym": ABSENT_PSEUDONYM}
 
 
+def personal_stranger(world: World, case: Case, actor) -> bool:
+    """Items and tokens belong to one person: to everyone else, admins and colleagues included, they are
+    as foreign as another institution's rows."""
+    owners = {"assignment": world.rater.pk, "token": world.token.user_id}
+    return any(name in owners and owners[name] != actor.pk for name in case.private)
+
+
 def fill(value, values: dict):
     """Placeholders filled recursively; a whole-string placeholder keeps the value's type (ids stay ints)."""
     if isinstance(value, str):

@@ -5,7 +5,6 @@ launched through the same services. Physicians and everyone else without the job
 """
 from __future__ import annotations
 
-import csv
 from functools import wraps
 
 from django.contrib import messages
@@ -14,7 +13,10 @@ from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
+from accounts.audit import audit_record
+from accounts.csv_safety import SafeCsvWriter
 from accounts.permissions import can_run_jobs
+from accounts.redaction import without_server_paths
 from features import access as catalogue_access
 
 from . import selectors
@@ -146,7 +148,8 @@ def jobs_progress(request):
     rows = _visible_jobs(request).filter(pk__in=ids).values(
         "id", "status", "progress", "message", "attempts", "device", "device_seconds", "energy_kwh", "energy_method",
         "co2_kg", "cost", "log_tail")
-    return JsonResponse({"jobs": [{**row, "log_tail": row["log_tail"][-4000:]} for row in rows]})
+    return JsonResponse({"jobs": [{**row, "message": without_server_paths(row["message"]),
+                                   "log_tail": without_server_paths(row["log_tail"][-4000:])} for row in rows]})
 
 
 @job_runners_only
@@ -172,7 +175,8 @@ def sweep_page(request, sweep_id: int):
 def jobs_export(request):
     """CSV of every job the user may follow with its compute, energy, CO₂ and cost; ?by=sae for SAE totals."""
     response = HttpResponse(content_type="text/csv")
-    writer = csv.writer(response)
+    writer = SafeCsvWriter(response)  # SAE names and sweep groups are user text: never a live formula
+    audit_record(actor=request.user, action="export.jobs_compute", payload={"by": request.GET.get("by") or "job"})
     if request.GET.get("by") == "sae":
         response["Content-Disposition"] = 'attachment; filename="sae-compute.csv"'
         writer.writerow(["sae_id", "name", "sweep_group", "n_jobs", "device_seconds", "energy_kwh", "energy_method",

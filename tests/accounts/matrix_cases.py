@@ -19,6 +19,7 @@ EXEMPT = {
     "logout": "POST only, ends one's own session",
     "schema": "the API's description: no rows",
     "api-docs": "the API's documentation page: no rows",
+    "api-token-revoke": "POST on one's own token only: anyone else's answers 404 (tests/accounts/test_api_tokens.py)",
 }
 
 
@@ -87,6 +88,7 @@ def variants(case: Case, values: dict) -> list[tuple[str, dict]]:
 RATIONALE = "A rationale long enough for the form to accept it."
 
 READ_CASES = [
+    Case("api-tokens", "/account/tokens/"),
     Case("institution-list", "/api/v1/institutions/"),
     Case("me", "/api/v1/me/"),
     Case("corpus-list", "/api/v1/corpora/"),

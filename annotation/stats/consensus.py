@@ -1,4 +1,4 @@
-"""Consensus labels, a posterior per unit: majority vote, weighted vote, Dawid–Skene EM, and `consensus_fit`, the door to every method (bayesian-ds in bayesian_ds.py)."""
+"""Consensus labels, a posterior per unit: majority and weighted vote, Dawid–Skene EM, and `consensus_fit`."""
 
 from __future__ import annotations
 

@@ -4,11 +4,14 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
+from config.steering_views import SteeringRunApi, steering_page
+
 api_v1 = [
     path("", include("accounts.urls")),
     path("", include("features.urls")),
     path("", include("annotation.urls")),
     path("", include("inference.urls")),
+    path("steering/", SteeringRunApi.as_view(), name="steering-run-api"),
 ]
 
 urlpatterns = [
@@ -22,5 +25,6 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),
     path("account/", include("accounts.web_urls")),
     path("jobs/", include("inference.web_urls")),
+    path("steering/", steering_page, name="steering"),
     path("", include("annotation.web_urls")),
 ]

@@ -172,6 +172,7 @@ READ_CASES = [
     Case("jobs-export", "/jobs/export.csv"),
     Case("jobs-export", "/jobs/export.csv?by=sae"),
     Case("job-page", "/jobs/{job}/", ("job",)),
+    Case("steering", "/steering/"),
     Case("sae-compute-page", "/jobs/saes/{sae}/", ("sae",)),
     Case("sweep-page", "/jobs/sweeps/{sweep}/", ("sweep",)),
 ]
@@ -249,6 +250,11 @@ WRITE_CASES = [
          {"activation_set": "{activation_set}", "arch": "topk", "widths": "16", "ks": "2", "steps": "10"},
          format="multipart"),
     Case("job-cancel-page", "/jobs/{job}/cancel/", ("job",), "post", {}, format="multipart"),
+    # Steering lists only SAEs on causal hosts the actor may see: own's private SAE answers as an absent one.
+    Case("steering-run-api", "/api/v1/steering/", ("sae",), "post",
+         {"sae": "{sae}", "latent": 0, "clamp": 1.0, "prompt": "probe", "max_new_tokens": 2}),
+    Case("steering", "/steering/", ("sae",), "post",
+         {"sae": "{sae}", "latent": "0", "clamp": "1", "prompt": "probe", "max_new_tokens": "2"}, format="multipart"),
     # Tokens belong to one user: anyone else's (here own's researcher's) is as unknown as an absent one.
     Case("api-token-revoke", "/account/tokens/{token}/revoke/", ("token",), "post", {}, format="multipart"),
 ]

@@ -4,11 +4,14 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from clinical import urls as clinical_urls
+
 api_v1 = [
     path("", include("accounts.urls")),
     path("", include("features.urls")),
     path("", include("annotation.urls")),
     path("", include("inference.urls")),
+    path("", include(clinical_urls.api_urlpatterns)),
 ]
 
 urlpatterns = [
@@ -18,5 +21,6 @@ urlpatterns = [
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("", include(clinical_urls.web_urlpatterns)),
     path("", include("annotation.web_urls")),
 ]

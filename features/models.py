@@ -157,6 +157,9 @@ class Latent(models.Model):
     best_tag_r = models.FloatField(null=True, blank=True)
     tag_entropy = models.FloatField(null=True, blank=True)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.UNLABELLED, db_index=True)
+    # Protected-attribute associations above the detector's threshold, whatever the label:
+    # [{"tag": "SEX_GENDER:female", "attribute": "SEX_GENDER", "r": 0.41}, ...], strongest first.
+    protected_associations = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["sae", "index"]

@@ -273,6 +273,10 @@ def mine_latents_work(job: Job, progress: Progress) -> dict[str, Any]:
         }
     sae_row.metrics = {**sae_row.metrics, **{k: v for k, v in summary.items() if k == "monosemanticity"}}
     sae_row.save(update_fields=["metrics"])
+    from .protected import protected_scan  # issue 12: protected-attribute flags from the same maxima
+
+    summary["protected"] = protected_scan(sae=sae_row, snippet_max=result.snippet_max, by=job.created_by)
+    sae_row.refresh_from_db()
     _record_device_time(progress, device, time.perf_counter() - started)
     return summary
 
@@ -288,3 +292,7 @@ WORK_OF_KIND = {
     Job.Kind.TRAIN_SAE: train_sae_work,
     Job.Kind.MINE_LATENTS: mine_latents_work,
 }
+# Issue 12's drift audit lives in its own module; one entry here.
+from .drift import drift_audit_work  # noqa: E402
+
+WORK_OF_KIND[Job.Kind.DRIFT_AUDIT] = drift_audit_work

@@ -26,6 +26,7 @@ QUEUE_OF_KIND = {
     Job.Kind.CACHE_ACTIVATIONS: "gpu",
     Job.Kind.TRAIN_SAE: "gpu",
     Job.Kind.MINE_LATENTS: "gpu",
+    Job.Kind.DRIFT_AUDIT: "gpu",
 }
 
 

@@ -29,9 +29,15 @@ def mine_latents_task(job_id: int) -> None:
     job_run(job_id=job_id, work=WORK_OF_KIND[Job.Kind.MINE_LATENTS])
 
 
+@shared_task(name="inference.tasks.drift_audit_task")
+def drift_audit_task(job_id: int) -> None:
+    job_run(job_id=job_id, work=WORK_OF_KIND[Job.Kind.DRIFT_AUDIT])
+
+
 TASK_OF_KIND = {
     Job.Kind.IMPORT_CORPUS: import_corpus_task,
     Job.Kind.CACHE_ACTIVATIONS: cache_activations_task,
     Job.Kind.TRAIN_SAE: train_sae_task,
     Job.Kind.MINE_LATENTS: mine_latents_task,
+    Job.Kind.DRIFT_AUDIT: drift_audit_task,
 }

@@ -18,7 +18,7 @@ from accounts.models import Institution, Profile, Role
 from annotation.models import Round, RubricVersion
 from annotation.services import ConceptSpec, round_create, round_open, rubric_create
 from features.democorpus import corpus_path, load_snippets, sample_slice
-from features.democorpus.concepts import CONCEPTS, GROUPS
+from features.democorpus.concepts import CONCEPTS, GROUPS, PROTECTED_ATTRIBUTES, PROTECTED_GROUP
 from features.models import SAE, ActivationSet, Corpus
 from inference.models import Job
 from inference.services import (
@@ -149,13 +149,18 @@ def _rubric(*, by) -> RubricVersion:
     specs = [ConceptSpec(code=group.code, name=group.name) for group in GROUPS]
     specs += [ConceptSpec(code=concept.code, name=concept.name, parent_code=concept.parent,
                           synonyms=tuple(concept.synonyms)) for concept in CONCEPTS]
+    specs += [ConceptSpec(code=PROTECTED_GROUP.code, name=PROTECTED_GROUP.name, protected=True)]
+    specs += [ConceptSpec(code=attribute.code, name=attribute.name, parent_code=PROTECTED_GROUP.code, protected=True)
+              for attribute in PROTECTED_ATTRIBUTES]
     return rubric_create(
         name="Demo clinical concepts", concepts=specs, by=by,
         description="Organ-system groups and 17 clinical concepts, plus the reserved codes.",
         guidelines=("Pick the most specific concept that explains the top examples AND the quantile samples. "
                     "Use a group code when the latent fires on several concepts of one organ system, "
                     "POLYSEMANTIC when it fires on unrelated concepts, ARTIFACT for formatting, boilerplate or "
-                    "tokenisation, UNINTERPRETABLE when no pattern holds. Name the evidence in your rationale."),
+                    "tokenisation, UNINTERPRETABLE when no pattern holds. Name the evidence in your rationale. "
+                    "Race/ethnicity, sex/gender, insurance and age band are protected attributes: label a latent "
+                    "that tracks one with that concept."),
     )
 
 

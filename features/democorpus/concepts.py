@@ -658,3 +658,13 @@ FREQUENCY_WORDS = {"BID": "twice daily", "TID": "three times daily", "QID": "fou
                    "TID AC": "before meals", "TID with meals": "three times daily with meals",
                    "q4h PRN": "every 4 hours as needed", "q6h PRN": "every 6 hours as needed",
                    "every other day": "every other day", "monthly": "monthly"}
+
+# Protected attributes (issue 12): rubric concepts marked protected, and the attribute part of the corpus's
+# `metadata.protected` tags ("SEX_GENDER:female"). A latent tied to one is flagged whatever its label.
+PROTECTED_GROUP = ConceptGroup("DEMOGRAPHICS", "Demographics and social factors")
+PROTECTED_ATTRIBUTES: tuple[ConceptGroup, ...] = (
+    ConceptGroup("RACE_ETHNICITY", "Race/ethnicity"),
+    ConceptGroup("SEX_GENDER", "Sex/gender"),
+    ConceptGroup("INSURANCE", "Insurance/socioeconomic status"),
+    ConceptGroup("AGE_BAND", "Age band"),
+)

@@ -142,6 +142,24 @@ def _corpus(config: DemoSettings, *, via_worker: bool, by) -> Corpus:
     return Corpus.objects.get(name=config.corpus_name)
 
 
+DISCHARGE_CORPUS = "demo-discharge"
+
+
+def _discharge_corpus(*, via_worker: bool, by) -> Corpus:
+    """The shipped discharge-prose slice, for drift audits from the UI (issue 12)."""
+    existing = Corpus.objects.filter(name=DISCHARGE_CORPUS).first()
+    if existing is not None:
+        return existing
+    from features.democorpus import ood_path
+    from inference.services import job_create
+
+    job = job_create(kind=Job.Kind.IMPORT_CORPUS, by=by, enqueue=False, parameters={
+        "path": str(ood_path()), "name": DISCHARGE_CORPUS, "licence": "CC0-1.0 (synthetic, no real patients)",
+        "description": "Discharge-summary prose: a style shift from the chart snippets, for drift audits"})
+    _run(job, via_worker=via_worker)
+    return Corpus.objects.get(name=DISCHARGE_CORPUS)
+
+
 def _rubric(*, by) -> RubricVersion:
     version = RubricVersion.objects.filter(rubric__name="Demo clinical concepts").order_by("-version").first()
     if version is not None:
@@ -173,6 +191,7 @@ def demo_seed(*, config: DemoSettings, via_worker: bool = False, echo: Echo = pr
     researcher, coordinator = people["users"]["researcher"], people["users"]["coordinator"]
     with _timed(summary, "corpus", echo):
         corpus = _corpus(config, via_worker=via_worker, by=researcher)
+        _discharge_corpus(via_worker=via_worker, by=researcher)
     with _timed(summary, "activations", echo):
         from inference.engine.host_models import minilm_path
 

@@ -13,6 +13,7 @@ from django.db.models import CharField, OuterRef, QuerySet, Subquery, Value
 from django.db.models.functions import Cast, Concat
 from django.http import FileResponse, StreamingHttpResponse
 
+from accounts.audit import audit_record
 from accounts.models import Institution, Role
 from accounts.permissions import role_of, saes_visible_to
 from features.models import Latent
@@ -20,7 +21,7 @@ from features.models import Latent
 from .models import Adjudication, Concept, Consensus, Label, Round
 from .selectors.rounds import round_list
 
-# DESIGN §6: the `agreement` and `consensus` commands read this file as it is.
+# docs/interfaces.md: the `agreement` and `consensus` commands read this file as it is.
 LABEL_COLUMNS = ("latent_id", "round_id", "round_kind", "rater", "institution", "role", "concept_code",
                  "concept_name", "free_text", "confidence", "rationale", "is_repeat", "submitted_at",
                  "rubric_version")
@@ -151,9 +152,15 @@ class _Line:
         return value
 
 
+# A spreadsheet runs a cell that starts with one of these as a formula (=HYPERLINK(...), +cmd|...).
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _csv_value(value):
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value  # OWASP CSV injection: a leading quote makes the cell text
     return "" if value is None else value
 
 
@@ -219,8 +226,16 @@ def parquet_write(*, columns: Iterable[str], rows: Iterable[dict], path: Path, r
     return n
 
 
-def export_write(*, kind: str, fmt: str, user, scope: ExportScope, path: Path) -> int:
+def _audit_export(*, user, kind: str, fmt: str, scope: ExportScope) -> None:
+    audit_record(actor=user, action=f"export.{kind}", payload={
+        "format": fmt, "round": scope.round_id, "sae": scope.sae_id,
+        "institution": scope.institution.code if scope.institution else None})
+
+
+def export_write(*, kind: str, fmt: str, user, scope: ExportScope, path: Path, audit: bool = True) -> int:
     """Write the labels file (kind "labels") or the per-latent file (kind "latents") to `path`; returns rows."""
+    if audit:
+        _audit_export(user=user, kind=kind, fmt=fmt, scope=scope)
     columns = LABEL_COLUMNS if kind == "labels" else LATENT_COLUMNS
     rows = label_rows(exportable_labels(user=user, scope=scope)) if kind == "labels" else latent_rows(
         user=user, scope=scope)
@@ -250,10 +265,11 @@ def export_response(*, user, scope: ExportScope, kind: str, fmt: str):
     if scope.empty:
         raise ValueError("an export needs a scope")
     filename = f"concord_{kind}_{scope.describe()}.{fmt}"
+    _audit_export(user=user, kind=kind, fmt=fmt, scope=scope)
     if fmt == "parquet":
         handle, path = tempfile.mkstemp(suffix=".parquet")
         os.close(handle)
-        export_write(kind=kind, fmt=fmt, user=user, scope=scope, path=Path(path))
+        export_write(kind=kind, fmt=fmt, user=user, scope=scope, path=Path(path), audit=False)
         stream = open(path, "rb")  # noqa: SIM115 - FileResponse closes it
         os.unlink(path)  # the open handle keeps the data until the response is sent
         return FileResponse(stream, as_attachment=True, filename=filename,

@@ -25,7 +25,7 @@ import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-DATABASE = "concord_bench"
+DATABASE = os.environ.get("BENCH_DATABASE", "concord_bench")
 SERVER_URL = os.environ.get("BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432")
 PORT = int(os.environ.get("BENCH_PORT", "8765"))
 TOKEN = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')

@@ -2,7 +2,7 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from clinical import urls as clinical_urls
 
@@ -20,7 +20,11 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    # The split view serves Swagger UI's start-up code as a script file, so the CSP needs no inline script;
+    # Swagger UI itself comes from drf-spectacular-sidecar's static files, so the page works offline.
+    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),
+    path("account/", include("accounts.web_urls")),
+    path("jobs/", include("inference.web_urls")),
     path("", include(clinical_urls.web_urlpatterns)),
     path("", include("annotation.web_urls")),
 ]

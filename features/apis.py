@@ -25,7 +25,7 @@ class HideFromLabellersMixin:
 
 
 class CorpusSerializer(serializers.ModelSerializer):
-    institution = serializers.SlugRelatedField(slug_field="code", read_only=True)
+    institution = serializers.SlugRelatedField(slug_field="code", read_only=True, allow_null=True)
 
     class Meta:
         model = Corpus

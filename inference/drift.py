@@ -13,7 +13,7 @@ from features.models import SAE, ActivationSet, Corpus
 from features.services import activation_set_create
 
 from .models import Job
-from .services import Progress, job_create
+from .progress import Progress
 
 DRIFT_CONFIG_KEYS = ("fdr", "min_abs_log2_ratio", "min_rate", "pseudocount", "divergence_threshold",
                      "fve_drop_threshold", "flagged_share_threshold", "l0_distance_threshold")
@@ -39,6 +39,8 @@ def drift_audit_request(*, sae: SAE, corpus: Corpus, reference: Corpus | None = 
         reference = sae.activation_set.corpus
     if reference.pk == corpus.pk:
         raise ValueError("the audited corpus is the reference corpus; choose another one")
+    from .services import job_create  # services import the registry, which imports this module
+
     config = drift_config_check(thresholds)
     return job_create(kind=Job.Kind.DRIFT_AUDIT, by=by, enqueue=enqueue, parameters={
         "sae_id": sae.pk, "corpus_id": corpus.pk, "reference_id": reference.pk, "config": config})

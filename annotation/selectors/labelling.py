@@ -26,7 +26,7 @@ _SPECIAL_TOKEN = re.compile(r"^(\[(CLS|SEP|PAD|MASK)\]|</?s>|<pad>|<\|endoftext\
 @dataclass(frozen=True)
 class TokenView:
     text: str
-    activation: float
+    activation: float | None  # None: plain text between tokens
     shade: float  # activation / the latent's max activation, in [0, 1]
     space: str = ""  # whitespace before the token, kept outside its highlight
 
@@ -37,6 +37,9 @@ class ExampleView:
     tokens: list[TokenView]
     cut_left: bool
     cut_right: bool
+    # The original text, cut into plain pieces (activation None) and token pieces, when every shown token
+    # could be found in the snippet's text; else empty and the page shows `tokens` (vocabulary strings).
+    segments: list[TokenView] = ()
 
 
 @dataclass(frozen=True)
@@ -111,8 +114,52 @@ def _display_tokens(tokens: list[str]) -> list[str]:
     return shown
 
 
-def example_window(*, example: LatentExample, scale: float) -> ExampleView:
-    """The tokens around the example's peak, each shaded by activation / scale."""
+def _token_key(token: str) -> str:
+    """A vocabulary string as it appears in text (WordPiece '##', BPE 'Ġ', SentencePiece '▁' removed)."""
+    if token.startswith("##"):
+        token = token[2:]
+    return token.lstrip("Ġ▁ ").replace("Ċ", "\n")
+
+
+def token_character_spans(*, text: str, tokens: list[str]) -> list[tuple[int, int] | None]:
+    """Where each token lies in `text` (its character span), found by walking the text once, ignoring
+    case (uncased tokenizers lower-case). A token that cannot be found (a special or unknown token)
+    gets None; the walk never moves backwards, so spans are in order and do not overlap."""
+    lowered = text.lower()
+    cursor, spans = 0, []
+    for token in tokens:
+        key = _token_key(token).lower()
+        if not key or _SPECIAL_TOKEN.match(token) or token == "[UNK]":
+            spans.append(None)
+            continue
+        at = lowered.find(key, cursor)
+        # A token is expected right after the previous one, past whitespace: a far match is a wrong one.
+        if at < 0 or lowered[cursor:at].strip():
+            spans.append(None)
+            continue
+        spans.append((at, at + len(key)))
+        cursor = at + len(key)
+    return spans
+
+
+def _text_segments(*, text: str, spans, activations, scale: float, start: int, stop: int) -> list[TokenView]:
+    """The original text of tokens start..stop-1 as plain and shaded pieces."""
+    found = [(i, span) for i, span in enumerate(spans[start:stop], start=start) if span is not None]
+    if not found:
+        return []
+    segments, cursor = [], found[0][1][0]
+    for i, (lo, hi) in found:
+        if lo > cursor:
+            segments.append(TokenView(text=text[cursor:lo], activation=None, shade=0.0))
+        value = activations[i]
+        segments.append(TokenView(text=text[lo:hi], activation=value, shade=min(max(value / scale, 0.0), 1.0)))
+        cursor = hi
+    return segments
+
+
+def example_window(*, example: LatentExample, scale: float, text: str | None = None) -> ExampleView:
+    """The tokens around the example's peak, each shaded by activation / scale; with the snippet's
+    `text`, the original characters of those tokens, shaded per token."""
     tokens, activations = list(example.tokens), [float(a) for a in example.activations]
     n = min(len(tokens), len(activations))
     tokens, activations = tokens[:n], activations[:n]
@@ -120,6 +167,15 @@ def example_window(*, example: LatentExample, scale: float) -> ExampleView:
     start, stop = max(0, peak - WINDOW_BEFORE), min(n, peak + WINDOW_AFTER + 1)
     shown = _display_tokens(tokens[start:stop])
     scale = scale if scale > 0 else 1.0
+    segments: list[TokenView] = []
+    if text:
+        spans = token_character_spans(text=text, tokens=tokens)
+        window = [span for span, token in zip(spans[start:stop], tokens[start:stop], strict=True)
+                  if not _SPECIAL_TOKEN.match(token)]
+        # Only when (nearly) every token was found: else the vocabulary strings are the truer picture.
+        if window and sum(span is not None for span in window) >= 0.9 * len(window):
+            segments = _text_segments(text=text, spans=spans, activations=activations, scale=scale,
+                                      start=start, stop=stop)
     views = []
     for text, value in zip(shown, activations[start:stop], strict=True):
         stripped = text.lstrip()
@@ -127,7 +183,7 @@ def example_window(*, example: LatentExample, scale: float) -> ExampleView:
             views.append(TokenView(text=stripped, activation=value, shade=min(max(value / scale, 0.0), 1.0),
                                    space=text[: len(text) - len(stripped)] if views else ""))
     return ExampleView(max_activation=float(example.max_activation), tokens=views, cut_left=start > 0,
-                       cut_right=stop < n)
+                       cut_right=stop < n, segments=segments)
 
 
 def latent_evidence(*, latent: Latent, user, shuffle_seed: int | None = None) -> Evidence:
@@ -138,10 +194,13 @@ def latent_evidence(*, latent: Latent, user, shuffle_seed: int | None = None) ->
     examples = list(corpora_visible_to(
         user, LatentExample.objects.filter(latent=latent).exclude(kind=LatentExample.Kind.NEGATIVE),
         prefix="snippet__corpus__",
+    ).select_related("snippet").only(
+        "kind", "rank", "max_activation", "tokens", "activations", "snippet__text", "snippet__corpus_id",
     ).order_by("kind", "rank"))
     scale = latent.max_activation or max((e.max_activation for e in examples), default=0.0)
     rng = random.Random(shuffle_seed) if shuffle_seed is not None else None
-    top = [example_window(example=e, scale=scale) for e in examples if e.kind == LatentExample.Kind.TOP][:TOP_EXAMPLES]
+    top = [example_window(example=e, scale=scale, text=e.snippet.text)
+           for e in examples if e.kind == LatentExample.Kind.TOP][:TOP_EXAMPLES]
     grouped: dict[int, list[LatentExample]] = defaultdict(list)
     for example in examples:
         if example.kind == LatentExample.Kind.QUANTILE:
@@ -149,7 +208,7 @@ def latent_evidence(*, latent: Latent, user, shuffle_seed: int | None = None) ->
     groups = []
     for bin_, members in sorted(grouped.items(), reverse=True)[:QUANTILE_GROUPS]:
         members = members[:PER_QUANTILE_GROUP]
-        views = [example_window(example=e, scale=scale) for e in members]
+        views = [example_window(example=e, scale=scale, text=e.snippet.text) for e in members]
         if rng is not None:
             rng.shuffle(views)
         values = [e.max_activation for e in members]

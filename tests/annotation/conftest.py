@@ -103,10 +103,14 @@ def browser_page(chromium):
     page = context.new_page()
     page.set_default_timeout(10_000)
     page.dialogs = []
+    page.accept_dialogs = False  # a test sets it to answer confirm() with OK
 
     def on_dialog(dialog):
         page.dialogs.append(dialog.message)
-        dialog.dismiss()
+        if page.accept_dialogs:
+            dialog.accept()
+        else:
+            dialog.dismiss()
 
     page.on("dialog", on_dialog)
     try:

@@ -88,7 +88,9 @@ def test_consensus_dawid_skene_prints_design_json():
     assert set(payload) == {"method", "units", "raters"} and payload["method"] == "dawid-skene"
     assert len(payload["units"]) == 45
     patient = payload["units"]["p1"]
-    assert set(patient) == {"label", "posterior", "entropy"} and patient["label"] == "1"
+    assert set(patient) == {"label", "posterior", "entropy", "n_labels", "n_raters"} and patient["label"] == "1"
+    # Observer 1 read every patient three times: 7 judgments by 5 distinct observers.
+    assert (patient["n_labels"], patient["n_raters"]) == (7, 5)
     assert set(patient["posterior"]) == {"1", "2", "3", "4"}
     assert set(payload["raters"]) == {"o1", "o2", "o3", "o4", "o5"}
     assert all(set(rater) == {"accuracy", "weight"} for rater in payload["raters"].values())
@@ -140,3 +142,24 @@ def test_manage_py_agreement_exits_2_with_message_on_stderr(tmp_path):
     )
     assert completed.returncode == 2
     assert "is empty" in completed.stderr and completed.stdout == ""
+
+
+def test_consensus_bayesian_ds_prints_design_json_with_counts():
+    payload = _run("consensus", "--csv", str(DAWID_SKENE_1979), "--method", "bayesian-ds", "--json")
+    assert payload["method"] == "bayesian-ds" and len(payload["units"]) == 45
+    patient = payload["units"]["p1"]  # class 1 for every observer on every reading
+    assert patient["label"] == "1" and patient["posterior"]["1"] > 0.9
+    assert (patient["n_labels"], patient["n_raters"]) == (7, 5)
+    assert all(0 < rater["accuracy"] <= 1 for rater in payload["raters"].values())
+
+
+def test_agreement_over_one_unit_says_undefined(tmp_path):
+    path = tmp_path / "one.csv"
+    path.write_text("latent_id,rater,concept_code\nL1,a,PNA\nL1,b,CHF\nL2,a,PNA\n")
+    payload = _run("agreement", "--csv", str(path), "--level", "nominal", "--json")
+    assert payload["alpha"] is None and payload["ci"] is None and payload["n_units"] == 1
+    assert payload["reason"] == ("undefined (only one unit has two or more values; alpha needs at least two "
+                                 "pairable units)")
+    out = StringIO()
+    call_command("agreement", "--csv", str(path), "--level", "nominal", stdout=out)
+    assert out.getvalue().startswith("nominal alpha undefined (only one unit")

@@ -80,11 +80,10 @@ def test_flagged_latents_carry_their_labels_and_the_page_plots_them(minilm, clie
     assert again["flagged"][0]["label"] == "ARTIFACT" and again["flagged"][0]["uncertainty"] == "consensus"
     researcher = factories.user(role=Role.RESEARCHER)
     from clinical.services import drift_audit_start
-    from inference.jobs import WORK_OF_KIND
     from inference.services import job_run
 
     job = drift_audit_start(sae=sae, corpus=minilm["corpora"]["ood"], by=researcher, enqueue=False)
-    job = job_run(job_id=job.pk, work=WORK_OF_KIND[job.kind])
+    job = job_run(job_id=job.pk)
     client.force_login(researcher)
     html = client.get(f"/drift/{job.pk}/").content.decode()
     assert "Drift: demo-ood" in html and "<svg" in html and html.count("<circle") >= 100

@@ -1,4 +1,4 @@
-"""consensus --csv FILE --method {majority,weighted,dawid-skene} --json: soft consensus labels of a label CSV."""
+"""consensus --csv FILE --method {majority,weighted,dawid-skene,bayesian-ds} --json: soft consensus labels of a label CSV."""
 from __future__ import annotations
 
 import json
@@ -6,7 +6,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from annotation.stats.consensus import METHODS, dawid_skene, majority_vote, weighted_vote
+from annotation.stats.consensus import METHODS, consensus_fit
 from annotation.stats.reliability import rater_weights
 from annotation.stats.tables import read_long_csv
 
@@ -17,8 +17,9 @@ CONCEPT_NAME_COLUMN = "concept_name"
 
 
 class Command(BaseCommand):
-    help = ("Consensus per unit over a long-format CSV. weighted and dawid-skene weigh raters by test–retest "
-            "(rows with is_repeat) and rationale learnability (rationale and concept_name columns) when present.")
+    help = ("Consensus per unit over a long-format CSV. weighted weighs raters, and dawid-skene and bayesian-ds "
+            "start from a vote weighted, by test–retest (rows with is_repeat) and rationale learnability "
+            "(rationale and concept_name columns) when present. n_labels counts judgments, n_raters distinct raters.")
 
     def add_arguments(self, parser):
         parser.add_argument("--csv", required=True, type=Path, help="long-format CSV, e.g. an export_labels file")
@@ -42,15 +43,11 @@ class Command(BaseCommand):
         except ValueError as error:
             raise CommandError(str(error), returncode=BAD_INPUT) from error
 
-        if method == "majority":
-            result = majority_vote(ratings=ratings)
-        else:
+        weights = None
+        if method != "majority":
             weights = {rater: weight.weight for rater, weight in rater_weights(
                 ratings=ratings, rationale_column=RATIONALE_COLUMN, concept_terms=_concept_names(ratings)).items()}
-            if method == "weighted":
-                result = weighted_vote(ratings=ratings, weights=weights)
-            else:
-                result = dawid_skene(ratings=ratings, weights=weights)
+        result = consensus_fit(method=method, ratings=ratings, weights=weights)
 
         payload = result.to_json()
         if options["json"]:
@@ -58,7 +55,8 @@ class Command(BaseCommand):
         else:
             for unit, summary in payload["units"].items():
                 self.stdout.write(f"{unit}\t{summary['label']}\tp={summary['posterior'][summary['label']]:.3f}\t"
-                                  f"entropy={summary['entropy']:.3f}")
+                                  f"entropy={summary['entropy']:.3f}\tn_labels={summary['n_labels']}\t"
+                                  f"n_raters={summary['n_raters']}")
 
 
 def _concept_names(ratings) -> dict[str, list[str]]:

@@ -10,7 +10,6 @@ from clinical.selectors import drift_report
 from clinical.services import drift_audit_start
 from features.models import SAE, Corpus
 from inference.drift import DRIFT_CONFIG_KEYS
-from inference.jobs import WORK_OF_KIND
 from inference.models import Job
 from inference.services import job_run
 
@@ -43,7 +42,7 @@ class Command(BaseCommand):
                                     thresholds=thresholds, enqueue=False)
         except ValueError as error:
             raise CommandError(str(error)) from None
-        job = job_run(job_id=job.pk, work=WORK_OF_KIND[job.kind])
+        job = job_run(job_id=job.pk)
         if job.status != Job.Status.SUCCEEDED:
             raise CommandError(f"job {job.pk} {job.status}: {job.message}")
         report = drift_report(job=job)

@@ -144,7 +144,8 @@ def test_to_json_has_the_design_shape():
     assert set(payload) == {"method", "units", "raters"} and payload["method"] == "dawid-skene"
     assert set(payload["units"]) == {"L1", "L2"}
     for unit in payload["units"].values():
-        assert set(unit) == {"label", "posterior", "entropy"}
+        assert set(unit) == {"label", "posterior", "entropy", "n_labels", "n_raters"}
+        assert (unit["n_labels"], unit["n_raters"]) == (2, 2)
         assert set(unit["posterior"]) == {"X", "Y"}
         assert sum(unit["posterior"].values()) == pytest.approx(1.0)
     assert set(payload["raters"]) == {"a", "b"}

@@ -1,0 +1,301 @@
+"""Bayesian Dawid–Skene (`bayesian-ds`): Dirichlet priors shrunk toward shared rater structure, variational fit.
+
+Model (K labels, R raters, units i, judgments (i, r, l)):
+    π ~ Dirichlet(α·1)                       class proportions
+    θ_rk ~ Dirichlet(s · m_rk)                rater r's confusion row for true label k (over given labels l)
+    z_i ~ Categorical(π)                      true label of unit i
+    unit i is *mixed* with probability ε      (fixed, `ambiguous_share`)
+    clear unit:  l | z_i = k, r ~ Categorical(θ_rk)
+    mixed unit:  l | z_i = k, r ~ Σ_p M[k, p] θ_rp, M[k, k] = w, M[k, p] = (1 − w)·c_k[p]
+Every judgment is an observation, repeats included (as in Dawid & Skene 1979).
+
+The prior mean m_rk is the shared structure every rater is shrunk toward:
+    m_rk[k] = a_r                             the rater's one-coin accuracy
+    m_rk[l] = (1 − a_r) · c_k[l], l ≠ k       the pooled confusion: where every rater's errors on k go
+a_r is the rater's expected share of correct judgments shrunk toward the pooled accuracy (Beta prior of
+`accuracy_strength` pseudo-judgments); c_k is the pooled off-diagonal confusion of true label k shrunk
+toward the rubric tree (`pooled_strength` pseudo-errors spread so that a share ρ goes to *related* codes —
+siblings, parent, children — and 1 − ρ to the rest; ρ is the share of all raters' errors that land on
+related codes). Without a rubric tree c_k shrinks toward uniform. a_r, the pooled accuracy, c_k and ρ
+are re-estimated at every iteration from the expected counts (empirical Bayes).
+
+The mixed component is the latent that fires on two concepts (DESIGN: physicians split on it): raters
+perceive the dominant concept with probability w, a confusable one otherwise, then judge as usual. It
+tempers the evidence of a 2–1 or 1–1–1 split, which the plain model reads as near-certainty because it
+believes every judgment is an independent look at one concept.
+
+Fit: mean-field variational inference over q(z) q(θ) q(π), coordinate ascent. q(θ_rk) = Dirichlet(γ_rk)
+with γ_rk = s·m_rk + expected counts of the unit posteriors (clear part only), so a rater with few
+judgments keeps a wide posterior that sits near the shared structure. The E-step reads q(θ) through its
+mean, log E[θ] — the posterior predictive probability of one more judgment — rather than E[log θ]
+(`expectation`, which documents why and keeps the textbook choice available). Rater accuracy and
+confusion in the result are posterior means.
+
+Rater weights (test–retest and learnability, `reliability.combine_weights`, in (0, 1]) enter as the
+initialisation only: the first q(z) is the weighted vote over all judgments (as for `dawid-skene`).
+They do not enter the prior: a weight is a kappa-based score on another scale, the judgments themselves
+estimate each rater's confusion, and with few judgments the shrinkage toward the pooled structure, not
+the weight, decides.
+
+Cost per iteration: three sparse (units × raters·K) products with (raters·K, K) tables and O(R·K³)
+dense work, linear in the number of judgments; no (units, raters, K) array is built.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import sparse
+from scipy.special import digamma
+
+from annotation.stats.consensus import (
+    ConsensusResult,
+    normalised_entropy,
+    unit_counts,
+    vote_posterior,
+    weight_vector,
+)
+from annotation.stats.tables import Category, Ratings
+
+EXPECTATIONS = ("mean", "log")
+
+
+@dataclass(frozen=True)
+class BayesianDawidSkeneConfig:
+    """Settings of `bayesian_dawid_skene`. The defaults were chosen on the regimes of
+    `annotation.stats.simulation` (bench/consensus_calibration.py prints their calibration); see
+    docs/consensus.md for the figures."""
+
+    class_concentration: float = 1.0
+    """Dirichlet α on every class proportion π_k. 1 is uniform over proportions: with ~20 concepts and a
+    few hundred latents a concept nobody chose keeps a small, non-zero prior."""
+    row_strength: float = 50.0
+    """s: pseudo-judgments in each rater's confusion-row prior Dirichlet(s·m_rk). A row needs about this
+    many real judgments before the rater's own pattern outweighs the shared structure. A sparse round gives
+    a rater ~5–15 judgments per concept, far too few to estimate 20 cells, so there the one-coin accuracy and
+    the pooled confusion decide; a dense round (hundreds per row) learns each rater's own confusions,
+    systematic confusers included. Smaller values (8, 20) made sparse rounds over-confident (ECE +0.02–0.04)."""
+    accuracy_strength: float = 10.0
+    """Beta pseudo-judgments shrinking a rater's one-coin accuracy a_r toward the pooled accuracy: a rater
+    with 10 judgments is half their own, half the pool."""
+    pooled_strength: float = 30.0
+    """Pseudo-errors shrinking the pooled confusion c_k of each true concept toward the rubric structure (or
+    uniform). A concept gets only a few dozen errors from all raters on a sparse round; 30 keeps c_k from
+    copying them (3 gave ECE +0.02 on the sparse regimes)."""
+    ambiguous_share: float = 0.5
+    """ε: prior probability that a latent is *mixed* (see the module). Fixed, not learnt: with ~3 judgments
+    per latent the share is not identifiable (EM drove it to ~0.015 on simulations with 20 % mixed latents)
+    and the mixed component is what keeps split latents uncertain. 0 gives the plain Bayesian Dawid–Skene."""
+    ambiguous_dominance: float = 0.6
+    """w: on a mixed latent a rater perceives the true concept with probability w and a confusable one (drawn
+    from c_k) otherwise. Simulated mixtures put 0.55–0.8 on the dominant concept; the lower end is used
+    because over-confidence on split latents costs more calibration than under-confidence on clear ones."""
+    expectation: str = "mean"
+    """How the E-step reads q(θ): "mean" uses log E[θ] (the posterior predictive probability of a judgment);
+    "log" uses E[log θ] = ψ(γ) − ψ(Σγ) as textbook mean-field VB does. "log" shrinks every rarely seen cell
+    by up to an order of magnitude (exp ψ(0.24) ≈ 0.012 against 0.24), so each rater looks almost
+    infallible and split latents collapse: sparse-regime ECE 0.16 with "log" against 0.12 with "mean" in
+    the same model without the mixed component."""
+    tolerance: float = 1e-4
+    """Stop when no posterior entry moves by more than this between iterations. Soft labels are stored to
+    6 decimals but read to 2–3; 1e-6 took 135 iterations at 500k judgments against 64 for 1e-4, with the
+    same MAP labels."""
+    max_iterations: int = 200
+    """Upper bound on iterations; `converged` tells whether the tolerance was reached first."""
+
+    def __post_init__(self) -> None:
+        for name in ("class_concentration", "row_strength", "accuracy_strength", "pooled_strength", "tolerance"):
+            value = getattr(self, name)
+            if not (np.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a positive finite number")
+        if not 0 <= self.ambiguous_share < 1:
+            raise ValueError("ambiguous_share must lie in [0, 1)")
+        if not 0 < self.ambiguous_dominance <= 1:
+            raise ValueError("ambiguous_dominance must lie in (0, 1]")
+        if self.expectation not in EXPECTATIONS:
+            raise ValueError(f"expectation must be one of {', '.join(EXPECTATIONS)}")
+        if self.max_iterations < 1:
+            raise ValueError("max_iterations must be at least 1")
+
+
+def related_mask(*, labels: Sequence[Category], parents: Mapping[str, str | None] | None) -> np.ndarray:
+    """(K, K) boolean: True where two different labels are siblings (same non-null parent) or parent and child."""
+    n_labels = len(labels)
+    mask = np.zeros((n_labels, n_labels), dtype=bool)
+    if not parents:
+        return mask
+    codes = [str(label) for label in labels]
+    parent = [parents.get(code) for code in codes]
+    for a in range(n_labels):
+        for b in range(n_labels):
+            if a == b:
+                continue
+            siblings = parent[a] is not None and parent[a] == parent[b]
+            mask[a, b] = siblings or parent[a] == codes[b] or parent[b] == codes[a]
+    return mask
+
+
+class _SharedStructure:
+    """The empirical-Bayes prior means m[r, k, l] rebuilt from expected counts at every iteration."""
+
+    def __init__(self, *, related: np.ndarray, config: BayesianDawidSkeneConfig) -> None:
+        self.config = config
+        n_labels = related.shape[0]
+        off_diagonal = ~np.eye(n_labels, dtype=bool)
+        self.related = related & off_diagonal
+        self.unrelated = ~related & off_diagonal
+        self.has_tree = bool(self.related.any())
+
+    def _rubric_prior(self, *, off: np.ndarray) -> np.ndarray:
+        """(K, K) off-diagonal error distribution per true label: share ρ to related codes, the rest uniform."""
+        n_labels = off.shape[0]
+        if n_labels < 2:
+            return np.zeros((n_labels, n_labels))
+        uniform = (~np.eye(n_labels, dtype=bool)) / (n_labels - 1)
+        if not self.has_tree:
+            return uniform
+        # ρ: share of all raters' errors that land on related codes; one pseudo-error each way keeps it off 0 and 1.
+        rho = (off[self.related].sum() + 1.0) / (off.sum() + 2.0)
+        n_related = self.related.sum(axis=1, keepdims=True)
+        n_unrelated = self.unrelated.sum(axis=1, keepdims=True)
+        prior = (rho * self.related / np.maximum(n_related, 1)
+                 + (1 - rho) * self.unrelated / np.maximum(n_unrelated, 1))
+        # A code with no related (or no unrelated) code puts that share on the others.
+        return prior / np.maximum(prior.sum(axis=1, keepdims=True), 1e-300)
+
+    def prior_counts(self, *, counts: np.ndarray) -> np.ndarray:
+        """(R, K, K) Dirichlet parameters s·m from counts[r, true k, given l]."""
+        config = self.config
+        n_labels = counts.shape[1]
+        diagonal = np.einsum("rkk->r", counts)
+        total = counts.sum(axis=(1, 2))
+        pooled_accuracy = (diagonal.sum() + 1.0) / (total.sum() + 2.0)
+        accuracy = (diagonal + config.accuracy_strength * pooled_accuracy) / (total + config.accuracy_strength)
+        off = counts.sum(axis=0)
+        off[np.diag_indices(n_labels)] = 0.0
+        pooled = off + config.pooled_strength * self._rubric_prior(off=off)
+        pooled /= np.maximum(pooled.sum(axis=1, keepdims=True), 1e-300)
+        self.pooled = pooled
+        mean = (1 - accuracy)[:, None, None] * pooled[None, :, :]
+        mean[:, np.arange(n_labels), np.arange(n_labels)] = accuracy[:, None]
+        if n_labels == 1:
+            mean[:] = 1.0
+        return config.row_strength * mean
+
+
+def bayesian_dawid_skene(
+    *,
+    ratings: Ratings,
+    weights: Mapping[str, float] | None = None,
+    parents: Mapping[str, str | None] | None = None,
+    config: BayesianDawidSkeneConfig = BayesianDawidSkeneConfig(),
+) -> ConsensusResult:
+    """Posterior per unit under the model of this module; rater accuracy and confusion are posterior means.
+
+    `parents` maps a label (concept code) to its parent code in the rubric tree (None for a root); codes
+    missing from it have no related codes. `weights` (rater → (0, ∞)) only initialise, see the module.
+    """
+    n_units, n_raters, n_labels = len(ratings.units), len(ratings.raters), len(ratings.categories)
+    weight = weight_vector(ratings=ratings, weights=weights)
+    posterior = vote_posterior(ratings=ratings, weight=weight, include_repeats=True)
+    structure = _SharedStructure(related=related_mask(labels=ratings.categories, parents=parents), config=config)
+
+    # given_by_unit[i, r·K + l]: how many times rater r said l on unit i. Both steps are products with it.
+    given_by_unit = sparse.csr_matrix(
+        (np.ones(ratings.n_judgments), (ratings.unit_index, ratings.rater_index * n_labels + ratings.category_index)),
+        shape=(n_units, n_raters * n_labels),
+    )
+    given_by_unit.sum_duplicates()
+
+    # clear[i, k]: probability that unit i is clear (not mixed) were its truth k; only clear evidence
+    # estimates the raters' confusion rows, so mixed latents do not make raters look worse than they are.
+    clear = np.ones_like(posterior)
+    share = config.ambiguous_share
+    converged = False
+    iteration = 0
+    for iteration in range(1, config.max_iterations + 1):
+        counts = _counts(given_by_unit=given_by_unit, posterior=posterior * clear, n_raters=n_raters)
+        shape = structure.prior_counts(counts=counts) + counts
+        log_clear, log_mixed = _log_tables(shape=shape, pooled=structure.pooled, config=config)
+        class_shape = config.class_concentration + posterior.sum(axis=0)
+        if config.expectation == "mean":
+            log_prior = np.log(class_shape / class_shape.sum())
+        else:
+            log_prior = digamma(class_shape) - digamma(class_shape.sum())
+        # labels × units layout: numpy reduces the short axis of a tall array slowly.
+        joint = np.ascontiguousarray((given_by_unit @ log_clear).T)
+        if share > 0:
+            joint += np.log1p(-share)
+            mixed = np.ascontiguousarray((given_by_unit @ log_mixed).T)
+            mixed += np.log(share)
+            both = np.logaddexp(joint, mixed)
+            next_clear = np.exp(joint - both).T
+            joint = both
+        else:
+            next_clear = clear
+        joint += log_prior[:, None]
+        joint -= joint.max(axis=0)
+        np.exp(joint, out=joint)
+        joint /= joint.sum(axis=0)
+        change = float(np.abs(joint.T - posterior).max())
+        posterior, clear = joint.T, next_clear
+        if change <= config.tolerance:
+            converged = True
+            break
+
+    posterior = np.ascontiguousarray(posterior)
+    counts = _counts(given_by_unit=given_by_unit, posterior=posterior * clear, n_raters=n_raters)
+    shape = structure.prior_counts(counts=counts) + counts
+    confusion = shape / shape.sum(axis=2, keepdims=True)
+    class_shape = config.class_concentration + posterior.sum(axis=0)
+    priors = class_shape / class_shape.sum()
+    n_labels_per_unit, n_raters_per_unit = unit_counts(ratings=ratings)
+    return ConsensusResult(
+        method="bayesian-ds",
+        units=ratings.units,
+        labels=ratings.categories,
+        raters=ratings.raters,
+        posterior=posterior,
+        entropy=normalised_entropy(posterior=posterior),
+        rater_accuracy=np.einsum("k,rkk->r", priors, confusion),
+        rater_weight=weight,
+        priors=priors,
+        confusion=confusion,
+        iterations=iteration,
+        converged=converged,
+        n_labels=n_labels_per_unit,
+        n_raters=n_raters_per_unit,
+    )
+
+
+def _counts(*, given_by_unit: sparse.csr_matrix, posterior: np.ndarray, n_raters: int) -> np.ndarray:
+    """(R, true k, given l): expected number of times rater r said l on units whose truth is k."""
+    n_labels = posterior.shape[1]
+    # The transpose of a CSR matrix is CSC: the product walks the units in order, reading the posterior
+    # sequentially, where (raters·K, units) CSR @ posterior jumps across it and misses the cache at scale.
+    tallies = np.asarray(given_by_unit.T @ posterior)
+    return tallies.reshape(n_raters, n_labels, n_labels).transpose(0, 2, 1)
+
+
+def _log_tables(
+    *, shape: np.ndarray, pooled: np.ndarray, config: BayesianDawidSkeneConfig
+) -> tuple[np.ndarray, np.ndarray]:
+    """(R·L, K) tables, row r·K + l holding, for every true k, the log-probability that r says l on a clear
+    unit and on a mixed one (perceived concept p drawn from M[k]: w on k, the rest as c_k)."""
+    n_raters, n_labels, _ = shape.shape
+    if config.expectation == "mean":
+        confusion = shape / shape.sum(axis=2, keepdims=True)
+        log_clear = np.log(confusion)
+    else:
+        log_clear = digamma(shape) - digamma(shape.sum(axis=2, keepdims=True))
+        confusion = np.exp(log_clear)
+    mixing = (1 - config.ambiguous_dominance) * pooled
+    mixing[np.diag_indices(n_labels)] = config.ambiguous_dominance
+    log_mixed = np.log(np.einsum("kp,rpl->rkl", mixing, confusion))
+
+    def layout(table: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(table.transpose(0, 2, 1)).reshape(n_raters * n_labels, n_labels)
+
+    return layout(log_clear), layout(log_mixed)

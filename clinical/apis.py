@@ -9,6 +9,7 @@ from rest_framework.views import APIView
 
 from accounts.permissions import JOB_RUNNERS, LABEL_READERS, corpora_visible_to, role_permission
 from features.models import Corpus
+from inference.services import BrokerUnavailable
 
 from . import selectors, services
 from .views import DRIFT_READERS, visible_sae
@@ -67,6 +68,9 @@ class DriftAuditCreateApi(APIView):
         try:
             job = services.drift_audit_start(sae=sae, corpus=corpus, reference=reference,
                                              thresholds=values.get("thresholds"), by=request.user)
+        except BrokerUnavailable:
+            return Response({"detail": "The job queue is not answering; try again shortly."},
+                            status=status.HTTP_503_SERVICE_UNAVAILABLE)
         except ValueError as error:
             return Response({"detail": str(error)}, status=status.HTTP_400_BAD_REQUEST)
         return Response({"job": job.pk, "status": job.status}, status=status.HTTP_202_ACCEPTED)

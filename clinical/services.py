@@ -3,6 +3,7 @@ audits and protected-attribute scans."""
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -14,6 +15,7 @@ from inference.models import Job
 from .models import SavedNote
 from .selectors import LatentLabel, flow_saes, latent_labels
 
+logger = logging.getLogger(__name__)
 MAX_NOTE_CHARS = 20_000
 DISCLAIMER = ("This is an audit of what the model represented in the note, read through labels that physicians "
               "gave its SAE latents. It is not a clinical finding and must not guide care.")
@@ -150,8 +152,12 @@ def note_explain(*, sae: SAE, text: str, by=None, store: bool = False, flow: boo
     started = time.perf_counter()
     layers = flow_saes(sae=sae, user=by) if flow else [sae]
     device = resolve()
-    handle = host_model_loaded(host_model=sae.hook_point.host_model, device_name=str(device))
-    models = {layer.hook_point.name: sae_loaded(sae=layer, device_name=str(device)) for layer in layers}
+    try:
+        handle = host_model_loaded(host_model=sae.hook_point.host_model, device_name=str(device))
+        models = {layer.hook_point.name: sae_loaded(sae=layer, device_name=str(device)) for layer in layers}
+    except (OSError, ValueError) as error:  # missing files, a malformed SAE directory (SAEFormatError)
+        logger.warning("explain: SAE %s or its host model cannot be loaded: %s", sae.pk, error)
+        raise NoteRejected("this SAE's weights or its host model cannot be loaded on this server") from None
     result = explain_note(handle=handle, encoders={name: model.encode for name, model in models.items()}, text=text,
                           device=device, config=ExplainConfig())
     tokens = [{"text": t.text, "start": t.start, "end": t.end, "by_hook": t.latents} for t in result.tokens]

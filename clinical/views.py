@@ -9,6 +9,7 @@ from django.views.decorators.http import require_http_methods
 from accounts.permissions import can_read_labels, can_run_jobs, corpora_visible_to, has_role, role_of
 from annotation.views.common import role_required
 from features.models import Corpus
+from inference.services import BrokerUnavailable
 
 from . import charts, selectors, services
 from .forms import DriftForm, ExplainForm
@@ -69,6 +70,8 @@ def drift_list(request):
             reference = next((c for c in corpora if c.pk == data["reference"]), None)
             try:
                 job = services.drift_audit_start(sae=sae, corpus=corpus, reference=reference, by=request.user)
+            except BrokerUnavailable:
+                messages.error(request, "The job queue is not answering; try again shortly.")
             except ValueError as error:
                 messages.error(request, str(error))
             else:

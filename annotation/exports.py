@@ -14,6 +14,7 @@ from django.db.models.functions import Cast, Concat
 from django.http import FileResponse, StreamingHttpResponse
 
 from accounts.audit import audit_record
+from accounts.csv_safety import csv_cell
 from accounts.models import Institution, Role
 from accounts.permissions import role_of, saes_visible_to
 from features.models import Latent
@@ -152,16 +153,10 @@ class _Line:
         return value
 
 
-# A spreadsheet runs a cell that starts with one of these as a formula (=HYPERLINK(...), +cmd|...).
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
 def _csv_value(value):
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
-        return "'" + value  # OWASP CSV injection: a leading quote makes the cell text
-    return "" if value is None else value
+    return "" if value is None else csv_cell(value)  # a would-be formula is written as text
 
 
 def csv_chunks(*, columns: Iterable[str], rows: Iterable[dict], lines_per_chunk: int = 500) -> Iterator[str]:

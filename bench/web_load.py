@@ -107,6 +107,8 @@ def seed(*, n_raters: int, n_latents: int, n_export: int) -> dict:
     from tests.annotation import worlds
 
     call_command("migrate", verbosity=0)
+    # DEBUG=0 serves hashed static names from the manifest, as production does after collectstatic.
+    call_command("collectstatic", interactive=False, verbosity=0)
     rng = random.Random(0)
     institutions = [factories.institution(f"site{i}") for i in range(5)]
     coordinator = _user(role=Role.COORDINATOR, institution=institutions[0], username="bench-coordinator")

@@ -5,6 +5,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from clinical import urls as clinical_urls
+from config.steering_views import SteeringRunApi, steering_page
 
 api_v1 = [
     path("", include("accounts.urls")),
@@ -12,6 +13,7 @@ api_v1 = [
     path("", include("annotation.urls")),
     path("", include("inference.urls")),
     path("", include(clinical_urls.api_urlpatterns)),
+    path("steering/", SteeringRunApi.as_view(), name="steering-run-api"),
 ]
 
 urlpatterns = [
@@ -26,5 +28,6 @@ urlpatterns = [
     path("account/", include("accounts.web_urls")),
     path("jobs/", include("inference.web_urls")),
     path("", include(clinical_urls.web_urlpatterns)),
+    path("steering/", steering_page, name="steering"),
     path("", include("annotation.web_urls")),
 ]

@@ -50,7 +50,8 @@ def latent_examples(*, latent: Latent, user) -> QuerySet[LatentExample]:
 NEIGHBOURS = 8
 
 
-@functools.lru_cache(maxsize=4)
+# Two decoders per web process: a 32k × 768 float32 decoder is ~100 MB.
+@functools.lru_cache(maxsize=2)
 def _unit_decoder(path: str, modified: float):
     """W_dec [d_sae, d_in] of an SAE directory with unit rows, read once per file version. numpy and
     safetensors only: the web process never loads torch."""

@@ -154,7 +154,7 @@ def train_sae_work(job: Job, progress: Progress) -> dict[str, Any]:
     params = job.parameters
     activation_set, activations = _activations_for(params)
     sae_cfg = sae_config_from_parameters(params, activations.shape[1])
-    train_cfg = training_config_from_parameters(params)
+    train_cfg = training_config_from_parameters(params).for_width(sae_cfg.d_sae)  # records the lr it used
     checkpoint_dir = artifact_dir("checkpoints", str(job.uuid))
     _record(progress, checkpoint_uri=str(checkpoint_dir), device=str(train_cfg.device))
     result = train_sae(sae_cfg=sae_cfg, train_cfg=train_cfg, activations=activations,
@@ -255,7 +255,7 @@ def mine_latents_work(job: Job, progress: Progress) -> dict[str, Any]:
     concepts = sorted({tag for _, tags in snippets for tag in tags})
     summary: dict[str, Any] = {"n_latents": len(result.latents), "n_tokens": result.n_tokens}
     latent_scores = None
-    if concepts:
+    if len(concepts) >= 2:  # monosemanticity spreads |r| over concepts: one concept has no entropy to measure
         tags = np.zeros((len(snippets), len(concepts)), dtype=np.float32)
         column = {code: j for j, code in enumerate(concepts)}
         for i, (_, snippet_tags) in enumerate(snippets):

@@ -70,8 +70,10 @@ class JobReporter:
     JobCancelled.
     """
 
-    def __init__(self, job_id: int, *, worker: str, interval: float = 0.5, echo: Progress | None = None) -> None:
+    def __init__(self, job_id: int, *, worker: str, interval: float = 0.5, echo: Progress | None = None,
+                 settle: Callable[[str], dict[str, Any]] | None = None) -> None:
         self.job_id = job_id
+        self.settle = settle or (lambda device: {})
         self.worker = worker
         self.interval = interval
         self.echo = echo
@@ -147,7 +149,8 @@ class JobReporter:
             if locked is None:
                 raise JobCancelled(f"job {self.job_id} is no longer running under {self.worker}")
             yield result
-            self._mine().update(status=Job.Status.SUCCEEDED, progress=1.0, result=result, message="done",
+            device = self._mine().values_list("device", flat=True).first() or ""
+            self._mine().update(**self.settle(device), status=Job.Status.SUCCEEDED, progress=1.0, result=result, message="done",
                                 finished_at=timezone.now(), lease_expires_at=None)
             self.result_written = True
 

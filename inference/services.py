@@ -110,8 +110,23 @@ def job_claim(*, job: Job, worker: str, node: str | None = None) -> bool:
         log_tail=log_append(f"started{resumed} on {worker}")))
 
 
-def _account(*, job_id: int, worker: str, device: str, seconds: float, joules: float | None, method: str) -> None:
-    """Add this run's device time, energy, CO₂ and cost to the job (all attempts count)."""
+class _Settlement:
+    """This run's device time, energy, CO₂ and cost, added to the job once (all attempts count), in the
+    same update that finishes the job, so that a finished job always shows what it cost."""
+
+    def __init__(self, meter) -> None:
+        self.meter = meter
+        self.done = False
+
+    def __call__(self, device: str) -> dict[str, Any]:
+        if self.done:
+            return {}
+        self.done = True
+        seconds, joules, method = self.meter.stop(device=device or "cpu")
+        return _accounting_fields(device=device or "cpu", seconds=seconds, joules=joules, method=method)
+
+
+def _accounting_fields(*, device: str, seconds: float, joules: float | None, method: str) -> dict[str, Any]:
     from .engine.accounting import footprint
 
     watts = settings.GPU_POWER_WATTS if device.startswith("cuda") else settings.CPU_POWER_WATTS
@@ -123,7 +138,7 @@ def _account(*, job_id: int, worker: str, device: str, seconds: float, joules: f
         co2_kg=F("co2_kg") + cost.co2_kg, cost=F("cost") + cost.cost, energy_method=cost.method)
     if device.startswith("cuda"):
         fields["gpu_seconds"] = F("gpu_seconds") + cost.device_seconds
-    Job.objects.filter(pk=job_id, worker=worker).update(**fields)
+    return fields
 
 
 def job_run(*, job_id: int, work: Work | None = None, echo: Progress | None = None, node: str | None = None) -> Job:
@@ -142,18 +157,19 @@ def job_run(*, job_id: int, work: Work | None = None, echo: Progress | None = No
         return job
     job.refresh_from_db()
     work = work or job_kind(job.kind).work
-    reporter = JobReporter(job_id, worker=worker, echo=echo)
-    reporter.start_heartbeat()
     # NVML is read (without torch) for jobs that may use a GPU; it answers None where there is none.
-    meter = EnergyMeter().start(gpu=job.queue == "gpu" or "cuda" in settings.CONCORD_DEVICE)
+    settle = _Settlement(EnergyMeter().start(gpu=job.queue == "gpu" or "cuda" in settings.CONCORD_DEVICE))
+    reporter = JobReporter(job_id, worker=worker, echo=echo, settle=settle)
+    reporter.start_heartbeat()
     try:
         result = work(job, reporter)
     except JobCancelled:
         logger.info("job %s stopped: no longer running under %s", job_id, worker)
     except Exception as error:  # noqa: BLE001 - every failure is recorded on the job, then logged
         logger.exception("job %s failed", job_id)
+        device = Job.objects.filter(pk=job_id).values_list("device", flat=True).first() or ""
         failed = Job.objects.filter(pk=job_id, status=Job.Status.RUNNING, worker=worker).update(
-            status=Job.Status.FAILED, message=f"{type(error).__name__}: {error}"[:2000],
+            **settle(device), status=Job.Status.FAILED, message=f"{type(error).__name__}: {error}"[:2000],
             log_tail=log_append(traceback.format_exc()[-4000:]), finished_at=timezone.now(), lease_expires_at=None,
         )
         if failed:
@@ -170,9 +186,9 @@ def job_run(*, job_id: int, work: Work | None = None, echo: Progress | None = No
             _follow_up(job_id=job_id)
     finally:
         reporter.stop_heartbeat()
-        device = Job.objects.filter(pk=job_id).values_list("device", flat=True).first() or "cpu"
-        seconds, joules, method = meter.stop(device=device)
-        _account(job_id=job_id, worker=worker, device=device, seconds=seconds, joules=joules, method=method)
+        if not settle.done:  # stopped by a cancel or a lost lease: the time spent still counts
+            device = Job.objects.filter(pk=job_id).values_list("device", flat=True).first() or ""
+            Job.objects.filter(pk=job_id, worker=worker).update(**settle(device))
     job.refresh_from_db()
     return job
 

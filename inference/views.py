@@ -5,7 +5,6 @@ launched through the same services. Physicians and everyone else without the job
 """
 from __future__ import annotations
 
-import csv
 from functools import wraps
 
 from django.contrib import messages
@@ -14,10 +13,14 @@ from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from accounts.permissions import can_run_jobs, corpora_visible_to, jobs_visible_to, may_see_sae, saes_visible_to
-from features.models import SAE, ActivationSet, Corpus, HostModel
+from accounts.audit import audit_record
+from accounts.csv_safety import SafeCsvWriter
+from accounts.permissions import can_run_jobs
+from accounts.redaction import without_server_paths
+from features import access as catalogue_access
 
 from . import selectors
+from .access import jobs_readable, jobs_writable, sweeps_readable
 from .apis import (
     BROKER_DOWN,
     CacheActivationsInputSerializer,
@@ -58,17 +61,18 @@ def job_runners_only(view):
 
 
 def _visible_jobs(request):
-    return jobs_visible_to(request.user, Job.objects.all())
+    return jobs_readable(request.user)
 
 
 def _choices(request) -> dict:
+    """The launch forms offer exactly the rows the API's input fields accept (features.access)."""
     user = request.user
     return {
-        "host_models": HostModel.objects.order_by("name"),
-        "corpora": corpora_visible_to(user, Corpus.objects.order_by("name")),
-        "activation_sets": corpora_visible_to(
-            user, ActivationSet.objects.select_related("hook_point", "corpus").order_by("-pk"), prefix="corpus__"),
-        "saes": saes_visible_to(user, SAE.objects.select_related("hook_point").order_by("-pk")),
+        "host_models": catalogue_access.host_models_writable(user).order_by("name"),
+        "corpora": catalogue_access.corpora_writable(user).order_by("name"),
+        "activation_sets": catalogue_access.activation_sets_writable(user).select_related(
+            "hook_point", "corpus").order_by("-pk"),
+        "saes": catalogue_access.saes_writable(user).select_related("hook_point").order_by("-pk"),
         "architectures": ARCHITECTURES,
     }
 
@@ -76,7 +80,7 @@ def _choices(request) -> dict:
 def _page(request, *, errors: dict | None = None, form: str = "", data=None, status: int = 200):
     jobs = selectors.jobs_for_page(queryset=_visible_jobs(request), kind=request.GET.get("kind") or None,
                                    status=request.GET.get("status") or None)[:100]
-    sweeps = selectors.sweeps_visible(jobs=_visible_jobs(request))[:20]
+    sweeps = sweeps_readable(request.user).select_related("activation_set")[:20]
     context = {"jobs": jobs, "sweeps": sweeps, "errors": errors or {}, "failed_form": form, "data": data or {},
                "kinds": Job.Kind.choices, "statuses": Job.Status.choices, **_choices(request)}
     return render(request, "inference/jobs.html", context, status=status)
@@ -128,7 +132,7 @@ def job_page(request, job_id: int):
 @job_runners_only
 @require_POST
 def job_cancel_view(request, job_id: int):
-    job = get_object_or_404(_visible_jobs(request), pk=job_id)
+    job = get_object_or_404(jobs_writable(request.user), pk=job_id)
     try:
         job_cancel(job=job, by=request.user)
         messages.success(request, f"Job {job.pk} cancelled.")
@@ -144,14 +148,13 @@ def jobs_progress(request):
     rows = _visible_jobs(request).filter(pk__in=ids).values(
         "id", "status", "progress", "message", "attempts", "device", "device_seconds", "energy_kwh", "energy_method",
         "co2_kg", "cost", "log_tail")
-    return JsonResponse({"jobs": [{**row, "log_tail": row["log_tail"][-4000:]} for row in rows]})
+    return JsonResponse({"jobs": [{**row, "message": without_server_paths(row["message"]),
+                                   "log_tail": without_server_paths(row["log_tail"][-4000:])} for row in rows]})
 
 
 @job_runners_only
 def sae_compute(request, sae_id: int):
-    sae = get_object_or_404(SAE.objects.select_related("activation_set", "hook_point"), pk=sae_id)
-    if not may_see_sae(request.user, sae):
-        raise Http404("No such SAE.")
+    sae = get_object_or_404(catalogue_access.saes_readable(request.user).select_related("activation_set"), pk=sae_id)
     parts = selectors.sae_jobs(sae=sae)
     visible = set(_visible_jobs(request).values_list("pk", flat=True))
     return render(request, "inference/sae_compute.html", {
@@ -161,7 +164,7 @@ def sae_compute(request, sae_id: int):
 
 @job_runners_only
 def sweep_page(request, sweep_id: int):
-    sweep = get_object_or_404(selectors.sweeps_visible(jobs=_visible_jobs(request)), pk=sweep_id)
+    sweep = get_object_or_404(sweeps_readable(request.user).select_related("activation_set"), pk=sweep_id)
     rows = selectors.sweep_comparison(sweep=sweep)
     return render(request, "inference/sweep.html", {
         "sweep": sweep, "rows": rows, "chart": pareto_chart(rows), "footprint": selectors.sweep_footprint(sweep=sweep),
@@ -172,12 +175,13 @@ def sweep_page(request, sweep_id: int):
 def jobs_export(request):
     """CSV of every job the user may follow with its compute, energy, CO₂ and cost; ?by=sae for SAE totals."""
     response = HttpResponse(content_type="text/csv")
-    writer = csv.writer(response)
+    writer = SafeCsvWriter(response)  # SAE names and sweep groups are user text: never a live formula
+    audit_record(actor=request.user, action="export.jobs_compute", payload={"by": request.GET.get("by") or "job"})
     if request.GET.get("by") == "sae":
         response["Content-Disposition"] = 'attachment; filename="sae-compute.csv"'
         writer.writerow(["sae_id", "name", "sweep_group", "n_jobs", "device_seconds", "energy_kwh", "energy_method",
                          "co2_kg", "cost"])
-        for sae in saes_visible_to(request.user, SAE.objects.select_related("activation_set").order_by("pk")):
+        for sae in catalogue_access.saes_readable(request.user).select_related("activation_set").order_by("pk"):
             total = selectors.sae_footprint(sae=sae)["total"]
             writer.writerow([sae.pk, sae.name, sae.sweep_group, total["n_jobs"], total["device_seconds"],
                              total["energy_kwh"], total["method"], total["co2_kg"], total["cost"]])

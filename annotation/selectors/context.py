@@ -29,8 +29,9 @@ class LatentContext:
 
 
 def _logit_effects(latent: Latent) -> tuple[list, list]:
-    """`Latent.logit_effects` when the host is causal and the field was computed: {"raised": [[token,
-    value], ...], "lowered": [...]}; empty lists otherwise."""
+    """`Latent.logit_effects` when the host is causal and the field was computed at mining: {"raised":
+    [{"token", "id", "logit"}, ...], "lowered": [...], "method": str} (pairs [token, value] accepted too);
+    empty lists otherwise."""
     effects = getattr(latent, "logit_effects", None) or {}
     if not isinstance(effects, dict):
         return [], []
@@ -39,7 +40,10 @@ def _logit_effects(latent: Latent) -> tuple[list, list]:
         out = []
         for row in effects.get(key, [])[:10]:
             try:
-                token, value = (row["token"], row["value"]) if isinstance(row, dict) else (row[0], row[1])
+                if isinstance(row, dict):
+                    token, value = row["token"], row.get("logit", row.get("value"))
+                else:
+                    token, value = row[0], row[1]
                 out.append((str(token), float(value)))
             except (KeyError, IndexError, TypeError, ValueError):
                 continue
@@ -59,8 +63,11 @@ def latent_context(*, latent: Latent, round: Round | None = None) -> LatentConte
     labels: dict[int, str] = {}
     names: dict[str, str] = {}
     if show_labels and pairs:
-        labels = dict(Consensus.objects.filter(latent_id__in=[other.pk for other, _ in pairs],
-                                               scope=f"sae:{latent.sae_id}")
+        # On a rater's page only settled labels (consensus reached or adjudicated): an SAE-wide consensus that
+        # still moves may hold labels of rounds not yet revealed to this rater.
+        settled = [other.pk for other, _ in pairs
+                   if round is None or other.status in (Latent.Status.CONSENSUS, Latent.Status.ADJUDICATED)]
+        labels = dict(Consensus.objects.filter(latent_id__in=settled, scope=f"sae:{latent.sae_id}")
                       .order_by("latent_id", "-n_labels").values_list("latent_id", "map_concept"))
         names = dict(Concept.objects.filter(code__in=set(labels.values()),
                                             rubric_version__rounds__sae_id=latent.sae_id).values_list("code", "name"))

@@ -12,6 +12,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.permissions import can_manage_rounds, can_read_labels, role_of
 from features import selectors as catalogue
+from features.access import institutions_readable
 
 from .. import access, selectors, services
 from ..forms import CommentForm, DeadlineForm, FollowUpForm, RoundCreateForm
@@ -36,6 +37,7 @@ def round_list(request):
 def round_create(request):
     form = RoundCreateForm(request.POST or None, saes=catalogue.sae_list(user=request.user))
     form.fields["rubric_version"].queryset = access.rubric_versions_writable(request.user).select_related("rubric")
+    form.fields["institutions"].queryset = institutions_readable(request.user)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:

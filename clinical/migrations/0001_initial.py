@@ -10,7 +10,7 @@ class Migration(migrations.Migration):
     initial = True
 
     dependencies = [
-        ('features', '0003_clinical_protected'),
+        ('features', '0004_clinical_protected'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -149,6 +149,8 @@ class World:
     ambiguous: Latent  # in the adjudication queue
     job: Job
     comment: Comment
+    token: object  # own researcher's API token
+    sweep: object  # a sweep of own's researcher, holding `job`
     users: dict = field(default_factory=dict)
 
     @property
@@ -218,12 +220,19 @@ def build_world() -> World:
                                  rationale=f"{PRIVATE} decided on the renal reading after review")
     ambiguous = sae.latents.get(index=3)
     Latent.objects.filter(pk=ambiguous.pk).update(status=Latent.Status.AMBIGUOUS)
+    from accounts.tokens import api_token_create
+
+    token, _secret = api_token_create(user=researcher, name=f"{PRIVATE} script")
     job = Job.objects.create(kind=Job.Kind.TRAIN_SAE, created_by=researcher, queue="gpu",
                              parameters={"name": f"{PRIVATE}-job", "activation_set": sae.activation_set_id})
+    from inference.models import Sweep
+
+    sweep = Sweep.objects.create(name=f"{PRIVATE}-sweep", activation_set=sae.activation_set, created_by=researcher)
+    Job.objects.filter(pk=job.pk).update(sweep=sweep)
     return World(own=own, other=other, corpus=sae.activation_set.corpus, sae=sae, shared_sae=shared_sae,
                  activation_set=sae.activation_set, hook=sae.hook_point, coordinator=coordinator, raters=raters,
                  revealed=revealed, open=open_round, draft=draft, latent=latent, ambiguous=ambiguous, job=job,
-                 comment=comment)
+                 comment=comment, token=token, sweep=sweep)
 
 
 def api_client(user) -> APIClient:

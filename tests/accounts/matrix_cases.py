@@ -19,6 +19,7 @@ EXEMPT = {
     "logout": "POST only, ends one's own session",
     "schema": "the API's description: no rows",
     "api-docs": "the API's documentation page: no rows",
+    "api-token-revoke": "POST on one's own token only: anyone else's answers 404 (tests/accounts/test_api_tokens.py)",
 }
 
 
@@ -45,10 +46,11 @@ def ids(world: World, actor) -> dict[str, object]:
         "latent": world.latent.pk, "ambiguous": world.ambiguous.pk, "revealed": world.revealed.pk,
         "open": world.open.pk, "draft": world.draft.pk, "assignment": assignment.pk,
         "position": assignment.position, "job": world.job.pk, "rubric": version.pk,
+        "rubric_id": version.rubric_id,
         "concept": version.concepts.get(code="AKI").pk, "code": world.own.code, "own_pk": world.own.pk,
         "pseudonym": world.raters[1].profile.pseudonym, "host_model": world.hook.host_model_id,
         "shared_sae": world.shared_sae.pk, "my_code": actor.profile.institution.code,
-        "my_pk": actor.profile.institution_id,
+        "my_pk": actor.profile.institution_id, "token": world.token.pk, "sweep": world.sweep.pk,
     }
 
 
@@ -79,6 +81,7 @@ def variants(case: Case, values: dict) -> list[tuple[str, dict]]:
 RATIONALE = "A rationale long enough for the form to accept it."
 
 READ_CASES = [
+    Case("api-tokens", "/account/tokens/"),
     Case("institution-list", "/api/v1/institutions/"),
     Case("me", "/api/v1/me/"),
     Case("corpus-list", "/api/v1/corpora/"),
@@ -144,6 +147,8 @@ READ_CASES = [
     Case("round-discussion", "/rounds/{revealed}/discussion/", ("revealed",), label_bearing=True),
     Case("round-discussion", "/rounds/{open}/discussion/", ("open",), label_bearing=True),
     Case("rubric-create", "/rubrics/new/"),
+    Case("rubric-list", "/rubrics/"),
+    Case("rubric-edit", "/rubrics/{rubric_id}/"),
     Case("adjudication-queue", "/adjudication/", label_bearing=True),
     Case("adjudication-decide", "/adjudication/{ambiguous}/", ("ambiguous",), label_bearing=True),
     Case("latent-browser", "/labelled-latents/", label_bearing=True),
@@ -153,6 +158,14 @@ READ_CASES = [
     Case("export", "/export/"),
     Case("export", "/export/?round={revealed}&kind=labels&format=csv", ("revealed",), label_bearing=True),
     Case("export", "/export/?sae={sae}&kind=latents&format=jsonl", ("sae",), label_bearing=True),
+    Case("api-tokens", "/account/tokens/"),
+    Case("jobs-page", "/jobs/"),
+    Case("jobs-progress", "/jobs/progress.json?ids={job}", ("job",)),
+    Case("jobs-export", "/jobs/export.csv"),
+    Case("jobs-export", "/jobs/export.csv?by=sae"),
+    Case("job-page", "/jobs/{job}/", ("job",)),
+    Case("sae-compute-page", "/jobs/saes/{sae}/", ("sae",)),
+    Case("sweep-page", "/jobs/sweeps/{sweep}/", ("sweep",)),
     # issue 12 (clinical)
     Case("explain", "/explain/"),
     Case("drift-list", "/drift/"),
@@ -215,10 +228,28 @@ WRITE_CASES = [
          {"latent": "{latent}", "text": "a probe comment"}, format="multipart"),
     Case("rubric-create", "/rubrics/new/", (), "post", {"name": "probe-form-rubric", "concepts": "PY | Probe"},
          format="multipart"),
+    Case("rubric-edit", "/rubrics/{rubric_id}/", (), "post", {"guidelines": "g", "action": "preview"},
+         format="multipart"),
     Case("adjudication-decide", "/adjudication/{ambiguous}/", ("ambiguous",), "post",
          {"concept": "{concept}", "rationale": RATIONALE}, format="multipart"),
     Case("item", "/rounds/{open}/items/{position}/", ("open",), "post",
          {"concept_code": "HF", "confidence": "3", "rationale": RATIONALE}, format="multipart"),
+    Case("api-tokens", "/account/tokens/", (), "post", {"name": "probe token"}, format="multipart"),
+    Case("job-sweep", "/api/v1/jobs/sweep/", ("activation_set",), "post",
+         {"activation_set": "{activation_set}", "arch": "topk", "widths": [16], "ks": [2], "steps": 10}),
+    Case("job-launch", "/jobs/launch/train/", ("activation_set",), "post",
+         {"activation_set": "{activation_set}", "arch": "topk", "width": "16", "k": "2", "steps": "10"},
+         format="multipart"),
+    Case("job-launch", "/jobs/launch/mine/", ("sae",), "post", {"sae": "{sae}"}, format="multipart"),
+    Case("job-launch", "/jobs/launch/capture/", ("corpus",), "post",
+         {"host_model": "{host_model}", "hook_name": "blocks.0.hook_resid_post", "corpus": "{corpus}"},
+         format="multipart"),
+    Case("job-launch", "/jobs/launch/sweep/", ("activation_set",), "post",
+         {"activation_set": "{activation_set}", "arch": "topk", "widths": "16", "ks": "2", "steps": "10"},
+         format="multipart"),
+    Case("job-cancel-page", "/jobs/{job}/cancel/", ("job",), "post", {}, format="multipart"),
+    # Tokens belong to one user: anyone else's (here own's researcher's) is as unknown as an absent one.
+    Case("api-token-revoke", "/account/tokens/{token}/revoke/", ("token",), "post", {}, format="multipart"),
 ]
 
 

@@ -14,6 +14,7 @@ from annotation import services
 from annotation.models import Assignment, Round
 from annotation.services import ConceptSpec
 from features.models import Corpus, Latent, LatentExample, Snippet
+from inference.models import Job
 from tests import factories
 from tests.annotation import worlds
 from tests.annotation.conftest import browser_page, chromium  # noqa: F401 - fixtures
@@ -112,7 +113,10 @@ def _world(payload: str) -> dict:
     api_token_create(user=physician, name=short(100))
     api_token_create(user=researcher, name=short(100))
     snippet = Snippet.objects.filter(corpus_id=sae.activation_set.corpus_id).first()
-    return {"coordinator": coordinator, "physician": physician, "senior": senior, "researcher": researcher,
+    job = Job.objects.create(kind=Job.Kind.TRAIN_SAE, queue="gpu", status=Job.Status.FAILED, message=payload,
+                             parameters={"name": short(200), "sweep_group": short(100),
+                                         "activation_set_id": sae.activation_set_id}, created_by=researcher)
+    return {"job": job, "coordinator": coordinator, "physician": physician, "senior": senior, "researcher": researcher,
             "admin": admin, "sae": sae, "calibration": calibration, "open": open_round, "latent": latent,
             "decided": decided, "version": version, "snippet": snippet}
 
@@ -129,10 +133,12 @@ def _views(world) -> dict[str, list[str]]:
                         f"/rounds/{c}/follow-up/new/", "/rounds/new/", "/rubrics/new/", "/export/",
                         "/labelled-latents/", f"/labelled-latents/{latent}/",
                         f"/labelled-latents/{world['decided'].pk}/", "/api/v1/rounds/", "/api/v1/labels/",
-                        f"/api/v1/rubric-versions/{world['version'].pk}/", "/api/v1/institutions/"],
+                        f"/api/v1/rubric-versions/{world['version'].pk}/", "/api/v1/institutions/", "/rubrics/",
+                        f"/rubrics/{world['version'].rubric_id}/"],
         "senior": ["/", "/adjudication/", f"/adjudication/{latent}/", f"/labelled-latents/{world['decided'].pk}/"],
         "researcher": ["/", "/api/v1/corpora/", "/api/v1/saes/", f"/api/v1/latents/{latent}/",
-                       "/api/v1/snippets/", "/api/v1/jobs/", "/account/tokens/", "/export/"],
+                       "/api/v1/snippets/", "/api/v1/jobs/", "/account/tokens/", "/export/", "/jobs/",
+                       f"/jobs/{world['job'].pk}/", f"/jobs/saes/{world['sae'].pk}/"],
         "admin": ["/admin/", "/admin/accounts/auditevent/", "/admin/accounts/institution/",
                   "/admin/accounts/profile/", "/admin/accounts/apitoken/", "/admin/features/corpus/",
                   f"/admin/features/snippet/{world['snippet'].pk}/change/", "/admin/annotation/label/",

@@ -15,7 +15,7 @@ from accounts.models import Role
 from annotation import services
 from annotation.models import Assignment
 from annotation.services import ConceptSpec
-from inference.jobs import WORK_OF_KIND
+from inference.models import Job
 from inference.services import job_run
 from tests import factories
 from tests.annotation import worlds
@@ -117,8 +117,9 @@ def test_schema_says_a_corpus_institution_may_be_null():
 
 @pytest.mark.django_db
 def test_job_responses_show_no_absolute_server_paths(tmp_path, _artifact_root):
+    researcher = factories.user(role=Role.RESEARCHER)
     client = APIClient()
-    client.force_authenticate(factories.user(role=Role.RESEARCHER))
+    client.force_authenticate(researcher)
     for name, content in (("good.jsonl", '{"external_id": "a", "text": "CHF."}\n'),
                           ("bad.jsonl", '{"external_id": "a", "text": ')):
         path = tmp_path / name
@@ -127,7 +128,7 @@ def test_job_responses_show_no_absolute_server_paths(tmp_path, _artifact_root):
             created = client.post("/api/v1/jobs/import-corpus/", {"file": handle, "name": name},
                                   format="multipart")
         assert created.status_code == 202
-        job_run(job_id=created.json()["id"], work=WORK_OF_KIND["import_corpus"])
+        job_run(job_id=created.json()["id"])
     listing = client.get("/api/v1/jobs/")
     detail = client.get(f"/api/v1/jobs/{created.json()['id']}/")
     for response in (created, listing, detail):
@@ -136,3 +137,45 @@ def test_job_responses_show_no_absolute_server_paths(tmp_path, _artifact_root):
         assert "/tmp/" not in text and "/srv/" not in text and "/work/" not in text
     jobs = listing.json()["results"]
     assert {job["parameters"]["path"].split("/")[0] for job in jobs} == {"uploads"}
+
+    # The job pages too: message, parameters and the log's traceback (file paths of the code) are public names.
+    pages = Client()
+    pages.force_login(researcher)
+    ids = ",".join(str(job["id"]) for job in jobs)
+    failed = next(job for job in jobs if job["status"] == "failed")
+    assert Job.objects.get(pk=failed["id"]).log_tail.count("/") > 5  # there were paths to strip
+    for path in ("/jobs/", f"/jobs/{failed['id']}/", f"/jobs/progress.json?ids={ids}"):
+        text = pages.get(path).content.decode()
+        assert str(_artifact_root) not in text and str(tmp_path) not in text, path
+        assert "/tmp/" not in text and "/work/" not in text and "site-packages/" not in text, path
+
+
+@pytest.mark.django_db
+def test_the_jobs_compute_csv_neutralises_formulas_and_is_audited():
+    from accounts.models import AuditEvent
+    from features.models import SAE
+
+    researcher = factories.user(role=Role.RESEARCHER)
+    sae = factories.sae()
+    SAE.objects.filter(pk=sae.pk).update(name=FORMULAS[0], sweep_group="@SUM(1)")
+    client = Client()
+    client.force_login(researcher)
+    response = client.get("/jobs/export.csv", {"by": "sae"})
+    assert response.status_code == 200
+    rows = list(csv.reader(io.StringIO(response.content.decode())))
+    assert [FORMULAS[0], "@SUM(1)"] == [cell[1:] for cell in rows[1][1:3]]  # written as text
+    assert not [cell for row in rows[1:] for cell in row if cell.startswith(DANGEROUS_STARTS)]
+    assert AuditEvent.objects.filter(action="export.jobs_compute", actor=researcher).exists()
+
+
+@pytest.mark.django_db
+def test_a_host_model_loaded_from_a_local_folder_shows_its_name_not_the_path():
+    from features.models import HostModel
+
+    HostModel.objects.create(name="/srv/models/minilm", source="/srv/models/minilm", kind="encoder", d_model=8,
+                             n_layers=2)
+    HostModel.objects.create(name="gpt2", source="openai-community/gpt2", kind="causal", d_model=8, n_layers=2)
+    client = APIClient()
+    client.force_authenticate(factories.user(role=Role.RESEARCHER))
+    rows = {row["name"]: row["source"] for row in client.get("/api/v1/host-models/").json()["results"]}
+    assert rows == {"minilm": "minilm", "gpt2": "openai-community/gpt2"}

@@ -44,7 +44,9 @@ def no_throttles(monkeypatch):
 
 
 def _state():
-    return (row_counts(WATCHED), label_snapshot(),
+    from accounts.models import ApiToken
+
+    return (row_counts(WATCHED), label_snapshot(), sorted(ApiToken.objects.values_list("pk", "revoked_at")),
             sorted(Round.objects.values_list("pk", "status")), sorted(Job.objects.values_list("pk", "status")))
 
 
@@ -107,7 +109,8 @@ def test_write_matrix_leaks_nothing(postgres, no_throttles):
     # The same requests do go through for the people whose data it is: the refusals above are the policy's.
     for expected in [(Role.RESEARCHER, "job-train-sae"), (Role.RESEARCHER, "job-mine-latents"),
                      (Role.RESEARCHER, "job-cache-activations"), (Role.RESEARCHER, "job-import-corpus"),
-                     (Role.RESEARCHER, "job-cancel"), (Role.COORDINATOR, "round-close"),
+                     (Role.RESEARCHER, "job-cancel"), (Role.RESEARCHER, "job-sweep"),
+                     (Role.RESEARCHER, "job-launch"), (Role.RESEARCHER, "job-cancel-page"), (Role.COORDINATOR, "round-close"),
                      (Role.COORDINATOR, "round-create-api"), (Role.COORDINATOR, "round-create"),
                      (Role.PHYSICIAN, "label-submit"), (Role.PHYSICIAN, "item"), (Role.PHYSICIAN, "round-comment-create"),
                      (Role.SENIOR, "adjudication-create"), (Role.SENIOR, "adjudication-decide")]:

@@ -136,3 +136,10 @@ def test_demo_rubric_gives_every_concept_a_description_and_keeps_synonyms(postgr
     assert len(concepts) == 28
     assert [c.code for c in concepts if not c.description.strip()] == []
     assert "HFpEF" in version.concepts.get(code="HF").synonyms
+
+
+def test_500_page_renders_without_a_request_and_leads_home():
+    from django.template.loader import render_to_string
+
+    body = render_to_string("500.html")  # Django's server_error renders it with no context at all
+    assert "Something went wrong" in body and 'href="/"' in body

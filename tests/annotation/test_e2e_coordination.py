@@ -16,7 +16,7 @@ from tests import factories
 from tests.annotation import e2e, worlds
 from tests.annotation.conftest import screenshot
 
-pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
 def test_closing_asks_first_with_progress_and_the_page_tells_one_story(postgres, live_server, browser_page):

@@ -5,7 +5,7 @@ import pytest
 
 from tests.annotation import e2e
 
-pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
 def test_labelling_page_scripts_run_under_strict_csp(postgres, live_server, browser_page):

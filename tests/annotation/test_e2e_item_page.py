@@ -15,7 +15,7 @@ from tests import factories
 from tests.annotation import e2e, worlds
 from tests.annotation.conftest import screenshot
 
-pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 SEARCH_CONCEPTS = [
     ConceptSpec("CARDIO", "Cardiovascular"),
@@ -166,11 +166,16 @@ def test_context_shows_neighbours_and_logit_effects_except_in_blind_calibration(
     from annotation.models import Consensus
 
     neighbour = Latent.objects.get(sae=sae, index=2)
+    Latent.objects.filter(pk=neighbour.pk).update(status=Latent.Status.CONSENSUS)
     Consensus.objects.create(latent=neighbour, scope=f"sae:{sae.pk}", method="dawid-skene", posterior={"PE": 0.9},
                              map_concept="PE", entropy=0.1, n_labels=3)
+    # Latent 1's SAE-wide consensus is still moving (its round is not settled): a rater does not see it.
+    Consensus.objects.create(latent=Latent.objects.get(sae=sae, index=1), scope=f"sae:{sae.pk}",
+                             method="dawid-skene", posterior={"PNA": 0.6}, map_concept="PNA", entropy=0.7, n_labels=2)
     latent = Latent.objects.get(sae=sae, index=0)
     if hasattr(latent, "logit_effects"):
-        latent.logit_effects = {"raised": [["embol", 2.5]], "lowered": [["normal", -1.5]]}
+        latent.logit_effects = {"raised": [{"token": "embol", "id": 7, "logit": 2.5}],
+                                "lowered": [{"token": "normal", "id": 9, "logit": -1.5}], "method": "W_dec @ W_U"}
         latent.save(update_fields=["logit_effects"])
     page, base = browser_page, live_server.url
     e2e.log_in(page, base, "dr-ada")
@@ -179,7 +184,7 @@ def test_context_shows_neighbours_and_logit_effects_except_in_blind_calibration(
     rows = page.locator("#neighbours tr").all_inner_texts()
     assert rows[1].split("\t")[:2] == ["2", "0.994"], rows
     assert "Pulmonary embolism" in rows[1]
-    assert rows[2].split("\t")[0] == "1"
+    assert rows[2].split("\t")[0] == "1" and "Pneumonia" not in rows[2] and "PNA" not in rows[2]
     if hasattr(latent, "logit_effects"):
         assert "embol" in page.locator("#logit-effects").inner_text()
     screenshot(page, "item-context")
@@ -193,3 +198,11 @@ def test_context_shows_neighbours_and_logit_effects_except_in_blind_calibration(
     assert page.locator("#context-hidden").is_visible()
     assert page.locator("#neighbours").count() == 0 and "Pulmonary embolism" not in page.locator(
         "#latent-context").inner_text()
+
+    # A researcher's latent page shows the neighbours with every consensus label.
+    factories.user(role=Role.RESEARCHER, institution_obj=world["round"].institutions.first(), username="res-eve")
+    page.context.clear_cookies()
+    e2e.log_in(page, base, "res-eve")
+    page.goto(f"{base}/labelled-latents/{latent.pk}/")
+    rows = page.locator("#neighbours tr").all_inner_texts()
+    assert "Pulmonary embolism" in rows[1] and "Pneumonia" in rows[2], rows

@@ -10,7 +10,7 @@ from annotation.models import Label, Round
 from tests.annotation import e2e
 from tests.annotation.conftest import screenshot
 
-pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
 def _label_by_keyboard(page, *, search: str, name: str, confidence: str, rationale: str) -> None:

@@ -125,8 +125,7 @@ def broker(url: str):
     saved = (app.conf.broker_read_url, app.conf.broker_write_url)
 
     def reset(read: str, write: str) -> None:
-        if app._pool is not None:
-            app._pool.force_close_all()
+        # kombu keeps one pool per broker URL for the process: drop only the app's references to them.
         app._pool = None
         app.amqp._producer_pool = None
         app.conf.broker_read_url, app.conf.broker_write_url = read, write

@@ -50,6 +50,7 @@ def _call(*args) -> str:
     return out.getvalue()
 
 
+@pytest.mark.slow  # 29 s measured (setup + call), --durations=50
 @pytest.mark.django_db
 def test_cache_train_mine_through_the_commands(tiny_model_dir, tmp_path):
     _call("import_corpus", str(_corpus_file(tmp_path)), "--name", "notes")
@@ -81,6 +82,7 @@ def test_cache_train_mine_through_the_commands(tiny_model_dir, tmp_path):
     assert Latent.objects.filter(sae=sae).exclude(best_tag="").exists()
 
 
+@pytest.mark.slow  # 22 s measured (setup + call), --durations=50
 @pytest.mark.django_db
 def test_training_on_a_causal_model_reports_ce_loss_recovered(tmp_path):
     handle = tiny_gpt2([text for text, _ in TAGGED])
@@ -102,6 +104,7 @@ def test_training_on_a_causal_model_reports_ce_loss_recovered(tmp_path):
     assert SAE.objects.get().metrics["ce_loss_recovered"] == pytest.approx(expected)
 
 
+@pytest.mark.slow  # 7 s measured (setup + call), --durations=50
 @pytest.mark.django_db
 def test_train_sae_from_npy_prints_metrics_json_last(tmp_path):
     rng = np.random.default_rng(0)
@@ -197,6 +200,7 @@ def test_import_sae_names_what_is_wrong(tmp_path):
         _call("import_sae", str(broken))
 
 
+@pytest.mark.slow  # 113 s measured (setup + call), --durations=50
 @pytest.mark.integration
 @pytest.mark.django_db(transaction=True)
 def test_worker_on_redis_trains_sae_from_the_api_with_progress(celery_worker, tiny_model_dir, tmp_path):
@@ -242,6 +246,7 @@ class WorkerDied(BaseException):
     """Stands for the worker process being killed: nothing in the job catches it."""
 
 
+@pytest.mark.slow  # 15 s measured (setup + call), --durations=50
 @pytest.mark.django_db
 def test_a_killed_training_job_resumes_from_its_checkpoint_to_the_same_weights(tmp_path):
     from safetensors.numpy import load_file

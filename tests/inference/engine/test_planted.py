@@ -56,6 +56,7 @@ def test_generator_is_sparse_and_seeded():
     assert recovered_fraction(atoms, torch.randn(D_SAE, D_IN)) < 0.05
 
 
+@pytest.mark.slow  # 19 s (topk) and 49 s (batchtopk) on the 2-core machine: make test-fast leaves them out
 @pytest.mark.parametrize("sae_cfg, steps", [
     (TopKConfig(d_in=D_IN, d_sae=D_SAE, k=3), 1200),
     # BatchTopK first merges pairs of overlapping atoms into one latent and splits them later, so

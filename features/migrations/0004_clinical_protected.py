@@ -1,13 +1,11 @@
-# Issue 12: protected-attribute associations per latent. Depends on both 0002 migrations of main, so it
-# also joins their two branches.
+# Issue 12: protected-attribute associations per latent.
 from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
 
     dependencies = [
-        ("features", "0002_access_corpus_name_per_institution"),
-        ("features", "0002_causal_logit_effects"),
+        ("features", "0003_merge_access_causal"),
     ]
 
     operations = [

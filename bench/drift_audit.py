@@ -33,7 +33,12 @@ def main() -> int:
     from inference.engine.formats import load_sae
     from inference.engine.hooks import capture_activations
     from inference.engine.host_models import load_host_model, minilm_path
-    from inference.engine.saes import NormalisedSAE, Normalisation, build_sae, config_from_dict
+    from inference.engine.saes import (
+        Normalisation,
+        NormalisedSAE,
+        build_sae,
+        config_from_dict,
+    )
 
     torch.set_num_threads(args.threads)
     hook = "blocks.3.hook_resid_post"

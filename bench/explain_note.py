@@ -85,9 +85,9 @@ def main() -> int:
     cpu.sort()
     # CPU seconds of this process: what one uncontended core would take; wall time also counts waiting for
     # a core on a shared machine (compare the load average printed below).
-    print(f"| note tokens | threads | first call (loads weights) | wall median | wall min | CPU median | CPU p90 | "
-          f"concepts |")
-    print(f"|---|---|---|---|---|---|---|---|")
+    print("| note tokens | threads | first call (loads weights) | wall median | wall min | CPU median | CPU p90 | "
+          "concepts |")
+    print("|---|---|---|---|---|---|---|---|")
     print(f"| {len(first.tokens)} | {args.threads} | {cold:.2f} s | {statistics.median(times):.3f} s | "
           f"{times[0]:.3f} s | {statistics.median(cpu):.3f} s | {cpu[int(0.9 * (len(cpu) - 1))]:.3f} s | "
           f"{len(explanation.concepts)} |")

@@ -7,7 +7,12 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.permissions import JOB_RUNNERS, LABEL_READERS, corpora_visible_to, role_permission
+from accounts.permissions import (
+    JOB_RUNNERS,
+    LABEL_READERS,
+    corpora_visible_to,
+    role_permission,
+)
 from features.models import Corpus
 from inference.services import BrokerUnavailable
 

@@ -7,7 +7,14 @@ from dataclasses import dataclass, field
 from django.db.models import QuerySet
 
 from accounts.permissions import can_label, saes_visible_to
-from annotation.models import DETECTION_VALIDATED_AT, RESERVED_CONCEPTS, Adjudication, Assignment, Concept, Consensus
+from annotation.models import (
+    DETECTION_VALIDATED_AT,
+    RESERVED_CONCEPTS,
+    Adjudication,
+    Assignment,
+    Concept,
+    Consensus,
+)
 from features.models import SAE, Corpus, Latent
 
 # The platform's consensus method and scope. Engineer `consensus` is moving the platform to

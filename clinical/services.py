@@ -13,7 +13,7 @@ from features.models import SAE, Corpus
 from inference.models import Job
 
 from .models import SavedNote
-from .selectors import LatentLabel, flow_saes, latent_labels
+from .selectors import LatentLabel, concept_names, flow_saes, latent_labels
 
 logger = logging.getLogger(__name__)
 MAX_NOTE_CHARS = 20_000
@@ -141,7 +141,8 @@ def note_explain(*, sae: SAE, text: str, by=None, store: bool = False, flow: boo
     checked that `by` may see `sae`. The note is kept only when `store`; the audit log keeps who, when,
     which SAE and the note's SHA-256, never the text."""
     from inference.engine.explain import ExplainConfig, explain_note
-    from inference.runtime import device as resolve, host_model_loaded, sae_loaded
+    from inference.runtime import device as resolve
+    from inference.runtime import host_model_loaded, sae_loaded
 
     if not text.strip():
         raise NoteRejected("the note is empty")
@@ -161,8 +162,6 @@ def note_explain(*, sae: SAE, text: str, by=None, store: bool = False, flow: boo
     result = explain_note(handle=handle, encoders={name: model.encode for name, model in models.items()}, text=text,
                           device=device, config=ExplainConfig())
     tokens = [{"text": t.text, "start": t.start, "end": t.end, "by_hook": t.latents} for t in result.tokens]
-    from .selectors import concept_names
-
     per_layer = []
     main_labels: dict[int, LatentLabel] = {}
     n_withheld = 0

@@ -6,7 +6,13 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
-from accounts.permissions import can_read_labels, can_run_jobs, corpora_visible_to, has_role, role_of
+from accounts.permissions import (
+    can_read_labels,
+    can_run_jobs,
+    corpora_visible_to,
+    has_role,
+    role_of,
+)
 from annotation.views.common import role_required
 from features.models import Corpus
 from inference.services import BrokerUnavailable

@@ -39,7 +39,9 @@ def drift_audit_request(*, sae: SAE, corpus: Corpus, reference: Corpus | None = 
         reference = sae.activation_set.corpus
     if reference.pk == corpus.pk:
         raise ValueError("the audited corpus is the reference corpus; choose another one")
-    from .services import job_create  # services import the registry, which imports this module
+    from .services import (
+        job_create,  # services import the registry, which imports this module
+    )
 
     config = drift_config_check(thresholds)
     return job_create(kind=Job.Kind.DRIFT_AUDIT, by=by, enqueue=enqueue, parameters={
@@ -86,7 +88,8 @@ def drift_audit_work(job: Job, progress: Progress) -> dict[str, Any]:
 
     from inference.engine.activations import ActivationManifest
     from inference.engine.drift import DriftConfig, compare_corpora, corpus_statistics
-    from inference.runtime import device as resolve, sae_loaded
+    from inference.runtime import device as resolve
+    from inference.runtime import sae_loaded
 
     params = job.parameters
     sae = SAE.objects.select_related("hook_point__host_model", "activation_set").get(pk=params["sae_id"])

@@ -30,7 +30,8 @@ def protected_scan(*, sae: SAE, snippet_max: np.ndarray | None = None, threshold
 
     from inference.engine.activations import ActivationStore
     from inference.engine.protected import ProtectedConfig, protected_associations
-    from inference.runtime import device as resolve, sae_loaded
+    from inference.runtime import device as resolve
+    from inference.runtime import sae_loaded
 
     activation_set = sae.activation_set
     if activation_set is None:

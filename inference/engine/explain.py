@@ -8,7 +8,12 @@ from dataclasses import dataclass, field
 
 import torch
 
-from inference.engine.hooks import capturing, model_inputs, parse_hook_name, run_to_hooks
+from inference.engine.hooks import (
+    capturing,
+    model_inputs,
+    parse_hook_name,
+    run_to_hooks,
+)
 from inference.engine.host_models import HostModelHandle
 
 Encode = Callable[[torch.Tensor], torch.Tensor]  # raw activations [n, d_in] -> z [n, d_sae]

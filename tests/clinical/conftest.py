@@ -8,7 +8,15 @@ from pathlib import Path
 import pytest
 
 from accounts.models import Role
-from features.models import SAE, ActivationSet, Corpus, HookPoint, HostModel, Latent, Snippet
+from features.models import (
+    SAE,
+    ActivationSet,
+    Corpus,
+    HookPoint,
+    HostModel,
+    Latent,
+    Snippet,
+)
 from tests import factories
 
 TINY_HOOK = "blocks.1.hook_resid_post"

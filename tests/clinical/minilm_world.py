@@ -7,7 +7,7 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from features.democorpus import load_snippets, ood_path, corpus_path
+from features.democorpus import corpus_path, load_snippets, ood_path
 
 HOOK = "blocks.3.hook_resid_post"
 N_TRAIN, N_HELD_OUT, N_OOD = 500, 200, 150

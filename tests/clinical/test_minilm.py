@@ -11,7 +11,15 @@ from django.core.management import call_command
 from accounts.models import Role
 from annotation.models import Consensus
 from clinical.models import SavedNote
-from features.models import SAE, ActivationSet, Corpus, HookPoint, HostModel, Latent, Snippet
+from features.models import (
+    SAE,
+    ActivationSet,
+    Corpus,
+    HookPoint,
+    HostModel,
+    Latent,
+    Snippet,
+)
 from inference.models import Job
 from tests import factories
 

@@ -16,7 +16,15 @@ from accounts.models import Role
 from annotation.exports import ExportScope, export_write
 from annotation.models import Assignment, Label, Round
 from annotation.services import ConceptSpec, rubric_create
-from features.models import SAE, ActivationSet, Corpus, HookPoint, HostModel, Latent, Snippet
+from features.models import (
+    SAE,
+    ActivationSet,
+    Corpus,
+    HookPoint,
+    HostModel,
+    Latent,
+    Snippet,
+)
 from tests import factories
 
 pytestmark = pytest.mark.django_db

@@ -2,8 +2,6 @@
 SAE's training corpus (firing rates, active-latent counts, FVE, divergence)."""
 from __future__ import annotations
 
-
-
 from django.core.management.base import BaseCommand, CommandError
 
 from clinical.selectors import drift_report

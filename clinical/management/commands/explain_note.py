@@ -2,7 +2,6 @@
 each latent's consensus label and uncertainty (an audit of the model, not a clinical finding)."""
 from __future__ import annotations
 
-
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError

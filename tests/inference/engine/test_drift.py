@@ -72,8 +72,8 @@ def test_fve_drop_alone_is_drift_and_thresholds_are_configurable():
 
 def test_corpus_statistics_counts_firing_and_fve_of_an_identity_code():
     x = torch.randn(300, 4)
-    encode = lambda v: torch.relu(torch.cat([v, -v], dim=1))  # noqa: E731 - exact: decode recovers x
-    decode = lambda z: z[:, :4] - z[:, 4:]  # noqa: E731
+    encode = lambda v: torch.relu(torch.cat([v, -v], dim=1))
+    decode = lambda z: z[:, :4] - z[:, 4:]
     stats = corpus_statistics(batches=[x[:100], x[100:]], encode=encode, decode=decode)
     assert stats.n_tokens == 300
     assert stats.firing_counts.tolist() == [int((x[:, j] > 0).sum()) for j in range(4)] + \

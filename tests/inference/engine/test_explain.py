@@ -4,7 +4,13 @@ from __future__ import annotations
 import torch
 
 from inference.engine.explain import ExplainConfig, explain_note
-from inference.engine.hooks import capturing, kept_token_mask, model_inputs, run_to_hooks, tokenize
+from inference.engine.hooks import (
+    capturing,
+    kept_token_mask,
+    model_inputs,
+    run_to_hooks,
+    tokenize,
+)
 from inference.engine.saes import build_sae, config_from_dict
 
 from .tiny_hosts import tiny_bert

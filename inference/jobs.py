@@ -290,6 +290,9 @@ def mine_latents_work(job: Job, progress: Progress) -> dict[str, Any]:
             sae_row.save(update_fields=["metrics"])
         if logit_rows is not None:
             latents_store_logit_effects(sae=sae_row, by=job.created_by, rows=logit_rows)
+        from .protected import protected_scan  # issue 12: protected-attribute flags from the same maxima
+
+        summary["protected"] = protected_scan(sae=sae_row, snippet_max=result.snippet_max, by=job.created_by)
     return summary
 
 

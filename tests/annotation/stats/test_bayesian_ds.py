@@ -132,6 +132,8 @@ def test_bayesian_ds_config_is_validated():
         BayesianDawidSkeneConfig(row_strength=0)
     with pytest.raises(ValueError, match="max_iterations"):
         BayesianDawidSkeneConfig(max_iterations=0)
+    with pytest.raises(ValueError, match="relaxation"):
+        BayesianDawidSkeneConfig(relaxation=2.0)
 
 
 def test_bayesian_ds_single_label_and_single_unit():

@@ -37,8 +37,9 @@ They do not enter the prior: a weight is a kappa-based score on another scale, t
 estimate each rater's confusion, and with few judgments the shrinkage toward the pooled structure, not
 the weight, decides.
 
-Cost per iteration: three sparse (units × raters·K) products with (raters·K, K) tables and O(R·K³)
-dense work, linear in the number of judgments; no (units, raters, K) array is built.
+Cost per iteration: two sparse products per block of units, (units, raters·K) × (raters·K, 2K) and its
+transpose × (units, K), and O(R·K³) dense work, linear in the number of judgments; no (units, raters, K)
+array is built (500k judgments: 25 ms per iteration, 27 iterations, 0.7 CPU s on one core).
 """
 
 from __future__ import annotations
@@ -106,7 +107,7 @@ class BayesianDawidSkeneConfig:
     tolerance: float = 1e-3
     """Stop when no posterior entry moves by more than this between iterations. Against a fit run to 1e-6,
     1e-3 left every posterior within 0.011 (mean 1e-4 or less) with the same MAP labels on the five simulated
-    regimes and on 500k judgments, in 37 iterations there instead of 137."""
+    regimes and on 500k judgments, in 37 iterations there instead of 137 (plain updates; 27 with `relaxation`)."""
     relaxation: float = 1.5
     """Over-relaxation of the expected counts from the third iteration on: counts ← old + relaxation·(new − old),
     which keeps the fixed point and shortens the slow drift of the rater parameters (500k judgments: 37 → 27

@@ -178,3 +178,15 @@ def test_bayesian_ds_unit_with_hundreds_of_judgments():
     big = result.units.index("big")
     assert result.labels[int(np.argmax(result.posterior[big]))] == "A"
     assert result.posterior[big].max() > 0.999
+
+
+def test_bayesian_ds_over_relaxation_keeps_the_fixed_point():
+    # relaxation only changes the path: run to a tight tolerance, plain and over-relaxed fits must agree.
+    simulation = simulate(regime=DENSE_HARD, seed=31)
+    fits = [bayesian_dawid_skene(ratings=simulation.ratings, parents=simulation.parents,
+                                 config=BayesianDawidSkeneConfig(relaxation=relaxation, tolerance=1e-6,
+                                                                 max_iterations=2000))
+            for relaxation in (1.0, 1.5)]
+    assert all(fit.converged for fit in fits)
+    assert fits[1].iterations < fits[0].iterations
+    np.testing.assert_allclose(fits[1].posterior, fits[0].posterior, atol=1e-4)

@@ -9,14 +9,9 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.permissions import (
-    JOB_RUNNERS,
-    UserScopedPrimaryKeyField,
-    UserScopedSlugField,
-    role_permission,
-)
-from features import access as catalogue_access
+from accounts.permissions import JOB_RUNNERS, UserScopedPrimaryKeyField, UserScopedSlugField, role_permission
 from accounts.redaction import without_server_paths
+from features import access as catalogue_access
 
 from .access import jobs_readable, jobs_writable
 from .models import Job, Sweep

@@ -57,6 +57,13 @@ def ids(world: World, actor) -> dict[str, object]:
 ABSENT = {"code": ABSENT_CODE, "pseudonym": ABSENT_PSEUDONYM}
 
 
+def personal_stranger(world: World, case: Case, actor) -> bool:
+    """Items and tokens belong to one person: to everyone else, admins and colleagues included, they are
+    as foreign as another institution's rows."""
+    owners = {"assignment": world.rater.pk, "token": world.token.user_id}
+    return any(name in owners and owners[name] != actor.pk for name in case.private)
+
+
 def fill(value, values: dict):
     """Placeholders filled recursively; a whole-string placeholder keeps the value's type (ids stay ints)."""
     if isinstance(value, str):
@@ -159,13 +166,23 @@ READ_CASES = [
     Case("export", "/export/?round={revealed}&kind=labels&format=csv", ("revealed",), label_bearing=True),
     Case("export", "/export/?sae={sae}&kind=latents&format=jsonl", ("sae",), label_bearing=True),
     Case("api-tokens", "/account/tokens/"),
+    Case("steering", "/steering/"),
     Case("jobs-page", "/jobs/"),
     Case("jobs-progress", "/jobs/progress.json?ids={job}", ("job",)),
     Case("jobs-export", "/jobs/export.csv"),
     Case("jobs-export", "/jobs/export.csv?by=sae"),
     Case("job-page", "/jobs/{job}/", ("job",)),
+    Case("steering", "/steering/"),
     Case("sae-compute-page", "/jobs/saes/{sae}/", ("sae",)),
     Case("sweep-page", "/jobs/sweeps/{sweep}/", ("sweep",)),
+    # issue 12 (clinical)
+    Case("explain", "/explain/"),
+    Case("drift-list", "/drift/"),
+    Case("drift-detail", "/drift/{job}/", ("job",)),
+    Case("protected-index", "/protected/"),
+    Case("protected-report", "/protected/{sae}/", ("sae",), label_bearing=True),
+    Case("api-drift-detail", "/api/v1/drift-audits/{job}/", ("job",)),
+    Case("api-sae-protected", "/api/v1/saes/{sae}/protected/", ("sae",), label_bearing=True),
 ]
 
 ROUND_CREATE = {"name": "probe", "kind": "calibration", "rubric_version": "{rubric}", "selection_rule": "hand",
@@ -200,7 +217,13 @@ WRITE_CASES = [
     Case("job-train-sae", "/api/v1/jobs/train-sae/", ("activation_set",), "post",
          {"activation_set": "{activation_set}", "arch": "topk", "width": 16, "k": 2, "steps": 10}),
     Case("job-mine-latents", "/api/v1/jobs/mine-latents/", ("sae",), "post", {"sae": "{sae}"}),
+    # issue 12 (clinical)
+    Case("api-explain", "/api/v1/explain/", ("sae",), "post", {"sae": "{sae}", "text": "chest pain"}),
+    Case("api-drift-create", "/api/v1/drift-audits/", ("sae",), "post", {"sae": "{sae}", "corpus": "{corpus}"}),
     # HTML forms
+    Case("explain", "/explain/", ("sae",), "post", {"sae": "{sae}", "text": "chest pain"}, format="multipart"),
+    Case("drift-list", "/drift/", ("sae",), "post", {"sae": "{sae}", "corpus": "{corpus}"}, format="multipart"),
+    Case("protected-report", "/protected/{sae}/", ("sae",), "post", {}, format="multipart"),
     Case("round-create", "/rounds/new/", ("sae",), "post",
          {"name": "probe", "kind": "calibration", "sae": "{sae}", "rubric_version": "{rubric}",
           "institutions": ["{own_pk}"], "selection_rule": "hand", "latent_indices": "0,1", "overlap": "1",
@@ -221,6 +244,13 @@ WRITE_CASES = [
     Case("item", "/rounds/{open}/items/{position}/", ("open",), "post",
          {"concept_code": "HF", "confidence": "3", "rationale": RATIONALE}, format="multipart"),
     Case("api-tokens", "/account/tokens/", (), "post", {"name": "probe token"}, format="multipart"),
+    # Steering takes SAEs on causal hosts that the user may see (own's SAE is on an encoder: refused for
+    # everyone, and for outsiders exactly as an absent id).
+    Case("steering-run-api", "/api/v1/steering/", ("sae",), "post",
+         {"sae": "{sae}", "latent": 0, "clamp": 1.0, "prompt": "probe"}),
+    Case("steering", "/steering/", ("sae",), "post",
+         {"sae": "{sae}", "latent": "0", "clamp": "1.0", "prompt": "probe", "max_new_tokens": "4"},
+         format="multipart"),
     Case("job-sweep", "/api/v1/jobs/sweep/", ("activation_set",), "post",
          {"activation_set": "{activation_set}", "arch": "topk", "widths": [16], "ks": [2], "steps": 10}),
     Case("job-launch", "/jobs/launch/train/", ("activation_set",), "post",
@@ -234,6 +264,11 @@ WRITE_CASES = [
          {"activation_set": "{activation_set}", "arch": "topk", "widths": "16", "ks": "2", "steps": "10"},
          format="multipart"),
     Case("job-cancel-page", "/jobs/{job}/cancel/", ("job",), "post", {}, format="multipart"),
+    # Steering lists only SAEs on causal hosts the actor may see: own's private SAE answers as an absent one.
+    Case("steering-run-api", "/api/v1/steering/", ("sae",), "post",
+         {"sae": "{sae}", "latent": 0, "clamp": 1.0, "prompt": "probe", "max_new_tokens": 2}),
+    Case("steering", "/steering/", ("sae",), "post",
+         {"sae": "{sae}", "latent": "0", "clamp": "1", "prompt": "probe", "max_new_tokens": "2"}, format="multipart"),
     # Tokens belong to one user: anyone else's (here own's researcher's) is as unknown as an absent one.
     Case("api-token-revoke", "/account/tokens/{token}/revoke/", ("token",), "post", {}, format="multipart"),
 ]

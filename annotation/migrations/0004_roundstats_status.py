@@ -12,7 +12,7 @@ def _closed_rounds_done(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('annotation', '0002_round_workflow_fields'),
+        ('annotation', '0003_clinical_protected'),
     ]
 
     operations = [

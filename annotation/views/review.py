@@ -93,8 +93,13 @@ def export(request):
     if request.GET and form.is_valid():
         data = form.cleaned_data
         # A round or SAE the user may not read is as unknown as one that was never created.
-        if data["round"] and not access.rounds_watchable(request.user).filter(pk=data["round"]).exists():
+        watched = access.rounds_watchable(request.user).filter(pk=data["round"]).first() if data["round"] else None
+        if data["round"] and watched is None:
             form.add_error("round", "Unknown round.")
+        elif watched is not None and data["kind"] == "latents" and watched.statistics_pending:
+            # The per-latent file carries the round's agreement and consensus: not before they exist.
+            form.add_error("round", f"The statistics of '{watched.name}' are still computing "
+                                    f"({watched.statistics_progress:.0%}); export the latents when they are done.")
         if data["sae"] and not saes_readable(request.user).filter(pk=data["sae"]).exists():
             form.add_error("sae", "Unknown SAE.")
     if request.GET and form.is_valid():

@@ -107,12 +107,16 @@ def test_dashboard_api_and_export_say_still_computing_until_the_job_ends(postgre
     assert client.get(f"/api/v1/rounds/{round_.pk}/").json()["statistics_status"] == "queued"
     agreement = client.get(f"/api/v1/rounds/{round_.pk}/agreement/")
     assert (agreement["X-Statistics-Status"], agreement["X-Statistics-Message"]) == ("queued", "still computing")
+    export = browser.get("/export/", {"round": round_.pk, "kind": "latents", "format": "csv"})
+    assert export.status_code == 200 and "still computing" in export.content.decode()
 
     assert services.round_statistics_run(round_id=round_.pk, token=round_.statistics_token) == "done"
     text = browser.get(f"/rounds/{round_.pk}/").content.decode()
     assert "computing…" not in text and 'id="alpha-value"' in text
     assert browser.get(f"/rounds/{round_.pk}/statistics-status/").json()["pending"] is False
     assert "X-Statistics-Message" not in client.get(f"/api/v1/rounds/{round_.pk}/agreement/")
+    export = browser.get("/export/", {"round": round_.pk, "kind": "latents", "format": "csv"})
+    assert export.status_code == 200 and export["Content-Disposition"].startswith("attachment")
 
 
 @pytest.mark.django_db

@@ -106,7 +106,8 @@ def _agreement_reports(*, writes: Writes, round: Round, ratings: Ratings, n_draw
                                         n_draws=n_draws, seed=seed)
         except ValueError as error:
             alphas[level] = None
-            _report(writes=writes, round=round, metric="krippendorff_alpha", level=level, parameters={"reason": str(error)})
+            _report(writes=writes, round=round, metric="krippendorff_alpha", level=level,
+                    parameters={"reason": str(error)})
             continue
         alphas[level] = _finite(result.alpha)
         parameters = {"n_draws": result.n_draws, "seed": seed, "confidence": result.confidence}
@@ -125,13 +126,15 @@ def _agreement_reports(*, writes: Writes, round: Round, ratings: Ratings, n_draw
         chosen = counts[per_unit == common]
         try:
             fleiss = fleiss_kappa(counts=chosen)
-            _report(writes=writes, round=round, metric="fleiss_kappa", level="nominal", value=fleiss.kappa, n_units=fleiss.n_units,
+            _report(writes=writes, round=round, metric="fleiss_kappa", level="nominal", value=fleiss.kappa,
+                    n_units=fleiss.n_units,
                     n_raters=fleiss.n_raters_per_unit, n_pairable=int(chosen.sum()),
                     parameters={"observed": fleiss.observed_agreement, "expected": fleiss.expected_agreement,
                                 "units_left_out": int(pairable.size - chosen.shape[0]),
                                 **({} if fleiss.defined else {"reason": f"undefined ({fleiss.reason})"})})
         except ValueError as error:
-            _report(writes=writes, round=round, metric="fleiss_kappa", level="nominal", parameters={"reason": str(error)})
+            _report(writes=writes, round=round, metric="fleiss_kappa", level="nominal",
+                    parameters={"reason": str(error)})
         agreement = percent_agreement(counts=counts)
         _report(writes=writes, round=round, metric="percent_agreement", level="nominal", value=agreement.value,
                 n_units=agreement.n_units, n_pairable=int(pairable.sum()), parameters={"n_pairs": agreement.n_pairs})
@@ -144,7 +147,8 @@ def _agreement_reports(*, writes: Writes, round: Round, ratings: Ratings, n_draw
                                                                                          "two or more latents"})
     else:
         for metric in ("fleiss_kappa", "percent_agreement", "cohen_kappa_mean"):
-            _report(writes=writes, round=round, metric=metric, level="nominal", parameters={"reason": "no latent has two labels"})
+            _report(writes=writes, round=round, metric=metric, level="nominal",
+                    parameters={"reason": "no latent has two labels"})
     return alphas
 
 

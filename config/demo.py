@@ -197,8 +197,10 @@ def _rubric(*, by) -> RubricVersion:
               for concept in CONCEPTS]
     specs += [ConceptSpec(code=code, name=name, description=DESCRIPTIONS.get(code, ""))
               for code, name in RESERVED_CONCEPTS.items()]
-    specs += [ConceptSpec(code=PROTECTED_GROUP.code, name=PROTECTED_GROUP.name, protected=True)]
-    specs += [ConceptSpec(code=attribute.code, name=attribute.name, parent_code=PROTECTED_GROUP.code, protected=True)
+    specs += [ConceptSpec(code=PROTECTED_GROUP.code, name=PROTECTED_GROUP.name, protected=True,
+                          description=DESCRIPTIONS[PROTECTED_GROUP.code])]
+    specs += [ConceptSpec(code=attribute.code, name=attribute.name, parent_code=PROTECTED_GROUP.code, protected=True,
+                          description=DESCRIPTIONS[attribute.code])
               for attribute in PROTECTED_ATTRIBUTES]
     return rubric_create(
         name="Demo clinical concepts", concepts=specs, by=by,

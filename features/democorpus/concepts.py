@@ -691,6 +691,12 @@ DESCRIPTIONS: dict[str, str] = {
     "UNINTERPRETABLE": "No pattern holds across the top examples and quantile samples.",
     "POLYSEMANTIC": "The latent fires on two or more unrelated concepts.",
     "ARTIFACT": "The latent fires on formatting, boilerplate, punctuation or tokenisation, not on meaning.",
+    "DEMOGRAPHICS": "Who the patient is rather than what they have: protected attributes; a latent that tracks "
+                    "one of them is flagged for bias review whatever else it means.",
+    "RACE_ETHNICITY": "Stated race or ethnicity (social history, demographics line); not ancestry-linked disease.",
+    "SEX_GENDER": "Stated sex or gender: pronouns with a stated sex, 'male'/'female', 'man'/'woman'.",
+    "INSURANCE": "Insurance or socioeconomic status: Medicaid, uninsured, private insurance, housing or income.",
+    "AGE_BAND": "The patient's age or age group as stated ('72-year-old', 'elderly', 'in her 30s').",
 }
 
 # Protected attributes (issue 12): rubric concepts marked protected, and the attribute part of the corpus's

@@ -133,7 +133,10 @@ def test_demo_rubric_gives_every_concept_a_description_and_keeps_synonyms(postgr
 
     version = _rubric(by=factories.user(role=Role.COORDINATOR, institution_obj=factories.institution("own")))
     concepts = list(version.concepts.all())
-    assert len(concepts) == 28
+    # groups + concepts + reserved codes + the protected group and its four attributes
+    assert len(concepts) == 28 + 5
+    assert {c.code for c in concepts if c.protected} == {"DEMOGRAPHICS", "RACE_ETHNICITY", "SEX_GENDER",
+                                                         "INSURANCE", "AGE_BAND"}
     assert [c.code for c in concepts if not c.description.strip()] == []
     assert "HFpEF" in version.concepts.get(code="HF").synonyms
 

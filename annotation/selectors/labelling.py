@@ -126,19 +126,20 @@ def token_character_spans(*, text: str, tokens: list[str]) -> list[tuple[int, in
     case (uncased tokenizers lower-case). A token that cannot be found (a special or unknown token)
     gets None; the walk never moves backwards, so spans are in order and do not overlap."""
     lowered = text.lower()
-    cursor, spans = 0, []
+    cursor, spans, started = 0, [], False
     for token in tokens:
         key = _token_key(token).lower()
         if not key or _SPECIAL_TOKEN.match(token) or token == "[UNK]":
             spans.append(None)
             continue
         at = lowered.find(key, cursor)
-        # A token is expected right after the previous one, past whitespace: a far match is a wrong one.
-        if at < 0 or lowered[cursor:at].strip():
+        # A token is expected right after the previous one, past whitespace: a far match is a wrong one. The
+        # first token may start anywhere (an example mined with a window begins mid-snippet).
+        if at < 0 or (started and lowered[cursor:at].strip()):
             spans.append(None)
             continue
         spans.append((at, at + len(key)))
-        cursor = at + len(key)
+        cursor, started = at + len(key), True
     return spans
 
 

@@ -28,6 +28,12 @@ def test_a_match_far_ahead_is_refused_so_spans_never_skip_text():
     assert spans == [(0, 2), None]
 
 
+def test_a_window_that_starts_mid_snippet_is_found_where_it_starts():
+    text = "Denies chest pain. Former smoker, quit 2010."
+    spans = token_character_spans(text=text, tokens=["former", "smoke", "##r", ",", "quit"])
+    assert [text[a:b] for a, b in spans] == ["Former", "smoke", "r", ",", "quit"]
+
+
 def test_logit_effects_as_mining_stores_them():
     latent = SimpleNamespace(logit_effects={"raised": [{"token": " embol", "id": 7, "logit": 2.5}],
                                             "lowered": [{"token": "normal", "id": 9, "logit": -1.25}],

@@ -151,7 +151,8 @@ class _ExportApi(APIView):
             institution = Institution.objects.filter(code=params["institution"]).first()
             if institution is None:
                 raise ValidationError({"institution": "unknown institution code"})
-        scope = exports.ExportScope(round_id=ids["round"], sae_id=ids["sae"], institution=institution)
+        scope = exports.ExportScope(round_id=ids["round"], sae_id=ids["sae"], institution=institution,
+                                    include_simulated=params.get("include_simulated", "") in ("1", "true"))
         if scope.empty:
             raise ValidationError({"detail": "choose a scope: round, sae or institution"})
         return exports.export_response(user=request.user, scope=scope, kind=self.kind, fmt=fmt)

@@ -160,7 +160,7 @@ class RaterReliabilityListApi(generics.ListAPIView):
 
     def get_queryset(self):
         round_ = watched_round_or_403(self.request.user, self.kwargs["pk"])
-        return (RaterReliability.objects.filter(scope=f"round:{round_.pk}").select_related("rater__profile")
+        return (RaterReliability.objects.of_round(round_.pk).select_related("rater__profile")
                 .order_by("pk"))
 
 

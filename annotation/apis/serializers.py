@@ -150,7 +150,7 @@ class ConsensusSerializer(serializers.ModelSerializer):
     class Meta:
         model = Consensus
         fields = ["latent", "latent_index", "scope", "method", "posterior", "map_concept", "entropy", "n_labels",
-                  "n_rounds", "agreement", "routing", "routing_reason", "detection_accuracy", "detection_n",
+                  "n_raters", "n_rounds", "agreement", "routing", "routing_reason", "detection_accuracy", "detection_n",
                   "computed_at"]
 
 
@@ -159,7 +159,8 @@ class RaterReliabilitySerializer(serializers.ModelSerializer):
 
     class Meta:
         model = RaterReliability
-        fields = ["rater", "scope", "test_retest", "test_retest_reason", "learnability", "learnability_reason",
+        fields = ["rater", "scope", "test_retest", "test_retest_low", "test_retest_high", "test_retest_n_pairs",
+                  "test_retest_reason", "learnability", "learnability_reason",
                   "ds_accuracy", "weight", "computed_at"]
 
 
@@ -238,8 +239,10 @@ class QuantileGroupSerializer(serializers.Serializer):
 
 
 class EvidenceSerializer(serializers.Serializer):
-    density = serializers.FloatField()
-    max_activation = serializers.FloatField()
+    density = serializers.FloatField(allow_null=True, help_text="Withheld (null) on labelling items")
+    max_activation = serializers.FloatField(allow_null=True, help_text="Withheld (null) on labelling items")
+    figures_hidden = serializers.BooleanField(
+        help_text="A labelling item: a draw of the examples, activations relative to the latent's max")
     top = ExampleSerializer(many=True)
     quantile_groups = QuantileGroupSerializer(many=True)
     histogram_counts = serializers.ListField(child=serializers.IntegerField())
@@ -351,6 +354,7 @@ class LatentBrowseSerializer(serializers.Serializer):
     consensus_entropy = serializers.FloatField(allow_null=True)
     consensus_agreement = serializers.FloatField(allow_null=True)
     consensus_n_labels = serializers.IntegerField(allow_null=True)
+    consensus_n_raters = serializers.IntegerField(allow_null=True)
     detection_accuracy = serializers.FloatField(allow_null=True)
 
 

@@ -16,16 +16,27 @@ from django.db import transaction
 from accounts.audit import audit_record
 from features.models import SAE, Latent
 
-from ..models import AgreementReport, Concept, Consensus, Label, RaterReliability, Round
+from ..models import (
+    BASELINE_CONSENSUS_METHODS,
+    PLATFORM_CONSENSUS_METHOD,
+    AgreementReport,
+    Concept,
+    Consensus,
+    Label,
+    RaterReliability,
+    Round,
+)
 from ..stats.agreement import fleiss_kappa, krippendorff_alpha, pairwise_cohen_kappa, percent_agreement, unit_agreement
-from ..stats.consensus import ConsensusResult, dawid_skene
-from ..stats.reliability import rater_weights
-from ..stats.routing import ADJUDICATE, CONSENSUS, route_latents
+from ..stats.consensus import ConsensusResult, consensus_fit, dawid_skene
+from ..stats.reliability import rater_weights, test_retest_shrunk
+from ..stats.routing import ADJUDICATE, CONSENSUS, RoutingConfig, route_latents
 from ..stats.tables import Ratings, count_matrix, ratings_from_rows, reliability_matrix
 
 ALPHA_LEVELS = ("nominal", "hierarchical")
-CONSENSUS_METHOD = "dawid-skene"
 LABELLED_ROUND_STATUSES = (Round.Status.CLOSED, Round.Status.REVEALED)
+# A consensus or reliability row's scope, as the keyword arguments of its foreign key: {"round_id": 12}
+# (one round's labels) or {"sae_id": 3} (every closed round on the SAE).
+Scope = dict[str, int]
 
 
 @dataclass
@@ -46,12 +57,10 @@ class _Judgments:
     n_rounds: dict[str, int]         # latent id → rounds with labels
 
 
-def round_scope(round_id: int) -> str:
-    return f"round:{round_id}"
-
-
-def sae_scope(sae_id: int) -> str:
-    return f"sae:{sae_id}"
+def routing_config(*, round: Round) -> RoutingConfig:  # noqa: A002
+    """The round's routing thresholds (DESIGN §5), as the pure routing rule takes them."""
+    return RoutingConfig(min_rounds=round.routing_min_rounds, entropy_ceiling=round.routing_entropy_ceiling,
+                         top_posterior_floor=round.routing_top_posterior_floor)
 
 
 def _judgments(labels) -> _Judgments | None:
@@ -147,31 +156,73 @@ def _concept_terms(concepts: Iterable[Concept]) -> dict[str, list[str]]:
     return dict(terms)
 
 
-def _reliability_and_consensus(*, judgments: _Judgments, scope: str, concepts: Iterable[Concept], seed: int,
-                               ) -> tuple[ConsensusResult, dict[str, float]]:
-    """Rater weights (test–retest + learnability), then Dawid–Skene initialised with them; both saved."""
+def _parents(concepts: Iterable[Concept]) -> dict[str, str | None]:
+    """The rubric tree, concept → parent code, for the fit's sibling structure (later versions win)."""
+    parents: dict[str, str | None] = {}
+    for concept in sorted(concepts, key=lambda c: (c.rubric_version_id, c.pk)):
+        parents[concept.code] = concept.parent_code or None
+    return parents
+
+
+def _fit(*, method: str, ratings: Ratings, weights: dict[str, float], parents: dict[str, str | None],
+         ) -> ConsensusResult:
+    if method == "dawid-skene":  # the 1979 MLE, kept as a baseline exactly as the paper has it
+        return dawid_skene(ratings=ratings, weights=weights)
+    return consensus_fit(method=method, ratings=ratings, weights=weights, parents=parents)
+
+
+def _reliability_and_consensus(*, judgments: _Judgments, scope: Scope, concepts: Iterable[Concept], seed: int,
+                               ) -> dict[str, ConsensusResult]:
+    """Rater weights (test–retest + learnability) and shrunk test–retest with its interval, then the platform
+    consensus and its baselines fitted with those weights and the rubric tree; reliability saved here."""
     ratings = judgments.ratings
+    concepts = list(concepts)
     weights = rater_weights(ratings=ratings, rationale_column="rationale", concept_terms=_concept_terms(concepts),
                             seed=seed)
-    result = dawid_skene(ratings=ratings, weights={rater: weight.weight for rater, weight in weights.items()})
-    accuracy = dict(zip(result.raters, result.rater_accuracy.tolist(), strict=True))
+    weight_of = {rater: weight.weight for rater, weight in weights.items()}
+    parents = _parents(concepts)
+    results = {method: _fit(method=method, ratings=ratings, weights=weight_of, parents=parents)
+               for method in (PLATFORM_CONSENSUS_METHOD, *BASELINE_CONSENSUS_METHODS)}
+    platform = results[PLATFORM_CONSENSUS_METHOD]
+    accuracy = dict(zip(platform.raters, platform.rater_accuracy.tolist(), strict=True))
+    retest = test_retest_shrunk(ratings=ratings)
     for pseudonym, weight in weights.items():
         learned = weight.learnability
-        RaterReliability.objects.update_or_create(rater_id=judgments.user_of[pseudonym], scope=scope, defaults={
-            "test_retest": _finite(weight.test_retest.kappa),
-            "test_retest_reason": (weight.test_retest.reason or "")[:200],
+        shrunk = retest.raters[pseudonym]
+        RaterReliability.objects.update_or_create(rater_id=judgments.user_of[pseudonym], **scope, defaults={
+            "test_retest": _finite(shrunk.kappa),
+            "test_retest_low": _finite(shrunk.low),
+            "test_retest_high": _finite(shrunk.high),
+            "test_retest_n_pairs": shrunk.n_pairs,
+            "test_retest_reason": (shrunk.reason or "")[:200],
             "learnability": _finite(learned.kappa) if learned is not None else None,
             "learnability_reason": ((learned.reason if learned is not None else "no rationales") or "")[:200],
             "ds_accuracy": _finite(accuracy.get(pseudonym)),
             "weight": weight.weight,
         })
-    return result, {rater: weight.weight for rater, weight in weights.items()}
+    return results
 
 
-def _consensus_save(*, result: ConsensusResult, ratings: Ratings, scope: str,
+def _test_retest_report(*, round: Round, ratings: Ratings) -> None:  # noqa: A002
+    """The round's pooled test–retest kappa with its interval, and how many pairs it rests on."""
+    retest = test_retest_shrunk(ratings=ratings)
+    pooled = retest.pooled
+    parameters = {"n_agreeing": pooled.n_agreeing, "agreement": pooled.agreement,
+                  "chance_agreement": retest.chance_agreement, "confidence": retest.confidence,
+                  "interval": "Jeffreys"}
+    if pooled.reason:
+        parameters["reason"] = pooled.reason
+    _report(round=round, metric="test_retest", level="pooled", value=pooled.kappa, ci=(pooled.low, pooled.high),
+            n_raters=sum(1 for r in retest.raters.values() if r.n_pairs), n_pairable=pooled.n_pairs,
+            parameters=parameters)
+
+
+def _consensus_save(*, result: ConsensusResult, method: str, ratings: Ratings, scope: Scope,
                     n_rounds: dict[str, int]) -> dict[str, Consensus]:
     labels = [str(label) for label in result.labels]
     n_labels = np.bincount(ratings.unit_index, minlength=len(ratings.units))
+    pairs = np.unique(ratings.unit_index.astype(np.int64) * len(ratings.raters) + ratings.rater_index)
+    n_raters = np.bincount(pairs // len(ratings.raters), minlength=len(ratings.units))
     agreement = unit_agreement(counts=count_matrix(ratings=ratings).counts).agreement
     saved = {}
     for position, unit in enumerate(result.units):  # result.units is ratings.units, in the same order
@@ -181,16 +232,35 @@ def _consensus_save(*, result: ConsensusResult, ratings: Ratings, scope: str,
             "map_concept": labels[int(np.argmax(row))],
             "entropy": float(min(max(result.entropy[position], 0.0), 1.0)),
             "n_labels": int(n_labels[position]),
+            "n_raters": int(n_raters[position]),
             "n_rounds": n_rounds.get(unit, 1),
             "agreement": _finite(float(agreement[position])),
         }
-        saved[unit], _ = Consensus.objects.update_or_create(latent_id=int(unit), scope=scope,
-                                                            method=CONSENSUS_METHOD, defaults=values)
+        saved[unit], _ = Consensus.objects.update_or_create(latent_id=int(unit), method=method, **scope,
+                                                            defaults=values)
     return saved
 
 
-def sae_consensus_compute(*, sae: SAE, by=None, seed: int = 0) -> dict[str, int]:
-    """Consensus over every label of the SAE's closed rounds, then routing: consensus | ambiguous."""
+def _consensus_save_all(*, results: dict[str, ConsensusResult], ratings: Ratings, scope: Scope,
+                        n_rounds: dict[str, int]) -> dict[str, Consensus]:
+    """Every method's rows; returns the platform method's, the ones routing and the pages read."""
+    saved = {method: _consensus_save(result=result, method=method, ratings=ratings, scope=scope, n_rounds=n_rounds)
+             for method, result in results.items()}
+    return saved[PLATFORM_CONSENSUS_METHOD]
+
+
+def _latest_routing(*, sae: SAE) -> RoutingConfig:
+    latest = (Round.objects.filter(sae=sae, status__in=LABELLED_ROUND_STATUSES).exclude(kind=Round.Kind.DETECTION)
+              .order_by("-closed_at", "-pk").first())
+    return routing_config(round=latest) if latest is not None else RoutingConfig()
+
+
+def sae_consensus_compute(*, sae: SAE, by=None, seed: int = 0, routing: RoutingConfig | None = None,
+                          ) -> dict[str, int]:
+    """Consensus over every label of the SAE's closed rounds, then routing: consensus | ambiguous.
+
+    `routing` defaults to the thresholds of the SAE's most recently closed round: the round whose
+    closing triggers this computation decides how its latents are routed."""
     labels = Label.objects.filter(
         assignment__round__sae=sae, assignment__round__status__in=LABELLED_ROUND_STATUSES,
     ).exclude(assignment__round__kind=Round.Kind.DETECTION)
@@ -198,12 +268,15 @@ def sae_consensus_compute(*, sae: SAE, by=None, seed: int = 0) -> dict[str, int]
     if judgments is None:
         return {}
     concepts = Concept.objects.filter(rubric_version__rounds__sae=sae).distinct()
-    scope = sae_scope(sae.pk)
-    result, _ = _reliability_and_consensus(judgments=judgments, scope=scope, concepts=concepts, seed=seed)
-    decisions = route_latents(consensus=result, rounds_with_labels=judgments.n_rounds)
+    scope = {"sae_id": sae.pk}
+    routing = routing if routing is not None else _latest_routing(sae=sae)
     routed: Counter = Counter()
     with transaction.atomic():
-        saved = _consensus_save(result=result, ratings=judgments.ratings, scope=scope, n_rounds=judgments.n_rounds)
+        results = _reliability_and_consensus(judgments=judgments, scope=scope, concepts=concepts, seed=seed)
+        decisions = route_latents(consensus=results[PLATFORM_CONSENSUS_METHOD],
+                                  rounds_with_labels=judgments.n_rounds, config=routing)
+        saved = _consensus_save_all(results=results, ratings=judgments.ratings, scope=scope,
+                                    n_rounds=judgments.n_rounds)
         status_for = {CONSENSUS: Latent.Status.CONSENSUS, ADJUDICATE: Latent.Status.AMBIGUOUS}
         by_status: dict[str, list[int]] = defaultdict(list)
         for unit, decision in decisions.items():
@@ -216,7 +289,8 @@ def sae_consensus_compute(*, sae: SAE, by=None, seed: int = 0) -> dict[str, int]
         for status, ids in by_status.items():
             # An adjudicated latent keeps its decision; a new round's labels do not undo it.
             Latent.objects.filter(pk__in=ids).exclude(status=Latent.Status.ADJUDICATED).update(status=status)
-        audit_record(actor=by, action="consensus.compute", obj=sae, payload={"scope": scope, **routed})
+        audit_record(actor=by, action="consensus.compute", obj=sae, payload={
+            "scope": f"sae:{sae.pk}", "method": PLATFORM_CONSENSUS_METHOD, **routed})
     return dict(routed)
 
 
@@ -240,11 +314,13 @@ def round_statistics_compute(*, round: Round, by=None, n_draws: int = 1000) -> R
     summary = RoundStatistics(n_labels=judgments.ratings.n_judgments, n_raters=len(judgments.ratings.raters))
     with transaction.atomic():
         summary.alpha = _agreement_reports(round=round, ratings=judgments.ratings, n_draws=n_draws, seed=seed)
-        result, _ = _reliability_and_consensus(judgments=judgments, scope=round_scope(round.pk),
-                                               concepts=round.rubric_version.concepts.all(), seed=seed)
-        summary.n_consensus = len(_consensus_save(result=result, ratings=judgments.ratings,
-                                                  scope=round_scope(round.pk), n_rounds={}))
-    summary.routed = sae_consensus_compute(sae=round.sae, by=by)
+        _test_retest_report(round=round, ratings=judgments.ratings)
+        scope = {"round_id": round.pk}
+        results = _reliability_and_consensus(judgments=judgments, scope=scope,
+                                             concepts=round.rubric_version.concepts.all(), seed=seed)
+        summary.n_consensus = len(_consensus_save_all(results=results, ratings=judgments.ratings, scope=scope,
+                                                      n_rounds={}))
+    summary.routed = sae_consensus_compute(sae=round.sae, by=by, routing=routing_config(round=round))
     _latents_release(round=round)
     audit_record(actor=by, action="round.statistics", obj=round, payload={
         "n_labels": summary.n_labels, "alpha": summary.alpha, "n_consensus": summary.n_consensus,
@@ -257,5 +333,5 @@ def _latents_release(*, round: Round) -> None:  # noqa: A002
     """Latents of the round that got no label and are in no other open round are unlabelled again."""
     busy = Round.objects.filter(status=Round.Status.OPEN).exclude(pk=round.pk)
     (round.latents.filter(status=Latent.Status.IN_ROUND)
-     .exclude(rounds__in=busy).exclude(consensus__scope=sae_scope(round.sae_id))
+     .exclude(rounds__in=busy).exclude(consensus__sae_id=round.sae_id)
      .update(status=Latent.Status.UNLABELLED))

@@ -66,7 +66,7 @@ def round_dashboard(request, round_id: int):
         "report_rows": sorted(round_.agreement_reports.all(), key=lambda r: (r.metric, r.level)),
         "trend": selectors.round_alpha_trend(round=round_) if round_.kind == Round.Kind.CALIBRATION else [],
         "by_entropy": selectors.round_latents_by_entropy(round=round_)[:200],
-        "reliability": RaterReliability.objects.filter(scope=f"round:{round_.pk}")
+        "reliability": RaterReliability.objects.of_round(round_.pk)
                        .select_related("rater__profile").order_by("-weight"),
         "institutions": round_.institutions.all(),
     })

@@ -246,7 +246,7 @@ def test_adjudication_records_a_decision_beside_the_distribution(world):
     ambiguous = Latent.objects.filter(sae=world["sae"], status=Latent.Status.AMBIGUOUS).first()
     assert ambiguous is not None
     senior = factories.user(role=Role.SENIOR, institution_obj=world["people"][0].profile.institution)
-    consensus_before = Consensus.objects.get(latent=ambiguous, scope=f"sae:{world['sae'].pk}")
+    consensus_before = Consensus.objects.of_sae(world["sae"].pk).platform().get(latent=ambiguous)
     concept = world["version"].concepts.get(code="AKI")
     with pytest.raises(InvalidInput, match="at least 20"):
         services.adjudication_record(latent=ambiguous, concept=concept, rationale="short", by=senior)

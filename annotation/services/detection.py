@@ -99,7 +99,7 @@ def detection_accuracy_compute(*, round: Round, by=None) -> dict[int, float]:  #
     accuracy = {latent_id: sum(marks) / len(marks) for latent_id, marks in correct.items()}
     with transaction.atomic():
         for latent_id, value in accuracy.items():
-            Consensus.objects.of_sae(round.sae_id).filter(latent_id=latent_id).update(
+            Consensus.objects.of_sae(round.sae_id).platform().filter(latent_id=latent_id).update(
                 detection_accuracy=value, detection_n=len(correct[latent_id]), detection_round=round,
             )
         values = list(accuracy.values())

@@ -20,6 +20,7 @@ from features import selectors as catalogue
 
 from .. import selectors, services
 from ..models import Consensus, RaterReliability, RubricVersion
+from ..stats.routing import RoutingConfig
 from . import serializers as s
 from .base import ServiceErrorsMixin, managed_round_or_403, visible_round_or_404, watched_round_or_403
 
@@ -65,7 +66,11 @@ class RoundCreateApi(ServiceErrorsMixin, APIView):
             institutions=values["institutions"], overlap=values["overlap"], repeat_fraction=values["repeat_fraction"],
             blind=values["blind"], selection_rule=values["selection_rule"], n_latents=values["n_latents"],
             latent_indices=values["latent_indices"], deadline=values["deadline"], raters=raters, seed=values["seed"],
-            detection_per_side=values["detection_per_side"], by=request.user,
+            detection_per_side=values["detection_per_side"], min_repeats=values["min_repeats"],
+            routing=RoutingConfig(min_rounds=values["routing_min_rounds"],
+                                  entropy_ceiling=values["routing_entropy_ceiling"],
+                                  top_posterior_floor=values["routing_top_posterior_floor"]),
+            by=request.user,
         )
         return Response(s.RoundSerializer(round_).data, status=status.HTTP_201_CREATED)
 

@@ -30,7 +30,8 @@ class RoundSerializer(serializers.ModelSerializer):
     class Meta:
         model = Round
         fields = ["id", "name", "kind", "sae", "rubric_version", "institutions", "overlap", "repeat_fraction",
-                  "blind", "status", "deadline", "parent", "selection_rule", "created_at", "opened_at", "closed_at"]
+                  "min_repeats", "routing_min_rounds", "routing_entropy_ceiling", "routing_top_posterior_floor",
+                  "simulated", "blind", "status", "deadline", "parent", "selection_rule", "created_at", "opened_at", "closed_at"]
 
 
 class AssignmentSerializer(serializers.ModelSerializer):
@@ -103,6 +104,14 @@ class RoundCreateInputSerializer(serializers.Serializer):
     institutions = serializers.SlugRelatedField(slug_field="code", many=True, queryset=Institution.objects.all())
     overlap = serializers.IntegerField(min_value=1, default=3)
     repeat_fraction = serializers.FloatField(min_value=0, max_value=1, default=0.0)
+    min_repeats = serializers.IntegerField(min_value=0, max_value=100, default=3,
+                                           help_text="Hidden repeats every rater gets at least (test–retest)")
+    routing_min_rounds = serializers.IntegerField(min_value=1, max_value=20, default=2,
+                                                  help_text="R: rounds with labels before a senior decides")
+    routing_entropy_ceiling = serializers.FloatField(min_value=0, max_value=1, default=0.5,
+                                                     help_text="τ: a normalised entropy above it is ambiguous")
+    routing_top_posterior_floor = serializers.FloatField(min_value=0, max_value=1, default=0.6,
+                                                         help_text="A top posterior below it is ambiguous")
     blind = serializers.BooleanField(default=True)
     selection_rule = serializers.ChoiceField(choices=list(SELECTION_RULES.items()))
     n_latents = serializers.IntegerField(min_value=1, required=False, allow_null=True, default=None)

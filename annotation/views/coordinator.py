@@ -19,6 +19,7 @@ from features import selectors as catalogue
 from .. import selectors, services
 from ..forms import CommentForm, FollowUpForm, RoundCreateForm, RubricForm, concepts_as_lines
 from ..models import RaterReliability, Round
+from ..stats.routing import RoutingConfig
 from .common import managed_round, role_required, run_service, visible_round, watched_round
 
 
@@ -42,7 +43,11 @@ def round_create(request):
                 institutions=list(data["institutions"]), overlap=data["overlap"],
                 repeat_fraction=data["repeat_fraction"], blind=data["blind"], selection_rule=data["selection_rule"],
                 n_latents=data["n_latents"], latent_indices=data["latent_indices"], deadline=data["deadline"],
-                seed=data["seed"], by=request.user,
+                seed=data["seed"], min_repeats=data["min_repeats"],
+                routing=RoutingConfig(min_rounds=data["routing_min_rounds"],
+                                      entropy_ceiling=data["routing_entropy_ceiling"],
+                                      top_posterior_floor=data["routing_top_posterior_floor"]),
+                by=request.user,
             )
         except services.InvalidInput as error:
             form.add_error(None, str(error))

@@ -112,9 +112,12 @@ def _agreement_reports(*, round: Round, ratings: Ratings, n_draws: int, seed: in
             _report(round=round, metric="krippendorff_alpha", level=level, parameters={"reason": str(error)})
             continue
         alphas[level] = _finite(result.alpha)
+        parameters = {"n_draws": result.n_draws, "seed": seed, "confidence": result.confidence}
+        if not result.defined:
+            parameters["reason"] = f"undefined ({result.reason})"
         _report(round=round, metric="krippendorff_alpha", level=level, value=result.alpha, ci=result.ci,
                 n_units=result.n_units, n_raters=result.n_raters, n_pairable=result.n_pairable,
-                parameters={"n_draws": result.n_draws, "seed": seed, "confidence": result.confidence})
+                parameters=parameters)
 
     counts = count_matrix(ratings=ratings).counts
     per_unit = counts.sum(axis=1)
@@ -128,7 +131,8 @@ def _agreement_reports(*, round: Round, ratings: Ratings, n_draws: int, seed: in
             _report(round=round, metric="fleiss_kappa", level="nominal", value=fleiss.kappa, n_units=fleiss.n_units,
                     n_raters=fleiss.n_raters_per_unit, n_pairable=int(chosen.sum()),
                     parameters={"observed": fleiss.observed_agreement, "expected": fleiss.expected_agreement,
-                                "units_left_out": int(pairable.size - chosen.shape[0])})
+                                "units_left_out": int(pairable.size - chosen.shape[0]),
+                                **({} if fleiss.defined else {"reason": f"undefined ({fleiss.reason})"})})
         except ValueError as error:
             _report(round=round, metric="fleiss_kappa", level="nominal", parameters={"reason": str(error)})
         agreement = percent_agreement(counts=counts)

@@ -27,6 +27,8 @@ class AlphaResult:
     n_units, n_raters and n_pairable count what alpha uses: units with at least two values, the
     raters who gave a value in one of them, and the values in them (Krippendorff's n).
     ci is the bootstrap percentile interval, None when no draws were asked for.
+    defined is False, with alpha NaN, ci None and the reason said, when the data cannot give an alpha
+    (nothing pairable, a single pairable unit, or no variation), rather than a 0.0 that looks measured.
     """
 
     alpha: float
@@ -37,20 +39,27 @@ class AlphaResult:
     n_pairable: int
     n_draws: int
     confidence: float
+    defined: bool = True
+    reason: str | None = None
 
 
 @dataclass(frozen=True)
 class FleissKappa:
+    """defined is False, kappa NaN, with the reason, for a single unit or expected agreement 1."""
+
     kappa: float
     observed_agreement: float
     expected_agreement: float
     n_units: int
     n_raters_per_unit: int
+    defined: bool = True
+    reason: str | None = None
 
 
 @dataclass(frozen=True)
 class CohenKappa:
-    """kappa is NaN when undefined (expected agreement 1: both raters used one and the same category)."""
+    """kappa, its standard error and interval are NaN and defined False, with the reason, when undefined:
+    a single item, or expected agreement 1 (both raters used one and the same category)."""
 
     kappa: float
     standard_error: float
@@ -58,6 +67,8 @@ class CohenKappa:
     n: int
     observed_agreement: float
     expected_agreement: float
+    defined: bool = True
+    reason: str | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -267,17 +278,31 @@ def krippendorff_alpha(
     if level == "ratio" and any(category < 0 for category in matrix.categories):
         raise ValueError("ratio alpha needs non-negative values")
 
-    counts = count_matrix_from_reliability(matrix=matrix).counts
-    pairable = counts.sum(axis=1) >= 2
-    if not pairable.any():
-        raise ValueError("no unit has two or more values, so nothing is pairable and alpha is undefined")
-    counts = counts[pairable]
-    if np.count_nonzero(counts.sum(axis=0)) < 2:
-        raise ValueError("every pairable value is the same category, so alpha is undefined (no variation)")
-
+    # Bad input (no tree for hierarchical, unknown codes) is an error even where alpha would be undefined.
     distances = None
     if level != "ordinal":
         distances = _fixed_distances(level=level, categories=matrix.categories, parent=parent)
+
+    counts = count_matrix_from_reliability(matrix=matrix).counts
+    pairable = counts.sum(axis=1) >= 2
+    pairable_codes = matrix.codes[pairable]
+
+    def undefined(reason: str) -> AlphaResult:
+        return AlphaResult(
+            alpha=float("nan"), level=level, ci=None, n_units=int(pairable.sum()),
+            n_raters=int((~np.isnan(pairable_codes)).any(axis=0).sum()), n_pairable=int(counts[pairable].sum()),
+            n_draws=n_draws, confidence=confidence, defined=False, reason=reason,
+        )
+
+    if not pairable.any():
+        return undefined("no unit has two or more values, so nothing is pairable")
+    if pairable.sum() == 1:
+        # One unit's values are their own expected distribution: D_o = D_e, alpha 0 by construction, and
+        # every bootstrap draw is that unit again, so a (0, 0) interval would look like a measurement.
+        return undefined("only one unit has two or more values; alpha needs at least two pairable units")
+    counts = counts[pairable]
+    if np.count_nonzero(counts.sum(axis=0)) < 2:
+        return undefined("every pairable value is the same category (no variation)")
     parts = _AlphaParts(counts=counts, level=level, distances=distances)
     if level in PACKAGE_LEVELS:
         domain = np.asarray(matrix.categories, dtype=float) if numeric else np.arange(counts.shape[1])
@@ -301,7 +326,6 @@ def krippendorff_alpha(
             low, high = np.nanquantile(alphas, [tail, 1 - tail])
             ci = (float(low), float(high))
 
-    pairable_codes = matrix.codes[pairable]
     return AlphaResult(
         alpha=alpha,
         level=level,
@@ -333,22 +357,36 @@ def fleiss_kappa(*, counts: np.ndarray) -> FleissKappa:
     if (counts < 0).any():
         raise ValueError("counts must be non-negative")
     per_unit = counts.sum(axis=1)
+    values, how_many = np.unique(per_unit, return_counts=True)
+    if values.size > 1:
+        usual = values[np.argmax(how_many)]
+        odd = np.flatnonzero(per_unit != usual)
+        listed = ", ".join(f"row {row} has {per_unit[row]:g}" for row in odd[:5])
+        more = f" and {odd.size - 5} more" if odd.size > 5 else ""
+        raise ValueError(
+            f"Fleiss' kappa needs the same number of ratings on every unit, but most rows have {usual:g} while "
+            f"{listed}{more} (missing ratings?); use Krippendorff's alpha, which allows missing values")
     n_raters = per_unit[0]
-    if not np.all(per_unit == n_raters):
-        raise ValueError("Fleiss' kappa needs the same number of ratings on every unit; use Krippendorff's alpha")
     if n_raters < 2:
-        raise ValueError("Fleiss' kappa needs at least two ratings per unit")
+        raise ValueError(f"Fleiss' kappa needs at least two ratings per unit; every row has {n_raters:g}")
     agreement = ((counts * (counts - 1)).sum(axis=1)) / (n_raters * (n_raters - 1))
     observed = float(agreement.mean())
     proportions = counts.sum(axis=0) / counts.sum()
     expected = float((proportions**2).sum())
-    kappa = (observed - expected) / (1 - expected) if expected < 1 else float("nan")
+    reason = None
+    if counts.shape[0] < 2:
+        reason = "one unit: its own ratings are the chance distribution, kappa needs at least two units"
+    elif expected >= 1:
+        reason = "every rating is the same category (expected agreement 1)"
+    kappa = (observed - expected) / (1 - expected) if reason is None else float("nan")
     return FleissKappa(
         kappa=kappa,
         observed_agreement=observed,
         expected_agreement=expected,
         n_units=int(counts.shape[0]),
         n_raters_per_unit=int(n_raters),
+        defined=reason is None,
+        reason=reason,
     )
 
 
@@ -368,9 +406,14 @@ def cohen_kappa_from_table(*, table: np.ndarray, confidence: float = 0.95) -> Co
     columns = proportion.sum(axis=0)
     observed = float(np.trace(proportion))
     expected = float(rows @ columns)
-    if expected >= 1:
+    reason = None
+    if n < 2:
+        reason = "one item: kappa needs at least two"
+    elif expected >= 1:
+        reason = "both raters used one and the same category (expected agreement 1)"
+    if reason is not None:
         nan = float("nan")
-        return CohenKappa(nan, nan, (nan, nan), int(n), observed, expected)
+        return CohenKappa(nan, nan, (nan, nan), int(n), observed, expected, defined=False, reason=reason)
     kappa = (observed - expected) / (1 - expected)
     diagonal = np.diag(proportion)
     agreeing = (diagonal * (1 - (rows + columns) * (1 - kappa)) ** 2).sum()

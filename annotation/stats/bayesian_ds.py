@@ -1,34 +1,44 @@
-"""Bayesian Dawid–Skene (`bayesian-ds`): Dirichlet priors shrunk toward shared rater structure, fitted by mean-field VB.
+"""Bayesian Dawid–Skene (`bayesian-ds`): Dirichlet priors shrunk toward shared rater structure, variational fit.
 
 Model (K labels, R raters, units i, judgments (i, r, l)):
-    π ~ Dirichlet(α·1)                      class proportions
-    θ_rk ~ Dirichlet(s · m_rk)               rater r's confusion row for true label k (over given labels l)
-    z_i ~ Categorical(π)                     true label of unit i
-    l | z_i = k, r ~ Categorical(θ_rk)        every judgment, repeats included (as in Dawid & Skene 1979)
+    π ~ Dirichlet(α·1)                       class proportions
+    θ_rk ~ Dirichlet(s · m_rk)                rater r's confusion row for true label k (over given labels l)
+    z_i ~ Categorical(π)                      true label of unit i
+    unit i is *mixed* with probability ε      (fixed, `ambiguous_share`)
+    clear unit:  l | z_i = k, r ~ Categorical(θ_rk)
+    mixed unit:  l | z_i = k, r ~ Σ_p M[k, p] θ_rp, M[k, k] = w, M[k, p] = (1 − w)·c_k[p]
+Every judgment is an observation, repeats included (as in Dawid & Skene 1979).
 
 The prior mean m_rk is the shared structure every rater is shrunk toward:
-    m_rk[k] = a_r                            the rater's one-coin accuracy
-    m_rk[l] = (1 − a_r) · c_k[l], l ≠ k      the pooled confusion: where every rater's errors on k go
-a_r is the rater's expected share of correct judgments shrunk toward the pooled accuracy (Beta prior
-of `accuracy_strength` pseudo-judgments); c_k is the pooled off-diagonal confusion of true label k
-shrunk toward the rubric tree (`pooled_strength` pseudo-errors spread so that a share ρ goes to
-*related* codes — siblings, parent, children — and 1 − ρ to the rest; ρ is itself estimated from all
-raters' errors). Without a rubric tree c_k shrinks toward uniform. a_r, the pooled accuracy, c_k and ρ
+    m_rk[k] = a_r                             the rater's one-coin accuracy
+    m_rk[l] = (1 − a_r) · c_k[l], l ≠ k       the pooled confusion: where every rater's errors on k go
+a_r is the rater's expected share of correct judgments shrunk toward the pooled accuracy (Beta prior of
+`accuracy_strength` pseudo-judgments); c_k is the pooled off-diagonal confusion of true label k shrunk
+toward the rubric tree (`pooled_strength` pseudo-errors spread so that a share ρ goes to *related* codes —
+siblings, parent, children — and 1 − ρ to the rest; ρ is the share of all raters' errors that land on
+related codes). Without a rubric tree c_k shrinks toward uniform. a_r, the pooled accuracy, c_k and ρ
 are re-estimated at every iteration from the expected counts (empirical Bayes).
 
-Fit: mean-field variational Bayes, q(z) q(π) q(θ). Each E-step uses E[log θ] = ψ(γ) − ψ(Σγ) instead of
-log E[θ], so a rater with few judgments (small γ) carries a wide posterior and their votes move a unit's
-posterior less; that is what keeps soft labels from collapsing on sparse rounds (~3 judgments per latent,
-~20 concepts) where the 1979 MLE has ~K² free parameters per rater and becomes certain.
+The mixed component is the latent that fires on two concepts (DESIGN: physicians split on it): raters
+perceive the dominant concept with probability w, a confusable one otherwise, then judge as usual. It
+tempers the evidence of a 2–1 or 1–1–1 split, which the plain model reads as near-certainty because it
+believes every judgment is an independent look at one concept.
+
+Fit: mean-field variational inference over q(z) q(θ) q(π), coordinate ascent. q(θ_rk) = Dirichlet(γ_rk)
+with γ_rk = s·m_rk + expected counts of the unit posteriors (clear part only), so a rater with few
+judgments keeps a wide posterior that sits near the shared structure. The E-step reads q(θ) through its
+mean, log E[θ] — the posterior predictive probability of one more judgment — rather than E[log θ]
+(`expectation`, which documents why and keeps the textbook choice available). Rater accuracy and
+confusion in the result are posterior means.
 
 Rater weights (test–retest and learnability, `reliability.combine_weights`, in (0, 1]) enter as the
 initialisation only: the first q(z) is the weighted vote over all judgments (as for `dawid-skene`).
-They do not enter the prior: a weight is a kappa-based score on another scale, and the judgments
-themselves estimate each rater's confusion; with few judgments the shrinkage toward the pooled
-structure, not the weight, decides.
+They do not enter the prior: a weight is a kappa-based score on another scale, the judgments themselves
+estimate each rater's confusion, and with few judgments the shrinkage toward the pooled structure, not
+the weight, decides.
 
-Cost per iteration: two sparse (units × raters·K) by (·, K) products and digammas over the
-(raters, K, K) table, linear in the number of judgments; no (units, raters, K) array is built.
+Cost per iteration: three sparse (units × raters·K) products with (raters·K, K) tables and O(R·K³)
+dense work, linear in the number of judgments; no (units, raters, K) array is built.
 """
 
 from __future__ import annotations
@@ -49,27 +59,45 @@ from annotation.stats.consensus import (
 )
 from annotation.stats.tables import Category, Ratings
 
+EXPECTATIONS = ("mean", "log")
+
 
 @dataclass(frozen=True)
 class BayesianDawidSkeneConfig:
-    """Settings of `bayesian_dawid_skene`; the defaults were chosen on the simulations of
-    `annotation.stats.simulation` (bench/consensus_calibration.py prints their calibration)."""
+    """Settings of `bayesian_dawid_skene`. The defaults were chosen on the regimes of
+    `annotation.stats.simulation` (bench/consensus_calibration.py prints their calibration); see
+    docs/consensus.md for the figures."""
 
     class_concentration: float = 1.0
-    """Dirichlet α on every class proportion π_k. 1 is uniform over proportions: with ~20 concepts
-    and a few hundred latents a concept nobody used keeps a small, non-zero prior."""
-    row_strength: float = 8.0
-    """s: pseudo-judgments in each rater's confusion-row prior Dirichlet(s·m_rk). A row needs more real
-    judgments than this before the rater's own pattern outweighs the shared structure; a sparse round gives
-    each rater ~5–15 judgments per concept, so the shared structure dominates there and a dense one
-    (hundreds per row) learns each rater's own confusions, systematic confusers included."""
+    """Dirichlet α on every class proportion π_k. 1 is uniform over proportions: with ~20 concepts and a
+    few hundred latents a concept nobody chose keeps a small, non-zero prior."""
+    row_strength: float = 50.0
+    """s: pseudo-judgments in each rater's confusion-row prior Dirichlet(s·m_rk). A row needs about this
+    many real judgments before the rater's own pattern outweighs the shared structure. A sparse round gives
+    a rater ~5–15 judgments per concept, far too few to estimate 20 cells, so there the one-coin accuracy and
+    the pooled confusion decide; a dense round (hundreds per row) learns each rater's own confusions,
+    systematic confusers included. Smaller values (8, 20) made sparse rounds over-confident (ECE +0.02–0.04)."""
     accuracy_strength: float = 10.0
-    """Beta pseudo-judgments shrinking each rater's one-coin accuracy a_r toward the pooled accuracy: a
-    rater with 10 judgments is half their own, half the pool."""
-    pooled_strength: float = 10.0
-    """Pseudo-errors shrinking the pooled confusion of each true concept toward the rubric structure (or
-    uniform): each concept receives ~K·(1 − accuracy)·judgments/K errors, few on sparse rounds."""
-    plugin: bool = True
+    """Beta pseudo-judgments shrinking a rater's one-coin accuracy a_r toward the pooled accuracy: a rater
+    with 10 judgments is half their own, half the pool."""
+    pooled_strength: float = 30.0
+    """Pseudo-errors shrinking the pooled confusion c_k of each true concept toward the rubric structure (or
+    uniform). A concept gets only a few dozen errors from all raters on a sparse round; 30 keeps c_k from
+    copying them (3 gave ECE +0.02 on the sparse regimes)."""
+    ambiguous_share: float = 0.5
+    """ε: prior probability that a latent is *mixed* (see the module). Fixed, not learnt: with ~3 judgments
+    per latent the share is not identifiable (EM drove it to ~0.015 on simulations with 20 % mixed latents)
+    and the mixed component is what keeps split latents uncertain. 0 gives the plain Bayesian Dawid–Skene."""
+    ambiguous_dominance: float = 0.6
+    """w: on a mixed latent a rater perceives the true concept with probability w and a confusable one (drawn
+    from c_k) otherwise. Simulated mixtures put 0.55–0.8 on the dominant concept; the lower end is used
+    because over-confidence on split latents costs more calibration than under-confidence on clear ones."""
+    expectation: str = "mean"
+    """How the E-step reads q(θ): "mean" uses log E[θ] (the posterior predictive probability of a judgment);
+    "log" uses E[log θ] = ψ(γ) − ψ(Σγ) as textbook mean-field VB does. "log" shrinks every rarely seen cell
+    by up to an order of magnitude (exp ψ(0.24) ≈ 0.012 against 0.24), so each rater looks almost
+    infallible and split latents collapse: sparse-regime ECE 0.16 with "log" against 0.12 with "mean" in
+    the same model without the mixed component."""
     tolerance: float = 1e-6
     """Stop when no posterior entry moves by more than this between iterations."""
     max_iterations: int = 200
@@ -80,6 +108,12 @@ class BayesianDawidSkeneConfig:
             value = getattr(self, name)
             if not (np.isfinite(value) and value > 0):
                 raise ValueError(f"{name} must be a positive finite number")
+        if not 0 <= self.ambiguous_share < 1:
+            raise ValueError("ambiguous_share must lie in [0, 1)")
+        if not 0 < self.ambiguous_dominance <= 1:
+            raise ValueError("ambiguous_dominance must lie in (0, 1]")
+        if self.expectation not in EXPECTATIONS:
+            raise ValueError(f"expectation must be one of {', '.join(EXPECTATIONS)}")
         if self.max_iterations < 1:
             raise ValueError("max_iterations must be at least 1")
 
@@ -141,6 +175,7 @@ class _SharedStructure:
         off[np.diag_indices(n_labels)] = 0.0
         pooled = off + config.pooled_strength * self._rubric_prior(off=off)
         pooled /= np.maximum(pooled.sum(axis=1, keepdims=True), 1e-300)
+        self.pooled = pooled
         mean = (1 - accuracy)[:, None, None] * pooled[None, :, :]
         mean[:, np.arange(n_labels), np.arange(n_labels)] = accuracy[:, None]
         if n_labels == 1:
@@ -165,39 +200,54 @@ def bayesian_dawid_skene(
     posterior = vote_posterior(ratings=ratings, weight=weight, include_repeats=True)
     structure = _SharedStructure(related=related_mask(labels=ratings.categories, parents=parents), config=config)
 
-    # given[(r·K + l), i]: how many times rater r said l on unit i. Both VB steps are products with it.
-    given = sparse.csr_matrix(
-        (np.ones(ratings.n_judgments), (ratings.rater_index * n_labels + ratings.category_index, ratings.unit_index)),
-        shape=(n_raters * n_labels, n_units),
+    # given_by_unit[i, r·K + l]: how many times rater r said l on unit i. Both steps are products with it.
+    given_by_unit = sparse.csr_matrix(
+        (np.ones(ratings.n_judgments), (ratings.unit_index, ratings.rater_index * n_labels + ratings.category_index)),
+        shape=(n_units, n_raters * n_labels),
     )
-    given.sum_duplicates()
-    given_by_unit = given.T.tocsr()
+    given_by_unit.sum_duplicates()
 
+    # clear[i, k]: probability that unit i is clear (not mixed) were its truth k; only clear evidence
+    # estimates the raters' confusion rows, so mixed latents do not make raters look worse than they are.
+    clear = np.ones_like(posterior)
+    share = config.ambiguous_share
     converged = False
     iteration = 0
     for iteration in range(1, config.max_iterations + 1):
-        counts, expected_log_confusion, class_shape = _parameters(
-            given=given, posterior=posterior, structure=structure, n_raters=n_raters, config=config)
-        expected_log_prior = digamma(class_shape) - digamma(class_shape.sum())
-        # (R·L, K) layout: row r·K + l holds E[log θ_r[k, l]] for every true k.
-        log_table = np.ascontiguousarray(expected_log_confusion.transpose(0, 2, 1)).reshape(n_raters * n_labels,
-                                                                                             n_labels)
-        joint = np.ascontiguousarray((given_by_unit @ log_table).T)  # labels × units: fast short-axis reductions
-        joint += expected_log_prior[:, None]
+        counts = _counts(given_by_unit=given_by_unit, posterior=posterior * clear, n_raters=n_raters)
+        shape = structure.prior_counts(counts=counts) + counts
+        log_clear, log_mixed = _log_tables(shape=shape, pooled=structure.pooled, config=config)
+        class_shape = config.class_concentration + posterior.sum(axis=0)
+        if config.expectation == "mean":
+            log_prior = np.log(class_shape / class_shape.sum())
+        else:
+            log_prior = digamma(class_shape) - digamma(class_shape.sum())
+        # labels × units layout: numpy reduces the short axis of a tall array slowly.
+        joint = np.ascontiguousarray((given_by_unit @ log_clear).T)
+        if share > 0:
+            joint += np.log1p(-share)
+            mixed = np.ascontiguousarray((given_by_unit @ log_mixed).T)
+            mixed += np.log(share)
+            both = np.logaddexp(joint, mixed)
+            next_clear = np.exp(joint - both).T
+            joint = both
+        else:
+            next_clear = clear
+        joint += log_prior[:, None]
         joint -= joint.max(axis=0)
         np.exp(joint, out=joint)
         joint /= joint.sum(axis=0)
         change = float(np.abs(joint.T - posterior).max())
-        posterior = joint.T
+        posterior, clear = joint.T, next_clear
         if change <= config.tolerance:
             converged = True
             break
 
     posterior = np.ascontiguousarray(posterior)
-    counts, _, class_shape = _parameters(
-        given=given, posterior=posterior, structure=structure, n_raters=n_raters, config=config)
+    counts = _counts(given_by_unit=given_by_unit, posterior=posterior * clear, n_raters=n_raters)
     shape = structure.prior_counts(counts=counts) + counts
     confusion = shape / shape.sum(axis=2, keepdims=True)
+    class_shape = config.class_concentration + posterior.sum(axis=0)
     priors = class_shape / class_shape.sum()
     n_labels_per_unit, n_raters_per_unit = unit_counts(ratings=ratings)
     return ConsensusResult(
@@ -218,22 +268,32 @@ def bayesian_dawid_skene(
     )
 
 
-def _parameters(
-    *,
-    given: sparse.csr_matrix,
-    posterior: np.ndarray,
-    structure: _SharedStructure,
-    n_raters: int,
-    config: BayesianDawidSkeneConfig,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """VB update of q(θ) and q(π): expected counts (R, true, given), E[log θ] (R, true, given), q(π)'s shape."""
+def _counts(*, given_by_unit: sparse.csr_matrix, posterior: np.ndarray, n_raters: int) -> np.ndarray:
+    """(R, true k, given l): expected number of times rater r said l on units whose truth is k."""
     n_labels = posterior.shape[1]
-    # counts[r, k, l]: expected number of times rater r said l on units whose truth is k.
-    counts = np.asarray(given @ posterior).reshape(n_raters, n_labels, n_labels).transpose(0, 2, 1)
-    shape = structure.prior_counts(counts=counts) + counts
-    if config.plugin:
-        expected_log_confusion = np.log(shape) - np.log(shape.sum(axis=2, keepdims=True))
+    # The transpose of a CSR matrix is CSC: the product walks the units in order, reading the posterior
+    # sequentially, where (raters·K, units) CSR @ posterior jumps across it and misses the cache at scale.
+    tallies = np.asarray(given_by_unit.T @ posterior)
+    return tallies.reshape(n_raters, n_labels, n_labels).transpose(0, 2, 1)
+
+
+def _log_tables(
+    *, shape: np.ndarray, pooled: np.ndarray, config: BayesianDawidSkeneConfig
+) -> tuple[np.ndarray, np.ndarray]:
+    """(R·L, K) tables, row r·K + l holding, for every true k, the log-probability that r says l on a clear
+    unit and on a mixed one (perceived concept p drawn from M[k]: w on k, the rest as c_k)."""
+    n_raters, n_labels, _ = shape.shape
+    if config.expectation == "mean":
+        confusion = shape / shape.sum(axis=2, keepdims=True)
+        log_clear = np.log(confusion)
     else:
-        expected_log_confusion = digamma(shape) - digamma(shape.sum(axis=2, keepdims=True))
-    class_shape = config.class_concentration + posterior.sum(axis=0)
-    return counts, expected_log_confusion, class_shape
+        log_clear = digamma(shape) - digamma(shape.sum(axis=2, keepdims=True))
+        confusion = np.exp(log_clear)
+    mixing = (1 - config.ambiguous_dominance) * pooled
+    mixing[np.diag_indices(n_labels)] = config.ambiguous_dominance
+    log_mixed = np.log(np.einsum("kp,rpl->rkl", mixing, confusion))
+
+    def layout(table: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(table.transpose(0, 2, 1)).reshape(n_raters * n_labels, n_labels)
+
+    return layout(log_clear), layout(log_mixed)

@@ -151,3 +151,15 @@ def test_consensus_bayesian_ds_prints_design_json_with_counts():
     assert patient["label"] == "1" and patient["posterior"]["1"] > 0.9
     assert (patient["n_labels"], patient["n_raters"]) == (7, 5)
     assert all(0 < rater["accuracy"] <= 1 for rater in payload["raters"].values())
+
+
+def test_agreement_over_one_unit_says_undefined(tmp_path):
+    path = tmp_path / "one.csv"
+    path.write_text("latent_id,rater,concept_code\nL1,a,PNA\nL1,b,CHF\nL2,a,PNA\n")
+    payload = _run("agreement", "--csv", str(path), "--level", "nominal", "--json")
+    assert payload["alpha"] is None and payload["ci"] is None and payload["n_units"] == 1
+    assert payload["reason"] == ("undefined (only one unit has two or more values; alpha needs at least two "
+                                 "pairable units)")
+    out = StringIO()
+    call_command("agreement", "--csv", str(path), "--level", "nominal", stdout=out)
+    assert out.getvalue().startswith("nominal alpha undefined (only one unit")

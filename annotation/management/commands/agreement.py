@@ -47,11 +47,17 @@ class Command(BaseCommand):
             raise CommandError(str(error), returncode=BAD_INPUT) from error
 
         ci = None if result.ci is None or any(math.isnan(bound) for bound in result.ci) else list(result.ci)
-        payload = {"alpha": result.alpha, "level": result.level, "ci": ci, "n_units": result.n_units,
-                   "n_raters": result.n_raters, "n_pairable": result.n_pairable}
+        payload = {"alpha": result.alpha if result.defined else None, "level": result.level, "ci": ci,
+                   "n_units": result.n_units, "n_raters": result.n_raters, "n_pairable": result.n_pairable}
+        if not result.defined:
+            # Not bad input: the data cannot give an alpha, so it says why instead of printing a 0.0.
+            payload["reason"] = f"undefined ({result.reason})"
         if options["json"]:
             self.stdout.write(json.dumps(payload, allow_nan=False))
         else:
+            if not result.defined:
+                self.stdout.write(f"{level} alpha undefined ({result.reason}); {result.n_units} pairable units")
+                return
             interval = "no CI" if ci is None else f"{result.confidence:.0%} CI [{ci[0]:.3f}, {ci[1]:.3f}]"
             self.stdout.write(f"{level} alpha = {result.alpha:.4f} ({interval}); {result.n_units} units, "
                               f"{result.n_raters} raters, {result.n_pairable} pairable values")

@@ -162,12 +162,29 @@ def test_alpha_rejects_bad_input():
     matrix = _krippendorff_2011()
     with pytest.raises(ValueError, match="unknown level"):
         krippendorff_alpha(matrix=matrix, level="cardinal")
-    with pytest.raises(ValueError, match="nothing is pairable"):
-        krippendorff_alpha(matrix=_matrix([("u1", "a", "X"), ("u2", "b", "Y")]), level="nominal")
-    with pytest.raises(ValueError, match="no variation"):
-        krippendorff_alpha(matrix=_matrix([("u1", "a", "X"), ("u1", "b", "X")]), level="nominal")
     with pytest.raises(ValueError, match="numeric"):
         krippendorff_alpha(matrix=_krippendorff_2011(numeric=False), level="interval")
+
+
+@pytest.mark.parametrize(
+    ("rows", "reason", "n_units"),
+    [
+        ([("u1", "a", "X"), ("u2", "b", "Y")], "nothing is pairable", 0),
+        ([("u1", "a", "X"), ("u1", "b", "Y"), ("u2", "a", "X")], "only one unit has two or more values", 1),
+        ([("u1", "a", "X"), ("u1", "b", "X"), ("u2", "a", "X"), ("u2", "b", "X")], "no variation", 2),
+    ],
+)
+def test_alpha_says_undefined_instead_of_zero(rows, reason, n_units):
+    # A single disagreeing unit used to give alpha 0.0 with a (0, 0) interval, which reads like a measurement.
+    result = krippendorff_alpha(matrix=_matrix(rows), level="nominal", n_draws=200)
+    assert not result.defined and reason in result.reason
+    assert np.isnan(result.alpha) and result.ci is None and result.n_units == n_units
+
+
+def test_alpha_over_two_units_is_defined():
+    result = krippendorff_alpha(matrix=_matrix([("u1", "a", "X"), ("u1", "b", "Y"), ("u2", "a", "X"),
+                                                ("u2", "b", "X")]), level="nominal", n_draws=0)
+    assert result.defined and result.reason is None and np.isfinite(result.alpha)
 
 
 def test_fleiss_kappa_matches_wikipedia_example():
@@ -188,8 +205,17 @@ def test_fleiss_kappa_matches_fleiss_1971_diagnoses():
 
 
 def test_fleiss_kappa_needs_equal_ratings_per_unit():
-    with pytest.raises(ValueError, match="same number of ratings"):
-        fleiss_kappa(counts=[[2, 0], [1, 2]])
+    with pytest.raises(ValueError, match=r"most rows have 3 while row 1 has 2 \(missing ratings\?\)"):
+        fleiss_kappa(counts=[[2, 1], [1, 1], [0, 3]])
+    with pytest.raises(ValueError, match="at least two ratings per unit; every row has 1"):
+        fleiss_kappa(counts=[[1, 0], [0, 1]])
+
+
+def test_fleiss_kappa_says_undefined_for_one_unit_or_one_category():
+    one_unit = fleiss_kappa(counts=[[2, 1]])
+    assert not one_unit.defined and "one unit" in one_unit.reason and np.isnan(one_unit.kappa)
+    one_category = fleiss_kappa(counts=[[3, 0], [3, 0]])
+    assert not one_category.defined and "same category" in one_category.reason
 
 
 def test_cohen_kappa_two_by_two():
@@ -216,7 +242,11 @@ def test_cohen_kappa_from_labels_equals_the_table():
 
 
 def test_cohen_kappa_is_nan_when_undefined():
-    assert np.isnan(cohen_kappa_from_table(table=[[4, 0], [0, 0]]).kappa)
+    one_category = cohen_kappa_from_table(table=[[4, 0], [0, 0]])
+    assert np.isnan(one_category.kappa) and not one_category.defined and "same category" in one_category.reason
+    one_item = cohen_kappa_from_labels(first=["y"], second=["n"])
+    assert not one_item.defined and one_item.reason == "one item: kappa needs at least two"
+    assert np.isnan(one_item.kappa) and all(np.isnan(one_item.ci))
 
 
 def test_pairwise_cohen_kappa_equals_each_pair_on_common_units():

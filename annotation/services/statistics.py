@@ -52,7 +52,8 @@ class RoundStatistics:
 
 @dataclass(frozen=True)
 class _Judgments:
-    ratings: Ratings
+    ratings: Ratings                 # every judgment, hidden repeats included
+    first: Ratings                   # first judgments only: what the consensus is fitted on
     user_of: dict[str, int]          # pseudonym → user id
     n_rounds: dict[str, int]         # latent id → rounds with labels
 
@@ -82,7 +83,13 @@ def _judgments(labels) -> _Judgments | None:
         is_repeat=[row[4] for row in rows],
         extra={"rationale": [row[5] for row in rows]},
     )
-    return _Judgments(ratings=ratings, user_of=user_of,
+    first_rows = [row for row, occasion in zip(rows, ratings.occasion.tolist(), strict=True) if occasion == 0]
+    first = ratings_from_rows(
+        units=[str(row[0]) for row in first_rows],
+        raters=[row[2] or f"user-{row[1]}" for row in first_rows],
+        values=[row[3] for row in first_rows],
+    ) if first_rows else ratings
+    return _Judgments(ratings=ratings, first=first, user_of=user_of,
                       n_rounds={latent: len(rounds) for latent, rounds in rounds_per_latent.items()})
 
 
@@ -185,7 +192,10 @@ def _reliability_and_consensus(*, judgments: _Judgments, scope: Scope, concepts:
                             seed=seed)
     weight_of = {rater: weight.weight for rater, weight in weights.items()}
     parents = _parents(concepts)
-    results = {method: _fit(method=method, ratings=ratings, weights=weight_of, parents=parents)
+    # The consensus is fitted on first judgments: a hidden repeat probes its rater's consistency (test–retest
+    # above); counted as a second vote it would double that rater's say on the latent and sharpen the
+    # posterior beyond what the raters' disagreement supports.
+    results = {method: _fit(method=method, ratings=judgments.first, weights=weight_of, parents=parents)
                for method in (PLATFORM_CONSENSUS_METHOD, *BASELINE_CONSENSUS_METHODS)}
     platform = results[PLATFORM_CONSENSUS_METHOD]
     accuracy = dict(zip(platform.raters, platform.rater_accuracy.tolist(), strict=True))
@@ -223,18 +233,22 @@ def _test_retest_report(*, round: Round, ratings: Ratings) -> None:  # noqa: A00
 
 def _consensus_save(*, result: ConsensusResult, method: str, ratings: Ratings, scope: Scope,
                     n_rounds: dict[str, int]) -> dict[str, Consensus]:
+    """`ratings` holds every judgment: n_labels counts them all (repeats included), n_raters the distinct
+    raters, agreement the share of agreeing pairs of first labels."""
     labels = [str(label) for label in result.labels]
     n_labels = np.bincount(ratings.unit_index, minlength=len(ratings.units))
     pairs = np.unique(ratings.unit_index.astype(np.int64) * len(ratings.raters) + ratings.rater_index)
     n_raters = np.bincount(pairs // len(ratings.raters), minlength=len(ratings.units))
     agreement = unit_agreement(counts=count_matrix(ratings=ratings).counts).agreement
+    position_of = {unit: position for position, unit in enumerate(ratings.units)}
     saved = {}
-    for position, unit in enumerate(result.units):  # result.units is ratings.units, in the same order
-        row = result.posterior[position]
+    for index, unit in enumerate(result.units):
+        row = result.posterior[index]
+        position = position_of[unit]
         values = {
             "posterior": {label: round(float(p), 6) for label, p in zip(labels, row, strict=True) if p >= 5e-7},
             "map_concept": labels[int(np.argmax(row))],
-            "entropy": float(min(max(result.entropy[position], 0.0), 1.0)),
+            "entropy": float(min(max(result.entropy[index], 0.0), 1.0)),
             "n_labels": int(n_labels[position]),
             "n_raters": int(n_raters[position]),
             "n_rounds": n_rounds.get(unit, 1),

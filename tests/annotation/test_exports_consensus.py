@@ -13,7 +13,6 @@ from annotation import services
 from annotation.models import PLATFORM_CONSENSUS_METHOD, Assignment, Consensus, Round
 from annotation.stats.routing import RoutingConfig
 from tests.annotation import worlds
-from tests.annotation.test_routing_walk import SPLIT_ROUNDS_XFAIL
 
 pytestmark = pytest.mark.django_db
 THREE_WAY = ("AKI", "AF", "NEG")
@@ -62,7 +61,6 @@ def test_latent_export_is_the_platform_consensus_with_judgment_and_rater_counts(
     assert rows[0]["consensus"] == "HF" and rows[0]["posterior"]["HF"] > 0.9
 
 
-@SPLIT_ROUNDS_XFAIL
 def test_a_three_way_split_is_exported_uncertain(postgres, tmp_path):
     _, sae, _, _ = _closed()
     rows = _latent_rows(tmp_path, "--sae", str(sae.pk))

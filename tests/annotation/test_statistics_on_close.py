@@ -7,7 +7,6 @@ from annotation import services
 from annotation.models import PLATFORM_CONSENSUS_METHOD, AgreementReport, Assignment, Consensus, RaterReliability, Round
 from features.models import Latent
 from tests.annotation import worlds
-from tests.annotation.test_routing_walk import SPLIT_ROUNDS_XFAIL
 
 pytestmark = pytest.mark.django_db
 
@@ -91,7 +90,6 @@ def test_recomputing_is_idempotent(closed_round):
     assert _snapshot(round_, sae) == before
 
 
-@SPLIT_ROUNDS_XFAIL
 def test_split_latents_go_to_adjudication_after_two_rounds(closed_round):
     round_, coordinator, sae = closed_round
     people = list({a.rater for a in Assignment.objects.filter(round=round_).select_related("rater__profile")})

@@ -37,6 +37,14 @@ def scope_strings_to_keys(apps, schema_editor):
                 assignment__round__kind="detection")
         n_raters = labels.values("assignment__rater_id").distinct().count()
         Consensus.objects.filter(pk=row.pk).update(n_raters=n_raters)
+    _constraints_now(schema_editor)
+
+
+def _constraints_now(schema_editor):
+    """Check the deferred foreign keys written above now: PostgreSQL refuses the ALTER TABLEs that follow
+    in this migration's transaction while their trigger events are pending."""
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute("SET CONSTRAINTS ALL IMMEDIATE")
 
 
 def keys_to_scope_strings(apps, schema_editor):
@@ -45,6 +53,7 @@ def keys_to_scope_strings(apps, schema_editor):
         for row in model.objects.all().only("pk", "round_id", "sae_id"):
             scope = f"round:{row.round_id}" if row.round_id is not None else f"sae:{row.sae_id}"
             model.objects.filter(pk=row.pk).update(scope=scope)
+    _constraints_now(schema_editor)
 
 
 class Migration(migrations.Migration):
@@ -57,6 +66,17 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
+        # A default on the old column first, so that undoing its removal can fill existing rows.
+        migrations.AlterField(
+            model_name='consensus',
+            name='scope',
+            field=models.CharField(default='', help_text='e.g. round:12 or sae:3', max_length=60),
+        ),
+        migrations.AlterField(
+            model_name='raterreliability',
+            name='scope',
+            field=models.CharField(default='', max_length=60),
+        ),
         migrations.RemoveConstraint(
             model_name='consensus',
             name='consensus_unique',

@@ -148,6 +148,7 @@ class ExportForm(forms.Form):
     institution = forms.ModelChoiceField(queryset=Institution.objects.all(), required=False, to_field_name="code")
     kind = forms.ChoiceField(choices=[("labels", "Labels (long format)"), ("latents", "Per latent (soft labels)")])
     format = forms.ChoiceField(choices=[(f, f) for f in FORMATS])
+    include_simulated = forms.BooleanField(required=False, label="Include rounds labelled by simulated raters (demo)")
 
     def clean(self):
         data = super().clean()

@@ -122,6 +122,8 @@ _EXPORT_PARAMETERS = [
                      description="File format (not DRF's renderer override)"),
     OpenApiParameter("round", int, required=False), OpenApiParameter("sae", int, required=False),
     OpenApiParameter("institution", str, required=False, description="Institution code of the raters"),
+    OpenApiParameter("include_simulated", bool, required=False,
+                     description="1 or true: also rounds labelled by simulated raters (the demo's); left out by default"),
 ]
 _EXPORT_RESPONSES = {
     (200, media_type): OpenApiResponse(OpenApiTypes.BINARY)

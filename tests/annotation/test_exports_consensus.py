@@ -85,3 +85,30 @@ def test_simulated_rounds_stay_out_of_exports_unless_asked(postgres, tmp_path):
     assert len(asked) == 6
     rows = _latent_rows(tmp_path, "--round", str(simulated.pk), "--include-simulated")
     assert len(rows) == 6 and all(row["scope"] == f"round:{simulated.pk}" for row in rows.values())
+
+
+def test_api_and_page_leave_simulated_rounds_out_unless_asked(postgres):
+    from django.test import Client
+    from rest_framework.test import APIClient
+
+    from accounts.models import Role
+    from tests import factories
+
+    simulated, sae, _, _ = _closed(simulated=True)
+    researcher = factories.user(role=Role.RESEARCHER, institution_obj=factories.institution("a"))
+    client = APIClient()
+    client.force_authenticate(researcher)
+
+    def n_rows(url):
+        response = client.get(url)
+        assert response.status_code == 200
+        return len(b"".join(response.streaming_content).decode().splitlines())
+
+    assert n_rows(f"/api/v1/exports/latents/?sae={sae.pk}&format=jsonl") == 0
+    assert n_rows(f"/api/v1/exports/latents/?sae={sae.pk}&format=jsonl&include_simulated=1") == 6
+    page = Client()
+    page.force_login(researcher)
+    response = page.get(f"/export/?sae={sae.pk}&kind=latents&format=jsonl&include_simulated=on")
+    assert len(b"".join(response.streaming_content).decode().splitlines()) == 6
+    response = page.get(f"/export/?sae={sae.pk}&kind=latents&format=jsonl")
+    assert b"".join(response.streaming_content) == b""

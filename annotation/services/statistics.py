@@ -28,7 +28,7 @@ from ..models import (
 )
 from ..stats.agreement import fleiss_kappa, krippendorff_alpha, pairwise_cohen_kappa, percent_agreement, unit_agreement
 from ..stats.consensus import ConsensusResult, consensus_fit, dawid_skene
-from ..stats.reliability import rater_weights, test_retest_shrunk
+from ..stats.reliability import combine_weights, rater_weights, test_retest_shrunk
 from ..stats.routing import ADJUDICATE, CONSENSUS, RoutingConfig, route_latents
 from ..stats.tables import Ratings, count_matrix, ratings_from_rows, reliability_matrix
 
@@ -184,13 +184,22 @@ def _fit(*, method: str, ratings: Ratings, weights: dict[str, float], parents: d
 
 def _reliability_and_consensus(*, judgments: _Judgments, scope: Scope, concepts: Iterable[Concept], seed: int,
                                ) -> dict[str, ConsensusResult]:
-    """Rater weights (test–retest + learnability) and shrunk test–retest with its interval, then the platform
-    consensus and its baselines fitted with those weights and the rubric tree; reliability saved here."""
+    """Shrunk test–retest with its interval and rationale learnability, combined into rater weights, then the
+    platform consensus and its baselines fitted with those weights and the rubric tree; reliability saved.
+
+    The weight's test–retest term is the shrunk estimate, so a rater with three repeat pairs contributes
+    what those pairs say (pulled toward the round's pool) instead of the neutral value that the unshrunk
+    kappa's five-pair minimum gave every rater of a calibration round."""
     ratings = judgments.ratings
     concepts = list(concepts)
     weights = rater_weights(ratings=ratings, rationale_column="rationale", concept_terms=_concept_terms(concepts),
                             seed=seed)
-    weight_of = {rater: weight.weight for rater, weight in weights.items()}
+    retest = test_retest_shrunk(ratings=ratings)
+    weight_of = {
+        rater: combine_weights(test_retest=retest.raters[rater].kappa,
+                               learnability=weight.learnability.kappa if weight.learnability is not None else None)
+        for rater, weight in weights.items()
+    }
     parents = _parents(concepts)
     # The consensus is fitted on first judgments: a hidden repeat probes its rater's consistency (test–retest
     # above); counted as a second vote it would double that rater's say on the latent and sharpen the
@@ -199,7 +208,6 @@ def _reliability_and_consensus(*, judgments: _Judgments, scope: Scope, concepts:
                for method in (PLATFORM_CONSENSUS_METHOD, *BASELINE_CONSENSUS_METHODS)}
     platform = results[PLATFORM_CONSENSUS_METHOD]
     accuracy = dict(zip(platform.raters, platform.rater_accuracy.tolist(), strict=True))
-    retest = test_retest_shrunk(ratings=ratings)
     for pseudonym, weight in weights.items():
         learned = weight.learnability
         shrunk = retest.raters[pseudonym]
@@ -212,7 +220,7 @@ def _reliability_and_consensus(*, judgments: _Judgments, scope: Scope, concepts:
             "learnability": _finite(learned.kappa) if learned is not None else None,
             "learnability_reason": ((learned.reason if learned is not None else "no rationales") or "")[:200],
             "ds_accuracy": _finite(accuracy.get(pseudonym)),
-            "weight": weight.weight,
+            "weight": weight_of[pseudonym],
         })
     return results
 

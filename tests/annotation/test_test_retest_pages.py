@@ -65,6 +65,7 @@ def test_many_pairs_separate_a_consistent_rater_from_an_inconsistent_one(postgre
     changer, steady = rows[people[0].pk], rows[people[1].pk]
     assert changer.test_retest_n_pairs == steady.test_retest_n_pairs == 6
     assert changer.test_retest_high < steady.test_retest_low  # six pairs are enough to tell them apart
+    assert changer.weight < steady.weight  # and the consensus weighs the inconsistent rater less
     pooled = AgreementReport.objects.get(round=round_, metric="test_retest", level="pooled")
     assert pooled.n_pairable == 24 and pooled.ci_low <= pooled.value <= pooled.ci_high
     page = _dashboard(round_, coordinator)

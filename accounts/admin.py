@@ -1,12 +1,40 @@
 """Admin for institutions, profiles and the (read-only) audit log."""
 from django.contrib import admin
 
-from .models import AuditEvent, Institution, Profile
+from .models import ApiToken, AuditEvent, Institution, Profile
 from .permissions import is_admin
 
 
+# model → its app's read function (features/access.py, annotation/access.py, inference/access.py); each
+# app's admin registers its own. Lists and foreign-key choices of every Concord admin page come from these.
+READ_SCOPES: dict[type, object] = {}
+
+
 class ConcordAdmin(admin.ModelAdmin):
-    """Every Concord admin page asks the permission module: only admins (or superusers) may use it."""
+    """Every Concord admin page asks the permission module: only admins (or superusers) may use it, and
+    the rows it lists and offers are those the app's access functions give (`readable`, `writable`)."""
+
+    readable = None  # staticmethod(user -> QuerySet) or None: every row
+    writable = None
+
+    def _rows(self, request, scope):
+        queryset = super().get_queryset(request)
+        return queryset if scope is None else queryset.filter(pk__in=scope(request.user).values("pk"))
+
+    def get_queryset(self, request):
+        return self._rows(request, self.readable)
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        scope = READ_SCOPES.get(db_field.related_model)
+        if scope is not None and "queryset" not in kwargs:
+            kwargs["queryset"] = scope(request.user)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        scope = READ_SCOPES.get(db_field.related_model)
+        if scope is not None and "queryset" not in kwargs:
+            kwargs["queryset"] = scope(request.user)
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
 
     def has_module_permission(self, request):
         return is_admin(request.user)
@@ -18,10 +46,12 @@ class ConcordAdmin(admin.ModelAdmin):
         return is_admin(request.user)
 
     def has_change_permission(self, request, obj=None):
-        return is_admin(request.user)
+        if not is_admin(request.user):
+            return False
+        return obj is None or self.writable is None or self._rows(request, self.writable).filter(pk=obj.pk).exists()
 
     def has_delete_permission(self, request, obj=None):
-        return is_admin(request.user)
+        return self.has_change_permission(request, obj)
 
 
 @admin.register(Institution)
@@ -40,7 +70,7 @@ class ProfileAdmin(ConcordAdmin):
 
 @admin.register(AuditEvent)
 class AuditEventAdmin(ConcordAdmin):
-    list_display = ["created_at", "actor", "action", "object_type", "object_id", "ip"]
+    list_display = ["created_at", "actor", "action", "object_type", "object_id", "ip", "hash"]
     list_filter = ["action"]
     search_fields = ["action", "object_type", "object_id"]
 
@@ -51,4 +81,17 @@ class AuditEventAdmin(ConcordAdmin):
         return False
 
     def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(ConcordAdmin):
+    """Admins see and may revoke tokens (set revoked_at); the secret itself was never stored."""
+
+    list_display = ["name", "user", "hint", "created_at", "last_used_at", "revoked_at"]
+    list_filter = ["revoked_at"]
+    search_fields = ["name", "user__username", "hint"]
+    readonly_fields = ["user", "name", "hint", "created_at", "last_used_at"]
+
+    def has_add_permission(self, request):
         return False

@@ -1,10 +1,14 @@
 """Institutions, user profiles with roles and pseudonyms, and the append-only audit log."""
 from __future__ import annotations
 
+import datetime
+import hashlib
+import json
 import secrets
 
 from django.conf import settings
-from django.db import models
+from django.db import connection, models, transaction
+from django.utils import timezone
 
 
 class Role(models.TextChoices):
@@ -54,6 +58,26 @@ class AuditEventQuerySet(models.QuerySet):
     def delete(self):
         raise PermissionError("Audit events are append-only: they cannot be deleted.")
 
+    def bulk_create(self, *args, **kwargs):
+        raise PermissionError("Audit events are chained one by one: use create().")
+
+
+GENESIS_HASH = "0" * 64
+# One lock for every writer of the log: the chain needs each row to see the previous one committed.
+_CHAIN_LOCK_KEY = 0x636F6E636F7264  # "concord"
+
+
+def audit_event_hash(*, previous_hash: str, actor_id: int | None, action: str, object_type: str, object_id: str,
+                     payload, ip: str | None, created_at) -> str:
+    """sha256 over the previous row's hash and this row's content, in a canonical JSON form that
+    survives a round trip through PostgreSQL's jsonb (sorted keys, no whitespace)."""
+    content = json.dumps(
+        [previous_hash, actor_id, action, object_type, object_id, payload, ip,
+         created_at.astimezone(datetime.timezone.utc).isoformat()],
+        sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+    )
+    return hashlib.sha256(content.encode("utf-8")).hexdigest()
+
 
 class AuditEvent(models.Model):
     # PROTECT: a user who acted is deactivated, never deleted, so the log keeps its actors.
@@ -65,7 +89,10 @@ class AuditEvent(models.Model):
     object_id = models.CharField(max_length=64, blank=True)
     payload = models.JSONField(default=dict, blank=True)
     ip = models.GenericIPAddressField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False, db_index=True)
+    # The hash chain: each row holds the previous row's hash and its own; `verify_audit` recomputes them.
+    previous_hash = models.CharField(max_length=64, editable=False, default="")
+    hash = models.CharField(max_length=64, editable=False, default="")
 
     objects = AuditEventQuerySet.as_manager()
 
@@ -79,7 +106,51 @@ class AuditEvent(models.Model):
     def save(self, *args, **kwargs):
         if self.pk is not None and not self._state.adding:
             raise PermissionError("Audit events are append-only: they cannot be updated.")
-        super().save(*args, **kwargs)
+        with transaction.atomic(using=kwargs.get("using")):
+            if connection.vendor == "postgresql":
+                # Held to the end of the transaction, so the next writer reads this row as the last one.
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_CHAIN_LOCK_KEY])
+            last = AuditEvent.objects.order_by("-id").values_list("hash", flat=True).first()
+            self.previous_hash = last or GENESIS_HASH
+            self.created_at = timezone.now()
+            self.payload = json.loads(json.dumps(self.payload or {}, default=str))
+            self.hash = self.compute_hash()
+            super().save(*args, **kwargs)
+
+    def compute_hash(self) -> str:
+        return audit_event_hash(previous_hash=self.previous_hash, actor_id=self.actor_id, action=self.action,
+                                object_type=self.object_type, object_id=self.object_id, payload=self.payload,
+                                ip=self.ip, created_at=self.created_at)
 
     def delete(self, *args, **kwargs):
         raise PermissionError("Audit events are append-only: they cannot be deleted.")
+
+
+class ApiToken(models.Model):
+    """A personal API token for scripts. Only the sha256 of the secret is kept; the secret is shown once."""
+
+    PREFIX = "cnc_"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100)
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    # The first characters of the secret, so its owner can tell tokens apart; not enough to use one.
+    hint = models.CharField(max_length=12, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.hint}…, {self.user})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+    @staticmethod
+    def digest(secret: str) -> str:
+        return hashlib.sha256(secret.encode("utf-8")).hexdigest()

@@ -1,7 +1,13 @@
-"""The one place that decides what a user may see and do; views, the API and the admin all ask here."""
+"""Roles and the institution rule every app builds its access policy on.
+
+Each app keeps one module of queryset functions, one per resource and direction (features/access.py,
+annotation/access.py; jobs here): views, the API, exports, job launchers and the admin all ask those.
+docs/access.md has the whole table."""
 from __future__ import annotations
 
+from django.contrib.auth.models import AnonymousUser
 from django.db.models import Q, QuerySet
+from rest_framework import serializers
 from rest_framework.permissions import BasePermission
 
 from .models import Institution, Role
@@ -125,66 +131,8 @@ def saes_visible_to(user, queryset: QuerySet, *, prefix: str = "") -> QuerySet:
     )
 
 
-def _institution_id(user) -> int | None:
-    return getattr(institution_of(user), "pk", None)
-
-
-def _coordinator_institution_id(round_) -> int | None:
-    profile = getattr(round_.coordinator, "profile", None)
-    return profile.institution_id if profile is not None else None
-
-
-def may_manage_round(user, round_) -> bool:
-    """Open, close, reveal, re-compute, follow up: admins for every round; a coordinator for the rounds that
-    they or a colleague from their own institution coordinate."""
-    role = role_of(user)
-    if role == Role.ADMIN:
-        return True
-    if role != Role.COORDINATOR:
-        return False
-    return round_.coordinator_id == user.pk or _coordinator_institution_id(round_) == _institution_id(user)
-
-
-def may_watch_round(user, round_) -> bool:
-    """Progress, agreement, consensus and every label of a round: its managers, the coordinators of the
-    institutions taking part, and researchers who may see its SAE. Never a rater (anchoring)."""
-    role = role_of(user)
-    if may_manage_round(user, round_):
-        return True
-    if role == Role.COORDINATOR:
-        return round_.institutions.filter(pk=_institution_id(user)).exists()
-    if role == Role.RESEARCHER:
-        return may_see_sae(user, round_.sae)
-    return False
-
-
-def is_rater_in_round(user, round_) -> bool:
-    return can_label(user) and round_.assignments.filter(rater_id=user.pk).exists()
-
-
-def may_see_round_distribution(user, round_) -> bool:
-    """The anonymised label distribution and rationales: its raters once the round is revealed; the
-    people who watch it once it is closed."""
-    if round_.status == "revealed" and is_rater_in_round(user, round_):
-        return True
-    return round_.status in ("closed", "revealed") and may_watch_round(user, round_)
-
-
-def may_discuss_round(user, round_) -> bool:
-    """Calibration discussion: after reveal, the round's raters and its managers and coordinators."""
-    if round_.status != "revealed":
-        return False
-    if is_rater_in_round(user, round_):
-        return True
-    return role_of(user) in ROUND_MANAGERS and may_watch_round(user, round_)
-
-
-def may_adjudicate_latent(user, latent) -> bool:
-    return can_adjudicate(user) and may_see_sae(user, latent.sae)
-
-
-def may_read_latent_labels(user, latent) -> bool:
-    return can_read_labels(user) and may_see_sae(user, latent.sae)
+# Rounds, labels, adjudication and their blind rule live in annotation/access.py; corpora, SAEs and what
+# derives from them in features/access.py; jobs here (jobs_visible_to). docs/access.md has the table.
 
 
 class RolePermission(BasePermission):
@@ -207,3 +155,26 @@ def role_permission(*, read: frozenset[str] | set[str] | None = None,
         (RolePermission,),
         {"read_roles": frozenset(read if read is not None else Role.values), "write_roles": frozenset(write)},
     )
+
+
+class _UserScoped:
+    """A related field whose rows come from `scope(user)`, an access function: a row outside it gets
+    the same "does not exist" error as an id that was never created, so a foreign id reveals nothing."""
+
+    def __init__(self, *, scope, **kwargs):
+        self.scope = scope
+        # An empty queryset of the right model, so that the OpenAPI schema knows the field's type.
+        kwargs.setdefault("queryset", scope(AnonymousUser()))
+        super().__init__(**kwargs)
+
+    def get_queryset(self):
+        request = self.context.get("request")
+        return self.scope(request.user if request is not None else AnonymousUser())
+
+
+class UserScopedPrimaryKeyField(_UserScoped, serializers.PrimaryKeyRelatedField):
+    pass
+
+
+class UserScopedSlugField(_UserScoped, serializers.SlugRelatedField):
+    pass

@@ -1,9 +1,16 @@
 """Admin for rubrics, rounds, labels and their statistics."""
 from django.contrib import admin
 
-from accounts.admin import ConcordAdmin
+from accounts.admin import READ_SCOPES, ConcordAdmin
 
-from . import models
+from . import access, models
+
+READ_SCOPES.update({
+    models.Round: access.rounds_readable,
+    models.Label: access.labels_readable, models.RubricVersion: access.rubric_versions_readable,
+    models.Consensus: access.consensus_readable, models.Comment: access.comments_readable,
+    models.Adjudication: access.adjudications_readable,
+})
 
 
 class ConceptInline(admin.TabularInline):
@@ -24,6 +31,8 @@ class RubricVersionAdmin(ConcordAdmin):
 
 @admin.register(models.Round)
 class RoundAdmin(ConcordAdmin):
+    readable = staticmethod(access.rounds_readable)
+    writable = staticmethod(access.rounds_writable)
     list_display = ["name", "kind", "status", "sae", "overlap", "blind", "created_at"]
     list_filter = ["kind", "status"]
     filter_horizontal = ["institutions"]
@@ -39,10 +48,33 @@ class AssignmentAdmin(ConcordAdmin):
 
 @admin.register(models.Label)
 class LabelAdmin(ConcordAdmin):
+    # Blind in the back office too: a draft or open round's labels are listed once it closes.
+    readable = staticmethod(access.labels_readable)
+    writable = staticmethod(access.labels_readable)
     list_display = ["assignment", "concept", "confidence", "submitted_at"]
     raw_id_fields = ["assignment"]
 
 
-for model in (models.LabelRevision, models.DetectionItem, models.DetectionResponse, models.AgreementReport,
-              models.Consensus, models.RaterReliability, models.Adjudication, models.Comment):
+@admin.register(models.LabelRevision)
+class LabelRevisionAdmin(ConcordAdmin):
+    def get_queryset(self, request):
+        return super().get_queryset(request).filter(label__in=access.labels_readable(request.user).values("pk"))
+
+
+@admin.register(models.Consensus)
+class ConsensusAdmin(ConcordAdmin):
+    readable = staticmethod(access.consensus_readable)
+
+
+@admin.register(models.Adjudication)
+class AdjudicationAdmin(ConcordAdmin):
+    readable = staticmethod(access.adjudications_readable)
+
+
+@admin.register(models.Comment)
+class CommentAdmin(ConcordAdmin):
+    readable = staticmethod(access.comments_readable)
+
+
+for model in (models.DetectionItem, models.DetectionResponse, models.AgreementReport, models.RaterReliability):
     admin.site.register(model, ConcordAdmin)

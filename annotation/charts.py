@@ -21,31 +21,48 @@ def _number(value: float) -> str:
     return f"{value:.2f}"
 
 
-def histogram_svg(*, counts: Sequence[int], edges: Sequence[float], width: int = 320, height: int = 110,
+def histogram_svg(*, counts: Sequence[int], edges: Sequence[float], width: int = 340, height: int = 130,
                   title: str = "Activation histogram") -> SafeString:
     """Bars of `counts` over `edges` (len(counts) + 1, log-spaced from mining); bar heights on a log scale
-    so that the rare strong activations stay visible beside the many weak ones."""
+    so that the rare strong activations stay visible beside the many weak ones. Axes: activation along x
+    (ticks at five bin edges), token count along y (log scale, 1 and the largest count marked)."""
     if not counts or len(edges) != len(counts) + 1:
         return format_html('<p class="muted">{}</p>', "No histogram recorded for this latent.")
-    plot_height = height - 22
-    bar_width = width / len(counts)
+    left, bottom, top_pad = 34, 30, 6
+    plot_width, plot_height = width - left - 4, height - bottom - top_pad
+    bar_width = plot_width / len(counts)
     top = math.log1p(max(counts)) or 1.0
     bars = []
     for position, count in enumerate(counts):
         bar = plot_height * math.log1p(count) / top
         bars.append(format_html(
             '<rect x="{}" y="{}" width="{}" height="{}" fill="#2f6f9f"><title>{} – {}: {} tokens</title></rect>',
-            f"{position * bar_width:.2f}", f"{plot_height - bar:.2f}", f"{max(bar_width - 1, 0.5):.2f}",
-            f"{bar:.2f}", _number(edges[position]), _number(edges[position + 1]), count,
+            f"{left + position * bar_width:.2f}", f"{top_pad + plot_height - bar:.2f}",
+            f"{max(bar_width - 1, 0.5):.2f}", f"{bar:.2f}", _number(edges[position]), _number(edges[position + 1]),
+            count,
         ))
-    axis = format_html(
-        '<line x1="0" y1="{0}" x2="{1}" y2="{0}" stroke="#8894a2"/>'
-        '<text x="0" y="{2}" font-size="10" fill="#65707d">{3}</text>'
-        '<text x="{1}" y="{2}" font-size="10" fill="#65707d" text-anchor="end">{4}</text>',
-        plot_height, width, height - 6, _number(edges[0]), _number(edges[-1]),
-    )
-    return format_html('<svg class="chart" viewBox="0 0 {} {}" role="img" aria-label="{}">{}{}</svg>',
-                       width, height, title, _join(bars), axis)
+    base = top_pad + plot_height
+    axis = [format_html(
+        '<line x1="{0}" y1="{1}" x2="{2}" y2="{1}" stroke="#8894a2"/>'
+        '<line x1="{0}" y1="{3}" x2="{0}" y2="{1}" stroke="#8894a2"/>'
+        '<text class="axis-label" x="{4}" y="{5}" text-anchor="middle">activation</text>'
+        '<text class="axis-label" x="{6}" y="{7}" text-anchor="end">{8}</text>'
+        '<text class="axis-label" x="{6}" y="{9}" text-anchor="end">1</text>'
+        '<text class="axis-label" x="9" y="{10}" text-anchor="middle" transform="rotate(-90 9 {10})">tokens</text>',
+        left, f"{base:.1f}", width - 4, top_pad, left + plot_width / 2, height - 2, left - 3, top_pad + 8,
+        max(counts), f"{base - plot_height * math.log1p(1) / top + 3:.1f}", f"{top_pad + plot_height / 2:.1f}",
+    )]
+    n_bins = len(counts)
+    for tick in sorted({round(n_bins * i / 4) for i in range(5)}):
+        x = left + tick * bar_width
+        axis.append(format_html(
+            '<line x1="{0}" y1="{1}" x2="{0}" y2="{2}" stroke="#8894a2"/>'
+            '<text class="axis-label" x="{0}" y="{3}" text-anchor="middle">{4}</text>',
+            f"{x:.1f}", f"{base:.1f}", f"{base + 4:.1f}", f"{base + 14:.1f}", _number(edges[tick]),
+        ))
+    return format_html('<svg class="chart histogram" viewBox="0 0 {} {}" role="img" aria-label="{}">{}{}</svg>',
+                       width, height, f"{title}: {sum(counts)} active tokens from {_number(edges[0])} to "
+                       f"{_number(edges[-1])}", _join(bars), _join(axis))
 
 
 def alpha_trend_svg(*, points: Sequence, width: int = 420, height: int = 160) -> SafeString:
@@ -91,8 +108,10 @@ def alpha_trend_svg(*, points: Sequence, width: int = 420, height: int = 160) ->
             point.name, point.rubric_version, f"{point.alpha:.3f}",
         ))
     for i, point in enumerate(points):
-        parts.append(format_html('<text x="{}" y="{}" font-size="9" fill="#65707d" text-anchor="middle">v{}</text>',
-                                 f(x(i)), height - 10, point.rubric_version))
+        name = point.name if len(point.name) <= 18 else point.name[:17] + "…"
+        parts.append(format_html('<text x="{}" y="{}" font-size="9" fill="#65707d" text-anchor="middle">v{} · {}'
+                                 '<title>{}</title></text>', f(x(i)), height - 10, point.rubric_version, name,
+                                 point.name))
     line = format_html('<path d="{}" fill="none" stroke="#2f6f9f" stroke-width="1.5"/>', " ".join(path))
     return format_html('<svg class="chart" viewBox="0 0 {} {}" role="img" aria-label="Alpha across calibration '
                        'rounds">{}{}</svg>', width, height, line, _join(parts))

@@ -12,6 +12,8 @@ from pathlib import Path
 from django.db.models import OuterRef, QuerySet, Subquery
 from django.http import FileResponse, StreamingHttpResponse
 
+from accounts.audit import audit_record
+from accounts.csv_safety import csv_cell
 from accounts.models import Institution, Role
 from accounts.permissions import role_of, saes_visible_to
 from features.models import Latent
@@ -19,7 +21,7 @@ from features.models import Latent
 from .models import PLATFORM_CONSENSUS_METHOD, Adjudication, Concept, Consensus, Label, Round
 from .selectors.rounds import round_list
 
-# DESIGN §6: the `agreement` and `consensus` commands read this file as it is.
+# docs/interfaces.md: the `agreement` and `consensus` commands read this file as it is.
 LABEL_COLUMNS = ("latent_id", "round_id", "round_kind", "rater", "institution", "role", "concept_code",
                  "concept_name", "free_text", "confidence", "rationale", "is_repeat", "submitted_at",
                  "rubric_version")
@@ -165,7 +167,7 @@ class _Line:
 def _csv_value(value):
     if isinstance(value, bool):
         return "true" if value else "false"
-    return "" if value is None else value
+    return "" if value is None else csv_cell(value)  # a would-be formula is written as text
 
 
 def csv_chunks(*, columns: Iterable[str], rows: Iterable[dict], lines_per_chunk: int = 500) -> Iterator[str]:
@@ -231,8 +233,16 @@ def parquet_write(*, columns: Iterable[str], rows: Iterable[dict], path: Path, r
     return n
 
 
-def export_write(*, kind: str, fmt: str, user, scope: ExportScope, path: Path) -> int:
+def _audit_export(*, user, kind: str, fmt: str, scope: ExportScope) -> None:
+    audit_record(actor=user, action=f"export.{kind}", payload={
+        "format": fmt, "round": scope.round_id, "sae": scope.sae_id,
+        "institution": scope.institution.code if scope.institution else None})
+
+
+def export_write(*, kind: str, fmt: str, user, scope: ExportScope, path: Path, audit: bool = True) -> int:
     """Write the labels file (kind "labels") or the per-latent file (kind "latents") to `path`; returns rows."""
+    if audit:
+        _audit_export(user=user, kind=kind, fmt=fmt, scope=scope)
     columns = LABEL_COLUMNS if kind == "labels" else LATENT_COLUMNS
     rows = label_rows(exportable_labels(user=user, scope=scope)) if kind == "labels" else latent_rows(
         user=user, scope=scope)
@@ -262,10 +272,11 @@ def export_response(*, user, scope: ExportScope, kind: str, fmt: str):
     if scope.empty:
         raise ValueError("an export needs a scope")
     filename = f"concord_{kind}_{scope.describe()}.{fmt}"
+    _audit_export(user=user, kind=kind, fmt=fmt, scope=scope)
     if fmt == "parquet":
         handle, path = tempfile.mkstemp(suffix=".parquet")
         os.close(handle)
-        export_write(kind=kind, fmt=fmt, user=user, scope=scope, path=Path(path))
+        export_write(kind=kind, fmt=fmt, user=user, scope=scope, path=Path(path), audit=False)
         stream = open(path, "rb")  # noqa: SIM115 - FileResponse closes it
         os.unlink(path)  # the open handle keeps the data until the response is sent
         return FileResponse(stream, as_attachment=True, filename=filename,

@@ -2,35 +2,13 @@
 from __future__ import annotations
 
 from django import forms
+from django.conf import settings
 
 from accounts.models import Institution
 
 from .exports import FORMATS
 from .models import RATIONALE_MIN_LENGTH, Round, RubricVersion
-from .services import SELECTION_RULES, ConceptSpec, InvalidInput
-
-CONCEPT_LINES_HELP = ("One concept per line: CODE | Name | PARENT_CODE | description (parent and description "
-                      "optional). The reserved codes UNINTERPRETABLE, POLYSEMANTIC and ARTIFACT are added for you.")
-
-
-def concepts_from_lines(text: str) -> list[ConceptSpec]:
-    specs = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        cells = [cell.strip() for cell in line.split("|")]
-        if len(cells) < 2 or not cells[0] or not cells[1]:
-            raise InvalidInput(f"line {number}: write CODE | Name [| PARENT_CODE | description]")
-        specs.append(ConceptSpec(code=cells[0], name=cells[1], parent_code=cells[2] if len(cells) > 2 else "",
-                                 description=" | ".join(cells[3:]) if len(cells) > 3 else ""))
-    return specs
-
-
-def concepts_as_lines(version: RubricVersion) -> str:
-    return "\n".join(
-        " | ".join(part for part in (c.code, c.name, c.parent_code, c.description) if part is not None).rstrip(" |")
-        for c in version.concepts.all()
-    )
+from .services import SELECTION_RULES, ConceptSpec
 
 
 class RoundCreateForm(forms.Form):
@@ -82,7 +60,8 @@ class LabelForm(forms.Form):
     free_text = forms.CharField(max_length=300, required=False)
     confidence = forms.TypedChoiceField(choices=[(i, str(i)) for i in range(1, 6)], coerce=int,
                                         error_messages={"required": "Give your confidence (1–5)."})
-    rationale = forms.CharField(min_length=RATIONALE_MIN_LENGTH, widget=forms.Textarea)
+    rationale = forms.CharField(min_length=RATIONALE_MIN_LENGTH, max_length=settings.MAX_TEXT_CHARS,
+                                widget=forms.Textarea)
     time_spent_seconds = forms.FloatField(min_value=0, required=False)
     idempotency_key = forms.CharField(max_length=64, required=False)
 
@@ -102,40 +81,82 @@ class DetectionForm(forms.Form):
         return {int(name.removeprefix("item_")): value for name, value in self.cleaned_data.items()}
 
 
+class ConceptForm(forms.Form):
+    """One concept of the rubric editor; an untouched blank row is skipped, a row marked delete dropped."""
+
+    code = forms.CharField(max_length=50, widget=forms.TextInput(attrs={"size": 12, "class": "code-input"}))
+    name = forms.CharField(max_length=200, widget=forms.TextInput(attrs={"size": 24}))
+    parent_code = forms.CharField(max_length=50, required=False, label="Parent code",
+                                  widget=forms.TextInput(attrs={"size": 12}))
+    description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2, "cols": 34}))
+    synonyms = forms.CharField(required=False, help_text="comma-separated",
+                               widget=forms.TextInput(attrs={"size": 28}))
+
+    def clean_synonyms(self) -> tuple[str, ...]:
+        seen: list[str] = []
+        for synonym in self.cleaned_data.get("synonyms", "").split(","):
+            synonym = synonym.strip()
+            if synonym and synonym not in seen:
+                seen.append(synonym)
+        return tuple(seen)
+
+
+class _ConceptFormSet(forms.BaseFormSet):
+    def specs(self) -> list[ConceptSpec]:
+        """The concepts of the valid formset, in row order, without deleted and untouched blank rows."""
+        specs = []
+        for form in self.forms:
+            data = getattr(form, "cleaned_data", None)
+            if not data or (self.can_delete and self._should_delete_form(form)):
+                continue
+            specs.append(ConceptSpec(code=data["code"].strip(), name=data["name"].strip(),
+                                     parent_code=data.get("parent_code", "").strip(),
+                                     description=data.get("description", "").strip(),
+                                     synonyms=data.get("synonyms", ())))
+        return specs
+
+
+ConceptFormSet = forms.formset_factory(ConceptForm, formset=_ConceptFormSet, extra=3, can_delete=True)
+
+
+def concepts_initial(concepts) -> list[dict]:
+    """Formset rows for concepts (in tree order, each with `depth`)."""
+    return [{"code": c.code, "name": c.name, "parent_code": c.parent_code, "description": c.description,
+             "synonyms": ", ".join(c.synonyms or [])} for c in concepts]
+
+
 class RubricForm(forms.Form):
     name = forms.CharField(max_length=200)
     description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
     guidelines = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 8}))
-    concepts = forms.CharField(widget=forms.Textarea(attrs={"rows": 10}), help_text=CONCEPT_LINES_HELP)
 
-    def clean_concepts(self) -> list[ConceptSpec]:
-        try:
-            return concepts_from_lines(self.cleaned_data["concepts"])
-        except InvalidInput as error:
-            raise forms.ValidationError(str(error)) from None
+
+class RubricVersionForm(forms.Form):
+    guidelines = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 8}))
+
+
+class DeadlineForm(forms.Form):
+    deadline = forms.DateTimeField(required=False, widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
+                                   help_text="Empty: no deadline.")
 
 
 class FollowUpForm(forms.Form):
     name = forms.CharField(max_length=200, required=False, help_text="Empty: named after the round.")
+    # One per rendering of the form: submitting it twice makes one follow-up, not two.
+    token = forms.CharField(max_length=64, required=False, widget=forms.HiddenInput)
     guidelines = forms.CharField(widget=forms.Textarea(attrs={"rows": 10}))
-    concepts = forms.CharField(widget=forms.Textarea(attrs={"rows": 10}), help_text=CONCEPT_LINES_HELP)
     deadline = forms.DateTimeField(required=False, widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
-
-    def clean_concepts(self) -> list[ConceptSpec]:
-        try:
-            return concepts_from_lines(self.cleaned_data["concepts"])
-        except InvalidInput as error:
-            raise forms.ValidationError(str(error)) from None
 
 
 class CommentForm(forms.Form):
     latent = forms.IntegerField(widget=forms.HiddenInput)
-    text = forms.CharField(max_length=5000, widget=forms.Textarea(attrs={"rows": 2}))
+    text = forms.CharField(max_length=settings.MAX_TEXT_CHARS, widget=forms.Textarea(attrs={"rows": 2}))
 
 
 class AdjudicationForm(forms.Form):
     concept = forms.ChoiceField(choices=[])
-    rationale = forms.CharField(min_length=RATIONALE_MIN_LENGTH, widget=forms.Textarea(attrs={"rows": 4}))
+    rationale = forms.CharField(min_length=RATIONALE_MIN_LENGTH, max_length=settings.MAX_TEXT_CHARS,
+                                widget=forms.Textarea(attrs={"rows": 4}))
 
     def __init__(self, *args, concepts, **kwargs):
         super().__init__(*args, **kwargs)

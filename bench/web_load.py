@@ -25,7 +25,7 @@ import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-DATABASE = "concord_bench"
+DATABASE = os.environ.get("BENCH_DATABASE", "concord_bench")
 SERVER_URL = os.environ.get("BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432")
 PORT = int(os.environ.get("BENCH_PORT", "8765"))
 TOKEN = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
@@ -107,6 +107,8 @@ def seed(*, n_raters: int, n_latents: int, n_export: int) -> dict:
     from tests.annotation import worlds
 
     call_command("migrate", verbosity=0)
+    # DEBUG=0 serves hashed static names from the manifest, as production does after collectstatic.
+    call_command("collectstatic", interactive=False, verbosity=0)
     rng = random.Random(0)
     institutions = [factories.institution(f"site{i}") for i in range(5)]
     coordinator = _user(role=Role.COORDINATOR, institution=institutions[0], username="bench-coordinator")

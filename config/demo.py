@@ -17,7 +17,7 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 
 from accounts.models import Institution, Profile, Role
-from annotation.models import Assignment, Round, RubricVersion
+from annotation.models import RESERVED_CONCEPTS, Assignment, Round, RubricVersion
 from annotation.services import (
     ConceptSpec,
     label_submit,
@@ -29,7 +29,7 @@ from annotation.services import (
 )
 from annotation.stats.routing import RoutingConfig
 from features.democorpus import corpus_path, load_snippets, sample_slice
-from features.democorpus.concepts import CONCEPTS, GROUPS
+from features.democorpus.concepts import CONCEPTS, DESCRIPTIONS, GROUPS
 from features.models import SAE, ActivationSet, Corpus
 from inference.models import Job
 from inference.services import (
@@ -65,6 +65,24 @@ SPLIT_SHARE = 1 / 3  # latents on which even careful raters split between two re
 
 
 @dataclass(frozen=True)
+class DemoHost:
+    """The host model the demo studies: which one, where its residual stream is read, how it is captured."""
+
+    name: str
+    hook: str
+    max_length: int
+    capture_batch_size: int
+
+
+# MiniLM (the default, `make run`): an encoder, so no next-token loss. Gemma 3 270M (`--host gemma`,
+# needs `.[causal]`): causal, 18 layers, so layer 9 is the middle; its CE-loss recovered is reported.
+HOSTS = {
+    "minilm": DemoHost(name="minilm", hook=HOOK, max_length=96, capture_batch_size=64),
+    "gemma": DemoHost(name="gemma", hook="blocks.9.hook_resid_post", max_length=96, capture_batch_size=16),
+}
+
+
+@dataclass(frozen=True)
 class DemoSettings:
     """What the demo builds; `quick` is the 300-snippet slice the test suite uses."""
 
@@ -76,16 +94,27 @@ class DemoSettings:
     lr: float = 1e-3
     n_round_latents: int = 40
     overlap: int = 3
+    host: str = "minilm"
+    """A key of HOSTS."""
     n_simulated_latents: int = 24
+    """Latents of the closed round labelled by SIMULATED_RATERS (none of them in the open round)."""
+
+    def __post_init__(self) -> None:
+        if self.host not in HOSTS:
+            raise ValueError(f"unknown demo host {self.host!r}; choose one of {', '.join(HOSTS)}")
 
     @classmethod
-    def for_quick(cls) -> DemoSettings:
-        return cls(quick=True, width=512, k=16, steps=150, batch_size=1024, n_round_latents=12,
+    def for_quick(cls, *, host: str = "minilm") -> DemoSettings:
+        return cls(quick=True, width=512, k=16, steps=150, batch_size=1024, n_round_latents=12, host=host,
                    n_simulated_latents=15)
 
     @property
     def corpus_name(self) -> str:
         return "demo-clinical-quick" if self.quick else "demo-clinical"
+
+    @property
+    def host_model(self) -> DemoHost:
+        return HOSTS[self.host]
 
 
 @dataclass
@@ -108,10 +137,8 @@ def _timed(summary: DemoSummary, stage: str, echo: Echo):
 
 def _run(job: Job, *, via_worker: bool, progress=None, timeout: float = 1800) -> Job:
     """Run a job here (progress on the terminal) or on a worker, and wait for its outcome."""
-    from inference.jobs import WORK_OF_KIND
-
     if not via_worker:
-        job = job_run(job_id=job.pk, work=WORK_OF_KIND[job.kind], echo=progress)
+        job = job_run(job_id=job.pk, echo=progress)
     else:
         job_enqueue(job=job)
         deadline = time.monotonic() + timeout
@@ -170,9 +197,13 @@ def _rubric(*, by) -> RubricVersion:
     version = RubricVersion.objects.filter(rubric__name="Demo clinical concepts").order_by("-version").first()
     if version is not None:
         return version
-    specs = [ConceptSpec(code=group.code, name=group.name) for group in GROUPS]
+    specs = [ConceptSpec(code=group.code, name=group.name, description=DESCRIPTIONS.get(group.code, ""))
+             for group in GROUPS]
     specs += [ConceptSpec(code=concept.code, name=concept.name, parent_code=concept.parent,
-                          synonyms=tuple(concept.synonyms)) for concept in CONCEPTS]
+                          description=DESCRIPTIONS.get(concept.code, ""), synonyms=tuple(concept.synonyms))
+              for concept in CONCEPTS]
+    specs += [ConceptSpec(code=code, name=name, description=DESCRIPTIONS.get(code, ""))
+              for code, name in RESERVED_CONCEPTS.items()]
     return rubric_create(
         name="Demo clinical concepts", concepts=specs, by=by,
         description="Organ-system groups and 17 clinical concepts, plus the reserved codes.",
@@ -181,6 +212,14 @@ def _rubric(*, by) -> RubricVersion:
                     "POLYSEMANTIC when it fires on unrelated concepts, ARTIFACT for formatting, boilerplate or "
                     "tokenisation, UNINTERPRETABLE when no pattern holds. Name the evidence in your rationale."),
     )
+
+
+def _host_model_path(host: DemoHost, echo: Echo) -> Path:
+    from inference.engine.host_models import gemma_path, minilm_path
+
+    if host.name == "gemma":  # converted from the packaged GGUF once, then cached as safetensors
+        return gemma_path(Path(settings.ARTIFACT_ROOT) / "host_models", progress=lambda message: echo(f"  {message}"))
+    return minilm_path()
 
 
 def demo_seed(*, config: DemoSettings, via_worker: bool = False, echo: Echo = print,
@@ -192,18 +231,18 @@ def demo_seed(*, config: DemoSettings, via_worker: bool = False, echo: Echo = pr
     researcher, coordinator = people["users"]["researcher"], people["users"]["coordinator"]
     with _timed(summary, "corpus", echo):
         corpus = _corpus(config, via_worker=via_worker, by=researcher)
+    host = config.host_model
     with _timed(summary, "activations", echo):
-        from inference.engine.host_models import minilm_path
-
-        host_model = host_model_resolve(model=str(minilm_path()), by=researcher)
-        activation_set = ActivationSet.objects.filter(corpus=corpus, hook_point__name=HOOK,
+        host_model = host_model_resolve(model=str(_host_model_path(host, echo)), by=researcher)
+        activation_set = ActivationSet.objects.filter(corpus=corpus, hook_point__name=host.hook,
                                                       host_model=host_model).first()
         if activation_set is None:
-            job = cache_activations_request(host_model=host_model, hook_name=HOOK, corpus=corpus, by=researcher,
-                                            batch_size=64, max_length=96, enqueue=False)
+            job = cache_activations_request(host_model=host_model, hook_name=host.hook, corpus=corpus, by=researcher,
+                                            batch_size=host.capture_batch_size, max_length=host.max_length,
+                                            enqueue=False)
             job = _run(job, via_worker=via_worker, progress=progress)
             activation_set = ActivationSet.objects.get(pk=job.result["activation_set_id"])
-    sae_name = f"{corpus.name} topk-{config.width}"
+    sae_name = f"{corpus.name} topk-{config.width}" + ("" if host.name == "minilm" else f" {host.name}")
     with _timed(summary, "train SAE", echo):
         sae = SAE.objects.filter(name=sae_name).first()
         if sae is None:

@@ -54,8 +54,9 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI served from our own static files: /api/docs/ works offline
+    "axes",
     "accounts",
     "features",
     "annotation",
@@ -65,6 +66,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
+    # Before anything reads the body: oversized bodies answer JSON 413, NUL bytes and deep nesting 400.
+    "config.middleware.RequestLimitsMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -72,6 +76,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into a 429 page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -114,10 +120,24 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+     "OPTIONS": {"min_length": int(os.environ.get("PASSWORD_MIN_LENGTH", "10"))}},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+AUTHENTICATION_BACKENDS = [
+    # django-axes first: it refuses a locked-out username/IP before the password is even checked.
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Login lockout: after AXES_FAILURE_LIMIT wrong passwords for one username from one address, that pair
+# is locked out (HTTP 429) for AXES_COOLOFF_HOURS, even with the right password.
+AXES_FAILURE_LIMIT = int(os.environ.get("AXES_FAILURE_LIMIT", "10"))
+AXES_COOLOFF_TIME = float(os.environ.get("AXES_COOLOFF_HOURS", "1"))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_VERBOSE = _flag("AXES_VERBOSE", False)  # lockouts are still logged as warnings
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
@@ -155,23 +175,67 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
 SECURE_HSTS_PRELOAD = not DEBUG
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_HTTPONLY = True
+
+# Content-Security-Policy (django-csp): scripts only from our own static files, never inline, so an
+# injected <script> or onerror= cannot run even if escaping were ever missed. Styles allow inline
+# attributes (token shading is computed per token); they cannot execute code.
+_SELF, _NONE = "'self'", "'none'"
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [_SELF],
+        "script-src": [_SELF],
+        "style-src": [_SELF, "'unsafe-inline'"],
+        "img-src": [_SELF, "data:"],
+        "font-src": [_SELF, "data:"],
+        "connect-src": [_SELF],
+        "object-src": [_NONE],
+        "base-uri": [_SELF],
+        "form-action": [_SELF],
+        "frame-ancestors": [_NONE],
+    },
+}
+
+# Abuse limits. Sizes are in characters (text) or bytes (bodies, uploads).
+MAX_REQUEST_BODY_BYTES = int(os.environ.get("MAX_REQUEST_BODY_BYTES", str(10 * 1024 * 1024)))
+MAX_UPLOAD_BYTES = int(os.environ.get("MAX_UPLOAD_BYTES", str(200 * 1024 * 1024)))
+MAX_JSON_DEPTH = int(os.environ.get("MAX_JSON_DEPTH", "20"))
+MAX_SNIPPET_CHARS = int(os.environ.get("MAX_SNIPPET_CHARS", "20000"))
+MAX_TEXT_CHARS = int(os.environ.get("MAX_TEXT_CHARS", "5000"))
+# Django's own limit on a non-file body read into memory; uploads stream to disk and are capped above.
+DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BODY_BYTES
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+
+# Caches hold the API throttle counters; with several web processes they must share Redis.
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": os.environ["CACHE_URL"]}
+    if os.environ.get("CACHE_URL")
+    else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+}
+API_THROTTLE_ANON_RATE = os.environ.get("API_THROTTLE_ANON_RATE", "60/minute")
+API_THROTTLE_USER_RATE = os.environ.get("API_THROTTLE_USER_RATE", "1200/minute")
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        # Personal (hashed) tokens first, so that a request without credentials gets 401 with
+        # WWW-Authenticate rather than 403; then the UI's session.
+        "accounts.authentication.PersonalTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.TokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_THROTTLE_RATES": {},
+    "DEFAULT_THROTTLE_CLASSES": ["accounts.throttles.AnonThrottle", "accounts.throttles.UserThrottle"],
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Concord API",
     "DESCRIPTION": "Multi-rater annotation of sparse-autoencoder latents.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {
         "JobStatusEnum": "inference.models.Job.Status",
@@ -193,15 +257,36 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "store_processed": False,
     }
 else:
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 6 * 3600}
+    # Redis redelivers an unacknowledged message after the visibility timeout. Jobs do not rely on it:
+    # a job's lease decides whether it is still alive (a duplicate delivery of a job whose lease lives is
+    # acknowledged and dropped), and the sweeper re-sends a job whose lease expired. One hour keeps
+    # duplicates rare; socket timeouts make a stopped Redis a quick, clean refusal.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600, "socket_connect_timeout": 2,
+                                       "socket_timeout": 5}
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_DEFAULT_QUEUE = "cpu"
-CELERY_TASK_ROUTES = {
-    "inference.tasks.cache_activations_task": {"queue": "gpu"},
-    "inference.tasks.train_sae_task": {"queue": "gpu"},
-    "inference.tasks.mine_latents_task": {"queue": "gpu"},
+# Jobs are sent by name to the queue their kind names (inference/registry.py); the sweeper runs on `cpu`.
+CELERY_TASK_ROUTES = {"inference.sweep_jobs": {"queue": "cpu"}}
+
+# Jobs: a running job holds a lease renewed by its worker's heartbeat; the sweeper (Celery beat, every
+# JOB_SWEEP_SECONDS) re-sends a job whose lease expired, up to JOB_MAX_ATTEMPTS runs, and re-sends a
+# queued job that no worker or broker holds after JOB_QUEUED_GRACE_SECONDS.
+JOB_LEASE_SECONDS = float(os.environ.get("JOB_LEASE_SECONDS", "300"))
+JOB_SWEEP_SECONDS = float(os.environ.get("JOB_SWEEP_SECONDS", "30"))
+JOB_MAX_ATTEMPTS = int(os.environ.get("JOB_MAX_ATTEMPTS", "3"))
+JOB_QUEUED_GRACE_SECONDS = float(os.environ.get("JOB_QUEUED_GRACE_SECONDS", "120"))
+CELERY_BEAT_SCHEDULE = {
+    "sweep-jobs": {"task": "inference.sweep_jobs", "schedule": JOB_SWEEP_SECONDS,
+                   "options": {"queue": "cpu", "expires": JOB_SWEEP_SECONDS}},
 }
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+# Compute accounting: energy is measured (NVML on CUDA, RAPL where readable) or estimated from these
+# power draws; CO2 at the grid's intensity; cost per device-hour.
+CARBON_INTENSITY_KG_PER_KWH = float(os.environ.get("CARBON_INTENSITY_KG_PER_KWH", "0.4"))
+DEVICE_HOUR_PRICE = float(os.environ.get("DEVICE_HOUR_PRICE", "3.0"))
+CPU_POWER_WATTS = float(os.environ.get("CPU_POWER_WATTS", "35"))
+GPU_POWER_WATTS = float(os.environ.get("GPU_POWER_WATTS", "400"))
 # A killed worker's job is redelivered and resumes from its checkpoint.
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True

@@ -2,13 +2,16 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
+
+from config.steering_views import SteeringRunApi, steering_page
 
 api_v1 = [
     path("", include("accounts.urls")),
     path("", include("features.urls")),
     path("", include("annotation.urls")),
     path("", include("inference.urls")),
+    path("steering/", SteeringRunApi.as_view(), name="steering-run-api"),
 ]
 
 urlpatterns = [
@@ -17,6 +20,11 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    # The split view serves Swagger UI's start-up code as a script file, so the CSP needs no inline script;
+    # Swagger UI itself comes from drf-spectacular-sidecar's static files, so the page works offline.
+    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),
+    path("account/", include("accounts.web_urls")),
+    path("jobs/", include("inference.web_urls")),
+    path("steering/", steering_page, name="steering"),
     path("", include("annotation.web_urls")),
 ]

@@ -5,6 +5,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import generics, serializers
 
 from accounts.permissions import LABELLERS, role_of, role_permission
+from accounts.redaction import without_server_paths
 
 from . import selectors
 from .models import SAE, ActivationSet, Corpus, HookPoint, HostModel, Latent, LatentExample, Snippet
@@ -25,7 +26,7 @@ class HideFromLabellersMixin:
 
 
 class CorpusSerializer(serializers.ModelSerializer):
-    institution = serializers.SlugRelatedField(slug_field="code", read_only=True)
+    institution = serializers.SlugRelatedField(slug_field="code", read_only=True, allow_null=True)
 
     class Meta:
         model = Corpus
@@ -44,6 +45,12 @@ class HostModelSerializer(serializers.ModelSerializer):
     class Meta:
         model = HostModel
         fields = ["id", "name", "source", "revision", "kind", "d_model", "n_layers"]
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        # A model loaded from a local folder: its name, never the server's path (HF ids pass unchanged).
+        data["name"], data["source"] = without_server_paths(data["name"]), without_server_paths(data["source"])
+        return data
 
 
 class HookPointSerializer(serializers.ModelSerializer):

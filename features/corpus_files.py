@@ -21,10 +21,34 @@ class SnippetRecord:
     concept_tags: tuple[str, ...] = ()
 
 
-def _validated(line: int, raw: dict) -> SnippetRecord:
+DEFAULT_MAX_TEXT_CHARS = 20_000
+
+
+def _loads(line: int, text: str, what: str = ""):
+    subject = f"{what} is " if what else ""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise CorpusFormatError(f"line {line}: {subject}not valid JSON ({error.msg})") from None
+    except RecursionError:
+        raise CorpusFormatError(f"line {line}: {subject}nested too deeply") from None
+
+
+def _has_nul(value) -> bool:
+    # json.dumps writes NUL as \u0000 wherever it is (keys, nested strings); PostgreSQL refuses it.
+    return "\x00" in value if isinstance(value, str) else "\\u0000" in json.dumps(value)
+
+
+def _validated(line: int, raw: dict, max_text_chars: int) -> SnippetRecord:
     text = raw.get("text")
     if not isinstance(text, str) or not text.strip():
         raise CorpusFormatError(f"line {line}: 'text' is missing or empty")
+    if len(text) > max_text_chars:
+        raise CorpusFormatError(
+            f"line {line}: 'text' is {len(text)} characters; the limit is {max_text_chars} (MAX_SNIPPET_CHARS)")
+    for name in ("text", "external_id", "metadata", "concept_tags"):
+        if raw.get(name) is not None and _has_nul(raw[name]):
+            raise CorpusFormatError(f"line {line}: '{name}' holds a NUL character")
     external_id = raw.get("external_id")
     if isinstance(external_id, int):
         external_id = str(external_id)
@@ -32,20 +56,16 @@ def _validated(line: int, raw: dict) -> SnippetRecord:
         raise CorpusFormatError(f"line {line}: 'external_id' is missing or empty")
     metadata = raw.get("metadata") or {}
     if isinstance(metadata, str):
-        try:
-            metadata = json.loads(metadata)
-        except json.JSONDecodeError as error:
-            raise CorpusFormatError(f"line {line}: 'metadata' is not valid JSON ({error.msg})") from None
+        metadata = _loads(line, metadata, "'metadata'")
+        if _has_nul(metadata):
+            raise CorpusFormatError(f"line {line}: 'metadata' holds a NUL character")
     if not isinstance(metadata, dict):
         raise CorpusFormatError(f"line {line}: 'metadata' must be a JSON object")
     tags = raw.get("concept_tags") or []
     if isinstance(tags, str):
         stripped = tags.strip()
         if stripped.startswith("["):
-            try:
-                tags = json.loads(stripped)
-            except json.JSONDecodeError as error:
-                raise CorpusFormatError(f"line {line}: 'concept_tags' is not valid JSON ({error.msg})") from None
+            tags = _loads(line, stripped, "'concept_tags'")
         else:
             tags = [t.strip() for t in stripped.split(";") if t.strip()]
     if not isinstance(tags, list) or not all(isinstance(t, str) and t for t in tags):
@@ -59,42 +79,44 @@ def _jsonl_rows(path: Path) -> Iterator[tuple[int, dict]]:
         for line_number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise CorpusFormatError(f"line {line_number}: not valid JSON ({error.msg})") from None
+            row = _loads(line_number, line)
             if not isinstance(row, dict):
                 raise CorpusFormatError(f"line {line_number}: expected a JSON object")
             yield line_number, row
 
 
-def _csv_rows(path: Path) -> Iterator[tuple[int, dict]]:
+def _csv_rows(path: Path, max_field_chars: int) -> Iterator[tuple[int, dict]]:
+    # Room for a too-long text to be read whole and refused by _validated with its line and length.
+    csv.field_size_limit(max(csv.field_size_limit(), 4 * max_field_chars, 1 << 20))
     with path.open(encoding="utf-8", newline="") as handle:
         reader = csv.DictReader(handle)
-        missing = {"text", "external_id"} - set(reader.fieldnames or [])
-        if missing:
-            raise CorpusFormatError(f"line 1: CSV header lacks column(s) {', '.join(sorted(missing))}")
-        for row in reader:
-            if None in row:
-                raise CorpusFormatError(f"line {reader.line_num}: more fields than the header names")
-            yield reader.line_num, row
+        try:
+            missing = {"text", "external_id"} - set(reader.fieldnames or [])
+            if missing:
+                raise CorpusFormatError(f"line 1: CSV header lacks column(s) {', '.join(sorted(missing))}")
+            for row in reader:
+                if None in row:
+                    raise CorpusFormatError(f"line {reader.line_num}: more fields than the header names")
+                yield reader.line_num, row
+        except csv.Error as error:
+            raise CorpusFormatError(f"line {reader.line_num + 1}: not valid CSV ({error})") from None
 
 
-def read_corpus_file(path: Path) -> Iterator[SnippetRecord]:
+def read_corpus_file(path: Path, *, max_text_chars: int = DEFAULT_MAX_TEXT_CHARS) -> Iterator[SnippetRecord]:
     """Yield validated records; raise CorpusFormatError naming the first bad line."""
     path = Path(path)
     if not path.is_file():
-        raise CorpusFormatError(f"{path}: no such file")
+        raise CorpusFormatError(f"{path.name}: no such file")
     suffix = path.suffix.lower()
     if suffix in {".jsonl", ".ndjson", ".json"}:
         rows = _jsonl_rows(path)
     elif suffix == ".csv":
-        rows = _csv_rows(path)
+        rows = _csv_rows(path, max_text_chars)
     else:
         raise CorpusFormatError(f"{path.name}: unsupported format '{suffix}' (use .jsonl or .csv)")
     seen: dict[str, int] = {}
     for line, raw in rows:
-        record = _validated(line, raw)
+        record = _validated(line, raw, max_text_chars)
         if record.external_id in seen:
             raise CorpusFormatError(
                 f"line {line}: external_id '{record.external_id}' repeats line {seen[record.external_id]}"
@@ -104,5 +126,17 @@ def read_corpus_file(path: Path) -> Iterator[SnippetRecord]:
 
 
 def count_lines(path: Path) -> int:
-    with Path(path).open("rb") as handle:
-        return sum(1 for _ in handle)
+    """The number of lines; raises CorpusFormatError naming the first line that is not UTF-8."""
+    path = Path(path)
+    if not path.is_file():
+        raise CorpusFormatError(f"{path.name}: no such file")
+    n = 0
+    with path.open("rb") as handle:
+        for n, raw in enumerate(handle, start=1):  # noqa: B007 - n is the count afterwards
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                raise CorpusFormatError(
+                    f"line {n}: not UTF-8 (byte 0x{raw[error.start]:02x} at column {error.start + 1}); "
+                    "save the file as UTF-8") from None
+    return n

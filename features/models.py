@@ -28,7 +28,9 @@ class HostModel(models.Model):
 
 
 class Corpus(models.Model):
-    name = models.CharField(max_length=200, unique=True)
+    # Unique per institution and among shared corpora, not globally: a global clash would tell an importer
+    # that another institution's private corpus of that name exists.
+    name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
     licence = models.CharField(max_length=200, blank=True)
     institution = models.ForeignKey(
@@ -42,6 +44,11 @@ class Corpus(models.Model):
     class Meta:
         ordering = ["name"]
         verbose_name_plural = "corpora"
+        constraints = [
+            models.UniqueConstraint(fields=["institution", "name"], name="corpus_unique_name_per_institution"),
+            models.UniqueConstraint(fields=["name"], condition=Q(institution__isnull=True),
+                                    name="corpus_unique_shared_name"),
+        ]
 
     def __str__(self) -> str:
         return self.name
@@ -157,6 +164,10 @@ class Latent(models.Model):
     best_tag_r = models.FloatField(null=True, blank=True)
     tag_entropy = models.FloatField(null=True, blank=True)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.UNLABELLED, db_index=True)
+    logit_effects = models.JSONField(
+        default=dict, blank=True,
+        help_text="causal hosts: {'raised': [{'token', 'id', 'logit'}...], 'lowered': [...], 'method': str}, "
+                  "the decoder direction through the unembedding; {} for encoders")
 
     class Meta:
         ordering = ["sae", "index"]

@@ -5,11 +5,13 @@ import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from django.conf import settings
 from django.db import transaction
 
 from accounts.audit import audit_record
 from accounts.models import Institution
 
+from .access import corpus_name_taken
 from .corpus_files import CorpusFormatError, count_lines, read_corpus_file
 from .models import SAE, ActivationSet, Corpus, HookPoint, HostModel, Latent, LatentExample, Snippet
 from .phi import scrub_phi
@@ -25,7 +27,7 @@ def corpus_import(*, path: Path, name: str, by=None, description: str = "", lice
     """Import a JSONL or CSV corpus in one transaction: a bad line fails the import and keeps nothing."""
     if not name.strip():
         raise CorpusFormatError("the corpus needs a name")
-    if Corpus.objects.filter(name=name).exists():
+    if corpus_name_taken(name=name, institution=institution):
         raise CorpusFormatError(f"a corpus named '{name}' already exists")
     total = max(count_lines(path), 1)
     names = list(phi_names)
@@ -36,7 +38,7 @@ def corpus_import(*, path: Path, name: str, by=None, description: str = "", lice
         )
         batch: list[Snippet] = []
         position = 0
-        for record in read_corpus_file(path):
+        for record in read_corpus_file(path, max_text_chars=settings.MAX_SNIPPET_CHARS):
             text = scrub_phi(record.text, names=names) if scrub else record.text
             batch.append(Snippet(corpus=corpus, external_id=record.external_id, text=text,
                                  metadata=record.metadata, concept_tags=list(record.concept_tags),
@@ -154,6 +156,15 @@ def latents_store_mining(*, sae: SAE, latents: Iterable[dict], by=None, progress
                                    batch_size=2000)
         audit_record(actor=by, action="sae.mine", obj=sae, payload={"n_latents": len(latents)})
     return len(latents)
+
+
+def latents_store_logit_effects(*, sae: SAE, rows: Iterable[tuple[int, dict]], by=None) -> None:
+    """Store each latent's top raised and lowered output tokens (causal hosts; computed at mining)."""
+    by_index = {latent.index: latent for latent in sae.latents.all()}
+    for index, effects in rows:
+        by_index[index].logit_effects = effects
+    Latent.objects.bulk_update(by_index.values(), ["logit_effects"], batch_size=2000)
+    audit_record(actor=by, action="sae.logit_effects", obj=sae)
 
 
 def latents_store_monosemanticity(*, sae: SAE, rows: Iterable[tuple[int, str, float | None, float | None]],

@@ -1,6 +1,7 @@
 """REST endpoints for jobs: list and follow them, cancel them, launch corpus imports."""
 from __future__ import annotations
 
+from django.conf import settings
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, serializers, status
@@ -8,27 +9,50 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.models import Institution
-from accounts.permissions import JOB_RUNNERS, jobs_visible_to, may_see_corpus, role_permission
-from features.models import SAE, ActivationSet, Corpus, HostModel
+from accounts.permissions import (
+    JOB_RUNNERS,
+    UserScopedPrimaryKeyField,
+    UserScopedSlugField,
+    role_permission,
+)
+from features import access as catalogue_access
+from accounts.redaction import without_server_paths
 
-from .models import Job
+from .access import jobs_readable, jobs_writable
+from .models import Job, Sweep
 from .services import (
     ARCHITECTURES,
+    BrokerUnavailable,
     cache_activations_request,
     job_cancel,
     job_create,
     mine_latents_request,
+    sweep_launch,
     train_sae_request,
+    upload_discard,
     upload_store,
 )
+
+BROKER_DOWN = ("The job queue is not reachable right now, so nothing was started. "
+               "Try again in a minute; if it persists, tell the administrator.")
+
+
+def broker_down_response() -> Response:
+    return Response({"detail": BROKER_DOWN}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
 
 
 class JobSerializer(serializers.ModelSerializer):
     class Meta:
         model = Job
-        fields = ["id", "kind", "parameters", "queue", "status", "progress", "message", "result", "device",
-                  "gpu_seconds", "energy_kwh", "co2_kg", "attempts", "created_at", "started_at", "finished_at"]
+        fields = ["id", "uuid", "kind", "parameters", "queue", "status", "progress", "message", "result", "device",
+                  "gpu_seconds", "device_seconds", "energy_kwh", "energy_method", "co2_kg", "cost", "attempts",
+                  "worker", "lease_expires_at", "sweep", "created_at", "started_at", "finished_at"]
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        for field in ("parameters", "result", "message"):
+            data[field] = without_server_paths(data[field])
+        return data
 
 
 class JobListApi(generics.ListAPIView):
@@ -36,7 +60,7 @@ class JobListApi(generics.ListAPIView):
     permission_classes = [role_permission()]
 
     def get_queryset(self):
-        return jobs_visible_to(self.request.user, Job.objects.all())
+        return jobs_readable(self.request.user)
 
 
 class JobDetailApi(generics.RetrieveAPIView):
@@ -44,7 +68,7 @@ class JobDetailApi(generics.RetrieveAPIView):
     permission_classes = [role_permission()]
 
     def get_queryset(self):
-        return jobs_visible_to(self.request.user, Job.objects.all())
+        return jobs_readable(self.request.user)
 
 
 class JobCancelApi(APIView):
@@ -52,7 +76,7 @@ class JobCancelApi(APIView):
 
     @extend_schema(request=None, responses=JobSerializer)
     def post(self, request, pk: int):
-        job = get_object_or_404(jobs_visible_to(request.user, Job.objects.all()), pk=pk)
+        job = get_object_or_404(jobs_writable(request.user), pk=pk)
         try:
             job = job_cancel(job=job, by=request.user)
         except ValueError as error:
@@ -65,13 +89,18 @@ class ImportCorpusInputSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=200)
     description = serializers.CharField(required=False, allow_blank=True, default="")
     scrub_phi = serializers.BooleanField(required=False, default=False)
-    institution = serializers.SlugRelatedField(
-        slug_field="code", queryset=Institution.objects.all(), required=False, allow_null=True, default=None
+    # Only the importer's own institution (admins any): a corpus never lands in another one's private list.
+    institution = UserScopedSlugField(
+        scope=catalogue_access.institutions_writable, slug_field="code", required=False, allow_null=True,
+        default=None,
     )
 
     def validate_file(self, value):
         if not value.name.lower().endswith((".jsonl", ".ndjson", ".json", ".csv")):
             raise serializers.ValidationError("Upload a .jsonl or .csv file.")
+        if value.size > settings.MAX_UPLOAD_BYTES:
+            raise serializers.ValidationError(
+                f"The file is {value.size} bytes; the limit is {settings.MAX_UPLOAD_BYTES} bytes.")
         return value
 
 
@@ -83,16 +112,20 @@ class ImportCorpusApi(APIView):
 
     @extend_schema(request=ImportCorpusInputSerializer, responses={202: JobSerializer})
     def post(self, request):
-        form = ImportCorpusInputSerializer(data=request.data)
+        form = ImportCorpusInputSerializer(data=request.data, context={"request": request})
         form.is_valid(raise_exception=True)
         data = form.validated_data
         path = upload_store(uploaded=data["file"], prefix="corpus")
-        job = job_create(
-            kind=Job.Kind.IMPORT_CORPUS, by=request.user,
-            parameters={"path": str(path), "name": data["name"], "description": data["description"],
-                        "scrub_phi": data["scrub_phi"],
-                        "institution": data["institution"].code if data["institution"] else None},
-        )
+        try:
+            job = job_create(
+                kind=Job.Kind.IMPORT_CORPUS, by=request.user,
+                parameters={"path": str(path), "name": data["name"], "description": data["description"],
+                            "scrub_phi": data["scrub_phi"],
+                            "institution": data["institution"].code if data["institution"] else None},
+            )
+        except BrokerUnavailable:
+            upload_discard(path=path)
+            return broker_down_response()
         return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
 
@@ -102,23 +135,20 @@ def _launch(request, form_class, request_service):
     form.is_valid(raise_exception=True)
     try:
         job = request_service(by=request.user, **form.validated_data)
+    except BrokerUnavailable:
+        return broker_down_response()
     except ValueError as error:
         return Response({"detail": str(error)}, status=status.HTTP_400_BAD_REQUEST)
     return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
 
 class CacheActivationsInputSerializer(serializers.Serializer):
-    host_model = serializers.PrimaryKeyRelatedField(queryset=HostModel.objects.all())
+    host_model = UserScopedPrimaryKeyField(scope=catalogue_access.host_models_writable)
     hook_name = serializers.CharField(max_length=100)
-    corpus = serializers.PrimaryKeyRelatedField(queryset=Corpus.objects.all())
+    corpus = UserScopedPrimaryKeyField(scope=catalogue_access.corpora_writable)
     batch_size = serializers.IntegerField(min_value=1, default=32)
     max_length = serializers.IntegerField(min_value=2, default=128)
     dtype = serializers.ChoiceField(choices=["float16", "float32"], default="float16")
-
-    def validate_corpus(self, corpus):
-        if not may_see_corpus(self.context["request"].user, corpus):
-            raise serializers.ValidationError("No such corpus.")
-        return corpus
 
 
 class CacheActivationsApi(APIView):
@@ -132,7 +162,7 @@ class CacheActivationsApi(APIView):
 
 
 class TrainSAEInputSerializer(serializers.Serializer):
-    activation_set = serializers.PrimaryKeyRelatedField(queryset=ActivationSet.objects.all())
+    activation_set = UserScopedPrimaryKeyField(scope=catalogue_access.activation_sets_writable)
     arch = serializers.ChoiceField(choices=ARCHITECTURES)
     width = serializers.IntegerField(min_value=1)
     k = serializers.IntegerField(min_value=1, required=False, allow_null=True, default=None)
@@ -157,7 +187,7 @@ class TrainSAEApi(APIView):
 
 
 class MineLatentsInputSerializer(serializers.Serializer):
-    sae = serializers.PrimaryKeyRelatedField(queryset=SAE.objects.all())
+    sae = UserScopedPrimaryKeyField(scope=catalogue_access.saes_writable)
     n_top = serializers.IntegerField(min_value=1, default=20)
 
 
@@ -169,3 +199,45 @@ class MineLatentsApi(APIView):
     @extend_schema(request=MineLatentsInputSerializer, responses={202: JobSerializer})
     def post(self, request):
         return _launch(request, MineLatentsInputSerializer, mine_latents_request)
+
+
+class SweepInputSerializer(TrainSAEInputSerializer):
+    """The training form with a grid instead of one point: the activation set is checked exactly as there."""
+
+    width = None
+    k = None
+    l1 = None
+    sweep_group = None
+    widths = serializers.ListField(child=serializers.IntegerField(min_value=1), min_length=1, max_length=16)
+    ks = serializers.ListField(child=serializers.IntegerField(min_value=1), required=False, default=list,
+                               max_length=16)
+    l1s = serializers.ListField(child=serializers.FloatField(min_value=0), required=False, default=list,
+                                max_length=16)
+    name = serializers.CharField(max_length=150, required=False, allow_blank=True, default="")
+    n_top = serializers.IntegerField(min_value=1, default=20)
+
+
+class SweepSerializer(serializers.ModelSerializer):
+    jobs = serializers.PrimaryKeyRelatedField(many=True, read_only=True)
+
+    class Meta:
+        model = Sweep
+        fields = ["id", "uuid", "name", "activation_set", "parameters", "created_at", "jobs"]
+
+
+class SweepLaunchApi(APIView):
+    """Train one SAE per point of a grid of widths × k (or L1) on the GPU workers, and mine each."""
+
+    permission_classes = [role_permission(write=JOB_RUNNERS)]
+
+    @extend_schema(request=SweepInputSerializer, responses={202: SweepSerializer})
+    def post(self, request):
+        form = SweepInputSerializer(data=request.data, context={"request": request})
+        form.is_valid(raise_exception=True)
+        try:
+            sweep = sweep_launch(by=request.user, **form.validated_data)
+        except BrokerUnavailable:
+            return broker_down_response()
+        except ValueError as error:
+            return Response({"detail": str(error)}, status=status.HTTP_400_BAD_REQUEST)
+        return Response(SweepSerializer(sweep).data, status=status.HTTP_202_ACCEPTED)

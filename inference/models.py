@@ -1,6 +1,8 @@
 """Jobs: one row per unit of background work, with its progress, outcome and cost."""
 from __future__ import annotations
 
+import uuid
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -22,6 +24,9 @@ class Job(models.Model):
 
     FINAL_STATUSES = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
 
+    # Artifact and checkpoint folders are named by this, never by the primary key: two databases that
+    # share one ARTIFACT_ROOT cannot collide.
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     kind = models.CharField(max_length=30, choices=Kind.choices)
     parameters = models.JSONField(default=dict, blank=True)
     queue = models.CharField(max_length=10, default="cpu")
@@ -36,6 +41,16 @@ class Job(models.Model):
     energy_kwh = models.FloatField(default=0.0)
     co2_kg = models.FloatField(default=0.0)
     attempts = models.PositiveIntegerField(default=0)
+    device_seconds = models.FloatField(default=0.0)
+    energy_method = models.CharField(max_length=12, blank=True, help_text="nvml, rapl or estimated")
+    cost = models.FloatField(default=0.0)
+    # The lease: the worker running the job ("node pid N") renews it by heartbeat; the sweeper re-sends
+    # a job whose lease expired. sent_at: when its message last went to the broker.
+    worker = models.CharField(max_length=200, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    sweep = models.ForeignKey("Sweep", null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs")
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs"
     )
@@ -55,3 +70,27 @@ class Job(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status in self.FINAL_STATUSES
+
+
+class Sweep(models.Model):
+    """One request that trains an SAE per point of a grid (widths × k or L1) and mines each."""
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    name = models.CharField(max_length=200)
+    activation_set = models.ForeignKey("features.ActivationSet", on_delete=models.PROTECT, related_name="sweeps")
+    parameters = models.JSONField(default=dict, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="sweeps"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Sweep {self.pk} {self.name}"
+
+    @property
+    def group(self) -> str:
+        """The SAEs' sweep_group."""
+        return f"sweep-{self.uuid}"

@@ -1,136 +1,294 @@
-"""Jobs: create and enqueue on commit, run with progress reporting, record success or failure."""
+"""Jobs: create and send on commit, run under a lease, finish once; the sweeper; job requests of each kind."""
 from __future__ import annotations
 
 import logging
-import time
 import traceback
-from collections.abc import Callable
+import uuid
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from accounts.audit import audit_record
 
-from .models import Job
+from .broker import BrokerUnavailable, broker_check, jobs_on_broker, send_job
+from .models import Job, Sweep
+from .progress import (
+    JobCancelled,
+    JobReporter,
+    Progress,
+    lease_deadline,
+    log_append,
+    worker_is_dead_sibling,
+    worker_name,
+)
+from .registry import Work, job_kind
 
 logger = logging.getLogger(__name__)
-Progress = Callable[[float, str], None]
-Work = Callable[[Job, Progress], dict[str, Any]]
-
-QUEUE_OF_KIND = {
-    Job.Kind.IMPORT_CORPUS: "cpu",
-    Job.Kind.CACHE_ACTIVATIONS: "gpu",
-    Job.Kind.TRAIN_SAE: "gpu",
-    Job.Kind.MINE_LATENTS: "gpu",
-}
+__all__ = ["BrokerUnavailable", "JobCancelled", "Progress"]
 
 
-class JobCancelled(Exception):
-    """Raised inside a running job when someone cancelled it."""
+def _send(job: Job) -> None:
+    """Hand a job to the workers now; a broker that fails here leaves the job for the sweeper."""
+    from celery import current_app
+
+    if current_app.conf.task_always_eager:
+        job_run(job_id=job.pk)
+        return
+    Job.objects.filter(pk=job.pk, status=Job.Status.QUEUED).update(sent_at=timezone.now())
+    try:
+        send_job(job_id=job.pk, job_uuid=job.uuid, queue=job.queue)
+    except Exception as error:  # noqa: BLE001 - the row stays queued and sent_at set: the sweeper re-sends it
+        logger.warning("job %s could not be sent (%s); the sweeper will re-send it", job.pk, error)
+        Job.objects.filter(pk=job.pk, status=Job.Status.QUEUED).update(
+            message="the job queue did not take the job; it will be re-sent")
 
 
-def _enqueue(job: Job) -> None:
-    from . import tasks  # tasks import this module; import late to keep one direction at load time
+def job_create(*, kind: str, parameters: dict[str, Any], by=None, enqueue: bool = True, sweep=None) -> Job:
+    """Create a Job row and, once the transaction commits, hand it to a worker.
 
-    task = tasks.TASK_OF_KIND[job.kind]
-    task.apply_async(args=[job.pk], queue=job.queue)
-
-
-def job_create(*, kind: str, parameters: dict[str, Any], by=None, enqueue: bool = True) -> Job:
-    """Create a Job row and, once the transaction commits, hand it to a worker."""
+    With `enqueue`, the broker is asked first: when it does not answer, BrokerUnavailable is raised and
+    no row is written (the API answers 503). A broker that fails between that check and the send leaves
+    a queued row that the sweeper re-sends.
+    """
+    spec = job_kind(kind)
+    if enqueue:
+        broker_check()
     with transaction.atomic():
-        job = Job.objects.create(kind=kind, parameters=parameters, queue=QUEUE_OF_KIND[kind],
+        job = Job.objects.create(kind=kind, parameters=parameters, queue=spec.queue, sweep=sweep,
                                  created_by=by if getattr(by, "is_authenticated", False) else None)
         audit_record(actor=by, action=f"job.create.{kind}", obj=job, payload=parameters)
         if enqueue:
-            transaction.on_commit(lambda: _enqueue(job))
+            transaction.on_commit(lambda: _send(job))
     return job
 
 
 def job_enqueue(*, job: Job) -> None:
     """Hand an existing queued job to the workers once the current transaction commits."""
-    transaction.on_commit(lambda: _enqueue(job))
+    transaction.on_commit(lambda: _send(job))
 
 
 def job_cancel(*, job: Job, by) -> Job:
+    # Conditional on the status: a job that finished meanwhile (even in the same instant) stays finished.
     updated = Job.objects.filter(pk=job.pk, status__in=[Job.Status.QUEUED, Job.Status.RUNNING]).update(
-        status=Job.Status.CANCELLED, message="cancelled", finished_at=timezone.now()
+        status=Job.Status.CANCELLED, message="cancelled", finished_at=timezone.now(), lease_expires_at=None
     )
     if not updated:
+        job.refresh_from_db()
         raise ValueError(f"job {job.pk} has already finished ({job.status})")
     audit_record(actor=by, action="job.cancel", obj=job)
     job.refresh_from_db()
     return job
 
 
-class JobReporter:
-    """The progress callback handed to pure code; writes to the Job row at most every `interval` seconds."""
-
-    def __init__(self, job_id: int, *, interval: float = 0.5, echo: Progress | None = None) -> None:
-        self.job_id = job_id
-        self.interval = interval
-        self.echo = echo
-        self._last = 0.0
-
-    def __call__(self, fraction: float, message: str) -> None:
-        fraction = min(max(float(fraction), 0.0), 1.0)
-        if self.echo is not None:
-            self.echo(fraction, message)
-        now = time.monotonic()
-        if now - self._last < self.interval and fraction < 1.0:
-            return
-        self._last = now
-        updated = Job.objects.filter(pk=self.job_id, status=Job.Status.RUNNING).update(
-            progress=fraction, message=message[:1000]
-        )
-        if not updated:
-            raise JobCancelled(f"job {self.job_id} is no longer running")
-
-    def record(self, **fields: Any) -> None:
-        Job.objects.filter(pk=self.job_id).update(**fields)
+def job_claim(*, job: Job, worker: str, node: str | None = None) -> bool:
+    """queued → running under `worker` with a fresh lease, in one conditional update. A running job can
+    be claimed only when its lease expired or its holder was a process of this node that died; the
+    attempt counter makes the update a compare-and-set, so two workers never both win."""
+    now = timezone.now()
+    claimable = Q(status=Job.Status.QUEUED) | Q(status=Job.Status.RUNNING, lease_expires_at__lt=now)
+    if job.status == Job.Status.RUNNING and worker_is_dead_sibling(job.worker, node):
+        claimable |= Q(status=Job.Status.RUNNING, worker=job.worker)
+    candidates = Job.objects.filter(claimable, pk=job.pk, attempts=job.attempts)
+    if job.attempts >= settings.JOB_MAX_ATTEMPTS:
+        gave_up = candidates.update(
+            status=Job.Status.FAILED, finished_at=now, lease_expires_at=None,
+            message=f"gave up after {job.attempts} attempts (JOB_MAX_ATTEMPTS={settings.JOB_MAX_ATTEMPTS}); "
+                    f"last worker: {job.worker or 'none'}")
+        if gave_up:
+            audit_record(actor=None, action=f"job.fail.{job.kind}", obj=job, payload={"error": "attempts exhausted"})
+        return False
+    resumed = f" (attempt {job.attempts + 1})" if job.attempts else ""
+    return bool(candidates.update(
+        status=Job.Status.RUNNING, worker=worker, lease_expires_at=lease_deadline(), heartbeat_at=now,
+        attempts=F("attempts") + 1, started_at=Coalesce(F("started_at"), now), message=f"started{resumed}",
+        log_tail=log_append(f"started{resumed} on {worker}")))
 
 
-def job_run(*, job_id: int, work: Work, echo: Progress | None = None) -> Job:
-    """Run `work` for a job: running → succeeded | failed. Idempotent: a finished job is left alone,
-    so a redelivered message does no harm; an unfinished one runs again and resumes from its checkpoint."""
+class _Settlement:
+    """This run's device time, energy, CO₂ and cost, added to the job once (all attempts count), in the
+    same update that finishes the job, so that a finished job always shows what it cost."""
+
+    def __init__(self, meter) -> None:
+        self.meter = meter
+        self.done = False
+
+    def __call__(self, device: str) -> dict[str, Any]:
+        if self.done:
+            return {}
+        self.done = True
+        seconds, joules, method = self.meter.stop(device=device or "cpu")
+        return _accounting_fields(device=device or "cpu", seconds=seconds, joules=joules, method=method)
+
+
+def _accounting_fields(*, device: str, seconds: float, joules: float | None, method: str) -> dict[str, Any]:
+    from .engine.accounting import footprint
+
+    watts = settings.GPU_POWER_WATTS if device.startswith("cuda") else settings.CPU_POWER_WATTS
+    cost = footprint(device_seconds=seconds, energy_joules=joules, method=method, watts=watts,
+                     carbon_intensity_kg_per_kwh=settings.CARBON_INTENSITY_KG_PER_KWH,
+                     device_hour_price=settings.DEVICE_HOUR_PRICE)
+    fields: dict[str, Any] = dict(
+        device_seconds=F("device_seconds") + cost.device_seconds, energy_kwh=F("energy_kwh") + cost.energy_kwh,
+        co2_kg=F("co2_kg") + cost.co2_kg, cost=F("cost") + cost.cost, energy_method=cost.method)
+    if device.startswith("cuda"):
+        fields["gpu_seconds"] = F("gpu_seconds") + cost.device_seconds
+    return fields
+
+
+def job_run(*, job_id: int, work: Work | None = None, echo: Progress | None = None, node: str | None = None) -> Job:
+    """Run a job's body under a lease: claim, heartbeat, then succeeded | failed, each a conditional
+    update. A finished job, or one whose lease another live worker holds, is left alone: a redelivered
+    or duplicated message does no harm. A reclaimed job resumes from its checkpoint."""
+    from .engine.accounting import EnergyMeter
+
     job = Job.objects.get(pk=job_id)
     if job.is_finished:
         return job
-    Job.objects.filter(pk=job_id).update(status=Job.Status.RUNNING, started_at=timezone.now(),
-                                         attempts=F("attempts") + 1, message="started")
-    reporter = JobReporter(job_id, echo=echo)
+    worker = worker_name(node)
+    if not job_claim(job=job, worker=worker, node=node):
+        job.refresh_from_db()
+        logger.info("job %s not claimed (%s, held by %s)", job_id, job.status, job.worker)
+        return job
+    job.refresh_from_db()
+    work = work or job_kind(job.kind).work
+    # NVML is read (without torch) for jobs that may use a GPU; it answers None where there is none.
+    settle = _Settlement(EnergyMeter().start(gpu=job.queue == "gpu" or "cuda" in settings.CONCORD_DEVICE))
+    reporter = JobReporter(job_id, worker=worker, echo=echo, settle=settle)
+    reporter.start_heartbeat()
     try:
         result = work(job, reporter)
     except JobCancelled:
-        logger.info("job %s cancelled", job_id)
+        logger.info("job %s stopped: no longer running under %s", job_id, worker)
     except Exception as error:  # noqa: BLE001 - every failure is recorded on the job, then logged
         logger.exception("job %s failed", job_id)
-        Job.objects.filter(pk=job_id).update(
-            status=Job.Status.FAILED, message=f"{type(error).__name__}: {error}"[:2000],
-            log_tail=traceback.format_exc()[-8000:], finished_at=timezone.now(),
+        device = Job.objects.filter(pk=job_id).values_list("device", flat=True).first() or ""
+        failed = Job.objects.filter(pk=job_id, status=Job.Status.RUNNING, worker=worker).update(
+            **settle(device), status=Job.Status.FAILED, message=f"{type(error).__name__}: {error}"[:2000],
+            log_tail=log_append(traceback.format_exc()[-4000:]), finished_at=timezone.now(), lease_expires_at=None,
         )
-        audit_record(actor=job.created_by, action=f"job.fail.{job.kind}", obj=job, payload={"error": str(error)})
+        if failed:
+            audit_record(actor=job.created_by, action=f"job.fail.{job.kind}", obj=job, payload={"error": str(error)})
     else:
-        Job.objects.filter(pk=job_id).update(status=Job.Status.SUCCEEDED, progress=1.0, result=result or {},
-                                             message="done", finished_at=timezone.now())
-        audit_record(actor=job.created_by, action=f"job.succeed.{job.kind}", obj=job, payload=result or {})
+        if not reporter.result_written:
+            try:
+                with reporter.commit(result or {}):
+                    pass
+            except JobCancelled:
+                logger.info("job %s finished its work but was cancelled meanwhile; result dropped", job_id)
+        if reporter.result_written:
+            audit_record(actor=job.created_by, action=f"job.succeed.{job.kind}", obj=job, payload=result or {})
+            _follow_up(job_id=job_id)
+    finally:
+        reporter.stop_heartbeat()
+        if not settle.done:  # stopped by a cancel or a lost lease: the time spent still counts
+            device = Job.objects.filter(pk=job_id).values_list("device", flat=True).first() or ""
+            Job.objects.filter(pk=job_id, worker=worker).update(**settle(device))
     job.refresh_from_db()
     return job
 
 
+def _follow_up(*, job_id: int) -> None:
+    """A sweep's training job, once succeeded, queues the mining of its SAE (once: the sweeper repairs a
+    follow-up lost to a crash between the two)."""
+    job = Job.objects.select_related("sweep").get(pk=job_id)
+    if job.kind != Job.Kind.TRAIN_SAE or job.sweep is None or not job.result.get("sae_id"):
+        return
+    with transaction.atomic():
+        Job.objects.select_for_update().get(pk=job_id)  # one follow-up at a time per training job
+        if Job.objects.filter(kind=Job.Kind.MINE_LATENTS, sweep=job.sweep,
+                              parameters__sae_id=job.result["sae_id"]).exists():
+            return
+        mine = job_create(kind=Job.Kind.MINE_LATENTS, by=job.created_by, sweep=job.sweep, enqueue=False,
+                          parameters={"sae_id": job.result["sae_id"],
+                                      "n_top": job.sweep.parameters.get("n_top", 20)})
+        job_enqueue(job=mine)  # a broker down now leaves it queued with sent_at set: the sweeper sends it
+
+
+def jobs_sweep() -> dict[str, int]:
+    """The reaper, run by Celery beat every JOB_SWEEP_SECONDS.
+
+    - A running job whose lease expired (its worker died or hangs) goes back to queued and is re-sent,
+      or fails, saying why, once it has used JOB_MAX_ATTEMPTS runs.
+    - A queued job sent more than JOB_QUEUED_GRACE_SECONDS ago whose message no worker claimed and the
+      broker no longer holds (a restarted Redis without persistence, a failed send) is re-sent.
+    - A sweep's succeeded training job without its mining job gets one.
+    Every change is conditional on the state read, so two sweepers (or a sweeper and a worker) never
+    both act on a job.
+    """
+    now = timezone.now()
+    counts = {"requeued": 0, "failed": 0, "resent": 0, "followed_up": 0}
+    for job in Job.objects.filter(status=Job.Status.RUNNING, lease_expires_at__lt=now):
+        same = Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING, worker=job.worker,
+                                  lease_expires_at=job.lease_expires_at)
+        why = f"lease expired at {job.lease_expires_at:%H:%M:%S} on {job.worker or 'an unknown worker'}"
+        if job.attempts >= settings.JOB_MAX_ATTEMPTS:
+            if same.update(status=Job.Status.FAILED, finished_at=now, lease_expires_at=None,
+                           message=f"failed: {why}; gave up after {job.attempts} attempts "
+                                   f"(JOB_MAX_ATTEMPTS={settings.JOB_MAX_ATTEMPTS})"):
+                counts["failed"] += 1
+                audit_record(actor=None, action=f"job.fail.{job.kind}", obj=job, payload={"error": why})
+        elif same.update(status=Job.Status.QUEUED, lease_expires_at=None, sent_at=now,
+                         message=f"{why}; re-sent (attempt {job.attempts + 1} of {settings.JOB_MAX_ATTEMPTS})",
+                         log_tail=log_append(f"{why}; re-sent")):
+            counts["requeued"] += 1
+            logger.warning("job %s: %s; re-sent", job.pk, why)
+            _send_now(job)
+    grace = now - timedelta(seconds=settings.JOB_QUEUED_GRACE_SECONDS)
+    waiting = list(Job.objects.filter(status=Job.Status.QUEUED, sent_at__lt=grace))
+    try:
+        held = jobs_on_broker([str(job.uuid) for job in waiting])
+    except Exception:  # noqa: BLE001 - the broker is down: nothing can be re-sent now anyway
+        logger.warning("the sweeper could not reach the broker; %d queued jobs wait", len(waiting))
+        return counts
+    for job in waiting:
+        if held is not None and str(job.uuid) in held:
+            continue
+        if Job.objects.filter(pk=job.pk, status=Job.Status.QUEUED, sent_at=job.sent_at).update(
+                sent_at=now, message="re-sent: its message was lost before a worker took it",
+                log_tail=log_append("re-sent: its message was lost before a worker took it")):
+            counts["resent"] += 1
+            _send_now(job)
+    for job in Job.objects.filter(kind=Job.Kind.TRAIN_SAE, status=Job.Status.SUCCEEDED, sweep__isnull=False,
+                                  finished_at__lt=grace):
+        before = Job.objects.filter(kind=Job.Kind.MINE_LATENTS, sweep=job.sweep_id).count()
+        _follow_up(job_id=job.pk)
+        counts["followed_up"] += Job.objects.filter(kind=Job.Kind.MINE_LATENTS, sweep=job.sweep_id).count() - before
+    return counts
+
+
+def _send_now(job: Job) -> None:
+    try:
+        send_job(job_id=job.pk, job_uuid=job.uuid, queue=job.queue)
+    except Exception as error:  # noqa: BLE001 - the next sweep tries again (the job stays queued)
+        logger.warning("job %s could not be re-sent: %s", job.pk, error)
+
+
 def upload_store(*, uploaded, prefix: str) -> Path:
     """Keep an uploaded file under ARTIFACT_ROOT/uploads so that any worker can read it."""
-    directory = Path(settings.ARTIFACT_ROOT) / "uploads" / f"{prefix}-{timezone.now():%Y%m%d%H%M%S%f}"
+    directory = Path(settings.ARTIFACT_ROOT) / "uploads" / f"{prefix}-{uuid.uuid4()}"
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / Path(uploaded.name).name
     with path.open("wb") as handle:
         for chunk in uploaded.chunks():
             handle.write(chunk)
     return path
+
+
+def upload_discard(*, path: Path) -> None:
+    """Remove an upload once its job has finished (either way), with its folder; other files are left alone."""
+    uploads = (Path(settings.ARTIFACT_ROOT) / "uploads").resolve()
+    path = Path(path).resolve()
+    if uploads not in path.parents:
+        return
+    path.unlink(missing_ok=True)
+    if path.parent != uploads and not any(path.parent.iterdir()):
+        path.parent.rmdir()
 
 
 ARCHITECTURES = ("relu", "topk", "batchtopk", "jumprelu", "matryoshka")
@@ -175,9 +333,9 @@ def cache_activations_request(*, host_model, hook_name: str, corpus, by=None, ba
 
 def train_sae_request(*, arch: str, width: int, activation_set=None, activations_path: str | None = None,
                       k: int | None = None, l1: float | None = None, steps: int = 2000, batch_size: int = 4096,
-                      lr: float = 2e-4, seed: int = 0, device: str | None = None, out: str | None = None,
+                      lr: float | None = None, seed: int = 0, device: str | None = None, out: str | None = None,
                       name: str | None = None, checkpoint_every: int = 500, sweep_group: str = "", by=None,
-                      enqueue: bool = True) -> Job:
+                      enqueue: bool = True, sweep: Sweep | None = None) -> Job:
     """Validate a training request (cheaply: the web process never loads torch) and queue the job."""
     if (activation_set is None) == (activations_path is None):
         raise ValueError("give exactly one of an activation set or an activations .npy file")
@@ -191,14 +349,56 @@ def train_sae_request(*, arch: str, width: int, activation_set=None, activations
         raise ValueError(f"k must be between 1 and the width ({width})")
     if l1 is not None and l1 < 0:
         raise ValueError("the sparsity coefficient must be ≥ 0")
-    if steps < 1 or batch_size < 1 or lr <= 0 or checkpoint_every < 1:
+    if steps < 1 or batch_size < 1 or (lr is not None and lr <= 0) or checkpoint_every < 1:
         raise ValueError("steps, batch size and checkpoint interval must be ≥ 1 and the learning rate > 0")
-    return job_create(kind=Job.Kind.TRAIN_SAE, by=by, enqueue=enqueue, parameters={
+    return job_create(kind=Job.Kind.TRAIN_SAE, by=by, enqueue=enqueue, sweep=sweep, parameters={
         "activation_set_id": activation_set.pk if activation_set is not None else None,
         "activations_path": str(Path(activations_path).resolve()) if activations_path else None,
         "arch": arch, "width": width, "k": k, "l1": l1, "steps": steps, "batch_size": batch_size, "lr": lr,
         "seed": seed, "device": device, "out": out, "name": name, "checkpoint_every": checkpoint_every,
         "sweep_group": sweep_group})
+
+
+SPARSE_BY_K = ("topk", "batchtopk", "matryoshka")
+MAX_SWEEP_POINTS = 64
+
+
+def sweep_launch(*, activation_set, arch: str, widths: list[int], ks: list[int] | None = None,
+                 l1s: list[float] | None = None, name: str = "", steps: int = 2000, batch_size: int = 4096,
+                 lr: float = 2e-4, seed: int = 0, checkpoint_every: int = 500, n_top: int = 20, by=None,
+                 enqueue: bool = True) -> Sweep:
+    """One request, a grid: a training job per (width, k) or (width, L1) on the GPU queue, each mined
+    when it succeeds (see `_follow_up`). All rows are written in one transaction, or none."""
+    sparsities: list[Any] = list(ks or []) if arch in SPARSE_BY_K else list(l1s or [])
+    if not widths:
+        raise ValueError("give at least one width")
+    if not sparsities:
+        raise ValueError("give at least one k" if arch in SPARSE_BY_K else "give at least one L1 coefficient")
+    if len(widths) * len(sparsities) > MAX_SWEEP_POINTS:
+        raise ValueError(f"a sweep trains at most {MAX_SWEEP_POINTS} SAEs; this grid has "
+                         f"{len(widths) * len(sparsities)}")
+    if enqueue:
+        broker_check()
+    with transaction.atomic():
+        sweep = Sweep.objects.create(
+            name=name or f"{arch} sweep on activation set {activation_set.pk}", activation_set=activation_set,
+            created_by=by if getattr(by, "is_authenticated", False) else None,
+            parameters={"arch": arch, "widths": list(widths), "ks": list(ks or []), "l1s": list(l1s or []),
+                        "steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed, "n_top": n_top,
+                        "checkpoint_every": checkpoint_every})
+        for width in sorted(set(widths)):
+            for sparsity in sorted(set(sparsities)):
+                by_k = arch in SPARSE_BY_K
+                train_sae_request(
+                    activation_set=activation_set, arch=arch, width=width, k=sparsity if by_k else None,
+                    l1=None if by_k else sparsity, steps=steps, batch_size=batch_size, lr=lr, seed=seed,
+                    checkpoint_every=checkpoint_every, sweep_group=sweep.group, sweep=sweep, by=by, enqueue=False,
+                    name=f"{sweep.name} · width {width} · {'k' if by_k else 'L1'} {sparsity}")
+        audit_record(actor=by, action="sweep.launch", obj=sweep, payload=sweep.parameters)
+        if enqueue:
+            for job in sweep.jobs.all():
+                job_enqueue(job=job)
+    return sweep
 
 
 def mine_latents_request(*, sae, by=None, n_top: int = 20, enqueue: bool = True) -> Job:
@@ -216,7 +416,7 @@ def sae_import(*, directory: Path, name: str | None = None, host_model=None, hoo
     import shutil
 
     from features.services import hook_point_get_or_create, sae_register
-    from inference.engine.formats import load_sae
+    from inference.engine.formats import CFG_FILENAME, WEIGHTS_FILENAME, load_sae
 
     loaded = load_sae(directory)  # raises SAEFormatError naming what is wrong
     metadata = loaded.metadata or {}
@@ -227,14 +427,17 @@ def sae_import(*, directory: Path, name: str | None = None, host_model=None, hoo
         model_name = host_model or metadata.get("model_name")
         if not hook_name or not model_name:
             raise ValueError("the directory names no model_name/hook_name in its metadata: pass --model and --hook")
-        host = model_name if not isinstance(model_name, str) else host_model_resolve(model=model_name, by=by)
+        host = model_name if not isinstance(model_name, str) else _host_model_by_id(model_name, by=by)
         hook_point = hook_point_get_or_create(host_model=host, name=hook_name, by=by)
     if hook_point.host_model.d_model != loaded.sae.d_in:
         raise ValueError(f"the SAE reads d_in={loaded.sae.d_in} but {hook_point} has d_model="
                          f"{hook_point.host_model.d_model}")
     name = name or Path(directory).resolve().name
     target = Path(settings.ARTIFACT_ROOT) / "saes" / f"imported-{timezone.now():%Y%m%d%H%M%S%f}"
-    shutil.copytree(directory, target)
+    # Only the two files the format defines: anything else there (a pickled .pt, scripts) stays behind.
+    target.mkdir(parents=True)
+    for filename in (CFG_FILENAME, WEIGHTS_FILENAME):
+        shutil.copy2(Path(directory) / filename, target / filename)
     cfg = loaded.sae.cfg
     return sae_register(
         name=name, hook_point=hook_point, activation_set=activation_set, architecture=loaded.sae.architecture,
@@ -244,9 +447,23 @@ def sae_import(*, directory: Path, name: str | None = None, host_model=None, hoo
     )
 
 
-def sae_export(*, sae, directory: Path, by=None) -> Path:
-    """Copy an SAE's SAELens directory out, byte for byte; refuses to overwrite a non-empty folder."""
-    import shutil
+def _host_model_by_id(model: str, *, by=None):
+    """A registered host model whose name, source or public id (exports name models by id) is model."""
+    from features.models import HostModel
+    from inference.engine.host_models import model_id
+
+    found = HostModel.objects.filter(name=model).first() or HostModel.objects.filter(source=model).first()
+    found = found or next((host for host in HostModel.objects.all() if model_id(host.source) == model), None)
+    return found or host_model_resolve(model=model, by=by)
+
+
+def sae_export(*, sae, directory: Path, fold: bool = True, by=None) -> tuple[Path, list[str]]:
+    """Write an SAE as a SAELens directory for other tools; refuses to overwrite a non-empty folder.
+
+    fold (default) stores weights that read raw activations; unfolded, the returned warnings say
+    that the weights expect normalised inputs. The model is named by its id, never a local path."""
+    from inference.engine.formats import export_sae_directory
+    from inference.engine.host_models import model_id
 
     directory = Path(directory)
     if directory.exists() and any(directory.iterdir()):
@@ -254,6 +471,10 @@ def sae_export(*, sae, directory: Path, by=None) -> Path:
     source = Path(sae.artifact_uri)
     if not (source / "cfg.json").is_file():
         raise ValueError(f"SAE {sae.pk}'s files are missing at {source}")
-    shutil.copytree(source, directory, dirs_exist_ok=True)
-    audit_record(actor=by, action="sae.export", obj=sae, payload={"directory": str(directory)})
-    return directory
+    host_model = sae.hook_point.host_model
+    extra = {"hook_name": sae.hook_point.name,
+             "model_class_name": "AutoModelForCausalLM" if host_model.kind == "causal" else "AutoModel"}
+    messages = export_sae_directory(source=source, target=directory, fold=fold,
+                                    model_name=model_id(host_model.source), metadata=extra)
+    audit_record(actor=by, action="sae.export", obj=sae, payload={"directory": str(directory), "folded": fold})
+    return directory, messages

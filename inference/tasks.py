@@ -1,37 +1,20 @@
-"""Celery tasks: each takes a job id and runs that job's body through `job_run`."""
+"""Celery tasks: one runs a job by id (sent by name, see broker.py), one is the periodic sweeper."""
 from celery import shared_task
 
-from .jobs import WORK_OF_KIND
-from .models import Job
-from .services import job_run
+from .progress import close_connections
+from .services import job_run, jobs_sweep
 
-# acks_late + reject_on_worker_lost (settings): a killed worker's message is redelivered, and the job
-# resumes from its last checkpoint.
-
-
-@shared_task(name="inference.tasks.import_corpus_task")
-def import_corpus_task(job_id: int) -> None:
-    job_run(job_id=job_id, work=WORK_OF_KIND[Job.Kind.IMPORT_CORPUS])
+# acks_late + reject_on_worker_lost (settings): a killed pool child's message comes back to its node at
+# once and the job resumes from its checkpoint; the lease and the sweeper cover a whole worker lost.
 
 
-@shared_task(name="inference.tasks.cache_activations_task")
-def cache_activations_task(job_id: int) -> None:
-    job_run(job_id=job_id, work=WORK_OF_KIND[Job.Kind.CACHE_ACTIVATIONS])
+@shared_task(name="inference.run_job", bind=True)
+def run_job_task(self, job_id: int) -> None:
+    close_connections()
+    job_run(job_id=job_id, node=self.request.hostname)
 
 
-@shared_task(name="inference.tasks.train_sae_task")
-def train_sae_task(job_id: int) -> None:
-    job_run(job_id=job_id, work=WORK_OF_KIND[Job.Kind.TRAIN_SAE])
-
-
-@shared_task(name="inference.tasks.mine_latents_task")
-def mine_latents_task(job_id: int) -> None:
-    job_run(job_id=job_id, work=WORK_OF_KIND[Job.Kind.MINE_LATENTS])
-
-
-TASK_OF_KIND = {
-    Job.Kind.IMPORT_CORPUS: import_corpus_task,
-    Job.Kind.CACHE_ACTIVATIONS: cache_activations_task,
-    Job.Kind.TRAIN_SAE: train_sae_task,
-    Job.Kind.MINE_LATENTS: mine_latents_task,
-}
+@shared_task(name="inference.sweep_jobs", ignore_result=True)
+def sweep_jobs_task() -> dict[str, int]:
+    close_connections()
+    return jobs_sweep()

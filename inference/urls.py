@@ -11,4 +11,5 @@ urlpatterns = [
     path("jobs/cache-activations/", apis.CacheActivationsApi.as_view(), name="job-cache-activations"),
     path("jobs/train-sae/", apis.TrainSAEApi.as_view(), name="job-train-sae"),
     path("jobs/mine-latents/", apis.MineLatentsApi.as_view(), name="job-mine-latents"),
+    path("jobs/sweep/", apis.SweepLaunchApi.as_view(), name="job-sweep"),
 ]

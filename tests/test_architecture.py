@@ -9,7 +9,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 WEB_STACK = {"django", "rest_framework", "celery", "drf_spectacular"}
 PURE_PACKAGES = ["inference/engine", "annotation/stats"]
-# Which apps each app may import (DESIGN §2): config → annotation, inference → features → accounts.
+# Which apps each app may import (docs/architecture.md): config → annotation, inference → features → accounts.
 ALLOWED = {
     "accounts": {"accounts"},
     "features": {"features", "accounts"},

@@ -6,9 +6,7 @@ from rest_framework import status
 from rest_framework.exceptions import APIException, PermissionDenied, ValidationError
 from rest_framework.negotiation import DefaultContentNegotiation
 
-from accounts.permissions import may_manage_round, may_watch_round
-
-from .. import selectors
+from .. import access, selectors
 from ..models import Round
 from ..services import InvalidInput, RoundStateError
 
@@ -39,15 +37,23 @@ def visible_round_or_404(user, pk: int) -> Round:
 
 def managed_round_or_403(user, pk: int) -> Round:
     round_ = visible_round_or_404(user, pk)
-    if not may_manage_round(user, round_):
+    if not access.may_manage_round(user, round_):
         raise PermissionDenied("Only the round's coordinators may change it.")
     return round_
 
 
 def watched_round_or_403(user, pk: int) -> Round:
     round_ = visible_round_or_404(user, pk)
-    if not may_watch_round(user, round_):
+    if not access.may_watch_round(user, round_):
         raise PermissionDenied("Only the round's coordinators and researchers see its statistics and labels.")
+    return round_
+
+
+def round_content_or_403(user, pk: int) -> Round:
+    """A round whose labels and statistics the user may read: watched, and closed (blind until then)."""
+    round_ = watched_round_or_403(user, pk)
+    if not access.round_content_readable(user, round_):
+        raise PermissionDenied("Labels and statistics are shown once the round is closed.")
     return round_
 
 

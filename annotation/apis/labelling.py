@@ -7,18 +7,18 @@ from rest_framework import generics, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.permissions import LABELLERS, can_label, role_of, role_permission
+from accounts.permissions import LABELLERS, role_of, role_permission
 
-from .. import selectors, services
-from ..models import Assignment, Label, Round
+from .. import access, selectors, services
+from ..models import Assignment
 from . import serializers as s
-from .base import ServiceErrorsMixin, watched_round_or_403
+from .base import ServiceErrorsMixin, round_content_or_403
 
 
-def _own_assignment_or_404(user, pk: int) -> Assignment:
+def _own_assignment_or_404(user, pk: int, *, write: bool = False) -> Assignment:
     """Only the caller's own items, never in a draft round: anything else is not found."""
-    assignment = (Assignment.objects.filter(pk=pk, rater=user).exclude(round__status=Round.Status.DRAFT)
-                  .select_related("round__rubric_version", "latent__sae").first()) if can_label(user) else None
+    scope = access.assignments_writable(user) if write else access.assignments_readable(user)
+    assignment = scope.filter(pk=pk).select_related("round__rubric_version", "latent__sae").first()
     if assignment is None:
         raise Http404
     return assignment
@@ -67,7 +67,7 @@ class LabelSubmitApi(ServiceErrorsMixin, APIView):
                                                                     201: s.LabelSubmitResultSerializer},
                    parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)])
     def post(self, request, pk: int):
-        assignment = _own_assignment_or_404(request.user, pk)
+        assignment = _own_assignment_or_404(request.user, pk, write=True)
         data = s.LabelSubmitInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
@@ -101,7 +101,7 @@ class DetectionResponseSubmitApi(ServiceErrorsMixin, APIView):
 
     @extend_schema(request=s.DetectionAnswersInputSerializer, responses=s.CountSerializer)
     def post(self, request, pk: int):
-        assignment = _own_assignment_or_404(request.user, pk)
+        assignment = _own_assignment_or_404(request.user, pk, write=True)
         data = s.DetectionAnswersInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         answers = {answer["item"]: answer["says_match"] for answer in data.validated_data["answers"]}
@@ -111,7 +111,8 @@ class DetectionResponseSubmitApi(ServiceErrorsMixin, APIView):
 
 class LabelListApi(generics.ListAPIView):
     """Raters: their own labels. With ?round=ID, the round's watchers (coordinators, researchers) read all
-    its labels, raters by pseudonym; a rater asking for a round still gets only their own."""
+    its labels once it is closed (403 before: blind), raters by pseudonym; a rater asking for a round still
+    gets only their own."""
 
     serializer_class = s.LabelSerializer
     permission_classes = [role_permission()]
@@ -121,11 +122,12 @@ class LabelListApi(generics.ListAPIView):
         return super().get(request, *args, **kwargs)
 
     def get_queryset(self):
-        labels = Label.objects.select_related("concept", "assignment__rater__profile").order_by("pk")
+        labels = (access.labels_readable(self.request.user)
+                  .select_related("concept", "assignment__rater__profile").order_by("pk"))
         round_id = self.request.query_params.get("round", "")
         if role_of(self.request.user) in LABELLERS:
             labels = labels.filter(assignment__rater=self.request.user)
             return labels.filter(assignment__round_id=int(round_id)) if round_id.isdigit() else labels
         if not round_id.isdigit():
             return labels.none()
-        return labels.filter(assignment__round=watched_round_or_403(self.request.user, int(round_id)))
+        return labels.filter(assignment__round=round_content_or_403(self.request.user, int(round_id)))

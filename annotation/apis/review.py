@@ -9,23 +9,15 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.models import Institution
-from accounts.permissions import (
-    ADJUDICATORS,
-    EXPORTERS,
-    LABEL_READERS,
-    may_adjudicate_latent,
-    may_read_latent_labels,
-    role_permission,
-    saes_visible_to,
-)
+from accounts.permissions import ADJUDICATORS, EXPORTERS, LABEL_READERS, role_permission
+from features.access import institutions_readable, latents_readable, saes_readable
 from features.models import Latent
 
-from .. import exports, selectors, services
-from ..models import Adjudication, Concept
+from .. import access, exports, selectors, services
+from ..models import Concept
 from ..selectors.browser import SORTS, sae_consensus_field
 from . import serializers as s
-from .base import FileFormatNegotiation, ServiceErrorsMixin
+from .base import Conflict, FileFormatNegotiation, ServiceErrorsMixin
 
 
 class AdjudicationQueueApi(generics.ListAPIView):
@@ -47,8 +39,8 @@ class AdjudicationListApi(generics.ListAPIView):
     permission_classes = [role_permission(read=ADJUDICATORS | LABEL_READERS)]
 
     def get_queryset(self):
-        return saes_visible_to(self.request.user, Adjudication.objects.select_related(
-            "concept", "senior__profile", "overrode"), prefix="latent__sae__").order_by("-decided_at")
+        return access.adjudications_readable(self.request.user).select_related(
+            "concept", "senior__profile", "overrode").order_by("-decided_at")
 
 
 class AdjudicationCreateApi(ServiceErrorsMixin, APIView):
@@ -62,9 +54,13 @@ class AdjudicationCreateApi(ServiceErrorsMixin, APIView):
         data = s.AdjudicationCreateInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
-        latent = Latent.objects.select_related("sae__activation_set__corpus").filter(pk=values["latent"]).first()
-        if latent is None or not may_adjudicate_latent(request.user, latent):
+        # A latent on an SAE the caller may not see is not found; a visible one outside their queue (not
+        # ambiguous, or one they still label in an open round) is refused like a decided one: 409.
+        latent = latents_readable(request.user).filter(pk=values["latent"]).first()
+        if latent is None:
             raise Http404
+        if not access.may_adjudicate_latent(request.user, latent):
+            raise Conflict(f"Latent {latent.index} is not in your adjudication queue.")
         concept = next((c for c in selectors.adjudication_concepts(latent=latent) if c.code == values["concept_code"]),
                        None)
         if concept is None:
@@ -107,13 +103,13 @@ class LatentLabelHistoryApi(APIView):
 
     @extend_schema(responses=s.LatentLabelsSerializer)
     def get(self, request, pk: int):
-        latent = Latent.objects.select_related("sae__activation_set__corpus").filter(pk=pk).first()
-        if latent is None or not may_read_latent_labels(request.user, latent):
+        latent = latents_readable(request.user).filter(pk=pk).first()
+        if latent is None or not access.may_read_latent_labels(request.user, latent):
             raise Http404
         distribution = selectors.latent_label_distribution(latent=latent)
         return Response(s.LatentLabelsSerializer({
             "latent": latent.pk, "consensus": distribution["consensus"], "scopes": distribution["scopes"],
-            "adjudications": distribution["adjudications"], "labels": selectors.latent_history(latent=latent),
+            "adjudications": distribution["adjudications"], "labels": selectors.latent_history(latent=latent, user=request.user),
         }).data)
 
 
@@ -148,9 +144,14 @@ class _ExportApi(APIView):
             if value and not value.isdigit():
                 raise ValidationError({name: "an id"})
             ids[name] = int(value) if value else None
+        # A round or SAE the caller may not read is as unknown as one that was never created.
+        if ids["round"] is not None and not access.rounds_watchable(request.user).filter(pk=ids["round"]).exists():
+            raise ValidationError({"round": "unknown round"})
+        if ids["sae"] is not None and not saes_readable(request.user).filter(pk=ids["sae"]).exists():
+            raise ValidationError({"sae": "unknown SAE"})
         institution = None
         if params.get("institution"):
-            institution = Institution.objects.filter(code=params["institution"]).first()
+            institution = institutions_readable(request.user).filter(code=params["institution"]).first()
             if institution is None:
                 raise ValidationError({"institution": "unknown institution code"})
         scope = exports.ExportScope(round_id=ids["round"], sae_id=ids["sae"], institution=institution,

@@ -9,20 +9,20 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.models import Profile, Role
-from accounts.permissions import (
-    ROUND_MANAGERS,
-    can_manage_rounds,
-    may_discuss_round,
-    may_see_round_distribution,
-    role_permission,
-)
+from accounts.permissions import LABELLERS, ROUND_MANAGERS, role_permission
 from features import selectors as catalogue
 
-from .. import selectors, services
+from .. import access, selectors, services
 from ..models import Consensus, RaterReliability, RubricVersion
 from ..stats.routing import RoutingConfig
 from . import serializers as s
-from .base import ServiceErrorsMixin, managed_round_or_403, visible_round_or_404, watched_round_or_403
+from .base import (
+    ServiceErrorsMixin,
+    managed_round_or_403,
+    round_content_or_403,
+    visible_round_or_404,
+    watched_round_or_403,
+)
 
 
 class RoundListApi(generics.ListAPIView):
@@ -48,16 +48,18 @@ class RoundCreateApi(ServiceErrorsMixin, APIView):
 
     @extend_schema(request=s.RoundCreateInputSerializer, responses={201: s.RoundSerializer})
     def post(self, request):
-        data = s.RoundCreateInputSerializer(data=request.data)
+        data = s.RoundCreateInputSerializer(data=request.data, context={"request": request})
         data.is_valid(raise_exception=True)
         values = data.validated_data
         sae = catalogue.sae_list(user=request.user).filter(pk=values["sae"]).first()
-        rubric_version = RubricVersion.objects.filter(pk=values["rubric_version"]).first()
+        rubric_version = access.rubric_versions_writable(request.user).filter(pk=values["rubric_version"]).first()
         if sae is None or rubric_version is None:
             raise ValidationError({"detail": "unknown SAE or rubric version"})
         raters = None
         if values["raters"] is not None:
-            profiles = Profile.objects.filter(pseudonym__in=values["raters"]).select_related("user__profile")
+            # Raters of the round's institutions only: any other pseudonym is as unknown as a made-up one.
+            profiles = Profile.objects.filter(pseudonym__in=values["raters"], role__in=LABELLERS,
+                                              institution__in=values["institutions"]).select_related("user__profile")
             if profiles.count() != len(set(values["raters"])):
                 raise ValidationError({"raters": "unknown pseudonyms"})
             raters = [profile.user for profile in profiles]
@@ -144,7 +146,7 @@ class AgreementReportListApi(generics.ListAPIView):
     permission_classes = [role_permission()]
 
     def get_queryset(self):
-        return watched_round_or_403(self.request.user, self.kwargs["pk"]).agreement_reports.order_by("metric", "level")
+        return round_content_or_403(self.request.user, self.kwargs["pk"]).agreement_reports.order_by("metric", "level")
 
 
 class RoundConsensusListApi(generics.ListAPIView):
@@ -155,7 +157,7 @@ class RoundConsensusListApi(generics.ListAPIView):
     queryset = Consensus.objects.none()
 
     def get_queryset(self):
-        return selectors.round_latents_by_entropy(round=watched_round_or_403(self.request.user, self.kwargs["pk"]))
+        return selectors.round_latents_by_entropy(round=round_content_or_403(self.request.user, self.kwargs["pk"]))
 
 
 class RaterReliabilityListApi(generics.ListAPIView):
@@ -164,7 +166,7 @@ class RaterReliabilityListApi(generics.ListAPIView):
     queryset = RaterReliability.objects.none()
 
     def get_queryset(self):
-        round_ = watched_round_or_403(self.request.user, self.kwargs["pk"])
+        round_ = round_content_or_403(self.request.user, self.kwargs["pk"])
         return (RaterReliability.objects.of_round(round_.pk).select_related("rater__profile")
                 .order_by("pk"))
 
@@ -188,7 +190,7 @@ class RoundDistributionApi(APIView):
     @extend_schema(responses=s.LatentDistributionSerializer(many=True))
     def get(self, request, pk: int):
         round_ = visible_round_or_404(request.user, pk)
-        if not may_see_round_distribution(request.user, round_):
+        if not access.may_see_distribution(request.user, round_):
             raise PermissionDenied("The distribution is shown once the round is revealed.")
         return Response(s.LatentDistributionSerializer(selectors.round_distribution(round=round_), many=True).data)
 
@@ -199,7 +201,7 @@ class CommentListApi(generics.ListAPIView):
 
     def get_queryset(self):
         round_ = visible_round_or_404(self.request.user, self.kwargs["pk"])
-        if not may_see_round_distribution(self.request.user, round_):
+        if not access.may_see_distribution(self.request.user, round_):
             raise PermissionDenied("The discussion opens when the round is revealed.")
         latent = self.request.query_params.get("latent")
         return selectors.comment_list(round=round_, latent_id=int(latent) if latent and latent.isdigit() else None
@@ -213,7 +215,7 @@ class CommentCreateApi(ServiceErrorsMixin, APIView):
     @extend_schema(request=s.CommentCreateInputSerializer, responses={201: s.CommentSerializer})
     def post(self, request, pk: int):
         round_ = visible_round_or_404(request.user, pk)
-        if not may_discuss_round(request.user, round_):
+        if not access.may_discuss_round(request.user, round_):
             raise PermissionDenied("Only the round's raters and coordinators discuss it, after reveal.")
         data = s.CommentCreateInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -228,13 +230,20 @@ class CommentCreateApi(ServiceErrorsMixin, APIView):
 class RubricVersionListApi(generics.ListAPIView):
     serializer_class = s.RubricVersionSerializer
     permission_classes = [role_permission()]
-    queryset = RubricVersion.objects.select_related("rubric").prefetch_related("concepts").order_by("rubric", "version")
+    queryset = RubricVersion.objects.none()
+
+    def get_queryset(self):
+        return (access.rubric_versions_readable(self.request.user).select_related("rubric")
+                .prefetch_related("concepts").order_by("rubric", "version"))
 
 
 class RubricVersionDetailApi(generics.RetrieveAPIView):
     serializer_class = s.RubricVersionSerializer
     permission_classes = [role_permission()]
-    queryset = RubricVersion.objects.select_related("rubric").prefetch_related("concepts")
+    queryset = RubricVersion.objects.none()
+
+    def get_queryset(self):
+        return access.rubric_versions_readable(self.request.user).select_related("rubric").prefetch_related("concepts")
 
 
 class RubricCreateApi(ServiceErrorsMixin, APIView):
@@ -258,9 +267,7 @@ class RubricVersionCreateApi(ServiceErrorsMixin, APIView):
 
     @extend_schema(request=s.RubricVersionCreateInputSerializer, responses={201: s.RubricVersionSerializer})
     def post(self, request, pk: int):
-        if not can_manage_rounds(request.user):
-            raise PermissionDenied
-        parent = RubricVersion.objects.filter(pk=pk).first()
+        parent = access.rubric_versions_writable(request.user).filter(pk=pk).first()
         if parent is None:
             raise Http404
         data = s.RubricVersionCreateInputSerializer(data=request.data)

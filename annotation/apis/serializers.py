@@ -1,10 +1,12 @@
 """Input and output shapes of the annotation API. Output never names a rater: pseudonyms only."""
 from __future__ import annotations
 
+from django.conf import settings
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from accounts.models import Institution
+from accounts.permissions import UserScopedSlugField
+from features.access import institutions_readable
 
 from ..models import (
     RATIONALE_MIN_LENGTH,
@@ -101,7 +103,7 @@ class RoundCreateInputSerializer(serializers.Serializer):
     kind = RoundKindField()
     sae = serializers.IntegerField()
     rubric_version = serializers.IntegerField()
-    institutions = serializers.SlugRelatedField(slug_field="code", many=True, queryset=Institution.objects.all())
+    institutions = UserScopedSlugField(scope=institutions_readable, slug_field="code", many=True)
     overlap = serializers.IntegerField(min_value=1, default=3)
     repeat_fraction = serializers.FloatField(min_value=0, max_value=1, default=0.0)
     min_repeats = serializers.IntegerField(min_value=0, max_value=100, default=3,
@@ -224,7 +226,7 @@ class CommentSerializer(serializers.ModelSerializer):
 
 class CommentCreateInputSerializer(serializers.Serializer):
     latent = serializers.IntegerField()
-    text = serializers.CharField(max_length=5000)
+    text = serializers.CharField(max_length=settings.MAX_TEXT_CHARS)
 
 
 class TokenSerializer(serializers.Serializer):
@@ -285,7 +287,7 @@ class LabelSubmitInputSerializer(serializers.Serializer):
     concept_code = serializers.CharField(max_length=50)
     free_text = serializers.CharField(max_length=300, required=False, allow_blank=True, default="")
     confidence = serializers.IntegerField(min_value=1, max_value=5)
-    rationale = serializers.CharField(min_length=RATIONALE_MIN_LENGTH)
+    rationale = serializers.CharField(min_length=RATIONALE_MIN_LENGTH, max_length=settings.MAX_TEXT_CHARS)
     time_spent_seconds = serializers.FloatField(min_value=0, required=False, default=0.0)
     idempotency_key = serializers.CharField(max_length=64, required=False, allow_blank=True, default="",
                                             help_text="Or the Idempotency-Key header: a retry with the same key "
@@ -350,7 +352,7 @@ class AdjudicationSerializer(serializers.ModelSerializer):
 class AdjudicationCreateInputSerializer(serializers.Serializer):
     latent = serializers.IntegerField()
     concept_code = serializers.CharField(max_length=50)
-    rationale = serializers.CharField(min_length=RATIONALE_MIN_LENGTH)
+    rationale = serializers.CharField(min_length=RATIONALE_MIN_LENGTH, max_length=settings.MAX_TEXT_CHARS)
 
 
 class LatentBrowseSerializer(serializers.Serializer):

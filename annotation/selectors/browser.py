@@ -5,10 +5,11 @@ from dataclasses import dataclass
 
 from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery
 
-from accounts.permissions import saes_visible_to
+from features.access import latents_readable
 from features.models import Latent
 
-from ..models import PLATFORM_CONSENSUS_METHOD, Adjudication, Concept, Consensus, Label, Round
+from .. import access
+from ..models import PLATFORM_CONSENSUS_METHOD, Adjudication, Concept, Consensus, Round
 
 SORTS = {
     "index": ("sae_id", "index"),
@@ -33,7 +34,7 @@ def latent_browse(*, user, q: str = "", sort: str = "index", sae_id: int | None 
                   status: str = "") -> QuerySet[Latent]:
     """Latents of the SAEs the user may see, with their SAE-wide consensus; `q` searches label concepts
     (code or name), free-text names, the consensus and adjudicated concepts, and latent indices."""
-    latents = saes_visible_to(user, Latent.objects.select_related("sae"), prefix="sae__").annotate(
+    latents = latents_readable(user).annotate(
         consensus_concept=sae_consensus_field("map_concept"),
         consensus_entropy=sae_consensus_field("entropy"),
         consensus_agreement=sae_consensus_field("agreement"),
@@ -47,7 +48,8 @@ def latent_browse(*, user, q: str = "", sort: str = "index", sae_id: int | None 
         latents = latents.filter(status=status)
     q = q.strip()
     if q:
-        labelled = Label.objects.filter(
+        # Only labels the user may read: a search must not tell which latents an open round labelled how.
+        labelled = access.labels_readable(user).filter(
             Q(concept__code__iexact=q) | Q(concept__name__icontains=q) | Q(free_text__icontains=q)
         ).values("assignment__latent_id")
         concept_codes = Concept.objects.filter(Q(code__iexact=q) | Q(name__icontains=q)).values("code")
@@ -77,9 +79,10 @@ class HistoryLabel:
     n_revisions: int
 
 
-def latent_history(*, latent: Latent) -> list[HistoryLabel]:
-    """Every label the latent received, oldest round first, raters by pseudonym."""
-    labels = (Label.objects.filter(assignment__latent=latent)
+def latent_history(*, latent: Latent, user) -> list[HistoryLabel]:
+    """Every label of the latent that the user may read (never a draft or open round's), oldest round
+    first, raters by pseudonym."""
+    labels = (access.labels_readable(user).filter(assignment__latent=latent)
               .select_related("concept", "assignment__round", "assignment__rater__profile__institution")
               .annotate(n_revisions=Count("revisions"))
               .order_by("assignment__round__created_at", "submitted_at"))
@@ -113,9 +116,9 @@ def latent_label_distribution(*, latent: Latent) -> dict:
 
 
 def adjudication_queue(*, user) -> QuerySet[Latent]:
-    """Persistently ambiguous latents of the SAEs the user may see, most uncertain first."""
-    return saes_visible_to(user, Latent.objects.filter(status=Latent.Status.AMBIGUOUS).select_related("sae"),
-                           prefix="sae__").annotate(
+    """Persistently ambiguous latents of the SAEs the user may see, most uncertain first; never one the
+    user still labels in an open round."""
+    return access.latents_adjudicable(user).select_related("sae").annotate(
         consensus_concept=sae_consensus_field("map_concept"),
         consensus_entropy=sae_consensus_field("entropy"),
         consensus_n_labels=sae_consensus_field("n_labels"),

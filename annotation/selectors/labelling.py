@@ -30,7 +30,7 @@ _SPECIAL_TOKEN = re.compile(r"^(\[(CLS|SEP|PAD|MASK)\]|</?s>|<pad>|<\|endoftext\
 @dataclass(frozen=True)
 class TokenView:
     text: str
-    activation: float
+    activation: float | None  # None: plain text between tokens
     shade: float  # activation / the latent's max activation, in [0, 1]
     space: str = ""  # whitespace before the token, kept outside its highlight
 
@@ -41,6 +41,9 @@ class ExampleView:
     tokens: list[TokenView]
     cut_left: bool
     cut_right: bool
+    # The original text, cut into plain pieces (activation None) and token pieces, when every shown token
+    # could be found in the snippet's text; else empty and the page shows `tokens` (vocabulary strings).
+    segments: list[TokenView] = ()
 
 
 @dataclass(frozen=True)
@@ -116,8 +119,52 @@ def _display_tokens(tokens: list[str]) -> list[str]:
     return shown
 
 
-def example_window(*, example: LatentExample, scale: float) -> ExampleView:
-    """The tokens around the example's peak, each shaded by activation / scale."""
+def _token_key(token: str) -> str:
+    """A vocabulary string as it appears in text (WordPiece '##', BPE 'Ġ', SentencePiece '▁' removed)."""
+    if token.startswith("##"):
+        token = token[2:]
+    return token.lstrip("Ġ▁ ").replace("Ċ", "\n")
+
+
+def token_character_spans(*, text: str, tokens: list[str]) -> list[tuple[int, int] | None]:
+    """Where each token lies in `text` (its character span), found by walking the text once, ignoring
+    case (uncased tokenizers lower-case). A token that cannot be found (a special or unknown token)
+    gets None; the walk never moves backwards, so spans are in order and do not overlap."""
+    lowered = text.lower()
+    cursor, spans = 0, []
+    for token in tokens:
+        key = _token_key(token).lower()
+        if not key or _SPECIAL_TOKEN.match(token) or token == "[UNK]":
+            spans.append(None)
+            continue
+        at = lowered.find(key, cursor)
+        # A token is expected right after the previous one, past whitespace: a far match is a wrong one.
+        if at < 0 or lowered[cursor:at].strip():
+            spans.append(None)
+            continue
+        spans.append((at, at + len(key)))
+        cursor = at + len(key)
+    return spans
+
+
+def _text_segments(*, text: str, spans, activations, scale: float, start: int, stop: int) -> list[TokenView]:
+    """The original text of tokens start..stop-1 as plain and shaded pieces."""
+    found = [(i, span) for i, span in enumerate(spans[start:stop], start=start) if span is not None]
+    if not found:
+        return []
+    segments, cursor = [], found[0][1][0]
+    for i, (lo, hi) in found:
+        if lo > cursor:
+            segments.append(TokenView(text=text[cursor:lo], activation=None, shade=0.0))
+        value = activations[i]
+        segments.append(TokenView(text=text[lo:hi], activation=value, shade=min(max(value / scale, 0.0), 1.0)))
+        cursor = hi
+    return segments
+
+
+def example_window(*, example: LatentExample, scale: float, text: str | None = None) -> ExampleView:
+    """The tokens around the example's peak, each shaded by activation / scale; with the snippet's
+    `text`, the original characters of those tokens, shaded per token."""
     tokens, activations = list(example.tokens), [float(a) for a in example.activations]
     n = min(len(tokens), len(activations))
     tokens, activations = tokens[:n], activations[:n]
@@ -125,6 +172,15 @@ def example_window(*, example: LatentExample, scale: float) -> ExampleView:
     start, stop = max(0, peak - WINDOW_BEFORE), min(n, peak + WINDOW_AFTER + 1)
     shown = _display_tokens(tokens[start:stop])
     scale = scale if scale > 0 else 1.0
+    segments: list[TokenView] = []
+    if text:
+        spans = token_character_spans(text=text, tokens=tokens)
+        window = [span for span, token in zip(spans[start:stop], tokens[start:stop], strict=True)
+                  if not _SPECIAL_TOKEN.match(token)]
+        # Only when (nearly) every token was found: else the vocabulary strings are the truer picture.
+        if window and sum(span is not None for span in window) >= 0.9 * len(window):
+            segments = _text_segments(text=text, spans=spans, activations=activations, scale=scale,
+                                      start=start, stop=stop)
     views = []
     for text, value in zip(shown, activations[start:stop], strict=True):
         stripped = text.lstrip()
@@ -132,15 +188,18 @@ def example_window(*, example: LatentExample, scale: float) -> ExampleView:
             views.append(TokenView(text=stripped, activation=value, shade=min(max(value / scale, 0.0), 1.0),
                                    space=text[: len(text) - len(stripped)] if views else ""))
     return ExampleView(max_activation=float(example.max_activation), tokens=views, cut_left=start > 0,
-                       cut_right=stop < n)
+                       cut_right=stop < n, segments=segments)
 
 
 def _relative(view: ExampleView, scale: float) -> ExampleView:
     """The example with activations as shares of the latent's max: the same scale for every latent."""
     scale = scale if scale > 0 else 1.0
+    def relative(token: TokenView) -> TokenView:
+        activation = None if token.activation is None else token.shade
+        return TokenView(text=token.text, activation=activation, shade=token.shade, space=token.space)
+
     return ExampleView(max_activation=view.max_activation / scale, cut_left=view.cut_left, cut_right=view.cut_right,
-                       tokens=[TokenView(text=t.text, activation=t.shade, shade=t.shade, space=t.space)
-                               for t in view.tokens])
+                       tokens=[relative(t) for t in view.tokens], segments=[relative(t) for t in view.segments])
 
 
 def latent_evidence(*, latent: Latent, user, shuffle_seed: int | None = None) -> Evidence:
@@ -153,13 +212,15 @@ def latent_evidence(*, latent: Latent, user, shuffle_seed: int | None = None) ->
     examples = list(corpora_visible_to(
         user, LatentExample.objects.filter(latent=latent).exclude(kind=LatentExample.Kind.NEGATIVE),
         prefix="snippet__corpus__",
+    ).select_related("snippet").only(
+        "kind", "rank", "max_activation", "tokens", "activations", "snippet__text", "snippet__corpus_id",
     ).order_by("kind", "rank"))
     scale = latent.max_activation or max((e.max_activation for e in examples), default=0.0)
     rng = random.Random(shuffle_seed) if shuffle_seed is not None else None
     top_pool = [e for e in examples if e.kind == LatentExample.Kind.TOP]
     if rng is not None and len(top_pool) > ITEM_TOP_DRAW:
         top_pool = sorted(rng.sample(top_pool, ITEM_TOP_DRAW), key=lambda e: e.rank)
-    top = [example_window(example=e, scale=scale) for e in top_pool][:TOP_EXAMPLES]
+    top = [example_window(example=e, scale=scale, text=e.snippet.text) for e in top_pool][:TOP_EXAMPLES]
     grouped: dict[int, list[LatentExample]] = defaultdict(list)
     for example in examples:
         if example.kind == LatentExample.Kind.QUANTILE:
@@ -169,7 +230,7 @@ def latent_evidence(*, latent: Latent, user, shuffle_seed: int | None = None) ->
         members = members[:PER_QUANTILE_GROUP]
         if rng is not None and len(members) > ITEM_PER_QUANTILE_DRAW:
             members = rng.sample(members, ITEM_PER_QUANTILE_DRAW)
-        views = [example_window(example=e, scale=scale) for e in members]
+        views = [example_window(example=e, scale=scale, text=e.snippet.text) for e in members]
         if rng is not None:
             rng.shuffle(views)
         values = [e.max_activation for e in members]

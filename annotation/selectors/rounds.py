@@ -3,35 +3,32 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from datetime import datetime
 
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, Max, OuterRef, QuerySet
 
 from accounts.models import Role
-from accounts.permissions import institution_of, role_of
 
-from ..models import AgreementReport, Assignment, Comment, Consensus, DetectionResponse, Label, Round
+from .. import access
+from ..models import (
+    AgreementReport,
+    Assignment,
+    Comment,
+    Consensus,
+    DetectionResponse,
+    Label,
+    Round,
+)
 
 
 def round_list(*, user) -> QuerySet[Round]:
-    """Raters see rounds they hold assignments in; coordinators rounds they run or that include their
-    institution; researchers and admins every round."""
-    role = role_of(user)
-    rounds = Round.objects.select_related("sae", "rubric_version__rubric", "coordinator__profile")
-    if role is None:
-        return rounds.none()
-    if role in (Role.RESEARCHER, Role.ADMIN):
-        return rounds
-    if role == Role.COORDINATOR:
-        return rounds.filter(
-            Q(coordinator=user) | Q(institutions=institution_of(user))
-            | Q(coordinator__profile__institution=institution_of(user))
-        ).distinct()
-    return rounds.filter(assignments__rater=user).distinct()
+    """The rounds the user may see at all (annotation.access decides)."""
+    return access.rounds_readable(user)
 
 
 def assignment_list(*, user, round_id: int | None = None) -> QuerySet[Assignment]:
     """Only the caller's own assignments, never anyone else's."""
-    assignments = Assignment.objects.filter(rater=user).select_related("round", "latent")
+    assignments = access.assignments_readable(user).select_related("round", "latent")
     return assignments.filter(round_id=round_id) if round_id is not None else assignments
 
 
@@ -50,6 +47,11 @@ class ProgressRow:
     detail: str
     assigned: int
     done: int
+    last_activity: datetime | None = None  # the rater's latest label or answer in the round
+
+    @property
+    def remaining(self) -> int:
+        return self.assigned - self.done
 
     @property
     def share(self) -> float:
@@ -62,6 +64,10 @@ class RoundProgress:
     done: int
     by_institution: list[ProgressRow]
     by_rater: list[ProgressRow]
+
+    @property
+    def remaining(self) -> int:
+        return self.assigned - self.done
 
     @property
     def share(self) -> float:
@@ -83,11 +89,19 @@ def round_progress(*, round: Round) -> RoundProgress:  # noqa: A002
         for key, table in ((rater_key, by_rater), (institution_key, by_institution)):
             table[key][0] += row["n"]
             table[key][1] += row["n"] if row["done"] else 0
+    if round.kind == Round.Kind.DETECTION:
+        activity = (DetectionResponse.objects.filter(item__round=round).values("rater__profile__pseudonym")
+                    .annotate(last=Max("submitted_at")).values_list("rater__profile__pseudonym", "last"))
+    else:
+        activity = (Label.objects.filter(assignment__round=round).values("assignment__rater__profile__pseudonym")
+                    .annotate(last=Max("updated_at")).values_list("assignment__rater__profile__pseudonym", "last"))
+    last = dict(activity)
     return RoundProgress(
         assigned=sum(value[0] for value in by_rater.values()),
         done=sum(value[1] for value in by_rater.values()),
         by_institution=[ProgressRow(code, name, *value) for (code, name), value in sorted(by_institution.items())],
-        by_rater=[ProgressRow(pseudonym, code, *value) for (pseudonym, code), value in sorted(by_rater.items())],
+        by_rater=[ProgressRow(pseudonym, code, *value, last_activity=last.get(pseudonym))
+                  for (pseudonym, code), value in sorted(by_rater.items())],
     )
 
 
@@ -122,14 +136,18 @@ def round_alpha_trend(*, round: Round, level: str = "nominal") -> list[TrendPoin
         node = node.parent
     node = round
     while True:
-        follow_up = node.follow_ups.exclude(pk__in=seen).order_by("-created_at").first()
+        # The follow-up that has labels, rather than a newer empty draft made beside it.
+        follow_up = (node.follow_ups.exclude(pk__in=seen)
+                     .annotate(has_labels=Exists(Label.objects.filter(assignment__round_id=OuterRef("pk"))))
+                     .order_by("-has_labels", "-created_at").first())
         if follow_up is None:
             break
         seen.add(follow_up.pk)
         chain.append(follow_up)
         node = follow_up
+    # A round's alpha appears once it is closed (blind until then), whichever round of the chain is asked.
     reports = {r.round_id: r for r in AgreementReport.objects.filter(
-        round__in=chain, metric="krippendorff_alpha", level=level)}
+        round__in=chain, round__status__in=access.CONTENT_STATUSES, metric="krippendorff_alpha", level=level)}
     points = []
     for item in chain:
         report = reports.get(item.pk)

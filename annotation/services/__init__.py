@@ -10,6 +10,8 @@ from .rounds import (
     latents_select,
     round_close,
     round_create,
+    round_deadline_set,
+    round_delete,
     round_follow_up_create,
     round_open,
     round_reveal,
@@ -21,6 +23,7 @@ __all__ = [
     "SELECTION_RULES", "ConceptSpec", "InvalidInput", "LabelSubmission", "PlannedAssignment", "RoundStateError",
     "RoundStatistics", "adjudication_record", "assignment_plan", "comment_create", "detection_accuracy_compute",
     "detection_items_create", "detection_response_submit", "label_submit", "latents_select", "round_close",
-    "round_create", "round_follow_up_create", "round_open", "round_reveal", "round_statistics_compute",
+    "round_create", "round_deadline_set", "round_delete", "round_follow_up_create", "round_open", "round_reveal",
+    "round_statistics_compute",
     "rubric_create", "rubric_version_create", "sae_consensus_compute",
 ]

@@ -22,7 +22,7 @@ from ..models import (
     Round,
 )
 from .errors import InvalidInput, RoundStateError
-from .labels import round_status_shared_lock
+from .labels import deadline_check, round_status_shared_lock
 
 
 def _consensus_row(latent: Latent) -> Consensus | None:
@@ -80,6 +80,7 @@ def detection_response_submit(*, assignment: Assignment, answers: Mapping[int, b
         status = round_status_shared_lock(round_id=assignment.round_id)
         if status != Round.Status.OPEN:
             raise RoundStateError(f"This round is {status}: its answers cannot change.")
+        deadline_check(round_id=assignment.round_id)
         for item_id, says_match in answers.items():
             DetectionResponse.objects.update_or_create(item_id=item_id, rater=by, defaults={"says_match": says_match})
         audit_record(actor=by, action="detection.answer", obj=assignment, payload={"n_items": len(answers)})

@@ -27,6 +27,16 @@ class LabelSubmission:
     replayed: bool
 
 
+def deadline_check(*, round_id: int) -> None:
+    """Past the round's deadline nothing more is accepted (read fresh: the coordinator may extend it)."""
+    from django.utils import timezone
+
+    deadline = Round.objects.filter(pk=round_id).values_list("deadline", flat=True).first()
+    if deadline is not None and timezone.now() > deadline:
+        raise RoundStateError(f"The deadline of this round passed on {deadline:%Y-%m-%d %H:%M} UTC: no more "
+                              "labels are accepted. Ask the round's coordinator to extend it.")
+
+
 def round_status_shared_lock(*, round_id: int) -> str:
     """The round's status, read under a shared row lock: labels may be written concurrently, but
     `round_close` (FOR UPDATE) waits for them, and no label slips in after the round closed."""
@@ -100,6 +110,7 @@ def label_submit(*, assignment: Assignment, concept_code: str, confidence, ratio
         replayed = _replay_of(assignment=assignment, key=key)
         if replayed is not None:
             return LabelSubmission(label=replayed, created=False, replayed=True)
+        deadline_check(round_id=assignment.round_id)
         label = Label.objects.select_for_update().filter(assignment=assignment).first()
         if label is None:
             try:

@@ -239,16 +239,26 @@ def round_reveal(*, round: Round, by) -> Round:  # noqa: A002
 
 
 def round_follow_up_create(*, parent: Round, guidelines: str, concepts: Sequence[ConceptSpec] | None = None,
-                           name: str = "", deadline: datetime | None = None, by) -> Round:
+                           name: str = "", deadline: datetime | None = None, token: str = "", by) -> Round:
     """After a calibration round's discussion: a new rubric version and a calibration round on the same
-    latents, raters and institutions, so that its alpha answers whether agreement rose."""
+    latents, raters and institutions, so that its alpha answers whether agreement rose.
+
+    `token` (the form's, one per rendering) makes a resubmission return the follow-up it already made
+    instead of a second rubric version and draft round."""
     if parent.kind != Round.Kind.CALIBRATION:
         raise RoundStateError("Only a calibration round has a follow-up.")
     if parent.status not in (Round.Status.CLOSED, Round.Status.REVEALED):
         raise RoundStateError(f"A follow-up needs the round closed first; '{parent.name}' is {parent.status}.")
     raters = list(get_user_model().objects.filter(assignments__round=parent).distinct().select_related("profile"))
     indices = list(parent.latents.order_by("index").values_list("index", flat=True))
+    token = token.strip()[:64]
     with transaction.atomic():
+        if token:
+            # The parent's row lock serialises two submissions of one form; the second finds the first's round.
+            Round.objects.select_for_update().filter(pk=parent.pk).first()
+            made = parent.follow_ups.filter(selection_parameters__follow_up_token=token).first()
+            if made is not None:
+                return made
         version = rubric_version_create(parent=parent.rubric_version, guidelines=guidelines, concepts=concepts, by=by)
         follow_up = round_create(
             name=name or f"{parent.name} — follow-up (rubric v{version.version})", kind=Round.Kind.CALIBRATION,
@@ -260,7 +270,43 @@ def round_follow_up_create(*, parent: Round, guidelines: str, concepts: Sequence
             selection_rule="hand", latent_indices=indices,
             deadline=deadline, raters=raters, parent=parent, by=by,
         )
+        if token:
+            follow_up.selection_parameters = {**follow_up.selection_parameters, "follow_up_token": token}
+            follow_up.save(update_fields=["selection_parameters"])
     return follow_up
+
+
+def round_delete(*, round: Round, by) -> None:  # noqa: A002
+    """Delete a draft round (it has no labels yet) and, when nothing else uses it, the rubric version that
+    was made for it, so that the next version number follows on."""
+    with transaction.atomic():
+        round_ = _locked(round)
+        if round_.status != Round.Status.DRAFT:
+            raise RoundStateError(f"Only a draft round can be deleted; '{round_.name}' is {round_.status}.")
+        version = round_.rubric_version
+        audit_record(actor=by, action="round.delete", obj=round_,
+                     payload={"name": round_.name, "rubric_version": version.pk})
+        round_.delete()
+        latest = version.rubric.versions.order_by("-version").first()
+        if (version.version > 1 and latest is not None and latest.pk == version.pk
+                and not version.rounds.exists() and not version.children.exists()):
+            version.delete()
+
+
+def round_deadline_set(*, round: Round, deadline: datetime | None, by) -> Round:  # noqa: A002
+    """Move (or remove) the deadline of a round that still takes labels."""
+    with transaction.atomic():
+        round_ = _locked(round)
+        if round_.status not in (Round.Status.DRAFT, Round.Status.OPEN):
+            raise RoundStateError(f"'{round_.name}' is {round_.status}: its deadline no longer matters.")
+        if deadline is not None and deadline <= timezone.now():
+            raise InvalidInput("the deadline is in the past")
+        round_.deadline = deadline
+        round_.save(update_fields=["deadline"])
+        audit_record(actor=by, action="round.deadline", obj=round_,
+                     payload={"deadline": deadline.isoformat() if deadline else None})
+    round.deadline = deadline
+    return round_
 
 
 def comment_create(*, round: Round, latent: Latent, text: str, by) -> Comment:  # noqa: A002

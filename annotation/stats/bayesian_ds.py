@@ -53,11 +53,14 @@ from scipy.special import digamma
 from annotation.stats.consensus import (
     ConsensusResult,
     normalised_entropy,
+    unit_blocks,
     unit_counts,
     vote_posterior,
     weight_vector,
 )
 from annotation.stats.tables import Category, Ratings
+
+_TINY32 = np.finfo(np.float32).tiny
 
 EXPECTATIONS = ("mean", "log")
 
@@ -98,8 +101,10 @@ class BayesianDawidSkeneConfig:
     by up to an order of magnitude (exp ψ(0.24) ≈ 0.012 against 0.24), so each rater looks almost
     infallible and split latents collapse: sparse-regime ECE 0.16 with "log" against 0.12 with "mean" in
     the same model without the mixed component."""
-    tolerance: float = 1e-6
-    """Stop when no posterior entry moves by more than this between iterations."""
+    tolerance: float = 1e-3
+    """Stop when no posterior entry moves by more than this between iterations. Against a fit run to 1e-6,
+    1e-3 left every posterior within 0.011 (mean 1e-4 or less) with the same MAP labels on the five simulated
+    regimes and on 500k judgments, in 37 iterations there instead of 137."""
     max_iterations: int = 200
     """Upper bound on iterations; `converged` tells whether the tolerance was reached first."""
 
@@ -207,47 +212,68 @@ def bayesian_dawid_skene(
     )
     given_by_unit.sum_duplicates()
 
+    # float32 blocks and tables: the E-step streams (units, K) arrays, so half the bytes is nearly half the
+    # time; sums of ~5 log-probabilities keep ~1e-6 relative precision, far below `tolerance`.
+    blocks = [(start, stop, block.astype(np.float32))
+              for start, stop, block in unit_blocks(given_by_unit=given_by_unit)]
     # clear[i, k]: probability that unit i is clear (not mixed) were its truth k; only clear evidence
     # estimates the raters' confusion rows, so mixed latents do not make raters look worse than they are.
-    clear = np.ones_like(posterior)
+    clear = np.ones_like(posterior, dtype=np.float32)
     share = config.ambiguous_share
+    counts = _counts(tallies=given_by_unit.T @ posterior, n_raters=n_raters)
+    class_total = posterior.sum(axis=0)
     converged = False
     iteration = 0
     for iteration in range(1, config.max_iterations + 1):
-        counts = _counts(given_by_unit=given_by_unit, posterior=posterior * clear, n_raters=n_raters)
         shape = structure.prior_counts(counts=counts) + counts
         log_clear, log_mixed = _log_tables(shape=shape, pooled=structure.pooled, config=config)
-        class_shape = config.class_concentration + posterior.sum(axis=0)
+        class_shape = config.class_concentration + class_total
         if config.expectation == "mean":
             log_prior = np.log(class_shape / class_shape.sum())
         else:
             log_prior = digamma(class_shape) - digamma(class_shape.sum())
-        # labels × units layout: numpy reduces the short axis of a tall array slowly.
-        joint = np.ascontiguousarray((given_by_unit @ log_clear).T)
-        if share > 0:
-            joint += np.log1p(-share)
-            mixed = np.ascontiguousarray((given_by_unit @ log_mixed).T)
-            mixed += np.log(share)
-            both = np.logaddexp(joint, mixed)
-            next_clear = np.exp(joint - both).T
-            joint = both
-        else:
-            next_clear = clear
-        joint += log_prior[:, None]
-        joint -= joint.max(axis=0)
-        np.exp(joint, out=joint)
-        joint /= joint.sum(axis=0)
-        change = float(np.abs(joint.T - posterior).max())
-        posterior, clear = joint.T, next_clear
+        # E-step and the next M-step's tallies in one pass over blocks of units: whole (units, K) temporaries
+        # are fresh pages on every operation once they outgrow the cache, which made each step superlinear.
+        change = 0.0
+        tallies = np.zeros((n_raters * n_labels, n_labels))
+        class_total = np.zeros(n_labels)
+        clear_offset = (log_prior + np.log1p(-share)).astype(np.float32)
+        mixed_offset = (log_prior + (np.log(share) if share > 0 else 0.0)).astype(np.float32)
+        log_clear, log_mixed = log_clear.astype(np.float32), log_mixed.astype(np.float32)
+        for start, stop, block in blocks:
+            joint = block @ log_clear
+            joint += clear_offset
+            if share > 0:
+                # Two exponentials per entry in probability space instead of logaddexp and its logs.
+                mixed = block @ log_mixed
+                mixed += mixed_offset
+                largest = np.maximum(joint.max(axis=1, keepdims=True), mixed.max(axis=1, keepdims=True))
+                joint -= largest
+                np.exp(joint, out=joint)
+                mixed -= largest
+                np.exp(mixed, out=mixed)
+                mixed += joint
+                # Both parts can underflow for an unlikely k; its posterior is then ~0 and clear irrelevant.
+                np.maximum(mixed, _TINY32, out=mixed)
+                np.divide(joint, mixed, out=clear[start:stop])
+                joint = mixed
+            else:
+                joint -= joint.max(axis=1, keepdims=True)
+                np.exp(joint, out=joint)
+            joint /= joint.sum(axis=1, keepdims=True)
+            change = max(change, float(np.abs(joint - posterior[start:stop]).max()))
+            posterior[start:stop] = joint
+            tallies += block.T @ (joint * clear[start:stop])
+            class_total += joint.sum(axis=0, dtype=np.float64)
+        counts = _counts(tallies=tallies, n_raters=n_raters)
         if change <= config.tolerance:
             converged = True
             break
 
-    posterior = np.ascontiguousarray(posterior)
-    counts = _counts(given_by_unit=given_by_unit, posterior=posterior * clear, n_raters=n_raters)
+    posterior /= posterior.sum(axis=1, keepdims=True)  # rows of float32 sums, made exact in float64
     shape = structure.prior_counts(counts=counts) + counts
     confusion = shape / shape.sum(axis=2, keepdims=True)
-    class_shape = config.class_concentration + posterior.sum(axis=0)
+    class_shape = config.class_concentration + class_total
     priors = class_shape / class_shape.sum()
     n_labels_per_unit, n_raters_per_unit = unit_counts(ratings=ratings)
     return ConsensusResult(
@@ -268,13 +294,10 @@ def bayesian_dawid_skene(
     )
 
 
-def _counts(*, given_by_unit: sparse.csr_matrix, posterior: np.ndarray, n_raters: int) -> np.ndarray:
-    """(R, true k, given l): expected number of times rater r said l on units whose truth is k."""
-    n_labels = posterior.shape[1]
-    # The transpose of a CSR matrix is CSC: the product walks the units in order, reading the posterior
-    # sequentially, where (raters·K, units) CSR @ posterior jumps across it and misses the cache at scale.
-    tallies = np.asarray(given_by_unit.T @ posterior)
-    return tallies.reshape(n_raters, n_labels, n_labels).transpose(0, 2, 1)
+def _counts(*, tallies: np.ndarray, n_raters: int) -> np.ndarray:
+    """(R, true k, given l) from (R·L, K) tallies: expected times rater r said l on units whose truth is k."""
+    n_labels = tallies.shape[1]
+    return np.asarray(tallies).reshape(n_raters, n_labels, n_labels).transpose(0, 2, 1)
 
 
 def _log_tables(

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import sparse
+from scipy.special import entr
 
 from annotation.stats.tables import Category, Ratings
 
@@ -104,10 +105,8 @@ def normalised_entropy(*, posterior: np.ndarray) -> np.ndarray:
     n_labels = posterior.shape[1]
     if n_labels < 2:
         return np.zeros(posterior.shape[0])
-    with np.errstate(divide="ignore", invalid="ignore"):
-        terms = np.where(posterior > 0, posterior * np.log(posterior), 0.0)
-    # abs: a row of exact zeros and ones sums to -0.0, which prints as a negative entropy.
-    return np.abs(terms.sum(axis=1)) / np.log(n_labels)
+    # entr(p) = −p log p with entr(0) = 0, one pass; abs: a row of exact zeros and ones sums to −0.0.
+    return np.abs(entr(posterior).sum(axis=1)) / np.log(n_labels)
 
 
 def unit_counts(*, ratings: Ratings) -> tuple[np.ndarray, np.ndarray]:
@@ -116,6 +115,16 @@ def unit_counts(*, ratings: Ratings) -> tuple[np.ndarray, np.ndarray]:
     judgments = np.bincount(ratings.unit_index, minlength=n_units)
     raters = np.bincount(ratings.unit_index[ratings.occasion == 0], minlength=n_units)
     return judgments, raters
+
+
+_BLOCK_UNITS = 8192
+
+
+def unit_blocks(*, given_by_unit: sparse.csr_matrix) -> list[tuple[int, int, sparse.csr_matrix]]:
+    """(start, stop, rows) of a CSR (units, ·) matrix in blocks of units whose (units, K) work fits the cache."""
+    n_units = given_by_unit.shape[0]
+    return [(start, min(start + _BLOCK_UNITS, n_units), given_by_unit[start:start + _BLOCK_UNITS])
+            for start in range(0, n_units, _BLOCK_UNITS)]
 
 
 def weight_vector(*, ratings: Ratings, weights: Mapping[str, float] | None) -> np.ndarray:
@@ -179,13 +188,13 @@ def weighted_vote(
 
 
 def _maximisation(
-    *, given: sparse.csr_matrix, posterior: np.ndarray, n_raters: int, smoothing: float
+    *, tallies: np.ndarray, class_total: np.ndarray, n_units: int, n_raters: int, smoothing: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """M-step: priors (labels,) and confusion (raters, given label, true label), normalised over the given label."""
-    n_labels = posterior.shape[1]
-    priors = posterior.sum(axis=0) / posterior.shape[0]
-    # tallies[r, l, k]: expected number of times rater r said l on units whose truth is k.
-    tallies = np.asarray(given @ posterior).reshape(n_raters, n_labels, n_labels) + smoothing
+    """M-step: priors (labels,) and confusion (raters, given label, true label), normalised over the given label,
+    from tallies (raters·labels, labels): expected times rater r said l on units whose truth is k."""
+    n_labels = class_total.size
+    priors = class_total / n_units
+    tallies = np.asarray(tallies).reshape(n_raters, n_labels, n_labels) + smoothing
     return priors, tallies / np.maximum(tallies.sum(axis=1, keepdims=True), _TINY)
 
 
@@ -205,39 +214,51 @@ def dawid_skene(
     weight = weight_vector(ratings=ratings, weights=weights)
     posterior = vote_posterior(ratings=ratings, weight=weight, include_repeats=True)
 
-    # One sparse (raters·labels, units) count matrix turns both EM steps into sparse × dense products.
-    given = sparse.csr_matrix(
-        (np.ones(ratings.n_judgments), (ratings.rater_index * n_labels + ratings.category_index, ratings.unit_index)),
-        shape=(n_raters * n_labels, n_units),
+    # One sparse (units, raters·labels) count matrix turns both EM steps into sparse × dense products.
+    given_by_unit = sparse.csr_matrix(
+        (np.ones(ratings.n_judgments), (ratings.unit_index, ratings.rater_index * n_labels + ratings.category_index)),
+        shape=(n_units, n_raters * n_labels),
     )
-    given.sum_duplicates()
-    given_by_unit = given.T.tocsr()
+    given_by_unit.sum_duplicates()
 
+    blocks = unit_blocks(given_by_unit=given_by_unit)
+    # The transpose of the CSR (units, raters·K) matrix is CSC, whose product reads the posterior unit after
+    # unit. The E-step and the next M-step's tallies run in one pass over blocks of units: whole (units, K)
+    # temporaries and the (raters·K, units) product that jumped across the posterior made one iteration
+    # superlinear (108 ms at 500k judgments, 784 ms at 2M).
+    tallies = given_by_unit.T @ posterior
+    class_total = posterior.sum(axis=0)
     log_likelihood = -np.inf
     converged = False
     iteration = 0
     for iteration in range(1, config.max_iterations + 1):
-        priors, confusion = _maximisation(
-            given=given, posterior=posterior, n_raters=n_raters, smoothing=config.smoothing
-        )
+        priors, confusion = _maximisation(tallies=tallies, class_total=class_total, n_units=n_units,
+                                          n_raters=n_raters, smoothing=config.smoothing)
         log_confusion = np.log(np.maximum(confusion, _TINY)).reshape(n_raters * n_labels, n_labels)
-        # Labels × units layout: numpy reduces a short axis of a tall array slowly, and the log-sum-exp
-        # reductions below dominate the run time at 500k labels otherwise.
-        joint = np.ascontiguousarray((given_by_unit @ log_confusion).T)
-        joint += np.log(np.maximum(priors, _TINY))[:, None]
-        largest = joint.max(axis=0)
-        joint -= largest
-        np.exp(joint, out=joint)
-        total = joint.sum(axis=0)
-        joint /= total
-        posterior = joint.T
-        previous, log_likelihood = log_likelihood, float(largest.sum() + np.log(total).sum())
+        log_priors = np.log(np.maximum(priors, _TINY))
+        posterior = np.empty((n_units, n_labels))
+        tallies = np.zeros((n_raters * n_labels, n_labels))
+        class_total = np.zeros(n_labels)
+        total_log_likelihood = 0.0
+        for start, stop, block in blocks:
+            joint = block @ log_confusion
+            joint += log_priors
+            largest = joint.max(axis=1, keepdims=True)
+            joint -= largest
+            np.exp(joint, out=joint)
+            total = joint.sum(axis=1, keepdims=True)
+            joint /= total
+            posterior[start:stop] = joint
+            total_log_likelihood += float(largest.sum() + np.log(total).sum())
+            tallies += block.T @ joint
+            class_total += joint.sum(axis=0)
+        previous, log_likelihood = log_likelihood, total_log_likelihood
         if abs(log_likelihood - previous) <= config.tolerance * abs(log_likelihood):
             converged = True
             break
 
-    posterior = np.ascontiguousarray(posterior)
-    priors, confusion = _maximisation(given=given, posterior=posterior, n_raters=n_raters, smoothing=config.smoothing)
+    priors, confusion = _maximisation(tallies=tallies, class_total=class_total, n_units=n_units, n_raters=n_raters,
+                                      smoothing=config.smoothing)
     confusion = confusion.transpose(0, 2, 1)
     accuracy = np.einsum("k,rkk->r", priors, confusion)
     n_labels, n_raters = unit_counts(ratings=ratings)

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from annotation.stats.reliability import combine_weights
 from annotation.stats.tables import Ratings
 
 
@@ -81,6 +82,10 @@ class Simulation:
     ambiguous: np.ndarray
     parents: dict[str, str | None]
     rater_kind: tuple[str, ...]
+    weights: dict[str, float]
+    """Vote weights as the platform would measure them (`combine_weights`), from each rater's simulated
+    test–retest kappa: ≈ accuracy² for an ordinary rater (two independent looks agree), 0 for a spammer,
+    high for a systematic confuser (consistent, consistently wrong); learnability unknown (neutral)."""
 
 
 def _codes(regime: Regime) -> tuple[list[str], dict[str, str | None]]:
@@ -168,8 +173,11 @@ def simulate(*, regime: Regime, seed: int) -> Simulation:
         category_index=label,
         occasion=np.zeros(n, dtype=np.int64),
     )
+    consistency = np.where(kind == 1, 0.0, np.where(kind == 2, regime.confuser_swap, accuracy**2))
+    weights = {rater: combine_weights(test_retest=float(kappa), learnability=None)
+               for rater, kappa in zip(ratings.raters, consistency)}
     return Simulation(regime=regime, ratings=ratings, truth=truth, ambiguous=ambiguous, parents=parents,
-                      rater_kind=tuple(kinds))
+                      rater_kind=tuple(kinds), weights=weights)
 
 
 # The regimes of issue 9: the sparse calibration round, the dense 18-rater round, and variations.

@@ -12,17 +12,35 @@ from .. import charts
 register = template.Library()
 
 
+def _token_span(text: str, activation: float, shade: float) -> str:
+    """One token shaded by activation / the latent's max. An active token is focusable (keyboard, and a
+    tap on a touch screen) and shows its value in a tooltip (CSS, from data-act) while focused or hovered;
+    screen readers read the value from aria-label."""
+    if activation <= 0:
+        return f'<span class="tok">{escape(text)}</span>'
+    value = f"{float(activation):.3f}"
+    return (f'<span class="tok" tabindex="0" role="mark" style="--a:{float(shade):.3f}" data-act="{value}" '
+            f'aria-label="{escape(text)}, activation {value}">{escape(text)}</span>')
+
+
 @register.simple_tag
 def token_spans(example) -> str:
-    """Each token a span shaded by activation / the latent's max, the value on hover (title).
+    """The example's original text with each token's characters shaded (or, when the tokens could not be
+    found in the text, the vocabulary strings).
 
     Built with html.escape rather than format_html per token: a labelling page holds ~4,500 tokens and
     format_html's machinery was half its rendering time. Every piece of text is escaped here; the
     numbers are floats formatted by us."""
     parts = ["… "] if example.cut_left else []
+    if example.segments:
+        for segment in example.segments:
+            parts.append(escape(segment.text) if segment.activation is None
+                         else _token_span(segment.text, segment.activation, segment.shade))
+        if example.cut_right:
+            parts.append(" …")
+        return mark_safe("".join(parts))  # noqa: S308 - every text part escaped above
     for token in example.tokens:
-        parts.append(f'{escape(token.space)}<span class="tok" style="--a:{float(token.shade):.3f}" '
-                     f'title="{float(token.activation):.3f}">{escape(token.text)}</span>')
+        parts.append(f"{escape(token.space)}{_token_span(token.text, token.activation, token.shade)}")
     if example.cut_right:
         parts.append(" …")
     return mark_safe("".join(parts))  # noqa: S308 - every text part escaped above
@@ -64,14 +82,12 @@ def bar(share) -> str:
     return format_html('<span class="bar"><span style="width:{}%"></span></span>', f"{share * 100:.1f}")
 
 
-@register.simple_tag(takes_context=True)
-def annotation_nav(context) -> str:
-    """The links this user's role uses, from the permission module."""
+def _role_links(user) -> list[tuple[str, str]]:
+    """The sections this user's role may open, from the permission module: no link leads to a 403."""
     from django.urls import reverse
 
     from accounts.permissions import can_adjudicate, can_export, can_label, can_manage_rounds, can_read_labels
 
-    user = context["request"].user
     links = []
     if can_label(user):
         links.append((reverse("queue"), "My queue"))
@@ -79,8 +95,24 @@ def annotation_nav(context) -> str:
         links.append((reverse("adjudication-queue"), "Adjudication"))
     if can_manage_rounds(user) or can_read_labels(user):
         links.append((reverse("round-list-page"), "Rounds"))
+    if can_manage_rounds(user):
+        links.append((reverse("rubric-list"), "Rubrics"))
     if can_read_labels(user):
         links.append((reverse("latent-browser"), "Latents"))
     if can_export(user):
         links.append((reverse("export"), "Export"))
-    return format_html_join("", '<a href="{}">{}</a>', links)
+    return links
+
+
+@register.simple_tag(takes_context=True)
+def annotation_nav(context) -> str:
+    request = context.get("request")
+    if request is None or not request.user.is_authenticated:
+        return ""
+    return format_html_join("", '<a href="{}">{}</a>', _role_links(request.user))
+
+
+@register.simple_tag(takes_context=True)
+def site_nav(context) -> str:
+    """The same links in the site header, so that error pages carry them too."""
+    return annotation_nav(context)

@@ -9,9 +9,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.shortcuts import redirect
 
-from accounts.permissions import may_manage_round, may_watch_round
-
-from .. import selectors
+from .. import access, selectors
 from ..models import Round
 from ..services import InvalidInput, RoundStateError
 
@@ -42,14 +40,14 @@ def visible_round(request, round_id: int) -> Round:
 
 def watched_round(request, round_id: int) -> Round:
     round_ = visible_round(request, round_id)
-    if not may_watch_round(request.user, round_):
+    if not access.may_watch_round(request.user, round_):
         raise PermissionDenied("Only the round's coordinators and researchers see its statistics.")
     return round_
 
 
 def managed_round(request, round_id: int) -> Round:
     round_ = visible_round(request, round_id)
-    if not may_manage_round(request.user, round_):
+    if not access.may_manage_round(request.user, round_):
         raise PermissionDenied("Only the round's coordinators may change it.")
     return round_
 

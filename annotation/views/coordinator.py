@@ -1,33 +1,35 @@
 """Coordinator pages: rounds (create, dashboard, open/close/reveal, follow-up), discussion, rubrics."""
 from __future__ import annotations
 
+import uuid
+
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
-from accounts.permissions import (
-    can_manage_rounds,
-    may_discuss_round,
-    may_manage_round,
-    may_see_round_distribution,
-    role_of,
-)
+from accounts.permissions import can_manage_rounds, can_read_labels, role_of
 from features import selectors as catalogue
+from features.access import institutions_readable
 
-from .. import selectors, services
-from ..forms import CommentForm, FollowUpForm, RoundCreateForm, RubricForm, concepts_as_lines
+from .. import access, selectors, services
+from ..forms import CommentForm, DeadlineForm, FollowUpForm, RoundCreateForm
 from ..models import RaterReliability, Round
 from ..stats.routing import RoutingConfig
 from .common import managed_round, role_required, run_service, visible_round, watched_round
+from .rubrics import concept_formset, concept_rows
 
 
 @role_required(lambda user: role_of(user) is not None)
 def round_list(request):
+    if not (can_manage_rounds(request.user) or can_read_labels(request.user)):
+        return redirect("queue")  # raters follow their rounds from their queue; dashboards are not theirs
     return render(request, "annotation/round_list.html", {
         "rounds": selectors.round_list(user=request.user).order_by("-created_at"),
         "can_create": can_manage_rounds(request.user),
+        "can_watch": can_manage_rounds(request.user) or can_read_labels(request.user),
     })
 
 
@@ -35,6 +37,8 @@ def round_list(request):
 @require_http_methods(["GET", "POST"])
 def round_create(request):
     form = RoundCreateForm(request.POST or None, saes=catalogue.sae_list(user=request.user))
+    form.fields["rubric_version"].queryset = access.rubric_versions_writable(request.user).select_related("rubric")
+    form.fields["institutions"].queryset = institutions_readable(request.user)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
@@ -60,26 +64,35 @@ def round_create(request):
 @role_required(lambda user: role_of(user) is not None)
 def round_dashboard(request, round_id: int):
     round_ = watched_round(request, round_id)
-    reports = selectors.round_reports(round=round_)
-    return render(request, "annotation/round_dashboard.html", {
+    context = {
         "round": round_,
-        "can_manage": may_manage_round(request.user, round_),
+        "can_manage": access.may_manage_round(request.user, round_),
         "progress": selectors.round_progress(round=round_),
-        "reports": reports,
-        "alpha": reports.get("krippendorff_alpha:nominal"),
-        "alpha_hierarchical": reports.get("krippendorff_alpha:hierarchical"),
-        "report_rows": sorted(round_.agreement_reports.all(), key=lambda r: (r.metric, r.level)),
-        "trend": selectors.round_alpha_trend(round=round_) if round_.kind == Round.Kind.CALIBRATION else [],
-        "by_entropy": selectors.round_latents_by_entropy(round=round_)[:200],
-        "reliability": RaterReliability.objects.of_round(round_.pk)
-                       .select_related("rater__profile").order_by("-weight"),
         "institutions": round_.institutions.all(),
-    })
+        "reports": {}, "alpha": None, "alpha_hierarchical": None, "report_rows": [], "trend": [],
+        "by_entropy": [], "reliability": [],
+        "deadline_form": DeadlineForm(initial={"deadline": round_.deadline}),
+        "now": timezone.now(),
+    }
+    # Before close the dashboard shows progress only: no label content, agreement or consensus (blind).
+    if access.round_content_readable(request.user, round_):
+        reports = selectors.round_reports(round=round_)
+        context.update({
+            "reports": reports,
+            "alpha": reports.get("krippendorff_alpha:nominal"),
+            "alpha_hierarchical": reports.get("krippendorff_alpha:hierarchical"),
+            "report_rows": sorted(round_.agreement_reports.all(), key=lambda r: (r.metric, r.level)),
+            "trend": selectors.round_alpha_trend(round=round_) if round_.kind == Round.Kind.CALIBRATION else [],
+            "by_entropy": selectors.round_latents_by_entropy(round=round_)[:200],
+            "reliability": RaterReliability.objects.of_round(round_.pk)
+                           .select_related("rater__profile").order_by("-weight"),
+        })
+    return render(request, "annotation/round_dashboard.html", context)
 
 
 _ACTIONS = {
     "open": (services.round_open, "Round opened: raters can label now."),
-    "close": (services.round_close, "Round closed: labels are frozen and the statistics computed."),
+    "close": (services.round_close, "Round closed: its labels are frozen."),
     "reveal": (services.round_reveal, "Round revealed: raters see the anonymised distribution."),
     "statistics": (lambda *, round, by: services.round_statistics_compute(round=round, by=by),
                    "Statistics recomputed."),
@@ -90,6 +103,21 @@ _ACTIONS = {
 @require_POST
 def round_action(request, round_id: int, action: str):
     round_ = managed_round(request, round_id)
+    if action == "close" and request.POST.get("confirmed") != "yes":
+        # Closing cannot be undone: without the page's confirmation dialog (no script), ask on a page.
+        return render(request, "annotation/round_close_confirm.html", {
+            "round": round_, "progress": selectors.round_progress(round=round_)})
+    if action == "delete":
+        return run_service(request, lambda: services.round_delete(round=round_, by=request.user),
+                           success=f"Draft round '{round_.name}' deleted.", redirect_to=reverse("round-list-page"))
+    if action == "deadline":
+        form = DeadlineForm(request.POST)
+        if not form.is_valid():
+            messages.error(request, "Give the deadline as a date and time.")
+            return redirect("round-dashboard", round_id=round_.pk)
+        return run_service(request, lambda: services.round_deadline_set(
+            round=round_, deadline=form.cleaned_data["deadline"], by=request.user),
+            success="Deadline updated.", redirect_to=reverse("round-dashboard", args=[round_.pk]))
     service, success = _ACTIONS[action]
     return run_service(request, lambda: service(round=round_, by=request.user), success=success,
                        redirect_to=reverse("round-dashboard", args=[round_.pk]))
@@ -98,24 +126,36 @@ def round_action(request, round_id: int, action: str):
 @role_required(can_manage_rounds)
 @require_http_methods(["GET", "POST"])
 def round_follow_up(request, round_id: int):
+    """The next rubric version (edited with the rubric editor's rows, the change previewed) and a draft
+    calibration round on the same latents and raters."""
     round_ = managed_round(request, round_id)
-    form = FollowUpForm(request.POST or None, initial={
-        "guidelines": round_.rubric_version.guidelines, "concepts": concepts_as_lines(round_.rubric_version),
+    parent_version = round_.rubric_version
+    concepts = list(parent_version.concepts.all())
+    form = FollowUpForm(request.POST or None, initial={"guidelines": parent_version.guidelines,
+                                                       "token": uuid.uuid4().hex})
+    formset = concept_formset(request, concepts=concepts)
+    diff = None
+    if request.method == "POST" and form.is_valid() and formset.is_valid():
+        data, specs = form.cleaned_data, formset.specs()
+        diff = selectors.rubric_diff(before=concepts, after=specs, guidelines_before=parent_version.guidelines,
+                                     guidelines_after=data["guidelines"])
+        if request.POST.get("action") == "save":
+            try:
+                follow_up = services.round_follow_up_create(
+                    parent=round_, guidelines=data["guidelines"], concepts=specs, name=data["name"],
+                    deadline=data["deadline"], token=data["token"], by=request.user,
+                )
+            except (services.InvalidInput, services.RoundStateError) as error:
+                form.add_error(None, str(error))
+            else:
+                version = follow_up.rubric_version.version
+                messages.success(request, f"Rubric v{version} and the follow-up draft round '{follow_up.name}' "
+                                          "are ready.")
+                return redirect("round-dashboard", round_id=follow_up.pk)
+    return render(request, "annotation/round_follow_up.html", {
+        "round": round_, "form": form, "formset": formset, "rows": concept_rows(formset), "diff": diff,
+        "existing": round_.follow_ups.select_related("rubric_version").order_by("-created_at"),
     })
-    if request.method == "POST" and form.is_valid():
-        data = form.cleaned_data
-        try:
-            follow_up = services.round_follow_up_create(
-                parent=round_, guidelines=data["guidelines"], concepts=data["concepts"], name=data["name"],
-                deadline=data["deadline"], by=request.user,
-            )
-        except (services.InvalidInput, services.RoundStateError) as error:
-            form.add_error(None, str(error))
-        else:
-            version = follow_up.rubric_version.version
-            messages.success(request, f"Rubric v{version} and a follow-up draft round created.")
-            return redirect("round-dashboard", round_id=follow_up.pk)
-    return render(request, "annotation/round_follow_up.html", {"round": round_, "form": form})
 
 
 @role_required(lambda user: role_of(user) is not None)
@@ -123,9 +163,9 @@ def round_follow_up(request, round_id: int):
 def round_discussion(request, round_id: int):
     """The revealed distribution and rationales per latent, pseudonyms only, with the discussion."""
     round_ = visible_round(request, round_id)
-    if not may_see_round_distribution(request.user, round_):
+    if not access.may_see_distribution(request.user, round_):
         raise PermissionDenied("The distribution is shown once the round is revealed.")
-    can_discuss = may_discuss_round(request.user, round_)
+    can_discuss = access.may_discuss_round(request.user, round_)
     form = CommentForm(request.POST or None)
     if request.method == "POST":
         if not can_discuss:
@@ -144,22 +184,5 @@ def round_discussion(request, round_id: int):
             messages.error(request, "Write a comment first.")
     return render(request, "annotation/round_discussion.html", {
         "round": round_, "distribution": selectors.round_distribution(round=round_), "can_discuss": can_discuss,
-        "can_manage": may_manage_round(request.user, round_),
+        "can_manage": access.may_manage_round(request.user, round_),
     })
-
-
-@role_required(can_manage_rounds)
-@require_http_methods(["GET", "POST"])
-def rubric_create(request):
-    form = RubricForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        data = form.cleaned_data
-        try:
-            version = services.rubric_create(name=data["name"], description=data["description"],
-                                             guidelines=data["guidelines"], concepts=data["concepts"], by=request.user)
-        except services.InvalidInput as error:
-            form.add_error(None, str(error))
-        else:
-            messages.success(request, f"Rubric {version} created with {version.concepts.count()} concepts.")
-            return redirect("round-create")
-    return render(request, "annotation/rubric_create.html", {"form": form})

@@ -7,6 +7,7 @@ from django.contrib import messages
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
 from accounts.permissions import can_label
@@ -19,7 +20,8 @@ from .common import role_required
 
 @role_required(can_label)
 def queue(request):
-    return render(request, "annotation/queue.html", {"rounds": selectors.rater_rounds(user=request.user)})
+    return render(request, "annotation/queue.html", {"rounds": selectors.rater_rounds(user=request.user),
+                                                     "now": timezone.now()})
 
 
 @role_required(can_label)
@@ -29,6 +31,8 @@ def round_queue(request, round_id: int):
     return render(request, "annotation/round_queue.html", {
         "round": round_, "items": items, "n_done": sum(item.done for item in items),
         "next_item": next((item for item in items if not item.done), None),
+        "now": timezone.now(),
+        "deadline_passed": round_.deadline is not None and timezone.now() > round_.deadline,
     })
 
 
@@ -91,6 +95,8 @@ def _initial(label) -> dict:
 
 def _render_item(request, assignment, *, form, label, template: str, extra=None):
     items = selectors.rater_queue(user=request.user, round=assignment.round)
+    now = timezone.now()
+    deadline_passed = assignment.round.deadline is not None and now > assignment.round.deadline
     positions = [item.position for item in items]
     here = positions.index(assignment.position)
     previous_url = _item_url(assignment.round_id, positions[here - 1]) if here > 0 else None
@@ -99,7 +105,8 @@ def _render_item(request, assignment, *, form, label, template: str, extra=None)
         "round": assignment.round, "assignment": assignment, "form": form, "label": label,
         "n_items": len(items), "n_done": sum(item.done for item in items), "number": here + 1,
         "previous_url": previous_url, "next_url": next_url,
-        "editable": assignment.round.status == Round.Status.OPEN,
+        "editable": assignment.round.status == Round.Status.OPEN and not deadline_passed,
+        "deadline_passed": deadline_passed, "now": now,
         # A fresh key per rendering: a retried POST of this page reuses it, a new visit gets a new one.
         "idempotency_key": form.data.get("idempotency_key") if form.is_bound else uuid.uuid4().hex,
         "rationale_min_length": RATIONALE_MIN_LENGTH,
@@ -110,6 +117,7 @@ def _render_item(request, assignment, *, form, label, template: str, extra=None)
                                                   shuffle_seed=assignment.pk),
             "concepts": selectors.rubric_concepts(round=assignment.round),
             "co_labels": selectors.visible_co_labels(assignment=assignment, user=request.user),
+            "context_panel": selectors.latent_context(latent=assignment.latent, round=assignment.round),
             "chosen_code": form.data.get("concept_code") if form.is_bound else (label.concept.code if label else ""),
             "chosen_confidence": str(form.data.get("confidence") if form.is_bound
                                      else (label.confidence if label else "")),

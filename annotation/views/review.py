@@ -7,18 +7,12 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
-from accounts.permissions import (
-    can_adjudicate,
-    can_export,
-    can_read_labels,
-    may_adjudicate_latent,
-    may_read_latent_labels,
-)
+from accounts.permissions import can_adjudicate, can_export, can_read_labels
+from features.access import institutions_readable, latents_readable, saes_readable
 from features.models import Latent
 
-from .. import exports, selectors, services
+from .. import access, exports, selectors, services
 from ..forms import AdjudicationForm, ExportForm
-from ..models import Concept
 from .common import role_required
 
 
@@ -28,8 +22,8 @@ def adjudication_queue(request):
                   {"latents": selectors.adjudication_queue(user=request.user)[:500]})
 
 
-def _latent_or_404(latent_id: int) -> Latent:
-    latent = Latent.objects.select_related("sae__activation_set__corpus").filter(pk=latent_id).first()
+def _latent_or_404(latents, latent_id: int) -> Latent:
+    latent = latents.select_related("sae__activation_set__corpus").filter(pk=latent_id).first()
     if latent is None:
         raise Http404("No such latent.")
     return latent
@@ -38,13 +32,12 @@ def _latent_or_404(latent_id: int) -> Latent:
 @role_required(can_adjudicate)
 @require_http_methods(["GET", "POST"])
 def adjudication_decide(request, latent_id: int):
-    latent = _latent_or_404(latent_id)
-    if not may_adjudicate_latent(request.user, latent):
-        raise Http404("No such latent.")
+    # Only a latent in the user's queue: any other id (open round, foreign SAE, not ambiguous) is not found.
+    latent = _latent_or_404(access.latents_adjudicable(request.user), latent_id)
     concepts = selectors.adjudication_concepts(latent=latent)
     form = AdjudicationForm(request.POST or None, concepts=concepts)
     if request.method == "POST" and form.is_valid():
-        concept = Concept.objects.get(pk=form.cleaned_data["concept"])
+        concept = next(c for c in concepts if str(c.pk) == str(form.cleaned_data["concept"]))
         try:
             services.adjudication_record(latent=latent, concept=concept, rationale=form.cleaned_data["rationale"],
                                          by=request.user)
@@ -54,7 +47,7 @@ def adjudication_decide(request, latent_id: int):
             messages.success(request, f"Latent {latent.index} adjudicated as {concept.code}.")
             return redirect("adjudication-queue")
     return render(request, "annotation/adjudication_decide.html", {
-        "latent": latent, "form": form, "history": selectors.latent_history(latent=latent),
+        "latent": latent, "form": form, "history": selectors.latent_history(latent=latent, user=request.user),
         **selectors.latent_label_distribution(latent=latent),
         "evidence": selectors.latent_evidence(latent=latent, user=request.user),
     })
@@ -79,13 +72,14 @@ def latent_browser(request):
 
 @role_required(can_read_labels)
 def latent_detail(request, latent_id: int):
-    latent = _latent_or_404(latent_id)
-    if not may_read_latent_labels(request.user, latent):
+    latent = _latent_or_404(latents_readable(request.user), latent_id)
+    if not access.may_read_latent_labels(request.user, latent):
         raise Http404("No such latent.")
     return render(request, "annotation/latent_detail.html", {
-        "latent": latent, "history": selectors.latent_history(latent=latent),
+        "latent": latent, "history": selectors.latent_history(latent=latent, user=request.user),
         **selectors.latent_label_distribution(latent=latent),
         "evidence": selectors.latent_evidence(latent=latent, user=request.user),
+        "context_panel": selectors.latent_context(latent=latent), "link_neighbours": True,
     })
 
 
@@ -93,6 +87,14 @@ def latent_detail(request, latent_id: int):
 def export(request):
     """The form; submitting it (GET, so the link can be shared) downloads the file."""
     form = ExportForm(request.GET or None)
+    form.fields["institution"].queryset = institutions_readable(request.user)
+    if request.GET and form.is_valid():
+        data = form.cleaned_data
+        # A round or SAE the user may not read is as unknown as one that was never created.
+        if data["round"] and not access.rounds_watchable(request.user).filter(pk=data["round"]).exists():
+            form.add_error("round", "Unknown round.")
+        if data["sae"] and not saes_readable(request.user).filter(pk=data["sae"]).exists():
+            form.add_error("sae", "Unknown SAE.")
     if request.GET and form.is_valid():
         data = form.cleaned_data
         scope = exports.ExportScope(round_id=data["round"], sae_id=data["sae"], institution=data["institution"],

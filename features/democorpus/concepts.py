@@ -658,3 +658,37 @@ FREQUENCY_WORDS = {"BID": "twice daily", "TID": "three times daily", "QID": "fou
                    "TID AC": "before meals", "TID with meals": "three times daily with meals",
                    "q4h PRN": "every 4 hours as needed", "q6h PRN": "every 6 hours as needed",
                    "every other day": "every other day", "monthly": "monthly"}
+
+# What each concept of the demo rubric means, as the rubric shows it to raters.
+DESCRIPTIONS: dict[str, str] = {
+    "CARDIOVASCULAR": "Diseases of the heart and vessels; use when a latent fires on several of them alike.",
+    "RENAL": "Diseases of the kidneys; use when a latent fires on acute and chronic kidney disease alike.",
+    "RESPIRATORY": "Diseases of the airways and lungs (not infections); use for COPD and asthma alike.",
+    "ENDOCRINE": "Diseases of glucose, thyroid and metabolism; use when several fire alike.",
+    "INFECTIOUS": "Infections and their systemic response; use when a latent fires on any infection.",
+    "HAEMATOLOGIC": "Diseases of the blood.",
+    "HEPATIC": "Diseases of the liver.",
+    "NEUROLOGIC": "Diseases of the brain and nerves.",
+    "HF": "The heart fails to pump enough blood: reduced (HFrEF) or preserved (HFpEF) ejection fraction, "
+          "decompensation, congestion treated with diuretics.",
+    "MI": "Death of heart muscle from blocked blood flow: STEMI, NSTEMI, type 2 MI, raised troponin.",
+    "AF": "Irregularly irregular atrial rhythm, paroxysmal or persistent, with rate or rhythm control and "
+          "anticoagulation.",
+    "PE": "A clot lodged in the pulmonary arteries, usually from a deep vein; CT angiography, anticoagulation.",
+    "CKD": "Kidney function lost over months to years: eGFR stages, ESRD, dialysis.",
+    "AKI": "Kidney function lost over hours to days: creatinine rise, reduced urine output, prerenal causes.",
+    "COPD": "Chronic airflow limitation (emphysema, chronic bronchitis) and its exacerbations.",
+    "ASTHMA": "Reversible airway narrowing with wheeze; exacerbations treated with bronchodilators and steroids.",
+    "T2DM": "Diabetes from insulin resistance: HbA1c, metformin, insulin, complications.",
+    "DKA": "Ketoacidosis from insulin deficiency: anion gap, ketones, insulin drip, fluids.",
+    "HYPOTHYROID": "Underactive thyroid: raised TSH, low free T4, levothyroxine.",
+    "SEPSIS": "Organ dysfunction from a dysregulated response to infection: lactate, vasopressors, septic shock.",
+    "PNA": "Infection of the lung parenchyma: infiltrate on imaging, cough, fever, antibiotics.",
+    "UTI": "Infection of the urinary tract, from cystitis to pyelonephritis and catheter-associated infection.",
+    "ANAEMIA": "Low haemoglobin, whatever the cause: iron deficiency, chronic disease, blood loss.",
+    "CIRRHOSIS": "Scarred liver with portal hypertension: ascites, varices, encephalopathy.",
+    "STROKE": "Brain injury from a blocked or bleeding vessel: focal deficit, imaging, thrombolysis.",
+    "UNINTERPRETABLE": "No pattern holds across the top examples and quantile samples.",
+    "POLYSEMANTIC": "The latent fires on two or more unrelated concepts.",
+    "ARTIFACT": "The latent fires on formatting, boilerplate, punctuation or tokenisation, not on meaning.",
+}

@@ -4,8 +4,15 @@ Concord's architectures map onto SAELens's inference ones: relu -> "standard", t
 matryoshka -> "topk" (its prefixes are a training device), jumprelu -> "jumprelu", batchtopk ->
 "jumprelu" with the global threshold broadcast to every latent. What SAELens has no field for (the
 exact Concord config, the MedSAE normalisation) goes under `metadata.concord`, so Concord reads
-back exactly what it wrote while SAELens reads a valid SAE. Weights live in normalised space
-unless `fold_normalisation=True`; see `inference.engine.saes.fold_normalisation`.
+back exactly what it wrote while SAELens reads a valid SAE: `metadata.sae_lens_version` marks the
+file as SAELens 6, which keeps every `metadata` key (older-looking files lose them). Concord's own
+artifacts keep weights in normalised space (bit-reversible); `export_sae_directory` folds the
+normalisation into the weights by default, so that SAELens fed raw activations computes Concord's
+latents; see `inference.engine.saes.fold_normalisation`.
+
+Reading, every cfg.json flag that changes the encoding is honoured (`apply_b_dec_to_input`,
+`rescale_acts_by_decoder_norm` on topk) or refused with the reason (`normalize_activations` other
+than "none", `reshape_activations`): a file is never read into different latents silently.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +48,27 @@ from inference.engine.saes import (
 CFG_FILENAME = "cfg.json"
 WEIGHTS_FILENAME = "sae_weights.safetensors"
 FORMAT_VERSION = 1
+# The SAELens release whose cfg.json layout this writes (`metadata` holds model_name, hook_name, ...);
+# SAELens treats files without it, or older, as pre-6.0 and rewrites them. Checked against 6.54.12.
+SAELENS_VERSION = "6.0.0"
+# Every metadata key SAELens 6 reads, with the value Concord writes when the caller knows no better:
+# SAELens's own defaults, except that Concord captures one snippet per sequence, unconcatenated.
+SAELENS_METADATA_DEFAULTS: dict[str, Any] = {
+    "sae_lens_training_version": None,  # not trained by SAELens
+    "model_name": None,
+    "model_class_name": None,
+    "model_from_pretrained_kwargs": {},
+    "hook_name": None,
+    "hook_head_index": None,
+    "context_size": None,
+    "prepend_bos": True,
+    "seqpos_slice": [None],
+    "dataset_path": None,
+    "exclude_special_tokens": False,
+    "sequence_separator_token": None,
+    "disable_concat_sequences": True,
+    "neuronpedia_id": None,
+}
 
 # Concord architecture -> the SAELens inference architecture it is stored as.
 SAELENS_ARCHITECTURE = {
@@ -54,6 +83,10 @@ _FLOATS = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 
 class SAEFormatError(ValueError):
     """An SAE directory that cannot be read; the message names the file, key or tensor at fault."""
+
+
+class UnfoldedExportWarning(UserWarning):
+    """An exported SAE expects normalised inputs: fed raw activations, other tools compute other latents."""
 
 
 @dataclass(eq=False)
@@ -73,18 +106,29 @@ def save_sae(*, sae: SparseAutoencoder, normalisation: Normalisation, directory:
              metadata: dict[str, Any] | None = None, fold: bool = False) -> Path:
     """Write sae as a SAELens v6 directory and return its path.
 
-    metadata: JSON-ready keys for cfg.json's `metadata` (SAELens reads `model_name`, `hook_name`;
-    Concord puts e.g. training metrics there); `concord` is reserved; NaN and infinities become
-    null, as JSON has no such numbers. fold: store weights that read raw activations (for tools
-    that cannot apply the normalisation); not bit-reversible.
+    metadata: JSON-ready keys for cfg.json's `metadata` (SAELens reads `model_name`, `hook_name`, ...:
+    see SAELENS_METADATA_DEFAULTS, which fill what is not given; Concord puts e.g. training metrics
+    there); `concord`, `sae_lens_version` and `input_normalisation` are reserved; NaN and
+    infinities become null, as JSON has no such numbers. fold: store weights that read raw
+    activations (for tools that cannot apply the normalisation); not bit-reversible. Unfolded with a
+    normalisation that is not the identity, `metadata.input_normalisation` states it in words and
+    numbers, for readers that know nothing of `metadata.concord`.
     """
     metadata = _finite_or_null(dict(metadata or {}))
-    if "concord" in metadata:
-        raise ValueError("metadata key 'concord' is reserved for Concord's own fields")
+    for reserved in ("concord", "sae_lens_version", "input_normalisation"):
+        if reserved in metadata:
+            raise ValueError(f"metadata key '{reserved}' is reserved for Concord's own fields")
+    metadata = {"sae_lens_version": SAELENS_VERSION, **SAELENS_METADATA_DEFAULTS, **metadata}
     if normalisation.d_in != sae.d_in:
         raise ValueError(f"normalisation has d_in={normalisation.d_in}, the SAE {sae.d_in}")
     if fold:
         sae, normalisation = fold_normalisation(sae, normalisation), Normalisation.identity(sae.d_in)
+    elif not normalisation.is_identity():
+        metadata["input_normalisation"] = {
+            "rule": "encode (x - mean) * scale, not x; the reconstruction is x_hat / scale + mean "
+                    "(MedSAE normalisation, not folded into the weights)",
+            "mean": normalisation.to_dict()["mean"], "scale": normalisation.scale,
+        }
     tensors = {name: value.detach().to("cpu", torch.float32).contiguous()
                for name, value in sae.export_tensors().items()}
     concord: dict[str, Any] = {
@@ -148,6 +192,32 @@ def _replace_atomically(target: Path, write: Any) -> None:
         temporary.unlink(missing_ok=True)
 
 
+def export_sae_directory(*, source: str | os.PathLike[str], target: str | os.PathLike[str], fold: bool = True,
+                         model_name: str | None = None, metadata: dict[str, Any] | None = None) -> list[str]:
+    """Write the SAE stored at source as a SAELens directory for other tools; returns the warnings.
+
+    fold (the default) stores weights that read raw activations, so SAELens computes Concord's
+    latents from the host model's activations as they are. Unfolded, the weights expect normalised
+    inputs: an UnfoldedExportWarning is raised (as a warning) and returned. model_name replaces
+    the stored one (exports name the model by its id, never a local path); metadata adds keys.
+    """
+    loaded = load_sae(source)
+    kept = {key: value for key, value in loaded.metadata.items()
+            if key not in ("concord", "sae_lens_version", "input_normalisation")}
+    kept.update(metadata or {})
+    if model_name is not None:
+        kept["model_name"] = model_name
+    messages = []
+    if not fold and not loaded.normalisation.is_identity():
+        messages.append("unfolded export: these weights expect normalised activations, (x - mean) * scale, "
+                        "as stated in metadata.input_normalisation; SAELens or any other tool fed raw "
+                        "activations computes different latents. Export with fold on unless you will "
+                        "normalise the inputs yourself.")
+        warnings.warn(messages[-1], UnfoldedExportWarning, stacklevel=2)
+    save_sae(sae=loaded.sae, normalisation=loaded.normalisation, directory=target, metadata=kept, fold=fold)
+    return messages
+
+
 def load_sae(directory: str | os.PathLike[str]) -> LoadedSAE:
     """Read a directory written by `save_sae` or by SAELens (standard, topk, jumprelu); never unpickles.
 
@@ -178,6 +248,13 @@ def load_sae(directory: str | os.PathLike[str]) -> LoadedSAE:
         # SAELens without input centring computes x W_enc + b_enc; Concord always subtracts b_dec
         # first, so fold b_dec W_enc into b_enc to get the same pre-activations.
         tensors["b_enc"] = (tensors["b_enc"].double() + tensors["b_dec"].double() @ tensors["W_enc"].double()).float()
+    if cfg.get("rescale_acts_by_decoder_norm", False):
+        # SAELens's topk multiplies pre-activation i by ||W_dec[i]|| before the top-k and divides the
+        # code by it before decoding: the same as scaling encoder column i up and decoder row i down.
+        norms = tensors["W_dec"].double().norm(dim=1)
+        tensors["W_enc"] = (tensors["W_enc"].double() * norms).float()
+        tensors["b_enc"] = (tensors["b_enc"].double() * norms).float()
+        tensors["W_dec"] = (tensors["W_dec"].double() / norms[:, None]).float()
     sae = build_sae(sae_cfg)
     if isinstance(sae, BatchTopKSAE):
         threshold = tensors.pop("threshold")
@@ -196,6 +273,8 @@ def _read_cfg(path: Path) -> dict[str, Any]:
         cfg = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise SAEFormatError(f"{CFG_FILENAME} is not valid JSON: {error}") from error
+    except RecursionError:
+        raise SAEFormatError(f"{CFG_FILENAME} is nested too deeply to be an SAE config") from None
     if not isinstance(cfg, dict):
         raise SAEFormatError(f"{CFG_FILENAME} must hold a JSON object, got {type(cfg).__name__}")
     for key in ("d_in", "d_sae"):
@@ -215,11 +294,31 @@ def _read_cfg(path: Path) -> dict[str, Any]:
         raise SAEFormatError(f"{CFG_FILENAME}: 'apply_b_dec_to_input' must be true or false")
     normalize = cfg.get("normalize_activations", "none")
     if normalize not in ("none", None):
-        raise SAEFormatError(f"{CFG_FILENAME}: normalize_activations={normalize!r} is not supported "
-                             "(fold the scaling into the weights, or store Concord normalisation)")
+        reason = _UNSUPPORTED_NORMALISATION.get(normalize, "an unknown normalisation mode")
+        raise SAEFormatError(f"{CFG_FILENAME}: normalize_activations={normalize!r} is not supported: {reason}. "
+                             "Fold the normalisation into the weights (SAELens: fold_activation_norm_scaling_factor "
+                             "or fold_activation_whitening) and save again with normalize_activations='none'")
+    rescale = cfg.get("rescale_acts_by_decoder_norm", False)
+    if not isinstance(rescale, bool):
+        raise SAEFormatError(f"{CFG_FILENAME}: 'rescale_acts_by_decoder_norm' must be true or false")
+    if rescale and architecture != "topk":
+        raise SAEFormatError(f"{CFG_FILENAME}: rescale_acts_by_decoder_norm=true on a {architecture!r} SAE: "
+                             "SAELens applies it only to topk and ignores it here, so the intended "
+                             "encoding is ambiguous; fold the decoder norms into the weights first")
     if cfg.get("reshape_activations", "none") not in ("none", None):
         raise SAEFormatError(f"{CFG_FILENAME}: reshape_activations={cfg['reshape_activations']!r} is not supported")
     return cfg
+
+
+_UNSUPPORTED_NORMALISATION = {
+    "expected_average_only_in": "the weights expect activations scaled by a dataset-wide factor that "
+                                "the directory does not store",
+    "constant_norm_rescale": "each token is rescaled by its own norm, which Concord's fixed affine "
+                             "normalisation cannot express",
+    "layer_norm": "each token is layer-normalised by its own mean and spread, which Concord's fixed affine "
+                  "normalisation cannot express",
+    "covariance_whitening": "the whitening matrix is not part of the directory's weights",
+}
 
 
 def _concord_config(cfg: dict[str, Any], concord: Any) -> tuple[SAEConfig, Normalisation]:

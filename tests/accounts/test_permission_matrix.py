@@ -1,8 +1,15 @@
-"""Every read endpoint, for every role, from the data owner's institution and from another one."""
+"""The read matrix: every read endpoint and page (enumerated from the URL conf) × every role × own / other
+institution, plus each private id swapped for an id that was never created.
+
+A leak is any of: another institution's private text (PRIVATEA) in a response to a non-admin of `other`;
+a foreign id that answers differently from an absent one (a hint that it exists); someone else's label
+that the blind rule does not allow (tests/accounts/access_world.label_visible_by_spec); a server error.
+"""
 from __future__ import annotations
 
 import pytest
 from rest_framework.test import APIClient
+from rest_framework.views import APIView
 
 from accounts.models import Role
 from annotation.models import Assignment, Round, Rubric, RubricVersion
@@ -10,9 +17,99 @@ from features.models import ActivationSet
 from inference.models import Job
 from tests import factories
 
-pytestmark = pytest.mark.django_db
-ROLES = [Role.PHYSICIAN, Role.SENIOR, Role.COORDINATOR, Role.RESEARCHER, Role.ADMIN]
+from .access_world import (
+    PRIVATE,
+    ROLES,
+    WHERE,
+    api_client,
+    body_text,
+    build_world,
+    label_leaks,
+    record,
+    same_answer,
+    send,
+)
+from .matrix_cases import EXEMPT, READ_CASES, WRITE_CASES, ids, url_patterns, variants
 
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def no_throttles(monkeypatch):
+    """The matrices send hundreds of requests per user; rate limits are tested on their own, not here."""
+    monkeypatch.setattr(APIView, "get_throttles", lambda self: [])
+
+
+def test_every_url_has_a_matrix_entry():
+    """A new endpoint fails here until it joins READ_CASES / WRITE_CASES (or EXEMPT, with a reason)."""
+    read = {case.name for case in READ_CASES}
+    write = {case.name for case in WRITE_CASES}
+    missing, wrong = [], []
+    names = set()
+    for name, route, callback in url_patterns():
+        names.add(name)
+        if name in EXEMPT:
+            continue
+        view_class = getattr(callback, "cls", None) or getattr(callback, "view_class", None)
+        if view_class is not None:
+            if hasattr(view_class, "get") and name not in read:
+                missing.append(f"{name} ({route}): GET without a READ_CASES entry")
+            if hasattr(view_class, "post") and name not in write:
+                missing.append(f"{name} ({route}): POST without a WRITE_CASES entry")
+        elif name not in read and name not in write:
+            missing.append(f"{name} ({route}): a page without a READ_CASES or WRITE_CASES entry")
+    wrong = sorted((read | write | set(EXEMPT)) - names)
+    assert not missing, "add these to tests/accounts/matrix_cases.py:\n" + "\n".join(missing)
+    assert not wrong, f"matrix entries for names the URL conf no longer has: {wrong}"
+
+
+@pytest.mark.slow
+def test_read_matrix_leaks_nothing(postgres, no_throttles):
+    world = build_world()
+    requests, leaks, private_seen_by_own, labels_seen = 0, [], 0, 0
+    cache: dict = {}
+    for role in ROLES:
+        for where in WHERE:
+            user = world.actor(role, where)
+            client = api_client(user)
+            client.raise_request_exception = False
+            outsider = where == "other" and role != Role.ADMIN
+            values = ids(world, user)
+            for case in READ_CASES:
+                answers = {}
+                for variant, filled in variants(case, values):
+                    response = send(client, case, filled)
+                    requests += 1
+                    answers[variant] = (response, filled)
+                    text = body_text(response)
+                    where_ = f"{role}/{where} GET {case.template} [{variant}] → {response.status_code}"
+                    if response.status_code >= 500:
+                        leaks.append(f"{where_}: server error")
+                    if outsider and PRIVATE in text:
+                        leaks.append(f"{where_}: shows own's private data")
+                    if where == "own" and PRIVATE in text:
+                        private_seen_by_own += 1
+                    if marks := label_leaks(user, text, cache):
+                        leaks.append(f"{where_}: shows labels {marks[:3]}")
+                    labels_seen += "SECRET-" in text and not label_leaks(user, text, cache)
+                if outsider:
+                    foreign, foreign_values = answers["foreign"]
+                    for variant, (absent, absent_values) in answers.items():
+                        if variant == "foreign":
+                            continue
+                        key = variant.split(":", 1)[1]
+                        if not same_answer(foreign, absent, foreign_values[key], absent_values[key]):
+                            leaks.append(f"{role}/{where} GET {case.template}: own's {key} answers "
+                                         f"{foreign.status_code}, an absent one {absent.status_code}")
+    record("read", {"requests": requests, "leaks": len(leaks), "cases": len(READ_CASES),
+                    "actors": len(ROLES) * len(WHERE), "private_seen_by_own": private_seen_by_own,
+                    "responses_with_allowed_labels": labels_seen})
+    assert not leaks, "\n".join(leaks[:40])
+    # The probe sees what it looks for: own's people do read own's data and labels they may read.
+    assert private_seen_by_own > 50 and labels_seen > 10
+
+
+# -- the original role × institution list counts, kept as a readable summary ---------------------------------
 
 @pytest.fixture
 def world(postgres):
@@ -29,12 +126,12 @@ def world(postgres):
     rater = factories.user(role=Role.PHYSICIAN, institution_obj=own, username="rater-a")
     version = RubricVersion.objects.create(rubric=Rubric.objects.create(name="rubric"), version=1)
     round_ = Round.objects.create(name="cal", kind="calibration", sae=sae, rubric_version=version,
-                                  coordinator=coordinator)
+                                  coordinator=coordinator, status=Round.Status.OPEN)
     round_.institutions.add(own)
     Assignment.objects.create(round=round_, latent=sae.latents.first(), rater=rater, position=0)
     runner = factories.user(role=Role.RESEARCHER, institution_obj=own)
     Job.objects.create(kind=Job.Kind.IMPORT_CORPUS, created_by=runner)
-    return {"own": own, "other": other, "private": private, "shared": shared, "rater": rater}
+    return {"own": own, "other": other, "private": private, "shared": shared, "rater": rater, "round": round_}
 
 
 def _client(world, role, where):
@@ -53,7 +150,6 @@ def _count(client, url):
     return response.json()["count"]
 
 
-# (endpoint, {(role, where): expected count}); missing keys default to the "default" entry.
 def _expected(role, where, *, own_sees, admin_sees, other_sees):
     if role == Role.ADMIN:
         return admin_sees
@@ -74,9 +170,10 @@ def test_read_endpoints_show_only_what_the_role_and_institution_may_see(world, r
     assert _count(client, "/api/v1/latents/") == _expected(role, where, own_sees=4, admin_sees=4, other_sees=0)
     assert _count(client, "/api/v1/host-models/") == 1
     assert _count(client, "/api/v1/hook-points/") == 1
-    # Rounds: raters see rounds they label in, coordinators their institution's, researchers and admins all.
+    # Rounds: raters see rounds they label in, coordinators their institution's, researchers those on SAEs
+    # they may see (the round's SAE is private to A), admins all.
     rounds_expected = {
-        Role.PHYSICIAN: int(is_own), Role.SENIOR: 0, Role.COORDINATOR: int(is_own), Role.RESEARCHER: 1,
+        Role.PHYSICIAN: int(is_own), Role.SENIOR: 0, Role.COORDINATOR: int(is_own), Role.RESEARCHER: int(is_own),
         Role.ADMIN: 1,
     }[role]
     assert _count(client, "/api/v1/rounds/") == rounds_expected
@@ -85,6 +182,13 @@ def test_read_endpoints_show_only_what_the_role_and_institution_may_see(world, r
     # Jobs: researchers see their institution's, admins all, others only their own (none here).
     jobs_expected = {Role.RESEARCHER: int(is_own), Role.ADMIN: 1}.get(role, 0)
     assert _count(client, "/api/v1/jobs/") == jobs_expected
+
+
+def test_raters_do_not_see_draft_rounds(world):
+    Round.objects.filter(pk=world["round"].pk).update(status=Round.Status.DRAFT)
+    client = _client(world, Role.PHYSICIAN, "own")
+    assert _count(client, "/api/v1/rounds/") == 0
+    assert client.get(f"/api/v1/rounds/{world['round'].pk}/").status_code == 404
 
 
 def test_private_corpus_detail_is_not_found_from_another_institution(world):

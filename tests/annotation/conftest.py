@@ -68,6 +68,11 @@ def set_status(round_: Round, status: str) -> None:
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
 
 
+# One Playwright and one Chromium per process: test modules elsewhere import this fixture, and each import
+# is a separate session fixture to pytest; a second sync Playwright in the same thread would fail.
+_SHARED_BROWSER: dict = {}
+
+
 @pytest.fixture(scope="session")
 def chromium():
     """One Chromium for the e2e session. Missing Chromium skips locally and fails under CI=true."""
@@ -78,22 +83,29 @@ def chromium():
         from playwright.sync_api import sync_playwright
     except ImportError:
         _unavailable("playwright (python) is not installed")
-    # Playwright's sync API runs an event loop in this thread; the ORM calls the tests make between
-    # browser steps are still synchronous and safe, which this flag tells Django.
-    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    ARTIFACTS.mkdir(exist_ok=True)
-    manager = sync_playwright().start()
-    browser = manager.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+    if not _SHARED_BROWSER:
+        # Playwright's sync API runs an event loop in this thread; the ORM calls the tests make between
+        # browser steps are still synchronous and safe, which this flag tells Django.
+        _SHARED_BROWSER["previous"] = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+        os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+        ARTIFACTS.mkdir(exist_ok=True)
+        manager = sync_playwright().start()
+        _SHARED_BROWSER.update(manager=manager, users=0,
+                               browser=manager.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS))
+    _SHARED_BROWSER["users"] += 1
     try:
-        yield browser
+        yield _SHARED_BROWSER["browser"]
     finally:
-        browser.close()
-        manager.stop()
-        if previous is None:
-            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-        else:
-            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+        _SHARED_BROWSER["users"] -= 1
+        if _SHARED_BROWSER["users"] == 0:
+            _SHARED_BROWSER["browser"].close()
+            _SHARED_BROWSER["manager"].stop()
+            previous = _SHARED_BROWSER["previous"]
+            if previous is None:
+                os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+            else:
+                os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+            _SHARED_BROWSER.clear()
 
 
 @pytest.fixture
@@ -103,10 +115,14 @@ def browser_page(chromium):
     page = context.new_page()
     page.set_default_timeout(10_000)
     page.dialogs = []
+    page.accept_dialogs = False  # a test sets it to answer confirm() with OK
 
     def on_dialog(dialog):
         page.dialogs.append(dialog.message)
-        dialog.dismiss()
+        if page.accept_dialogs:
+            dialog.accept()
+        else:
+            dialog.dismiss()
 
     page.on("dialog", on_dialog)
     try:

@@ -51,3 +51,24 @@ def log_in(page, base_url: str, username: str) -> None:
 def assert_no_script_ran(page) -> None:
     assert page.dialogs == [], page.dialogs
     assert page.evaluate("window.__pwned === undefined")
+
+
+# The policy the hardening settings send: no inline script or event handler may run. Style attributes
+# (token shading, bar widths) stay allowed through style-src-attr.
+STRICT_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; style-src-attr 'unsafe-inline'; "
+              "img-src 'self' data:; object-src 'none'; base-uri 'self'; form-action 'self'")
+
+
+def enforce_strict_csp(page, base_url: str) -> list[str]:
+    """Serve every page of `base_url` under STRICT_CSP; returns the list that collects violations."""
+    violations: list[str] = []
+
+    def add_header(route):
+        response = route.fetch(max_redirects=0)
+        headers = {**response.headers, "content-security-policy": STRICT_CSP}
+        route.fulfill(response=response, headers=headers)
+
+    page.route(f"{base_url}/**", add_header)
+    page.on("console", lambda message: violations.append(message.text)
+            if "Content Security Policy" in message.text else None)
+    return violations

@@ -10,7 +10,7 @@ from annotation.models import Label, Round
 from tests.annotation import e2e
 from tests.annotation.conftest import screenshot
 
-pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
 def _label_by_keyboard(page, *, search: str, name: str, confidence: str, rationale: str) -> None:
@@ -83,6 +83,7 @@ def test_physician_labels_by_keyboard_blind_then_coordinator_closes_and_reveals(
     e2e.log_in(page, base, "coord-dee")
     page.goto(f"{base}/rounds/{round_.pk}/")
     page.click("#close-round")
+    page.click("#close-confirm")  # closing asks first
     page.wait_for_selector("#alpha-value")
     assert re.match(r"α = -?\d\.\d{3}", page.locator("#alpha-value").inner_text())
     assert "95 % CI" in page.locator("#alpha-ci").inner_text()

@@ -13,7 +13,7 @@ from tests import factories
 from tests.annotation import e2e
 from tests.annotation.conftest import ARTIFACTS, screenshot
 
-pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture

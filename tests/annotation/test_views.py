@@ -41,15 +41,19 @@ def _expected(role, where):
     reader = role in (Role.RESEARCHER, Role.COORDINATOR, Role.ADMIN)
     sees_sae = where == "own" or role == Role.ADMIN
     return {
+        # Raters follow their rounds from their queue: /rounds/ sends them there (it listed dashboards
+        # that answered 403).
         "home": 200, "queue": 200 if labeller else 403, "round-queue": 200 if rater else (404 if labeller else 403),
-        "item": 200 if rater else (404 if labeller else 403), "rounds": 200,
+        "item": 200 if rater else (404 if labeller else 403), "rounds": 302 if labeller else 200,
         "round-new": 200 if role in (Role.COORDINATOR, Role.ADMIN) else 403,
-        "dashboard": 200 if watcher else (404 if not (rater or role == Role.RESEARCHER) else 403),
-        "discussion": 200 if watcher or rater else (403 if role == Role.RESEARCHER else 404),
+        # A round on an SAE the user may not see does not exist for them.
+        "dashboard": 200 if watcher else (403 if rater else 404),
+        "discussion": 200 if watcher or rater else 404,
         "follow-up": 200 if manager else (404 if role == Role.COORDINATOR else 403),
         "rubric-new": 200 if role in (Role.COORDINATOR, Role.ADMIN) else 403,
         "adjudication": 200 if role in (Role.SENIOR, Role.ADMIN) else 403,
-        "adjudicate": (200 if sees_sae else 404) if role in (Role.SENIOR, Role.ADMIN) else 403,
+        # Only latents in the senior's queue (ambiguous after closed rounds); this one is not.
+        "adjudicate": 404 if role in (Role.SENIOR, Role.ADMIN) else 403,
         "browser": 200 if reader else 403, "latent": (200 if sees_sae else 404) if reader else 403,
         "export": 200 if reader else 403,
     }

@@ -50,6 +50,7 @@ def _call(*args) -> str:
     return out.getvalue()
 
 
+@pytest.mark.slow  # 29 s measured (setup + call), --durations=50
 @pytest.mark.django_db
 def test_cache_train_mine_through_the_commands(tiny_model_dir, tmp_path):
     _call("import_corpus", str(_corpus_file(tmp_path)), "--name", "notes")
@@ -81,6 +82,7 @@ def test_cache_train_mine_through_the_commands(tiny_model_dir, tmp_path):
     assert Latent.objects.filter(sae=sae).exclude(best_tag="").exists()
 
 
+@pytest.mark.slow  # 22 s measured (setup + call), --durations=50
 @pytest.mark.django_db
 def test_training_on_a_causal_model_reports_ce_loss_recovered(tmp_path):
     handle = tiny_gpt2([text for text, _ in TAGGED])
@@ -102,6 +104,7 @@ def test_training_on_a_causal_model_reports_ce_loss_recovered(tmp_path):
     assert SAE.objects.get().metrics["ce_loss_recovered"] == pytest.approx(expected)
 
 
+@pytest.mark.slow  # 7 s measured (setup + call), --durations=50
 @pytest.mark.django_db
 def test_train_sae_from_npy_prints_metrics_json_last(tmp_path):
     rng = np.random.default_rng(0)
@@ -142,7 +145,12 @@ def test_train_sae_refuses_missing_file_and_cache_refuses_bad_hook(tmp_path, tin
 
 
 @pytest.mark.django_db
-def test_export_then_import_is_bit_identical(tiny_model_dir, tmp_path):
+def test_export_folds_by_default_and_both_exports_import_to_the_same_latents(tiny_model_dir, tmp_path):
+    import torch
+
+    from inference.engine.activations import ActivationStore
+    from inference.engine.formats import load_sae
+
     _call("import_corpus", str(_corpus_file(tmp_path, copies=2)), "--name", "notes")
     _call("cache_activations", "--model", str(tiny_model_dir), "--hook", "blocks.0.hook_resid_post",
           "--corpus", "notes")
@@ -150,17 +158,34 @@ def test_export_then_import_is_bit_identical(tiny_model_dir, tmp_path):
     _call("train_sae", "--activation-set", str(activation_set.pk), "--arch", "jumprelu", "--width", "48",
           "--steps", "20", "--batch-size", "32", "--out", str(tmp_path / "trained"), "--name", "jr")
     sae = SAE.objects.get(name="jr")
-    exported = tmp_path / "exported"
-    _call("export_sae", str(sae.pk), str(exported))
-    for name in ("cfg.json", "sae_weights.safetensors"):
-        assert (exported / name).read_bytes() == (Path(sae.artifact_uri) / name).read_bytes()
-    _call("import_sae", str(exported), "--name", "jr-again")
-    again = SAE.objects.get(name="jr-again")
-    assert (again.architecture, again.d_sae, again.hook_point) == ("jumprelu", 48, sae.hook_point)
-    assert (Path(again.artifact_uri) / "sae_weights.safetensors").read_bytes() == (
-        exported / "sae_weights.safetensors").read_bytes()
+    folded, unfolded = tmp_path / "folded", tmp_path / "unfolded"
+    _call("export_sae", str(sae.pk), str(folded))
+    errors = io.StringIO()
+    call_command("export_sae", str(sae.pk), str(unfolded), "--no-fold", stdout=io.StringIO(), stderr=errors)
+    assert "expect normalised activations" in errors.getvalue()
+
+    metadata = json.loads((folded / "cfg.json").read_text())["metadata"]
+    assert metadata["sae_lens_version"] and metadata["hook_name"] == "blocks.0.hook_resid_post"
+    assert metadata["model_name"] and not Path(metadata["model_name"]).is_absolute()
+    assert metadata["concord"]["normalisation_folded"] is True and "input_normalisation" not in metadata
+    unfolded_metadata = json.loads((unfolded / "cfg.json").read_text())["metadata"]
+    assert unfolded_metadata["input_normalisation"]["scale"] == sae.normalisation["scale"]
+
+    # Raw activations through the trained SAE (normalising) = through the folded export (not normalising).
+    store = ActivationStore.open(activation_set.artifact_uri, "blocks.0.hook_resid_post")
+    raw = torch.from_numpy(np.asarray(store[np.arange(64)], dtype=np.float32))
+    trained = load_sae(sae.artifact_uri).normalised()
+    with torch.no_grad():
+        expected = trained.encode(raw)
+        assert torch.allclose(load_sae(folded).sae.encode(raw), expected, atol=1e-4)
+    for directory, name in ((folded, "jr-folded"), (unfolded, "jr-unfolded")):
+        _call("import_sae", str(directory), "--name", name)
+        again = SAE.objects.get(name=name)
+        assert (again.architecture, again.d_sae, again.hook_point) == ("jumprelu", 48, sae.hook_point)
+        with torch.no_grad():
+            assert torch.allclose(load_sae(again.artifact_uri).normalised().encode(raw), expected, atol=1e-4)
     with pytest.raises(CommandError, match="not empty"):
-        _call("export_sae", str(sae.pk), str(exported))
+        _call("export_sae", str(sae.pk), str(folded))
 
 
 @pytest.mark.django_db
@@ -175,6 +200,7 @@ def test_import_sae_names_what_is_wrong(tmp_path):
         _call("import_sae", str(broken))
 
 
+@pytest.mark.slow  # 113 s measured (setup + call), --durations=50
 @pytest.mark.integration
 @pytest.mark.django_db(transaction=True)
 def test_worker_on_redis_trains_sae_from_the_api_with_progress(celery_worker, tiny_model_dir, tmp_path):
@@ -220,11 +246,12 @@ class WorkerDied(BaseException):
     """Stands for the worker process being killed: nothing in the job catches it."""
 
 
+@pytest.mark.slow  # 15 s measured (setup + call), --durations=50
 @pytest.mark.django_db
 def test_a_killed_training_job_resumes_from_its_checkpoint_to_the_same_weights(tmp_path):
     from safetensors.numpy import load_file
 
-    from inference.jobs import WORK_OF_KIND, train_sae_work
+    from inference.jobs import train_sae_work
     from inference.services import job_run, train_sae_request
 
     path = tmp_path / "acts.npy"
@@ -232,10 +259,10 @@ def test_a_killed_training_job_resumes_from_its_checkpoint_to_the_same_weights(t
     options = {"activations_path": str(path), "arch": "topk", "width": 32, "k": 4, "steps": 60, "batch_size": 64,
                "checkpoint_every": 20, "enqueue": False}
     whole = train_sae_request(out=str(tmp_path / "whole"), **options)
-    assert job_run(job_id=whole.pk, work=WORK_OF_KIND[whole.kind]).status == "succeeded"
+    assert job_run(job_id=whole.pk).status == "succeeded"
 
     killed = train_sae_request(out=str(tmp_path / "killed"), **options)
-    checkpoints = tmp_path.parent / "artifacts" / "checkpoints" / f"job-{killed.pk}"
+    checkpoints = tmp_path.parent / "artifacts" / "checkpoints" / str(killed.uuid)
 
     def die_after_a_checkpoint(fraction: float, message: str) -> None:
         if fraction > 0.5 and any(checkpoints.glob("step-*")):
@@ -246,7 +273,7 @@ def test_a_killed_training_job_resumes_from_its_checkpoint_to_the_same_weights(t
     assert not (tmp_path / "killed").exists() and any(checkpoints.glob("step-*"))
     # The redelivered message runs the job again; training picks up at the last checkpoint.
     messages: list[str] = []
-    resumed = job_run(job_id=killed.pk, work=WORK_OF_KIND[killed.kind], echo=lambda f, m: messages.append(m))
+    resumed = job_run(job_id=killed.pk, echo=lambda f, m: messages.append(m))
     assert resumed.status == "succeeded", resumed.message
     assert any(re.match(r"resumed at step [1-9]\d*/60", message) for message in messages), messages[:3]
     first = load_file(tmp_path / "whole" / "sae_weights.safetensors")

@@ -14,11 +14,14 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--quick", action="store_true", help="a 300-snippet slice and a small SAE (tests)")
         parser.add_argument("--via-worker", action="store_true", help="run each job on the Celery workers")
+        parser.add_argument("--host", choices=("minilm", "gemma"), default="minilm",
+                            help="host model: MiniLM (default, an encoder) or Gemma 3 270M (causal; needs the "
+                                 "[causal] extra; Gemma Terms of Use)")
 
-    def handle(self, *args, quick: bool, via_worker: bool, **options):
+    def handle(self, *args, quick: bool, via_worker: bool, host: str, **options):
         from config.demo import DemoSettings, demo_seed
 
-        config = DemoSettings.for_quick() if quick else DemoSettings()
+        config = DemoSettings.for_quick(host=host) if quick else DemoSettings(host=host)
         bar = tqdm(total=1000, file=self.stderr._out, leave=False, bar_format="  {percentage:3.0f}%|{bar}| {desc}")
 
         def progress(fraction: float, message: str) -> None:
@@ -36,6 +39,10 @@ class Command(BaseCommand):
             for username, password in summary.new_passwords.items():
                 self.stdout.write(f"  {username:<12} {password}")
         metrics = {key: summary.sae_metrics.get(key) for key in ("fve", "l0", "dead_fraction")}
+        if "ce_loss_recovered" in summary.sae_metrics:
+            self.stdout.write("CE loss (nats/token): " + json.dumps(
+                {key: summary.sae_metrics[key] for key in ("ce_loss_clean", "ce_loss_with_sae",
+                                                           "ce_loss_zero_ablated", "ce_loss_recovered")}))
         self.stdout.write(f"SAE metrics: {json.dumps(metrics)}; monosemanticity: "
                           f"{json.dumps(summary.sae_metrics.get('monosemanticity', {}))}")
         self.stdout.write(f"stage seconds: {json.dumps(summary.stage_seconds)}")

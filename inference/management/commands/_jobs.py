@@ -4,7 +4,6 @@ from __future__ import annotations
 from django.core.management.base import CommandError
 from tqdm import tqdm
 
-from inference.jobs import WORK_OF_KIND
 from inference.models import Job
 from inference.services import job_enqueue, job_run
 
@@ -20,7 +19,7 @@ def run_job_from_command(*, command, job: Job, enqueue: bool) -> Job:
             bar.n = int(fraction * 1000)
             bar.set_description_str(message[:70], refresh=True)
 
-        job = job_run(job_id=job.pk, work=WORK_OF_KIND[job.kind], echo=echo)
+        job = job_run(job_id=job.pk, echo=echo)
     if job.status != Job.Status.SUCCEEDED:
         raise CommandError(f"job {job.pk} {job.status}: {job.message}")
     return job

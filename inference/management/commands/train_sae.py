@@ -25,7 +25,8 @@ class Command(BaseCommand):
         parser.add_argument("--l1", type=float, help="sparsity coefficient (relu: L1, jumprelu: L0)")
         parser.add_argument("--steps", type=int, default=2000)
         parser.add_argument("--batch-size", type=int, default=4096)
-        parser.add_argument("--lr", type=float, default=2e-4)
+        parser.add_argument("--lr", type=float,
+                            help="peak Adam learning rate (default: 2e-4 / sqrt(width / 2**14), scaled with the width)")
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--device", help="cpu, cuda, cuda:N or auto (default: CONCORD_DEVICE)")
         parser.add_argument("--checkpoint-every", type=int, default=500)

@@ -9,7 +9,16 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from inference.engine.formats import CFG_FILENAME, WEIGHTS_FILENAME, SAEFormatError, load_sae, save_sae
+from inference.engine.formats import (
+    CFG_FILENAME,
+    SAELENS_METADATA_DEFAULTS,
+    WEIGHTS_FILENAME,
+    SAEFormatError,
+    UnfoldedExportWarning,
+    export_sae_directory,
+    load_sae,
+    save_sae,
+)
 from inference.engine.saes import (
     BatchTopKConfig,
     JumpReLUConfig,
@@ -185,6 +194,73 @@ def test_folded_export_reads_raw_activations_directly(tmp_path, name):
     with torch.no_grad():
         reference = NormalisedSAE(sae, normalisation)(x)
         torch.testing.assert_close(folded.sae.decode(folded.sae.encode(x)), reference, atol=1e-4, rtol=1e-4)
+
+
+def test_saved_metadata_marks_saelens_6_and_has_every_key_saelens_reads(tmp_path):
+    sae, normalisation = trained_looking("topk")
+    save_sae(sae=sae, normalisation=normalisation, directory=tmp_path, metadata=METADATA)
+    metadata = json.loads((tmp_path / CFG_FILENAME).read_text())["metadata"]
+    # SAELens treats a file without sae_lens_version (or older than 6.0) as pre-6.0 and drops metadata.
+    major = int(metadata["sae_lens_version"].split(".")[0])
+    assert major >= 6
+    assert set(SAELENS_METADATA_DEFAULTS) <= set(metadata)
+    assert metadata["model_name"] == METADATA["model_name"] and metadata["prepend_bos"] is True
+    # Unfolded, the normalisation is stated where every reader of `metadata` keeps it.
+    stated = metadata["input_normalisation"]
+    assert stated["scale"] == normalisation.scale and stated["mean"] == normalisation.to_dict()["mean"]
+    save_sae(sae=sae, normalisation=normalisation, directory=tmp_path / "folded", fold=True)
+    assert "input_normalisation" not in json.loads((tmp_path / "folded" / CFG_FILENAME).read_text())["metadata"]
+
+
+def test_export_folds_by_default_and_warns_when_unfolded(tmp_path):
+    sae, normalisation = trained_looking("jumprelu")
+    save_sae(sae=sae, normalisation=normalisation, directory=tmp_path / "stored",
+             metadata={**METADATA, "model_name": "/home/someone/models/bio"})
+    assert export_sae_directory(source=tmp_path / "stored", target=tmp_path / "folded", model_name="org/bio") == []
+    folded = json.loads((tmp_path / "folded" / CFG_FILENAME).read_text())["metadata"]
+    assert folded["model_name"] == "org/bio" and folded["concord"]["normalisation_folded"] is True
+    x = torch.randn(40, D_IN) * 3
+    with torch.no_grad():
+        torch.testing.assert_close(load_sae(tmp_path / "folded").sae.encode(x),
+                                   NormalisedSAE(sae, normalisation).encode(x), atol=1e-4, rtol=1e-4)
+    with pytest.warns(UnfoldedExportWarning, match="expect normalised activations"):
+        messages = export_sae_directory(source=tmp_path / "stored", target=tmp_path / "unfolded", fold=False)
+    assert len(messages) == 1
+    unfolded = load_sae(tmp_path / "unfolded")
+    assert unfolded.normalisation.scale == normalisation.scale
+    with torch.no_grad():
+        assert torch.equal(unfolded.normalised().encode(x), NormalisedSAE(sae, normalisation).encode(x))
+
+
+def test_rescale_acts_by_decoder_norm_is_honoured_on_topk(tmp_path):
+    tensors = random_tensors()
+    tensors["W_dec"] *= torch.rand(D_SAE, 1) * 3 + 0.2  # rows of varied norm, as SAELens leaves them
+    write_saelens_directory(tmp_path, "topk", tensors, k=4, rescale_acts_by_decoder_norm=True)
+    x = torch.randn(20, D_IN)
+    # SAELens's TopKSAE, written out: pre * ||W_dec_i||, top-k, ReLU; decode z / ||W_dec_i|| @ W_dec + b_dec.
+    norms = tensors["W_dec"].norm(dim=1)
+    pre = ((x - tensors["b_dec"]) @ tensors["W_enc"] + tensors["b_enc"]) * norms
+    top = pre.topk(4, dim=1)
+    z = torch.zeros_like(pre).scatter(1, top.indices, top.values.relu())
+    x_hat = (z / norms) @ tensors["W_dec"] + tensors["b_dec"]
+    loaded = load_sae(tmp_path).sae
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.encode(x), z, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(loaded.decode(loaded.encode(x)), x_hat, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("architecture, extra, message", [
+    ("standard", {"normalize_activations": "expected_average_only_in"}, "dataset-wide factor"),
+    ("standard", {"normalize_activations": "constant_norm_rescale"}, "its own norm"),
+    ("topk", {"k": 3, "normalize_activations": "layer_norm"}, "layer-normalised"),
+    ("standard", {"normalize_activations": "covariance_whitening"}, "whitening matrix"),
+    ("standard", {"rescale_acts_by_decoder_norm": True}, "ambiguous"),
+    ("topk", {"k": 3, "rescale_acts_by_decoder_norm": "yes"}, "true or false"),
+])
+def test_flags_that_change_the_encoding_are_refused_with_the_reason(tmp_path, architecture, extra, message):
+    write_saelens_directory(tmp_path, architecture, random_tensors(), **extra)
+    with pytest.raises(SAEFormatError, match=message):
+        load_sae(tmp_path)
 
 
 def test_save_rejects_reserved_or_unserialisable_metadata(tmp_path):

@@ -81,3 +81,25 @@ def tiny_llama(texts: list[str] = TEXTS, *, n_layers: int = 2) -> HostModelHandl
         pad_token_id=tokenizer.pad_token_id,
     )
     return build_from_config(config, tokenizer, seed=0)
+
+
+def tiny_gemma3(texts: list[str] = TEXTS, *, n_layers: int = 2) -> HostModelHandle:
+    """Gemma 3's text architecture (RMSNorm scaling by 1 + weight, tied embeddings), tiny and random."""
+    from transformers import Gemma3TextConfig
+
+    tokenizer = word_tokenizer(texts, style="causal")
+    config = Gemma3TextConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=n_layers,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        head_dim=16,
+        max_position_embeddings=64,
+        sliding_window=8,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.bos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    return build_from_config(config, tokenizer, seed=0)

@@ -1,0 +1,160 @@
+"""Progress reporting and the lease of a running job: what a job body talks to while it works.
+
+A leaf module (it imports only the Job model), so job bodies, the runner and commands all use it
+without importing each other. Every write is conditional on the job still being RUNNING under this
+worker's name: a cancelled or reaped job notices at its next report and stops.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import close_old_connections, connection, transaction
+from django.db.models import F, Value
+from django.db.models.functions import Concat, Right
+from django.utils import timezone
+
+from .models import Job
+
+logger = logging.getLogger(__name__)
+Progress = Callable[[float, str], None]
+LOG_TAIL_CHARS = 8000
+
+
+class JobCancelled(Exception):
+    """Raised inside a running job when it is no longer this worker's to run (cancelled or reaped)."""
+
+
+def log_append(text: str):
+    """An update expression that appends a time-stamped line to a job's log, keeping its tail."""
+    line = f"{timezone.now():%H:%M:%S} {text}\n"
+    return Right(Concat(F("log_tail"), Value(line)), LOG_TAIL_CHARS)
+
+
+def worker_name(node: str | None = None) -> str:
+    """Who holds a lease: the Celery node (or the host) and the process id that runs the job."""
+    return f"{node or socket.gethostname()} pid {os.getpid()}"
+
+
+def worker_is_dead_sibling(holder: str, node: str | None = None) -> bool:
+    """True when `holder` ran on this node in a process that no longer exists (a killed pool child)."""
+    name, _, pid = holder.rpartition(" pid ")
+    if name != (node or socket.gethostname()) or not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def lease_deadline():
+    return timezone.now() + timedelta(seconds=settings.JOB_LEASE_SECONDS)
+
+
+class JobReporter:
+    """The progress callback handed to pure code, and the job's heartbeat.
+
+    Progress is written at most every `interval` seconds. A background thread renews the lease every
+    third of JOB_LEASE_SECONDS; if the renewal finds the job no longer ours, the next report raises
+    JobCancelled.
+    """
+
+    def __init__(self, job_id: int, *, worker: str, interval: float = 0.5, echo: Progress | None = None,
+                 settle: Callable[[str], dict[str, Any]] | None = None) -> None:
+        self.job_id = job_id
+        self.settle = settle or (lambda device: {})
+        self.worker = worker
+        self.interval = interval
+        self.echo = echo
+        self.result_written = False
+        self._last = 0.0
+        self._last_message = ""
+        self._lost = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _mine(self):
+        return Job.objects.filter(pk=self.job_id, status=Job.Status.RUNNING, worker=self.worker)
+
+    # --- heartbeat ---
+    def start_heartbeat(self) -> None:
+        period = max(settings.JOB_LEASE_SECONDS / 3.0, 0.2)
+        self._thread = threading.Thread(target=self._beat, args=(period,), name=f"job-{self.job_id}-heartbeat",
+                                        daemon=True)
+        self._thread.start()
+
+    def _beat(self, period: float) -> None:
+        try:
+            while not self._stop.wait(period):
+                if not self.renew():
+                    self._lost.set()
+                    return
+        except Exception:  # noqa: BLE001 - a database hiccup: the lease simply lapses and the sweeper acts
+            logger.exception("heartbeat of job %s failed", self.job_id)
+        finally:
+            connection.close()
+
+    def renew(self) -> bool:
+        now = timezone.now()
+        return bool(self._mine().update(lease_expires_at=lease_deadline(), heartbeat_at=now))
+
+    def stop_heartbeat(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    # --- progress ---
+    def __call__(self, fraction: float, message: str) -> None:
+        fraction = min(max(float(fraction), 0.0), 1.0)
+        if self.echo is not None:
+            self.echo(fraction, message)
+        if self._lost.is_set():
+            raise JobCancelled(f"job {self.job_id} is no longer running under {self.worker}")
+        now = time.monotonic()
+        if now - self._last < self.interval and fraction < 1.0:
+            return
+        self._last = now
+        fields: dict[str, Any] = {"progress": fraction, "message": message[:1000]}
+        if message != self._last_message:  # the log keeps each distinct message once, newest last
+            self._last_message = message
+            fields["log_tail"] = log_append(f"{fraction * 100:5.1f}% {message[:300]}")
+        if not self._mine().update(**fields):
+            raise JobCancelled(f"job {self.job_id} is no longer running under {self.worker}")
+
+    def record(self, **fields: Any) -> None:
+        """Bookkeeping fields (device, checkpoint URI); ignored once the job is no longer ours."""
+        self._mine().update(**fields)
+
+    @contextmanager
+    def commit(self, result: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """Write a job's outputs and mark it succeeded in one transaction, with the job row locked.
+
+        Inside the block the job is RUNNING under this worker (else JobCancelled, nothing written); a
+        cancel that arrives meanwhile waits for the lock, then finds the job finished. The body may add
+        to `result` inside the block; it is stored when the block ends.
+        """
+        with transaction.atomic():
+            locked = self._mine().select_for_update().first()
+            if locked is None:
+                raise JobCancelled(f"job {self.job_id} is no longer running under {self.worker}")
+            yield result
+            device = self._mine().values_list("device", flat=True).first() or ""
+            self._mine().update(**self.settle(device), status=Job.Status.SUCCEEDED, progress=1.0, result=result, message="done",
+                                finished_at=timezone.now(), lease_expires_at=None)
+            self.result_written = True
+
+
+def close_connections() -> None:
+    """Database connections of a long job may have timed out; workers call this around each job."""
+    close_old_connections()

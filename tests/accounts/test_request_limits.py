@@ -1,0 +1,114 @@
+"""Size, NUL and nesting limits: clear 400/413 answers naming the field or the limit, never a 500."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from rest_framework.test import APIClient
+
+from annotation.models import Label
+from tests.annotation.conftest import api_world, client_for, own_assignment  # noqa: F401 - fixture
+
+pytestmark = pytest.mark.django_db
+
+
+def _nested(depth: int) -> str:
+    """JSON text of a string inside `depth` lists (built as text: json.dumps itself would recurse)."""
+    return "[" * depth + '"x"' + "]" * depth
+
+
+def _post_json(client, url: str, body: str):
+    return client.generic("POST", url, body, content_type="application/json")
+
+
+def _round_body(world, **overrides) -> dict:
+    body = {"name": "round-x", "kind": "production", "sae": world["sae"].pk,
+            "rubric_version": world["version"].pk, "institutions": ["own"], "selection_rule": "random",
+            "n_latents": 2}
+    body.update(overrides)
+    return body
+
+
+def test_nul_in_round_institutions_answers_400_naming_the_field(api_world):
+    client = client_for(api_world["coordinator"])
+    response = client.post("/api/v1/rounds/create/", _round_body(api_world, institutions=["own\x00"]), format="json")
+    assert response.status_code == 400
+    assert "institutions" in response.json()
+    assert "Null characters" in response.json()["institutions"][0]
+
+
+def test_nul_in_follow_up_answers_400_naming_the_field(api_world):
+    client = client_for(api_world["coordinator"])
+    response = client.post(f"/api/v1/rounds/{api_world['revealed'].pk}/follow-up/",
+                           {"guidelines": "Look at the peak\x00 token"}, format="json")
+    assert response.status_code == 400
+    assert "guidelines" in response.json()
+
+
+def test_deeply_nested_label_submission_answers_400_naming_the_field(api_world):
+    assignment = own_assignment(api_world)
+    client = client_for(api_world["raters"][0])
+    for depth in (50, 100_000):  # 100,000 levels made Python's JSON decoder raise RecursionError (a 500)
+        body = '{"concept_code": "HF", "confidence": 3, "rationale": ' + _nested(depth) + "}"
+        response = _post_json(client, f"/api/v1/assignments/{assignment.pk}/label/", body)
+        assert response.status_code == 400, (depth, response.content[:200])
+        assert response["Content-Type"] == "application/json"
+        text = json.dumps(response.json())
+        assert "nested" in text
+    assert not Label.objects.filter(assignment=assignment).exists()
+
+
+def test_nul_anywhere_in_nested_json_is_named(api_world):
+    client = client_for(api_world["coordinator"])
+    body = {"name": "r", "description": "", "guidelines": "",
+            "concepts": [{"code": "HF", "name": "Heart failure"}, {"code": "AKI", "name": "Kidney\x00 injury"}]}
+    response = client.post("/api/v1/rubrics/create/", body, format="json")
+    assert response.status_code == 400
+    assert "concepts[1].name" in response.json()["concepts"][0]
+
+
+def test_nul_in_a_query_parameter_answers_400(api_world):
+    response = client_for(api_world["coordinator"]).get("/api/v1/latents/", {"search": "a\x00b"})
+    assert response.status_code == 400
+    assert "search" in response.json()
+
+
+def test_nul_in_an_html_form_answers_400(api_world, client):
+    client.force_login(api_world["coordinator"])
+    response = client.post(f"/rounds/{api_world['revealed'].pk}/follow-up/new/", {"guidelines": "a\x00b"})
+    assert response.status_code == 400
+
+
+def test_overlong_rationale_is_refused_naming_the_limit(api_world, settings):
+    assignment = own_assignment(api_world)
+    client = client_for(api_world["raters"][0])
+    response = client.post(f"/api/v1/assignments/{assignment.pk}/label/",
+                           {"concept_code": "HF", "confidence": 3, "rationale": "r" * 1_000_000}, format="json")
+    assert response.status_code == 400
+    assert str(settings.MAX_TEXT_CHARS) in response.json()["rationale"][0]
+    assert not Label.objects.filter(assignment=assignment).exists()
+
+
+def test_an_oversized_body_answers_json_413_naming_the_limit(api_world, settings):
+    client = client_for(api_world["raters"][0])
+    assignment = own_assignment(api_world)
+    body = json.dumps({"concept_code": "HF", "confidence": 3, "rationale": "x" * (20 * 1024 * 1024)})
+    response = _post_json(client, f"/api/v1/assignments/{assignment.pk}/label/", body)
+    assert response.status_code == 413
+    assert response.json()["limit_bytes"] == settings.MAX_REQUEST_BODY_BYTES
+    assert str(settings.MAX_REQUEST_BODY_BYTES) in response.json()["detail"]
+
+
+def test_an_oversized_upload_answers_413(settings, db, tmp_path):
+    from accounts.models import Role
+    from tests import factories
+
+    settings.MAX_UPLOAD_BYTES = 50_000
+    client = APIClient()
+    client.force_authenticate(factories.user(role=Role.RESEARCHER))
+    path = tmp_path / "big.jsonl"
+    path.write_text(json.dumps({"external_id": "a", "text": "x" * 100_000}) + "\n")
+    with path.open("rb") as handle:
+        response = client.post("/api/v1/jobs/import-corpus/", {"file": handle, "name": "big"}, format="multipart")
+    assert response.status_code == 413
+    assert "50000" in response.json()["detail"]

@@ -1,0 +1,145 @@
+"""Steering through the doors: API permission matrix, concept weighting from consensus, audit, the
+command's JSON, and the page in Chromium. The host is a tiny random GPT-2 saved like any checkpoint."""
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+import torch
+from django.core.management import call_command
+from rest_framework.test import APIClient
+
+from accounts.models import AuditEvent, Role
+from annotation.models import PLATFORM_CONSENSUS_METHOD, Consensus
+from features.models import SAE, HookPoint, HostModel, Latent
+from inference.engine.formats import save_sae
+from inference.engine.saes import Normalisation, ReLUConfig, build_sae
+from tests import factories
+from tests.annotation.conftest import browser_page, chromium, screenshot  # noqa: F401  (fixtures)
+from tests.annotation.e2e import log_in
+from tests.inference.engine.tiny_hosts import tiny_gpt2
+
+PROMPT = "patient reports chest pain radiating to the"
+D_SAE = 32
+
+
+@pytest.fixture(scope="module")
+def tiny_causal_dir(tmp_path_factory):
+    handle = tiny_gpt2()
+    directory = tmp_path_factory.mktemp("tiny-gpt2")
+    handle.model.save_pretrained(directory)
+    handle.tokenizer.save_pretrained(directory)
+    return directory
+
+
+@pytest.fixture
+def steering_world(postgres, tiny_causal_dir, tmp_path):
+    host = HostModel.objects.create(name="tiny-gpt2", source=str(tiny_causal_dir), kind="causal", d_model=32,
+                                    n_layers=3)
+    hook = HookPoint.objects.create(host_model=host, name="blocks.1.hook_resid_post", layer=1, site="resid_post")
+    sae = build_sae(ReLUConfig(d_in=32, d_sae=D_SAE), seed=0)
+    with torch.no_grad():
+        sae.b_enc.fill_(0.05)
+    save_sae(sae=sae.eval(), normalisation=Normalisation(mean=torch.zeros(32), scale=1.3), directory=tmp_path / "sae")
+    row = SAE.objects.create(name="tiny steerable", hook_point=hook, architecture="relu", d_in=32, d_sae=D_SAE,
+                             artifact_uri=str(tmp_path / "sae"))
+    latents = Latent.objects.bulk_create(Latent(sae=row, index=i) for i in range(D_SAE))
+    for index, concept, posterior in ((3, "HF", {"HF": 0.9, "AKI": 0.1}), (5, "HF", {"HF": 0.6, "MI": 0.4}),
+                                      (7, "AKI", {"AKI": 0.8, "HF": 0.2})):
+        Consensus.objects.create(latent=latents[index], sae=row, method=PLATFORM_CONSENSUS_METHOD,
+                                 posterior=posterior, map_concept=concept, entropy=0.5, n_labels=3)
+    # A baseline method's row must not count: only the platform's SAE-wide consensus chooses the latents.
+    Consensus.objects.create(latent=latents[9], sae=row, method="dawid-skene", posterior={"HF": 1.0},
+                             map_concept="HF", entropy=0.0, n_labels=3)
+    return row
+
+
+def _post(user, payload):
+    client = APIClient()
+    if user is not None:
+        client.force_authenticate(user)
+    return client.post("/api/v1/steering/", payload, format="json")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("role, allowed", [(Role.RESEARCHER, True), (Role.SENIOR, True), (Role.PHYSICIAN, False),
+                                           (Role.COORDINATOR, False), (None, False)])
+def test_steering_api_is_for_researchers_and_seniors(steering_world, role, allowed):
+    user = factories.user(role=role) if role else None
+    response = _post(user, {"sae": steering_world.pk, "latent": 4, "clamp": 8.0, "prompt": PROMPT,
+                            "max_new_tokens": 3})
+    assert (response.status_code == 200) == allowed, response.content
+    assert response.status_code in ((200,) if allowed else (401, 403))
+    events = AuditEvent.objects.filter(action="steering.run")
+    assert events.count() == (1 if allowed else 0)
+    if allowed:
+        body = response.json()
+        assert body["notice"] == "Research tool, not for patient care."
+        assert len(body["kl"]) == len(body["baseline"]["token_ids"]) == 3
+        assert events.get().actor == user and events.get().payload["latents"] == [{"index": 4, "weight": 1.0}]
+
+
+@pytest.mark.django_db
+def test_concept_steers_its_consensus_latents_weighted_by_posterior(steering_world):
+    researcher = factories.user(role=Role.RESEARCHER)
+    response = _post(researcher, {"sae": steering_world.pk, "concept": "HF", "scale": 6.0, "prompt": PROMPT,
+                                  "max_new_tokens": 4, "seed": 11})
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["latents"] == [{"index": 3, "weight": 0.9}, {"index": 5, "weight": 0.6}]
+    assert body["decoding"].startswith("sampled")
+    missing = _post(researcher, {"sae": steering_world.pk, "concept": "CKD", "scale": 2.0, "prompt": PROMPT})
+    assert missing.status_code == 400 and "no latent" in missing.json()["detail"]
+    both = _post(researcher, {"sae": steering_world.pk, "latent": 1, "concept": "HF", "scale": 2.0, "prompt": PROMPT})
+    assert both.status_code == 400
+
+
+@pytest.mark.django_db
+def test_a_scale_of_one_reproduces_the_baseline_through_the_api(steering_world):
+    response = _post(factories.user(role=Role.SENIOR), {"sae": steering_world.pk, "concept": "HF", "scale": 1.0,
+                                                        "prompt": PROMPT, "max_new_tokens": 5})
+    body = response.json()
+    assert body["steered"]["token_ids"] == body["baseline"]["token_ids"] and body["kl"] == [0.0] * 5
+
+
+@pytest.mark.django_db
+def test_steer_command_prints_json_and_is_audited(steering_world):
+    out = io.StringIO()
+    call_command("steer", "--sae", str(steering_world.pk), "--latent", "2", "--clamp", "30", "--prompt", PROMPT,
+                 "--max-new-tokens", "4", "--json", stdout=out, stderr=io.StringIO())
+    body = json.loads(out.getvalue())
+    assert body["latents"] == [{"index": 2, "weight": 1.0}] and len(body["kl"]) == 4
+    assert max(body["kl"]) > 0  # clamping a latent to 30 moves the next-token distribution
+    event = AuditEvent.objects.get(action="steering.run")
+    assert event.actor is None and event.payload["via"] == "command line"
+
+
+@pytest.mark.e2e
+@pytest.mark.django_db(transaction=True)
+def test_senior_steers_from_the_page_and_a_physician_cannot(steering_world, live_server, browser_page):  # noqa: F811
+    institution = factories.institution("steer")
+    factories.user(role=Role.SENIOR, institution_obj=institution, username="senior-steer")
+    factories.user(role=Role.PHYSICIAN, institution_obj=institution, username="dr-steer")
+    page, base = browser_page, live_server.url
+    log_in(page, base, "dr-steer")
+    response = page.goto(f"{base}/steering/")
+    assert response.status == 403
+    page.context.clear_cookies()
+    log_in(page, base, "senior-steer")
+    page.goto(f"{base}/steering/")
+    assert page.locator("#research-notice").inner_text() == "Research tool, not for patient care."
+    page.select_option("#id_sae", label="tiny steerable")
+    page.fill("#id_concept", "HF")
+    page.fill("#id_scale", "8")
+    page.fill("#id_prompt", PROMPT)
+    page.fill("#id_max_new_tokens", "4")
+    page.click("main button[type=submit]")
+    page.wait_for_load_state()
+    assert page.locator(".errorlist, #steering-error").count() == 0, page.locator("main").inner_text()
+    page.wait_for_selector("#steering-result", timeout=60_000)  # loads the host model on the first run
+    assert "#3 (weight 0.90)" in page.locator("#steering-result").inner_text()
+    assert page.locator("#kl-table tr").count() == 5  # header + 4 positions
+    assert page.locator("#baseline-text").inner_text().startswith(PROMPT)
+    screenshot(page, "steering-page")
+    assert AuditEvent.objects.filter(action="steering.run", actor__username="senior-steer").count() == 1

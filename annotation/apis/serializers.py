@@ -253,7 +253,7 @@ class EvidenceSerializer(serializers.Serializer):
     density = serializers.FloatField(allow_null=True, help_text="Withheld (null) on labelling items")
     max_activation = serializers.FloatField(allow_null=True, help_text="Withheld (null) on labelling items")
     figures_hidden = serializers.BooleanField(
-        help_text="A labelling item: a draw of the examples, activations relative to the latent's max")
+        help_text="A labelling item: a draw of the examples; density, max activation and histogram withheld")
     top = ExampleSerializer(many=True)
     quantile_groups = QuantileGroupSerializer(many=True)
     histogram_counts = serializers.ListField(child=serializers.IntegerField())

@@ -191,24 +191,13 @@ def example_window(*, example: LatentExample, scale: float, text: str | None = N
                        cut_right=stop < n, segments=segments)
 
 
-def _relative(view: ExampleView, scale: float) -> ExampleView:
-    """The example with activations as shares of the latent's max: the same scale for every latent."""
-    scale = scale if scale > 0 else 1.0
-    def relative(token: TokenView) -> TokenView:
-        activation = None if token.activation is None else token.shade
-        return TokenView(text=token.text, activation=activation, shade=token.shade, space=token.space)
-
-    return ExampleView(max_activation=view.max_activation / scale, cut_left=view.cut_left, cut_right=view.cut_right,
-                       tokens=[relative(t) for t in view.tokens], segments=[relative(t) for t in view.segments])
-
-
 def latent_evidence(*, latent: Latent, user, shuffle_seed: int | None = None) -> Evidence:
     """The dashboard evidence of one latent: ~20 top examples, ~10 quantile groups of ~5, the histogram.
 
     With a `shuffle_seed` (the assignment's id: a labelling item) each section is a seeded draw from the
-    latent's pools, shuffled, and the figures that are the same on every showing of the latent (density,
-    max activation, histogram, activation values) are withheld — on every item alike, so that a hidden
-    repeat shows a different draw of examples and nothing that marks it as seen before."""
+    latent's pools, shuffled, and the summary figures that are the same on every showing of the latent
+    (density, max activation, the histogram) are withheld — on every item alike, so that a hidden repeat
+    shows a different draw of examples and no figure that marks it as seen before."""
     examples = list(corpora_visible_to(
         user, LatentExample.objects.filter(latent=latent).exclude(kind=LatentExample.Kind.NEGATIVE),
         prefix="snippet__corpus__",
@@ -239,10 +228,7 @@ def latent_evidence(*, latent: Latent, user, shuffle_seed: int | None = None) ->
         rng.shuffle(top)
     histogram = latent.histogram or {}
     if rng is not None:
-        return Evidence(latent_id=latent.pk, density=None, max_activation=None, top=[_relative(v, scale) for v in top],
-                        quantile_groups=[QuantileGroup(bin=g.bin, low=g.low / (scale or 1.0), high=g.high / (scale or 1.0),
-                                                       examples=[_relative(v, scale) for v in g.examples])
-                                         for g in groups],
+        return Evidence(latent_id=latent.pk, density=None, max_activation=None, top=top, quantile_groups=groups,
                         histogram_counts=[], histogram_edges=[], shuffled=True, figures_hidden=True)
     return Evidence(
         latent_id=latent.pk, density=latent.density, max_activation=scale, top=top, quantile_groups=groups,

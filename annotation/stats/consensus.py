@@ -1,4 +1,4 @@
-"""Consensus labels: majority vote, weighted vote and Dawid–Skene EM, each a posterior per unit."""
+"""Consensus labels, a posterior per unit: majority and weighted vote, Dawid–Skene EM, and `consensus_fit`."""
 
 from __future__ import annotations
 

@@ -12,26 +12,11 @@ from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from accounts.models import Role
 from accounts.permissions import (
-    ADJUDICATORS,
-    LABEL_READERS,
-    LABELLERS,
-    ROUND_MANAGERS,
-    has_role,
-    institution_of,
-    role_of,
-    saes_visible_to,
+    ADJUDICATORS, LABEL_READERS, LABELLERS, ROUND_MANAGERS, has_role, institution_of, role_of, saes_visible_to,
 )
 from features.models import Latent
 
-from .models import (
-    Adjudication,
-    Assignment,
-    Comment,
-    Consensus,
-    Label,
-    Round,
-    RubricVersion,
-)
+from .models import Adjudication, Assignment, Comment, Consensus, Label, Round, RubricVersion
 
 # Statuses in which a round's labels are frozen, so that the people who watch it may read them.
 CONTENT_STATUSES = (Round.Status.CLOSED, Round.Status.REVEALED)

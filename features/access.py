@@ -11,25 +11,9 @@ from __future__ import annotations
 from django.db.models import Q, QuerySet
 
 from accounts.models import Institution, Role
-from accounts.permissions import (
-    JOB_RUNNERS,
-    corpora_visible_to,
-    has_role,
-    institution_of,
-    role_of,
-    saes_visible_to,
-)
+from accounts.permissions import JOB_RUNNERS, corpora_visible_to, has_role, institution_of, role_of, saes_visible_to
 
-from .models import (
-    SAE,
-    ActivationSet,
-    Corpus,
-    HookPoint,
-    HostModel,
-    Latent,
-    LatentExample,
-    Snippet,
-)
+from .models import SAE, ActivationSet, Corpus, HookPoint, HostModel, Latent, LatentExample, Snippet
 
 
 def institutions_readable(user) -> QuerySet[Institution]:

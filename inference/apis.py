@@ -9,12 +9,7 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.permissions import (
-    JOB_RUNNERS,
-    UserScopedPrimaryKeyField,
-    UserScopedSlugField,
-    role_permission,
-)
+from accounts.permissions import JOB_RUNNERS, UserScopedPrimaryKeyField, UserScopedSlugField, role_permission
 from features import access as catalogue_access
 from accounts.redaction import without_server_paths
 

@@ -57,6 +57,13 @@ def ids(world: World, actor) -> dict[str, object]:
 ABSENT = {"code": ABSENT_CODE, "pseudonym": ABSENT_PSEUDONYM}
 
 
+def personal_stranger(world: World, case: Case, actor) -> bool:
+    """Items and tokens belong to one person: to everyone else, admins and colleagues included, they are
+    as foreign as another institution's rows."""
+    owners = {"assignment": world.rater.pk, "token": world.token.user_id}
+    return any(name in owners and owners[name] != actor.pk for name in case.private)
+
+
 def fill(value, values: dict):
     """Placeholders filled recursively; a whole-string placeholder keeps the value's type (ids stay ints)."""
     if isinstance(value, str):
@@ -159,6 +166,7 @@ READ_CASES = [
     Case("export", "/export/?round={revealed}&kind=labels&format=csv", ("revealed",), label_bearing=True),
     Case("export", "/export/?sae={sae}&kind=latents&format=jsonl", ("sae",), label_bearing=True),
     Case("api-tokens", "/account/tokens/"),
+    Case("steering", "/steering/"),
     Case("jobs-page", "/jobs/"),
     Case("jobs-progress", "/jobs/progress.json?ids={job}", ("job",)),
     Case("jobs-export", "/jobs/export.csv"),
@@ -221,6 +229,13 @@ WRITE_CASES = [
     Case("item", "/rounds/{open}/items/{position}/", ("open",), "post",
          {"concept_code": "HF", "confidence": "3", "rationale": RATIONALE}, format="multipart"),
     Case("api-tokens", "/account/tokens/", (), "post", {"name": "probe token"}, format="multipart"),
+    # Steering takes SAEs on causal hosts that the user may see (own's SAE is on an encoder: refused for
+    # everyone, and for outsiders exactly as an absent id).
+    Case("steering-run-api", "/api/v1/steering/", ("sae",), "post",
+         {"sae": "{sae}", "latent": 0, "clamp": 1.0, "prompt": "probe"}),
+    Case("steering", "/steering/", ("sae",), "post",
+         {"sae": "{sae}", "latent": "0", "clamp": "1.0", "prompt": "probe", "max_new_tokens": "4"},
+         format="multipart"),
     Case("job-sweep", "/api/v1/jobs/sweep/", ("activation_set",), "post",
          {"activation_set": "{activation_set}", "arch": "topk", "widths": [16], "ks": [2], "steps": 10}),
     Case("job-launch", "/jobs/launch/train/", ("activation_set",), "post",

@@ -30,7 +30,7 @@ from .access_world import (
     same_answer,
     send,
 )
-from .matrix_cases import WRITE_CASES, ids, variants
+from .matrix_cases import WRITE_CASES, ids, personal_stranger, variants
 
 pytestmark = pytest.mark.django_db
 WATCHED = [Job, Round, Label, LabelRevision, Comment, Adjudication, Corpus, Snippet, ActivationSet, SAE,
@@ -85,14 +85,15 @@ def test_write_matrix_leaks_nothing(postgres, no_throttles):
                         leaks.append(f"{label}: server error")
                     if marks := label_leaks(user, body_text(response), cache):
                         leaks.append(f"{label}: shows labels {marks[:3]}")
-                    if outsider and case.private and variant == "foreign":
+                    stranger = outsider or personal_stranger(world, case, user)
+                    if stranger and case.private and variant == "foreign":
                         if _accepted(case, response):
                             leaks.append(f"{label}: accepted another institution's id")
                         if changed:
                             leaks.append(f"{label}: changed rows")
                     if where == "own" and variant == "foreign" and _accepted(case, response):
                         accepted_own.add((role, case.name))
-                if outsider:
+                if outsider or personal_stranger(world, case, user):
                     foreign, foreign_values = answers["foreign"]
                     for variant, (absent, absent_values) in answers.items():
                         if variant == "foreign":

@@ -27,7 +27,7 @@ LABEL_COLUMNS = ("latent_id", "round_id", "round_kind", "rater", "institution", 
                  "rubric_version")
 LATENT_COLUMNS = ("latent_id", "sae_id", "latent_index", "scope", "method", "status", "consensus", "consensus_name",
                   "posterior", "entropy", "n_labels", "n_raters", "n_rounds", "agreement", "detection_accuracy",
-                  "adjudicated_concept", "adjudication_rationale", "adjudicated_at")
+                  "adjudicated_concept", "adjudication_rationale", "adjudicated_at", "protected_attributes")
 FORMATS = ("csv", "jsonl", "parquet")
 CONTENT_TYPES = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson",
                  "parquet": "application/vnd.apache.parquet"}
@@ -154,6 +154,9 @@ def _latent_chunk(latents, *, scope: ExportScope, names: dict[str, str]) -> Iter
             "adjudicated_concept": latent.adjudicated_concept,
             "adjudication_rationale": latent.adjudication_rationale,
             "adjudicated_at": latent.adjudicated_at.isoformat() if latent.adjudicated_at else None,
+            # issue 12: associations with protected attributes (JSON), whatever the label
+            "protected_attributes": json.dumps(latent.protected_associations) if latent.protected_associations
+            else None,
         }
 
 

@@ -55,6 +55,9 @@ class Concept(models.Model):
     description = models.TextField(blank=True)
     synonyms = models.JSONField(default=list, blank=True)
     parent_code = models.CharField(max_length=50, blank=True)
+    # A protected attribute (race/ethnicity, sex/gender, insurance, age band): latents associated with
+    # it are flagged whatever their label (issue 12).
+    protected = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["rubric_version", "code"]

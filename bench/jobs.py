@@ -40,7 +40,13 @@ def recovery(*, redis_url: str, lease: float, sweep: float, tmp: Path) -> dict[s
 
     from inference.models import Job
     from inference.services import train_sae_request
-    from tests.inference.processes import broker, start_beat, start_worker, wait_for_worker, wait_until
+    from tests.inference.processes import (
+        broker,
+        start_beat,
+        start_worker,
+        wait_for_worker,
+        wait_until,
+    )
 
     env = {"JOB_LEASE_SECONDS": str(lease), "JOB_SWEEP_SECONDS": str(sweep)}
     path = tmp / "acts.npy"
@@ -82,7 +88,12 @@ def sweep_wall(*, redis_url: str, n_workers: int, tmp: Path) -> float:
     from accounts.models import Role
     from inference.services import sweep_launch
     from tests import factories
-    from tests.inference.processes import broker, start_worker, wait_for_worker, wait_until
+    from tests.inference.processes import (
+        broker,
+        start_worker,
+        wait_for_worker,
+        wait_until,
+    )
     from tests.inference.worlds import synthetic_activation_set
 
     researcher = factories.user(role=Role.RESEARCHER)

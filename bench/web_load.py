@@ -26,13 +26,15 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DATABASE = os.environ.get("BENCH_DATABASE", "concord_bench")
+# Two runs side by side (an A/B of two checkouts) each need their own database, port and folder.
+VAR = Path(os.environ.get("BENCH_VAR_DIR", "/tmp/concord-bench-var"))
 SERVER_URL = os.environ.get("BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432")
 PORT = int(os.environ.get("BENCH_PORT", "8765"))
 TOKEN = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
 ENV = {
     **os.environ, "DATABASE_URL": f"{SERVER_URL}/{DATABASE}", "DEBUG": "0", "SECRET_KEY": "bench-" + "x" * 40,
     "ALLOWED_HOSTS": "127.0.0.1,localhost", "SECURE_SSL_REDIRECT": "0", "SECURE_HSTS_SECONDS": "0",
-    "DJANGO_SETTINGS_MODULE": "config.settings", "CONCORD_VAR_DIR": "/tmp/concord-bench-var", "LOG_LEVEL": "WARNING",
+    "DJANGO_SETTINGS_MODULE": "config.settings", "CONCORD_VAR_DIR": str(VAR), "LOG_LEVEL": "WARNING",
 }
 
 
@@ -164,7 +166,7 @@ def _start_gunicorn(*, workers: int, log: Path) -> subprocess.Popen:
     process = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py", "--access-logfile", "/dev/null",
          "config.wsgi"], cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 180  # workers boot slowly on a loaded 2-core machine
     while time.monotonic() < deadline:
         try:
             connection = http.client.HTTPConnection("127.0.0.1", PORT, timeout=2)
@@ -260,7 +262,7 @@ def _peak_rss_mb(pid: int) -> float:
 
 
 def load_test(world: dict, *, workers: int, think: float) -> None:
-    log = Path("/tmp/concord-bench-gunicorn.log")
+    log = VAR / "gunicorn.log"
     server = _start_gunicorn(workers=workers, log=log)
     try:
         timings = {"page": [], "submit": []}
@@ -300,7 +302,7 @@ def _reset_labels(world: dict) -> None:
 
 
 def export_test(world: dict) -> None:
-    log = Path("/tmp/concord-bench-gunicorn-export.log")
+    log = VAR / "gunicorn-export.log"
     server = _start_gunicorn(workers=1, log=log)
     try:
         workers = _worker_pids(server.pid)
@@ -330,7 +332,7 @@ def export_test(world: dict) -> None:
     site0 = ["--institution", "site0"]
     runs = [("csv", site0), ("csv", []), ("jsonl", []), ("parquet", site0), ("parquet", [])]
     for fmt, extra in runs:
-        out = Path(f"/tmp/concord-bench-export.{fmt}")
+        out = VAR / f"export.{fmt}"
         started = time.perf_counter()
         result = subprocess.run([sys.executable, "-c", _MEASURED_COMMAND, "--round", str(world["export_round"]),
                                  *extra, "--format", fmt, "--out", str(out)], cwd=ROOT, env=ENV, capture_output=True,
@@ -365,6 +367,7 @@ def main() -> None:
                         help="seconds a physician reads before submitting (repeatable; default: 0 and 3)")
     options = parser.parse_args()
     started = time.perf_counter()
+    VAR.mkdir(parents=True, exist_ok=True)
     _recreate_database()
     _django()
     world = seed(n_raters=options.raters, n_latents=options.latents, n_export=options.export_labels)

@@ -29,7 +29,7 @@ from annotation.services import (
 )
 from annotation.stats.routing import RoutingConfig
 from features.democorpus import corpus_path, load_snippets, sample_slice
-from features.democorpus.concepts import CONCEPTS, DESCRIPTIONS, GROUPS
+from features.democorpus.concepts import CONCEPTS, DESCRIPTIONS, GROUPS, PROTECTED_ATTRIBUTES, PROTECTED_GROUP
 from features.models import SAE, ActivationSet, Corpus
 from inference.models import Job
 from inference.services import (
@@ -193,6 +193,24 @@ def _corpus(config: DemoSettings, *, via_worker: bool, by) -> Corpus:
     return Corpus.objects.get(name=config.corpus_name)
 
 
+DISCHARGE_CORPUS = "demo-discharge"
+
+
+def _discharge_corpus(*, via_worker: bool, by) -> Corpus:
+    """The shipped discharge-prose slice, for drift audits from the UI (issue 12)."""
+    existing = Corpus.objects.filter(name=DISCHARGE_CORPUS).first()
+    if existing is not None:
+        return existing
+    from features.democorpus import ood_path
+    from inference.services import job_create
+
+    job = job_create(kind=Job.Kind.IMPORT_CORPUS, by=by, enqueue=False, parameters={
+        "path": str(ood_path()), "name": DISCHARGE_CORPUS, "licence": "CC0-1.0 (synthetic, no real patients)",
+        "description": "Discharge-summary prose: a style shift from the chart snippets, for drift audits"})
+    _run(job, via_worker=via_worker)
+    return Corpus.objects.get(name=DISCHARGE_CORPUS)
+
+
 def _rubric(*, by) -> RubricVersion:
     version = RubricVersion.objects.filter(rubric__name="Demo clinical concepts").order_by("-version").first()
     if version is not None:
@@ -204,13 +222,18 @@ def _rubric(*, by) -> RubricVersion:
               for concept in CONCEPTS]
     specs += [ConceptSpec(code=code, name=name, description=DESCRIPTIONS.get(code, ""))
               for code, name in RESERVED_CONCEPTS.items()]
+    specs += [ConceptSpec(code=PROTECTED_GROUP.code, name=PROTECTED_GROUP.name, protected=True)]
+    specs += [ConceptSpec(code=attribute.code, name=attribute.name, parent_code=PROTECTED_GROUP.code, protected=True)
+              for attribute in PROTECTED_ATTRIBUTES]
     return rubric_create(
         name="Demo clinical concepts", concepts=specs, by=by,
         description="Organ-system groups and 17 clinical concepts, plus the reserved codes.",
         guidelines=("Pick the most specific concept that explains the top examples AND the quantile samples. "
                     "Use a group code when the latent fires on several concepts of one organ system, "
                     "POLYSEMANTIC when it fires on unrelated concepts, ARTIFACT for formatting, boilerplate or "
-                    "tokenisation, UNINTERPRETABLE when no pattern holds. Name the evidence in your rationale."),
+                    "tokenisation, UNINTERPRETABLE when no pattern holds. Name the evidence in your rationale. "
+                    "Race/ethnicity, sex/gender, insurance and age band are protected attributes: label a latent "
+                    "that tracks one with that concept."),
     )
 
 
@@ -231,6 +254,7 @@ def demo_seed(*, config: DemoSettings, via_worker: bool = False, echo: Echo = pr
     researcher, coordinator = people["users"]["researcher"], people["users"]["coordinator"]
     with _timed(summary, "corpus", echo):
         corpus = _corpus(config, via_worker=via_worker, by=researcher)
+        _discharge_corpus(via_worker=via_worker, by=researcher)
     host = config.host_model
     with _timed(summary, "activations", echo):
         host_model = host_model_resolve(model=str(_host_model_path(host, echo)), by=researcher)

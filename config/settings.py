@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "features",
     "annotation",
     "inference",
+    "clinical",  # top floor beside config: explain a note, drift audits, protected attributes (issue 12)
     "config",  # the top floor: commands that wire several apps together (seed_demo, run_embedded)
 ]
 

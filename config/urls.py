@@ -4,6 +4,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
+from clinical import urls as clinical_urls
 from config.steering_views import SteeringRunApi, steering_page
 
 api_v1 = [
@@ -11,6 +12,7 @@ api_v1 = [
     path("", include("features.urls")),
     path("", include("annotation.urls")),
     path("", include("inference.urls")),
+    path("", include(clinical_urls.api_urlpatterns)),
     path("steering/", SteeringRunApi.as_view(), name="steering-run-api"),
 ]
 
@@ -25,6 +27,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),
     path("account/", include("accounts.web_urls")),
     path("jobs/", include("inference.web_urls")),
+    path("", include(clinical_urls.web_urlpatterns)),
     path("steering/", steering_page, name="steering"),
     path("", include("annotation.web_urls")),
 ]

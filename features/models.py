@@ -168,6 +168,9 @@ class Latent(models.Model):
         default=dict, blank=True,
         help_text="causal hosts: {'raised': [{'token', 'id', 'logit'}...], 'lowered': [...], 'method': str}, "
                   "the decoder direction through the unembedding; {} for encoders")
+    # Protected-attribute associations above the detector's threshold, whatever the label:
+    # [{"tag": "SEX_GENDER:female", "attribute": "SEX_GENDER", "r": 0.41}, ...], strongest first.
+    protected_associations = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["sae", "index"]

@@ -176,3 +176,19 @@ def latents_store_monosemanticity(*, sae: SAE, rows: Iterable[tuple[int, str, fl
         latent.best_tag, latent.best_tag_r, latent.tag_entropy = best_tag or "", best_r, entropy
     Latent.objects.bulk_update(by_index.values(), ["best_tag", "best_tag_r", "tag_entropy"], batch_size=2000)
     audit_record(actor=by, action="sae.monosemanticity", obj=sae)
+
+
+def latents_store_protected(*, sae: SAE, associations: Iterable[tuple[int, list[dict]]], parameters: dict,
+                            by=None) -> int:
+    """Store each latent's protected-attribute associations (issue 12); latents not listed get none.
+    Returns how many latents are flagged."""
+    found = dict(associations)
+    latents = list(sae.latents.all())
+    for latent in latents:
+        latent.protected_associations = found.get(latent.index, [])
+    Latent.objects.bulk_update(latents, ["protected_associations"], batch_size=2000)
+    n_flagged = sum(1 for latent in latents if latent.protected_associations)
+    sae.metrics = {**sae.metrics, "protected": {**parameters, "n_flagged": n_flagged}}
+    sae.save(update_fields=["metrics"])
+    audit_record(actor=by, action="sae.protected_scan", obj=sae, payload={**parameters, "n_flagged": n_flagged})
+    return n_flagged

@@ -10,8 +10,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.permissions import JOB_RUNNERS, UserScopedPrimaryKeyField, UserScopedSlugField, role_permission
-from features import access as catalogue_access
 from accounts.redaction import without_server_paths
+from features import access as catalogue_access
 
 from .access import jobs_readable, jobs_writable
 from .models import Job, Sweep

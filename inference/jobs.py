@@ -29,6 +29,7 @@ from features.services import (
 
 from .models import Job
 from .progress import JobReporter, Progress
+from .uploads import upload_discard
 
 
 def artifact_dir(*parts: str) -> Path:
@@ -55,8 +56,6 @@ def committing(progress: Progress, result: dict[str, Any]) -> AbstractContextMan
 def import_corpus_work(job: Job, progress: Progress) -> dict[str, Any]:
     params = job.parameters
     institution = Institution.objects.get(code=params["institution"]) if params.get("institution") else None
-    from .services import upload_discard  # services → registry → jobs: imported here, not at the top
-
     _record(progress, device="cpu")
     try:
         with committing(progress, {}) as result:
@@ -291,12 +290,18 @@ def mine_latents_work(job: Job, progress: Progress) -> dict[str, Any]:
             sae_row.save(update_fields=["metrics"])
         if logit_rows is not None:
             latents_store_logit_effects(sae=sae_row, by=job.created_by, rows=logit_rows)
+        from .protected import protected_scan  # issue 12: protected-attribute flags from the same maxima
+
+        summary["protected"] = protected_scan(sae=sae_row, snippet_max=result.snippet_max, by=job.created_by)
     return summary
 
 
 def _logit_effect_rows(host_model, loaded, device, k: int = 10):
     """(latent index, {'raised': [...], 'lowered': [...], 'method': ...}) for every latent of a loaded SAE."""
-    from inference.engine.host_models import load_host_model, unembedding_with_final_norm
+    from inference.engine.host_models import (
+        load_host_model,
+        unembedding_with_final_norm,
+    )
     from inference.engine.mining import logit_effects
 
     handle = load_host_model(source=host_model.source, revision=host_model.revision or None, device=device,

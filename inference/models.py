@@ -14,6 +14,7 @@ class Job(models.Model):
         CACHE_ACTIVATIONS = "cache_activations", "Cache activations"
         TRAIN_SAE = "train_sae", "Train SAE"
         MINE_LATENTS = "mine_latents", "Mine latents"
+        DRIFT_AUDIT = "drift_audit", "Drift audit"
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"

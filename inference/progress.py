@@ -100,14 +100,18 @@ class JobReporter:
                 if not self.renew():
                     self._lost.set()
                     return
-        except Exception:  # noqa: BLE001 - a database hiccup: the lease simply lapses and the sweeper acts
+        except Exception:
             logger.exception("heartbeat of job %s failed", self.job_id)
         finally:
             connection.close()
 
     def renew(self) -> bool:
+        """Extend the lease; False only when the job is visibly no longer ours. A job row this thread's
+        connection cannot see (created in a caller's still-open transaction) is not a lost job."""
         now = timezone.now()
-        return bool(self._mine().update(lease_expires_at=lease_deadline(), heartbeat_at=now))
+        if self._mine().update(lease_expires_at=lease_deadline(), heartbeat_at=now):
+            return True
+        return not Job.objects.filter(pk=self.job_id).exists()
 
     def stop_heartbeat(self) -> None:
         self._stop.set()

@@ -5,7 +5,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from . import jobs
+from . import drift, jobs
 from .models import Job
 from .progress import Progress
 
@@ -24,6 +24,7 @@ KINDS: dict[str, JobKind] = {spec.kind: spec for spec in (
     JobKind(Job.Kind.CACHE_ACTIVATIONS, "gpu", jobs.cache_activations_work),
     JobKind(Job.Kind.TRAIN_SAE, "gpu", jobs.train_sae_work),
     JobKind(Job.Kind.MINE_LATENTS, "gpu", jobs.mine_latents_work),
+    JobKind(Job.Kind.DRIFT_AUDIT, "gpu", drift.drift_audit_work),  # issue 12: runs the host model
 )}
 
 

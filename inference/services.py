@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import logging
 import traceback
-import uuid
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -28,9 +27,10 @@ from .progress import (
     worker_name,
 )
 from .registry import Work, job_kind
+from .uploads import upload_discard, upload_store
 
 logger = logging.getLogger(__name__)
-__all__ = ["BrokerUnavailable", "JobCancelled", "Progress"]
+__all__ = ["BrokerUnavailable", "JobCancelled", "Progress", "upload_discard", "upload_store"]
 
 
 def _send(job: Job) -> None:
@@ -133,9 +133,9 @@ def _accounting_fields(*, device: str, seconds: float, joules: float | None, met
     cost = footprint(device_seconds=seconds, energy_joules=joules, method=method, watts=watts,
                      carbon_intensity_kg_per_kwh=settings.CARBON_INTENSITY_KG_PER_KWH,
                      device_hour_price=settings.DEVICE_HOUR_PRICE)
-    fields: dict[str, Any] = dict(
-        device_seconds=F("device_seconds") + cost.device_seconds, energy_kwh=F("energy_kwh") + cost.energy_kwh,
-        co2_kg=F("co2_kg") + cost.co2_kg, cost=F("cost") + cost.cost, energy_method=cost.method)
+    fields: dict[str, Any] = {
+        "device_seconds": F("device_seconds") + cost.device_seconds, "energy_kwh": F("energy_kwh") + cost.energy_kwh,
+        "co2_kg": F("co2_kg") + cost.co2_kg, "cost": F("cost") + cost.cost, "energy_method": cost.method}
     if device.startswith("cuda"):
         fields["gpu_seconds"] = F("gpu_seconds") + cost.device_seconds
     return fields
@@ -165,7 +165,7 @@ def job_run(*, job_id: int, work: Work | None = None, echo: Progress | None = No
         result = work(job, reporter)
     except JobCancelled:
         logger.info("job %s stopped: no longer running under %s", job_id, worker)
-    except Exception as error:  # noqa: BLE001 - every failure is recorded on the job, then logged
+    except Exception as error:
         logger.exception("job %s failed", job_id)
         device = Job.objects.filter(pk=job_id).values_list("device", flat=True).first() or ""
         failed = Job.objects.filter(pk=job_id, status=Job.Status.RUNNING, worker=worker).update(
@@ -254,11 +254,13 @@ def jobs_sweep() -> dict[str, int]:
                 log_tail=log_append("re-sent: its message was lost before a worker took it")):
             counts["resent"] += 1
             _send_now(job)
+    mined = {sae_id for sae_id in Job.objects.filter(kind=Job.Kind.MINE_LATENTS, sweep__isnull=False)
+             .values_list("parameters__sae_id", flat=True)}
     for job in Job.objects.filter(kind=Job.Kind.TRAIN_SAE, status=Job.Status.SUCCEEDED, sweep__isnull=False,
                                   finished_at__lt=grace):
-        before = Job.objects.filter(kind=Job.Kind.MINE_LATENTS, sweep=job.sweep_id).count()
-        _follow_up(job_id=job.pk)
-        counts["followed_up"] += Job.objects.filter(kind=Job.Kind.MINE_LATENTS, sweep=job.sweep_id).count() - before
+        if job.result.get("sae_id") and job.result["sae_id"] not in mined:
+            _follow_up(job_id=job.pk)
+            counts["followed_up"] += 1
     return counts
 
 
@@ -267,28 +269,6 @@ def _send_now(job: Job) -> None:
         send_job(job_id=job.pk, job_uuid=job.uuid, queue=job.queue)
     except Exception as error:  # noqa: BLE001 - the next sweep tries again (the job stays queued)
         logger.warning("job %s could not be re-sent: %s", job.pk, error)
-
-
-def upload_store(*, uploaded, prefix: str) -> Path:
-    """Keep an uploaded file under ARTIFACT_ROOT/uploads so that any worker can read it."""
-    directory = Path(settings.ARTIFACT_ROOT) / "uploads" / f"{prefix}-{uuid.uuid4()}"
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / Path(uploaded.name).name
-    with path.open("wb") as handle:
-        for chunk in uploaded.chunks():
-            handle.write(chunk)
-    return path
-
-
-def upload_discard(*, path: Path) -> None:
-    """Remove an upload once its job has finished (either way), with its folder; other files are left alone."""
-    uploads = (Path(settings.ARTIFACT_ROOT) / "uploads").resolve()
-    path = Path(path).resolve()
-    if uploads not in path.parents:
-        return
-    path.unlink(missing_ok=True)
-    if path.parent != uploads and not any(path.parent.iterdir()):
-        path.parent.rmdir()
 
 
 ARCHITECTURES = ("relu", "topk", "batchtopk", "jumprelu", "matryoshka")
@@ -302,7 +282,9 @@ def host_model_resolve(*, model: str, by=None):
     found = HostModel.objects.filter(name=model).first() or HostModel.objects.filter(source=model).first()
     if found is not None:
         return found
-    from transformers import AutoConfig  # config only: no weights are loaded in this process
+    from transformers import (
+        AutoConfig,  # config only: no weights are loaded in this process
+    )
 
     try:
         config = AutoConfig.from_pretrained(model)

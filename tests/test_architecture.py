@@ -10,7 +10,9 @@ ROOT = Path(__file__).resolve().parent.parent
 WEB_STACK = {"django", "rest_framework", "celery", "drf_spectacular"}
 PURE_PACKAGES = ["inference/engine", "annotation/stats"]
 # Which apps each app may import (docs/architecture.md): config → annotation, inference → features → accounts.
+# `clinical` is a top floor like config: it wires annotation's labels to inference's models.
 ALLOWED = {
+    "clinical": {"clinical", "annotation", "inference", "features", "accounts"},
     "accounts": {"accounts"},
     "features": {"features", "accounts"},
     "annotation": {"annotation", "features", "accounts"},

@@ -29,6 +29,8 @@ def test_seed_demo_quick_via_worker_builds_everything_and_is_idempotent(celery_w
     assert Profile.objects.values("institution").distinct().count() == 3
     corpus = Corpus.objects.get(name="demo-clinical-quick")
     assert corpus.n_snippets == 300
+    assert Corpus.objects.get(name="demo-discharge").n_snippets == 300  # the drift-audit slice (issue 12)
+    assert Concept.objects.filter(code="SEX_GENDER", protected=True).exists()
     sae = SAE.objects.get()
     assert {"fve", "l0", "dead_fraction", "monosemanticity"} <= set(sae.metrics)
     assert LatentExample.objects.filter(latent__sae=sae, kind="top").exists()
@@ -67,4 +69,4 @@ def test_seed_demo_quick_via_worker_builds_everything_and_is_idempotent(celery_w
     again = io.StringIO()
     call_command("seed_demo", "--quick", "--via-worker", stdout=again, stderr=io.StringIO())
     assert "New demo accounts" not in again.getvalue()
-    assert (SAE.objects.count(), Round.objects.count(), Corpus.objects.count()) == (1, 2, 1)
+    assert (SAE.objects.count(), Round.objects.count(), Corpus.objects.count()) == (1, 2, 2)

@@ -21,6 +21,7 @@ class ConceptSpec:
     parent_code: str = ""
     description: str = ""
     synonyms: tuple[str, ...] = field(default_factory=tuple)
+    protected: bool = False  # a protected attribute (race, sex, insurance, age band)
 
 
 def concepts_check(*, concepts: Sequence[ConceptSpec]) -> list[ConceptSpec]:
@@ -55,7 +56,8 @@ def concepts_check(*, concepts: Sequence[ConceptSpec]) -> list[ConceptSpec]:
 def _concepts_save(*, version: RubricVersion, specs: Sequence[ConceptSpec]) -> None:
     Concept.objects.bulk_create(
         Concept(rubric_version=version, code=spec.code.strip(), name=spec.name.strip(), description=spec.description,
-                parent_code=spec.parent_code.strip(), synonyms=list(spec.synonyms))
+                parent_code=spec.parent_code.strip(), synonyms=list(spec.synonyms),
+                protected=spec.protected)
         for spec in specs
     )
 
@@ -83,7 +85,7 @@ def rubric_version_create(*, parent: RubricVersion, guidelines: str, concepts: S
     if concepts is None:
         concepts = [
             ConceptSpec(code=c.code, name=c.name, parent_code=c.parent_code, description=c.description,
-                        synonyms=tuple(c.synonyms))
+                        synonyms=tuple(c.synonyms), protected=c.protected)
             for c in parent.concepts.all()
         ]
     specs = concepts_check(concepts=concepts)

@@ -37,8 +37,9 @@ They do not enter the prior: a weight is a kappa-based score on another scale, t
 estimate each rater's confusion, and with few judgments the shrinkage toward the pooled structure, not
 the weight, decides.
 
-Cost per iteration: three sparse (units × raters·K) products with (raters·K, K) tables and O(R·K³)
-dense work, linear in the number of judgments; no (units, raters, K) array is built.
+Cost per iteration: two sparse products per block of units, (units, raters·K) × (raters·K, 2K) and its
+transpose × (units, K), and O(R·K³) dense work, linear in the number of judgments; no (units, raters, K)
+array is built (500k judgments: 25 ms per iteration, 27 iterations, 0.7 CPU s on one core).
 """
 
 from __future__ import annotations
@@ -60,7 +61,9 @@ from annotation.stats.consensus import (
 )
 from annotation.stats.tables import Category, Ratings
 
-_TINY32 = np.finfo(np.float32).tiny
+# exp of a log-probability below −87 is no longer a normal float32: rows whose total is below e^−60 are
+# recomputed with their maximum subtracted, so every entry within e^−27 of a row's largest stays exact.
+_SAFE_TOTAL = np.float32(np.exp(-60.0))
 
 EXPECTATIONS = ("mean", "log")
 
@@ -104,7 +107,13 @@ class BayesianDawidSkeneConfig:
     tolerance: float = 1e-3
     """Stop when no posterior entry moves by more than this between iterations. Against a fit run to 1e-6,
     1e-3 left every posterior within 0.011 (mean 1e-4 or less) with the same MAP labels on the five simulated
-    regimes and on 500k judgments, in 37 iterations there instead of 137."""
+    regimes and on 500k judgments, in 37 iterations there instead of 137 (plain updates; 27 with `relaxation`)."""
+    relaxation: float = 1.5
+    """Over-relaxation of the expected counts from the third iteration on: counts ← old + relaxation·(new − old),
+    which keeps the fixed point and shortens the slow drift of the rater parameters (500k judgments: 37 → 27
+    iterations, every posterior closer to the 1e-6 fit than before). 1 is plain coordinate ascent; 2 oscillated
+    at 500k. If the largest posterior move ever grows 1.5-fold from one iteration to the next, the fit falls
+    back to 1 for the rest."""
     max_iterations: int = 200
     """Upper bound on iterations; `converged` tells whether the tolerance was reached first."""
 
@@ -119,6 +128,8 @@ class BayesianDawidSkeneConfig:
             raise ValueError("ambiguous_dominance must lie in (0, 1]")
         if self.expectation not in EXPECTATIONS:
             raise ValueError(f"expectation must be one of {', '.join(EXPECTATIONS)}")
+        if not 1 <= self.relaxation < 2:
+            raise ValueError("relaxation must lie in [1, 2)")
         if self.max_iterations < 1:
             raise ValueError("max_iterations must be at least 1")
 
@@ -213,15 +224,17 @@ def bayesian_dawid_skene(
     given_by_unit.sum_duplicates()
 
     # float32 blocks and tables: the E-step streams (units, K) arrays, so half the bytes is nearly half the
-    # time; sums of ~5 log-probabilities keep ~1e-6 relative precision, far below `tolerance`.
-    blocks = [(start, stop, block.astype(np.float32))
+    # time; sums of ~5 log-probabilities keep ~1e-6 relative precision, far below `tolerance`. Each block's
+    # transpose is built once here: building it in every iteration cost more Python than the product.
+    blocks = [(start, stop, block.astype(np.float32), block.T.tocsr().astype(np.float32))
               for start, stop, block in unit_blocks(given_by_unit=given_by_unit)]
-    # clear[i, k]: probability that unit i is clear (not mixed) were its truth k; only clear evidence
-    # estimates the raters' confusion rows, so mixed latents do not make raters look worse than they are.
-    clear = np.ones_like(posterior, dtype=np.float32)
     share = config.ambiguous_share
-    counts = _counts(tallies=given_by_unit.T @ posterior, n_raters=n_raters)
-    class_total = posterior.sum(axis=0)
+    width = 2 * n_labels if share > 0 else n_labels
+    posterior = posterior.astype(np.float32)
+    counts = _counts(tallies=given_by_unit.T @ posterior.astype(np.float64), n_raters=n_raters)
+    class_total = posterior.sum(axis=0, dtype=np.float64)
+    ones = np.ones(max([width] + [stop - start for start, stop, _, _ in blocks]), dtype=np.float32)
+    relaxation, last_change, last_total = config.relaxation, np.inf, class_total
     converged = False
     iteration = 0
     for iteration in range(1, config.max_iterations + 1):
@@ -232,44 +245,64 @@ def bayesian_dawid_skene(
             log_prior = np.log(class_shape / class_shape.sum())
         else:
             log_prior = digamma(class_shape) - digamma(class_shape.sum())
-        # E-step and the next M-step's tallies in one pass over blocks of units: whole (units, K) temporaries
-        # are fresh pages on every operation once they outgrow the cache, which made each step superlinear.
+        # One table (R·L, 2K): columns :K the clear component, K: the mixed one, so one sparse product and one
+        # max / sum per unit serve both. The E-step and the next M-step's tallies run in one pass over blocks
+        # of units: whole (units, K) temporaries are fresh pages on every operation once they outgrow the cache.
+        if share > 0:
+            table = np.hstack([log_clear, log_mixed]).astype(np.float32)
+            offset = np.concatenate([log_prior + np.log1p(-share), log_prior + np.log(share)]).astype(np.float32)
+        else:
+            table, offset = log_clear.astype(np.float32), log_prior.astype(np.float32)
         change = 0.0
         tallies = np.zeros((n_raters * n_labels, n_labels))
         class_total = np.zeros(n_labels)
-        clear_offset = (log_prior + np.log1p(-share)).astype(np.float32)
-        mixed_offset = (log_prior + (np.log(share) if share > 0 else 0.0)).astype(np.float32)
-        log_clear, log_mixed = log_clear.astype(np.float32), log_mixed.astype(np.float32)
-        for start, stop, block in blocks:
-            joint = block @ log_clear
-            joint += clear_offset
+        for start, stop, block, block_t in blocks:
+            joint = block @ table
+            joint += offset
+            # Every entry is a log-probability (≤ 0), so exp cannot overflow and needs no max shift (a max over
+            # a short axis cost as much as the exp and the product together). Rows whose total underflows
+            # (a unit with tens of judgments, or one no class explains) are redone with the max subtracted.
+            raw = joint
+            joint = np.exp(raw)
+            total = joint @ ones[:width]
+            low = np.flatnonzero(~(total > _SAFE_TOTAL))
+            if low.size:
+                shifted = raw[low] - raw[low].max(axis=1, keepdims=True)
+                joint[low] = np.exp(shifted)
+                total[low] = joint[low].sum(axis=1)
+            scale = (1.0 / total)[:, None]
+            # P(z = k, clear | judgments): the clear evidence alone estimates the raters' confusion rows, so
+            # mixed latents do not make raters look worse than they are.
+            clear_part = np.multiply(joint[:, :n_labels], scale)
             if share > 0:
-                # Two exponentials per entry in probability space instead of logaddexp and its logs.
-                mixed = block @ log_mixed
-                mixed += mixed_offset
-                largest = np.maximum(joint.max(axis=1, keepdims=True), mixed.max(axis=1, keepdims=True))
-                joint -= largest
-                np.exp(joint, out=joint)
-                mixed -= largest
-                np.exp(mixed, out=mixed)
-                mixed += joint
-                # Both parts can underflow for an unlikely k; its posterior is then ~0 and clear irrelevant.
-                np.maximum(mixed, _TINY32, out=mixed)
-                np.divide(joint, mixed, out=clear[start:stop])
-                joint = mixed
+                unit_posterior = np.add(joint[:, :n_labels], joint[:, n_labels:])
+                unit_posterior *= scale
             else:
-                joint -= joint.max(axis=1, keepdims=True)
-                np.exp(joint, out=joint)
-            joint /= joint.sum(axis=1, keepdims=True)
-            change = max(change, float(np.abs(joint - posterior[start:stop]).max()))
-            posterior[start:stop] = joint
-            tallies += block.T @ (joint * clear[start:stop])
-            class_total += joint.sum(axis=0, dtype=np.float64)
-        counts = _counts(tallies=tallies, n_raters=n_raters)
+                unit_posterior = clear_part
+            previous = posterior[start:stop]
+            moved = np.subtract(unit_posterior, previous, out=previous)
+            np.abs(moved, out=moved)
+            change = max(change, float(moved.max()))
+            previous[...] = unit_posterior
+            tallies += block_t @ clear_part
+            class_total += ones[:stop - start] @ unit_posterior
+        new_counts = _counts(tallies=tallies, n_raters=n_raters)
+        if change > 1.5 * last_change:
+            relaxation = 1.0  # the extrapolation overshoots on this data: plain coordinate ascent from here on
+        last_change = change
+        if iteration > 2 and relaxation != 1.0:
+            # Over-relaxed update of the expected counts: step `relaxation` times along the coordinate-ascent
+            # direction; same fixed point, fewer iterations along the slow direction of the rater parameters.
+            counts = np.maximum(counts + relaxation * (new_counts - counts), 0.0)
+            class_total = np.maximum(last_total + relaxation * (class_total - last_total), 0.0)
+        else:
+            counts = new_counts
+        last_total = class_total
         if change <= config.tolerance:
             converged = True
             break
 
+    posterior = posterior.astype(np.float64)
     posterior /= posterior.sum(axis=1, keepdims=True)  # rows of float32 sums, made exact in float64
     shape = structure.prior_counts(counts=counts) + counts
     confusion = shape / shape.sum(axis=2, keepdims=True)

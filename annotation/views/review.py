@@ -79,7 +79,9 @@ def latent_detail(request, latent_id: int):
         "latent": latent, "history": selectors.latent_history(latent=latent, user=request.user),
         **selectors.latent_label_distribution(latent=latent),
         "evidence": selectors.latent_evidence(latent=latent, user=request.user),
+        # The latent page shows the logit effects in their own card (_logit_effects.html).
         "context_panel": selectors.latent_context(latent=latent), "link_neighbours": True,
+        "logit_effects_elsewhere": True,
     })
 
 

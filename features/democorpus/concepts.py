@@ -692,3 +692,13 @@ DESCRIPTIONS: dict[str, str] = {
     "POLYSEMANTIC": "The latent fires on two or more unrelated concepts.",
     "ARTIFACT": "The latent fires on formatting, boilerplate, punctuation or tokenisation, not on meaning.",
 }
+
+# Protected attributes (issue 12): rubric concepts marked protected, and the attribute part of the corpus's
+# `metadata.protected` tags ("SEX_GENDER:female"). A latent tied to one is flagged whatever its label.
+PROTECTED_GROUP = ConceptGroup("DEMOGRAPHICS", "Demographics and social factors")
+PROTECTED_ATTRIBUTES: tuple[ConceptGroup, ...] = (
+    ConceptGroup("RACE_ETHNICITY", "Race/ethnicity"),
+    ConceptGroup("SEX_GENDER", "Sex/gender"),
+    ConceptGroup("INSURANCE", "Insurance/socioeconomic status"),
+    ConceptGroup("AGE_BAND", "Age band"),
+)

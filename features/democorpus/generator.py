@@ -7,6 +7,14 @@ Tagging rule: ``concept_tags`` lists the concepts a snippet asserts, current or 
 ("known CKD", "h/o MI"). A negated mention ("no evidence of PE") goes to ``metadata.negated`` and an
 uncertain one ("cannot rule out PE", "possible pneumonia") to ``metadata.uncertain``; neither is a tag.
 Every cue stands a few words before its mention, and asserted sentences carry no cue at all.
+
+Protected attributes (issue 12) go to ``metadata.protected`` as ``ATTRIBUTE:value`` tags, written only
+when the text states them: ``SEX_GENDER`` when a gendered word for the patient is written ("woman",
+"67M", "she", "Mr."), ``AGE_BAND`` when the age is, and ``RACE_ETHNICITY`` / ``INSURANCE`` from a
+social-history sentence that some snippets carry ("Social history: identifies as Black, Medicaid
+insurance."). A declined or undocumented answer ("race/ethnicity declined", "insurance not
+documented") is no tag. The social sentences come from their own random stream per snippet, so the
+clinical text of every snippet is the same as without them.
 """
 from __future__ import annotations
 
@@ -127,13 +135,14 @@ class _Note:
     institution: Institution
     patient: dict[str, str]
     shown_labs: set[str] = field(default_factory=set)  # one value per test, so none contradicts another
+    mentioned: set[str] = field(default_factory=set)  # patient slots the text used (protected-attribute tags)
 
 
 class _Slots(dict):
     """Fills frame slots on first use, so a snippet only draws what its frames name."""
 
     def __init__(self, note: _Note, concept: Concept | None):
-        super().__init__(note.patient)
+        super().__init__()
         self.note, self.rng, self.institution = note, note.rng, note.institution
         self.concept = concept
         self.profile = PROFILES[concept.code] if concept else None
@@ -175,7 +184,10 @@ class _Slots(dict):
         return self.supports[""]
 
     def __missing__(self, key: str) -> str:
-        if key[0].isupper():
+        if key in self.note.patient:  # looked up on use, so the note knows what it said about the patient
+            self.note.mentioned.add(key)
+            value = self.note.patient[key]
+        elif key[0].isupper():
             value = _capitalise(self[key[0].lower() + key[1:]])
         elif key[:2] in ("r_", "d_"):
             low, high = (int(part) for part in key[2:].split("_"))
@@ -252,10 +264,11 @@ def _frame(rng: random.Random, frames: Sequence[str], budget: int) -> str:
 
 def _boilerplate(rng: random.Random, institution: Institution, frames, external_id: str) -> dict:
     section, frame = rng.choice(frames)
-    text = _Slots(_Note(rng, institution, _patient(rng)), None).fill(frame)
+    note = _Note(rng, institution, _patient(rng))
+    text = _Slots(note, None).fill(frame)
     metadata = {"note_type": "boilerplate", "section": section, "institution": institution.code,
                 "negated": [], "uncertain": []}
-    return _record(external_id, text, metadata, [])
+    return _record(external_id, text, metadata, [], note)
 
 
 def _pick_concepts(rng: random.Random, primary: Concept, n_extra: int, p_negated: float,
@@ -275,9 +288,56 @@ def _pick_concepts(rng: random.Random, primary: Concept, n_extra: int, p_negated
     return asserted, negated, uncertain
 
 
-def _record(external_id: str, text: str, metadata: dict, asserted: Sequence[Concept]) -> dict:
+_SEX_SLOTS = {"sexw", "sexa", "sexl", "pron", "pos", "title"}
+# Social-history sentence parts: (text, tag or None for a declined or undocumented answer).
+RACE_ETHNICITY = (("identifies as Black", "RACE_ETHNICITY:black"), ("identifies as White", "RACE_ETHNICITY:white"),
+                  ("identifies as Hispanic/Latino", "RACE_ETHNICITY:hispanic"),
+                  ("identifies as Asian", "RACE_ETHNICITY:asian"), ("race/ethnicity declined", None))
+INSURANCE = (("Medicaid insurance", "INSURANCE:medicaid"), ("Medicare insurance", "INSURANCE:medicare"),
+             ("private insurance", "INSURANCE:private"), ("uninsured", "INSURANCE:uninsured"),
+             ("insurance not documented", None))
+SOCIAL_RATE = {"chart": 0.3, "discharge": 0.4}
+_COUNTED_SENTENCE_END = re.compile(r"[.!?](?=\s+[A-Z#(]|$)")
+
+
+def age_band(age: int) -> str:
+    return "18-44" if age < 45 else "45-64" if age < 65 else "65+"
+
+
+def _protected_tags(note: _Note) -> list[str]:
+    tags = []
+    if note.mentioned & _SEX_SLOTS:
+        tags.append(f"SEX_GENDER:{note.patient['sexl']}")
+    if "age" in note.mentioned:
+        tags.append(f"AGE_BAND:{age_band(int(note.patient['age']))}")
+    return tags
+
+
+def _record(external_id: str, text: str, metadata: dict, asserted: Sequence[Concept], note: _Note) -> dict:
+    metadata = {**metadata, "protected": sorted(_protected_tags(note))}
     return {"external_id": external_id, "text": text, "metadata": metadata,
             "concept_tags": sorted(c.code for c in asserted)}
+
+
+def _with_social(record: dict, seed: int, style: str) -> dict:
+    """Some clinical snippets end with a social-history sentence (race/ethnicity, insurance), drawn from
+    the snippet's own stream; a chart snippet already at four sentences gets none."""
+    rng = random.Random(f"concord-democorpus-social-{seed}-{record['external_id']}")
+    draw = rng.random()
+    if record["metadata"]["note_type"] == "boilerplate" or draw >= SOCIAL_RATE[style]:
+        return record
+    if style == "chart" and len(_COUNTED_SENTENCE_END.findall(record["text"].replace("E. coli", "E coli"))) >= 4:
+        return record
+    which = rng.choice(("both", "both", "race", "insurance"))
+    parts = []
+    if which in ("both", "race"):
+        parts.append(rng.choice(RACE_ETHNICITY))
+    if which in ("both", "insurance"):
+        parts.append(rng.choice(INSURANCE))
+    sentence = "Social history: " + ", ".join(text for text, _ in parts) + "."
+    tags = set(record["metadata"]["protected"]) | {tag for _, tag in parts if tag}
+    return {**record, "text": f"{record['text']} {sentence}",
+            "metadata": {**record["metadata"], "protected": sorted(tags)}}
 
 
 def _snippet(rng: random.Random, external_id: str) -> dict:
@@ -332,7 +392,7 @@ def _snippet(rng: random.Random, external_id: str) -> dict:
     metadata = {"note_type": note_type, "section": section, "institution": institution.code,
                 "negated": [negated.code] if negated else [],
                 "uncertain": [uncertain.code] if uncertain else []}
-    return _record(external_id, " ".join(parts), metadata, asserted)
+    return _record(external_id, " ".join(parts), metadata, asserted, note)
 
 
 def _narrative(rng: random.Random, external_id: str) -> dict:
@@ -365,19 +425,19 @@ def _narrative(rng: random.Random, external_id: str) -> dict:
                 "institution": institution.code,
                 "negated": [negated.code] if negated else [],
                 "uncertain": [uncertain.code] if uncertain else []}
-    return _record(external_id, " ".join(parts), metadata, asserted)
+    return _record(external_id, " ".join(parts), metadata, asserted, note)
 
 
 def generate_snippets(*, seed: int = DEFAULT_SEED, n: int = DEFAULT_N) -> list[dict]:
     """``n`` chart-style snippets; the same seed always gives the same list."""
     rng = random.Random(seed)
-    return [_snippet(rng, f"demo-{i:05d}") for i in range(1, n + 1)]
+    return [_with_social(_snippet(rng, f"demo-{i:05d}"), seed, "chart") for i in range(1, n + 1)]
 
 
 def generate_ood(*, seed: int = DEFAULT_SEED, n: int = DEFAULT_OOD_N) -> list[dict]:
     """``n`` discharge-summary narratives, a style shift from the chart snippets, for drift audits."""
     rng = random.Random(f"concord-democorpus-discharge-{seed}")
-    return [_narrative(rng, f"ood-{i:05d}") for i in range(1, n + 1)]
+    return [_with_social(_narrative(rng, f"ood-{i:05d}"), seed, "discharge") for i in range(1, n + 1)]
 
 
 def to_jsonl(records: Sequence[dict]) -> str:

@@ -4,7 +4,7 @@ the SAE spliced into a causal host model, and MedSAE monosemanticity against con
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -203,6 +203,22 @@ class MonosemanticityResult:
     constant_concepts: list[str]  # tags present in all or no snippets: r = 0 with every latent
 
 
+def pearson_blocks(*, snippet_max: np.ndarray, tags: np.ndarray,
+                   chunk_latents: int = 1024) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """Pearson r of every latent column of snippet_max [n_snippets, n_latents] with every 0/1 tag column
+    of tags [n_snippets, n_tags], in latent chunks: yields (first latent, r [chunk, n_tags], the
+    columns' centred norms [chunk]); r is 0 where a column or a tag is constant."""
+    tags = np.asarray(tags, dtype=np.float64)
+    tag_centred = tags - tags.mean(axis=0)
+    tag_norm = np.sqrt((tag_centred**2).sum(axis=0))
+    tag_standard = np.divide(tag_centred, tag_norm, out=np.zeros_like(tag_centred), where=tag_norm != 0)
+    for start in range(0, snippet_max.shape[1], chunk_latents):
+        block = np.asarray(snippet_max[:, start : start + chunk_latents], dtype=np.float64)
+        centred = block - block.mean(axis=0)
+        norm = np.sqrt((centred**2).sum(axis=0))
+        yield start, (centred.T @ tag_standard) / np.where(norm > 0, norm, 1.0)[:, None], norm
+
+
 def monosemanticity(
     *,
     snippet_max: np.ndarray,
@@ -228,26 +244,18 @@ def monosemanticity(
     if n_snippets < 2:
         raise ValueError("monosemanticity needs at least two snippets")
 
-    tag_centred = tags - tags.mean(axis=0)
-    tag_norm = np.sqrt((tag_centred**2).sum(axis=0))
-    constant_tag = tag_norm == 0
-    tag_standard = np.divide(tag_centred, tag_norm, out=np.zeros_like(tag_centred), where=~constant_tag)
-
+    constant_tag = tags.std(axis=0) == 0
     best_r = np.full(n_latents, np.nan)
     entropy = np.full(n_latents, np.nan)
     best_index = np.full(n_latents, -1)
-    for start in range(0, n_latents, chunk_latents):
-        block = np.asarray(snippet_max[:, start : start + chunk_latents], dtype=np.float64)
-        centred = block - block.mean(axis=0)
-        norm = np.sqrt((centred**2).sum(axis=0))
-        r = (centred.T @ tag_standard) / np.where(norm > 0, norm, 1.0)[:, None]  # [chunk, n_concepts]
+    for start, r, norm in pearson_blocks(snippet_max=snippet_max, tags=tags, chunk_latents=chunk_latents):
         absolute = np.abs(r)
         total = absolute.sum(axis=1)
         scored = (norm > 0) & (total > 0)
         p = absolute[scored] / total[scored, None]
         with np.errstate(divide="ignore", invalid="ignore"):
             h = -np.where(p > 0, p * np.log2(p), 0.0).sum(axis=1)
-        positions = np.arange(start, start + block.shape[1])[scored]
+        positions = np.arange(start, start + r.shape[0])[scored]
         entropy[positions] = h
         best = r[scored].argmax(axis=1)
         best_index[positions] = best

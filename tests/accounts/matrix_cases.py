@@ -172,8 +172,17 @@ READ_CASES = [
     Case("jobs-export", "/jobs/export.csv"),
     Case("jobs-export", "/jobs/export.csv?by=sae"),
     Case("job-page", "/jobs/{job}/", ("job",)),
+    Case("steering", "/steering/"),
     Case("sae-compute-page", "/jobs/saes/{sae}/", ("sae",)),
     Case("sweep-page", "/jobs/sweeps/{sweep}/", ("sweep",)),
+    # issue 12 (clinical)
+    Case("explain", "/explain/"),
+    Case("drift-list", "/drift/"),
+    Case("drift-detail", "/drift/{job}/", ("job",)),
+    Case("protected-index", "/protected/"),
+    Case("protected-report", "/protected/{sae}/", ("sae",), label_bearing=True),
+    Case("api-drift-detail", "/api/v1/drift-audits/{job}/", ("job",)),
+    Case("api-sae-protected", "/api/v1/saes/{sae}/protected/", ("sae",), label_bearing=True),
 ]
 
 ROUND_CREATE = {"name": "probe", "kind": "calibration", "rubric_version": "{rubric}", "selection_rule": "hand",
@@ -208,7 +217,13 @@ WRITE_CASES = [
     Case("job-train-sae", "/api/v1/jobs/train-sae/", ("activation_set",), "post",
          {"activation_set": "{activation_set}", "arch": "topk", "width": 16, "k": 2, "steps": 10}),
     Case("job-mine-latents", "/api/v1/jobs/mine-latents/", ("sae",), "post", {"sae": "{sae}"}),
+    # issue 12 (clinical)
+    Case("api-explain", "/api/v1/explain/", ("sae",), "post", {"sae": "{sae}", "text": "chest pain"}),
+    Case("api-drift-create", "/api/v1/drift-audits/", ("sae",), "post", {"sae": "{sae}", "corpus": "{corpus}"}),
     # HTML forms
+    Case("explain", "/explain/", ("sae",), "post", {"sae": "{sae}", "text": "chest pain"}, format="multipart"),
+    Case("drift-list", "/drift/", ("sae",), "post", {"sae": "{sae}", "corpus": "{corpus}"}, format="multipart"),
+    Case("protected-report", "/protected/{sae}/", ("sae",), "post", {}, format="multipart"),
     Case("round-create", "/rounds/new/", ("sae",), "post",
          {"name": "probe", "kind": "calibration", "sae": "{sae}", "rubric_version": "{rubric}",
           "institutions": ["{own_pk}"], "selection_rule": "hand", "latent_indices": "0,1", "overlap": "1",
@@ -249,6 +264,11 @@ WRITE_CASES = [
          {"activation_set": "{activation_set}", "arch": "topk", "widths": "16", "ks": "2", "steps": "10"},
          format="multipart"),
     Case("job-cancel-page", "/jobs/{job}/cancel/", ("job",), "post", {}, format="multipart"),
+    # Steering lists only SAEs on causal hosts the actor may see: own's private SAE answers as an absent one.
+    Case("steering-run-api", "/api/v1/steering/", ("sae",), "post",
+         {"sae": "{sae}", "latent": 0, "clamp": 1.0, "prompt": "probe", "max_new_tokens": 2}),
+    Case("steering", "/steering/", ("sae",), "post",
+         {"sae": "{sae}", "latent": "0", "clamp": "1", "prompt": "probe", "max_new_tokens": "2"}, format="multipart"),
     # Tokens belong to one user: anyone else's (here own's researcher's) is as unknown as an absent one.
     Case("api-token-revoke", "/account/tokens/{token}/revoke/", ("token",), "post", {}, format="multipart"),
 ]

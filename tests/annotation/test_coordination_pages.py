@@ -143,3 +143,18 @@ def test_500_page_renders_without_a_request_and_leads_home():
 
     body = render_to_string("500.html")  # Django's server_error renders it with no context at all
     assert "Something went wrong" in body and 'href="/"' in body
+
+
+def test_closing_without_the_dialog_asks_on_a_page_first(postgres):
+    own = factories.institution("own")
+    coordinator = factories.user(role=Role.COORDINATOR, institution_obj=own)
+    rater = factories.user(role=Role.PHYSICIAN, institution_obj=own)
+    round_ = worlds.make_round(by=coordinator, sae=worlds.sae_with_examples(n_latents=2),
+                               version=worlds.rubric(by=coordinator), institutions=[own], raters_list=[rater], overlap=1)
+    client = Client()
+    client.force_login(coordinator)
+    asked = client.post(f"/rounds/{round_.pk}/close/")
+    assert asked.status_code == 200 and b"0 / 2" in asked.content and b"cannot be undone" in asked.content
+    assert Round.objects.get(pk=round_.pk).status == Round.Status.OPEN
+    closed = client.post(f"/rounds/{round_.pk}/close/", {"confirmed": "yes"})
+    assert closed.status_code == 302 and Round.objects.get(pk=round_.pk).status == Round.Status.CLOSED

@@ -167,7 +167,7 @@ def test_records_have_the_documented_fields(records):
     for record in records:
         assert set(record) == {"external_id", "text", "metadata", "concept_tags"}
         metadata = record["metadata"]
-        assert set(metadata) == {"note_type", "section", "institution", "negated", "uncertain"}
+        assert set(metadata) == {"note_type", "section", "institution", "negated", "uncertain", "protected"}
         assert metadata["institution"] in INSTITUTIONS
         assert set(record["concept_tags"]) <= CODES
         assert set(metadata["negated"]) <= CODES and set(metadata["uncertain"]) <= CODES
@@ -285,3 +285,67 @@ def test_sample_slice_is_a_deterministic_subset(corpus):
 def test_load_snippets_reads_every_line(corpus):
     with democorpus.corpus_path().open(encoding="utf-8") as handle:
         assert [json.loads(line) for line in handle] == corpus
+
+
+# Protected attributes (issue 12), read from the text independently of the generator.
+FEMALE = re.compile(r"\b(woman|female|she|her|She|Her|Ms\.)\b|\d(F)\b|\by/?o F\b")
+MALE = re.compile(r"\b(man|male|he|his|He|His|Mr\.)\b|\d(M)\b|\by/?o M\b")
+AGE = re.compile(r"\b(\d{2})(?=[ -]?(?:year-old|y/o|yo|[MF]\b))")
+SOCIAL_TAGS = {"identifies as Black": "RACE_ETHNICITY:black", "identifies as White": "RACE_ETHNICITY:white",
+               "identifies as Hispanic/Latino": "RACE_ETHNICITY:hispanic", "identifies as Asian": "RACE_ETHNICITY:asian",
+               "Medicaid insurance": "INSURANCE:medicaid", "Medicare insurance": "INSURANCE:medicare",
+               "private insurance": "INSURANCE:private", "uninsured": "INSURANCE:uninsured"}
+
+
+def _expected_protected(text: str) -> set[str]:
+    tags = set()
+    if FEMALE.search(text):
+        tags.add("SEX_GENDER:female")
+    if MALE.search(text):
+        tags.add("SEX_GENDER:male")
+    ages = {int(match.group(1)) for match in AGE.finditer(text)}
+    for age in ages:
+        tags.add("AGE_BAND:" + ("18-44" if age < 45 else "45-64" if age < 65 else "65+"))
+    social = text.split("Social history: ", 1)[1] if "Social history: " in text else ""
+    tags |= {tag for phrase, tag in SOCIAL_TAGS.items() if re.search(r"\b" + re.escape(phrase) + r"\b", social)}
+    return tags
+
+
+def test_protected_tags_are_exactly_what_the_text_states(records):
+    n_tagged = 0
+    for record in records:
+        tags = set(record["metadata"]["protected"])
+        n_tagged += bool(tags)
+        assert record["metadata"]["protected"] == sorted(tags)
+        assert tags == _expected_protected(record["text"]), (record["external_id"], record["text"])
+    assert n_tagged >= 0.2 * len(records)
+
+
+def test_declined_or_undocumented_answers_are_not_tags(records):
+    declined = [r for r in records if "race/ethnicity declined" in r["text"] or "insurance not documented" in r["text"]]
+    assert declined
+    for record in declined:
+        if "race/ethnicity declined" in record["text"]:
+            assert not any(tag.startswith("RACE_ETHNICITY:") for tag in record["metadata"]["protected"])
+        if "insurance not documented" in record["text"]:
+            assert not any(tag.startswith("INSURANCE:") for tag in record["metadata"]["protected"])
+
+
+def test_every_protected_attribute_is_well_covered(corpus):
+    counts = Counter(tag.split(":")[0] for record in corpus for tag in record["metadata"]["protected"])
+    assert set(counts) == {"SEX_GENDER", "AGE_BAND", "RACE_ETHNICITY", "INSURANCE"}
+    assert min(counts.values()) >= 200
+
+
+def test_social_history_keeps_the_clinical_text_and_its_stream():
+    # The social sentence comes from its own stream: without it, each snippet is the one the clinical
+    # generator alone writes, with the same concept tags.
+    import random
+
+    rng = random.Random(4)
+    clinical_only = [generator._snippet(rng, f"demo-{i:05d}") for i in range(1, 301)]
+    with_social = generator.generate_snippets(seed=4, n=300)
+    for alone, full in zip(clinical_only, with_social):
+        assert full["text"].split(" Social history: ")[0] == alone["text"]
+        assert full["concept_tags"] == alone["concept_tags"]
+    assert sum("Social history: " in r["text"] for r in with_social) >= 30

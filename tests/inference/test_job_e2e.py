@@ -83,7 +83,7 @@ def test_a_researcher_launches_mining_from_the_form_and_a_physician_has_no_jobs_
     page.wait_for_url(f"{base}/jobs/*/")
     job = Job.objects.get(kind=Job.Kind.MINE_LATENTS)
     assert job.parameters == {"sae_id": sae.pk, "n_top": 5} and job.sent_at is not None
-    assert page.inner_text("#job .job-status") == "queued"
+    page.wait_for_selector("#job .job-status:text('queued')")
     page.goto(f"{base}/accounts/login/")
     page.context.clear_cookies()
     e2e.log_in(page, base, "dr-gus")

@@ -18,8 +18,15 @@ from accounts.models import AuditEvent, Role
 from inference.models import Job
 from inference.services import job_create, train_sae_request
 from tests import factories
-from tests.inference.processes import REDIS_PORTS, RedisServer, broker, start_beat, start_worker, wait_for_worker, \
-    wait_until
+from tests.inference.processes import (
+    REDIS_PORTS,
+    RedisServer,
+    broker,
+    start_beat,
+    start_worker,
+    wait_for_worker,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -97,7 +104,7 @@ def test_jobs_queued_when_a_redis_without_persistence_restarts_all_finish(tmp_pa
     env = {"JOB_SWEEP_SECONDS": "1", "JOB_QUEUED_GRACE_SECONDS": "2"}
     settings.JOB_QUEUED_GRACE_SECONDS = 2.0
     researcher = factories.user(role=Role.RESEARCHER)
-    with broker(redis_server.url) as app:
+    with broker(redis_server.url):
         jobs = [job_create(kind=Job.Kind.IMPORT_CORPUS, by=researcher, parameters={
             "path": str(_corpus_file(tmp_path, f"c{i}")), "name": f"restart-{i}"}) for i in range(3)]
         import redis

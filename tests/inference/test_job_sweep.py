@@ -9,7 +9,14 @@ from features.models import SAE, Latent
 from inference.models import Job
 from inference.services import sweep_launch
 from tests import factories
-from tests.inference.processes import REDIS_PORTS, RedisServer, broker, start_worker, wait_for_worker, wait_until
+from tests.inference.processes import (
+    REDIS_PORTS,
+    RedisServer,
+    broker,
+    start_worker,
+    wait_for_worker,
+    wait_until,
+)
 from tests.inference.worlds import synthetic_activation_set
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -190,3 +190,66 @@ def test_a_claim_past_the_attempt_limit_fails_the_job(settings):
     calls = []
     finished = job_run(job_id=job.pk, work=lambda row, progress: calls.append(1) or {})
     assert calls == [] and finished.status == "failed" and "gave up after 1 attempts" in finished.message
+
+
+@pytest.mark.django_db
+def test_the_sweeper_gives_a_sweep_training_job_its_lost_mining_job_once(settings):
+    from features.models import ActivationSet
+    from inference.models import Sweep
+
+    settings.JOB_QUEUED_GRACE_SECONDS = 0
+    sae = factories.sae()
+    activation_set = ActivationSet.objects.create(host_model=sae.hook_point.host_model, hook_point=sae.hook_point,
+                                                  corpus=factories.corpus(), artifact_uri="/x", n_tokens=1)
+    sweep = Sweep.objects.create(name="s", activation_set=activation_set, parameters={"n_top": 7})
+    job = _job(status=Job.Status.SUCCEEDED, result={"sae_id": sae.pk}, attempts=1,
+               finished_at=timezone.now() - timedelta(seconds=5))
+    Job.objects.filter(pk=job.pk).update(kind=Job.Kind.TRAIN_SAE, sweep=sweep)
+    assert jobs_sweep()["followed_up"] == 1
+    assert jobs_sweep()["followed_up"] == 0
+    mining = Job.objects.get(kind=Job.Kind.MINE_LATENTS)
+    assert mining.parameters == {"sae_id": sae.pk, "n_top": 7} and mining.sweep == sweep
+
+
+@pytest.mark.django_db
+def test_the_heartbeat_does_not_stop_a_job_whose_row_its_connection_cannot_see_yet(settings):
+    """A command run inside a caller's transaction: the heartbeat thread's connection does not see the
+    uncommitted row, which must not read as 'cancelled'."""
+    settings.JOB_LEASE_SECONDS = 0.6  # a heartbeat every 0.2 s
+    job = _job()
+    beats = []
+
+    def work(row, progress):
+        reporter = progress
+        while len(beats) < 3:
+            beats.append(reporter._thread.is_alive())
+            reporter._stop.wait(0.25)  # let a few heartbeats happen
+        progress(0.9, "still ours")
+        return {"ok": True}
+
+    finished = job_run(job_id=job.pk, work=work)
+    assert finished.status == "succeeded" and beats == [True, True, True]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_heartbeat_renews_the_lease_and_notices_a_cancel(settings):
+    settings.JOB_LEASE_SECONDS = 0.6
+    job = _job()
+    seen = {}
+
+    def work(row, progress):
+        first = Job.objects.get(pk=row.pk).lease_expires_at
+        deadline = timezone.now() + timedelta(seconds=10)
+        while Job.objects.get(pk=row.pk).lease_expires_at == first:  # renewed by the heartbeat thread
+            assert timezone.now() < deadline, "the lease was never renewed"
+        seen["renewed"] = True
+        Job.objects.filter(pk=row.pk).update(status=Job.Status.CANCELLED)
+        while not progress._lost.is_set():  # the next heartbeat finds the job no longer ours
+            assert timezone.now() < deadline + timedelta(seconds=10), "the heartbeat never noticed"
+            progress._stop.wait(0.05)
+        progress(0.5, "after cancel")  # raises JobCancelled
+        seen["continued"] = True
+        return {}
+
+    finished = job_run(job_id=job.pk, work=work)
+    assert seen == {"renewed": True} and finished.status == "cancelled"

@@ -132,6 +132,8 @@ def test_bayesian_ds_config_is_validated():
         BayesianDawidSkeneConfig(row_strength=0)
     with pytest.raises(ValueError, match="max_iterations"):
         BayesianDawidSkeneConfig(max_iterations=0)
+    with pytest.raises(ValueError, match="relaxation"):
+        BayesianDawidSkeneConfig(relaxation=2.0)
 
 
 def test_bayesian_ds_single_label_and_single_unit():
@@ -154,3 +156,37 @@ def test_unit_blocks_do_not_change_either_fit(monkeypatch):
         blocked = consensus_fit(method=method, ratings=simulation.ratings, parents=simulation.parents)
         assert blocked.iterations == expected.iterations
         np.testing.assert_allclose(blocked.posterior, expected.posterior, atol=1e-5 if method == "bayesian-ds" else 1e-12)
+
+
+def test_bayesian_ds_unit_with_hundreds_of_judgments():
+    # 400 judgments on one latent: every class's joint probability is below e^-87 (not a normal float32), so
+    # the E-step must shift that row by its maximum; a 240–160 split is overwhelming evidence for A.
+    raters = [f"r{index}" for index in range(400)]
+    units, who, values = [], [], []
+    for index, rater in enumerate(raters):
+        units.append("big")
+        who.append(rater)
+        values.append("A" if index < 240 else "B")
+    for index in range(40):  # small latents, three judgments each, so that the raters are estimated
+        for rater in raters[index * 3:index * 3 + 3]:
+            units.append(f"u{index}")
+            who.append(rater)
+            values.append("A" if index % 2 else "B")
+    result = bayesian_dawid_skene(ratings=ratings_from_rows(units=units, raters=who, values=values))
+    assert np.isfinite(result.posterior).all()
+    np.testing.assert_allclose(result.posterior.sum(axis=1), 1.0, atol=1e-9)
+    big = result.units.index("big")
+    assert result.labels[int(np.argmax(result.posterior[big]))] == "A"
+    assert result.posterior[big].max() > 0.999
+
+
+def test_bayesian_ds_over_relaxation_keeps_the_fixed_point():
+    # relaxation only changes the path: run to a tight tolerance, plain and over-relaxed fits must agree.
+    simulation = simulate(regime=DENSE_HARD, seed=31)
+    fits = [bayesian_dawid_skene(ratings=simulation.ratings, parents=simulation.parents,
+                                 config=BayesianDawidSkeneConfig(relaxation=relaxation, tolerance=1e-6,
+                                                                 max_iterations=2000))
+            for relaxation in (1.0, 1.5)]
+    assert all(fit.converged for fit in fits)
+    assert fits[1].iterations < fits[0].iterations
+    np.testing.assert_allclose(fits[1].posterior, fits[0].posterior, atol=1e-4)

@@ -1,0 +1,109 @@
+"""REST endpoints: explain a note, drift audits, protected-attribute flags per SAE."""
+from __future__ import annotations
+
+from django.http import Http404
+from drf_spectacular.utils import OpenApiTypes, extend_schema
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.permissions import (
+    JOB_RUNNERS,
+    LABEL_READERS,
+    corpora_visible_to,
+    role_permission,
+)
+from features.models import Corpus
+from inference.services import BrokerUnavailable
+
+from . import selectors, services
+from .views import DRIFT_READERS, visible_sae
+
+ANY_ROLE = role_permission(write={"physician", "senior", "coordinator", "researcher", "admin"})
+
+
+class ExplainInputSerializer(serializers.Serializer):
+    sae = serializers.IntegerField()
+    text = serializers.CharField(max_length=services.MAX_NOTE_CHARS, trim_whitespace=False)
+    store = serializers.BooleanField(default=False)
+    flow = serializers.BooleanField(default=False)
+
+
+class NoteExplainApi(APIView):
+    """Explain a note with an SAE: every token's active latents and the concepts represented, with their
+    uncertainty. An audit of the model, not a clinical finding; the note is stored only with `store`."""
+
+    permission_classes = [ANY_ROLE]
+
+    @extend_schema(request=ExplainInputSerializer, responses=OpenApiTypes.OBJECT)
+    def post(self, request):
+        data = ExplainInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        sae = visible_sae(request.user, data.validated_data["sae"])
+        try:
+            explanation = services.note_explain(sae=sae, text=data.validated_data["text"], by=request.user,
+                                                store=data.validated_data["store"], flow=data.validated_data["flow"],
+                                                ip=request.META.get("REMOTE_ADDR"), via="api")
+        except services.NoteRejected as error:
+            return Response({"detail": str(error)}, status=status.HTTP_400_BAD_REQUEST)
+        return Response(explanation.to_json(full=True))
+
+
+class DriftInputSerializer(serializers.Serializer):
+    sae = serializers.IntegerField()
+    corpus = serializers.IntegerField()
+    reference = serializers.IntegerField(required=False, allow_null=True)
+    thresholds = serializers.DictField(child=serializers.FloatField(), required=False)
+
+
+class DriftAuditCreateApi(APIView):
+    permission_classes = [role_permission(read=DRIFT_READERS, write=JOB_RUNNERS)]
+
+    @extend_schema(request=DriftInputSerializer, responses=OpenApiTypes.OBJECT)
+    def post(self, request):
+        data = DriftInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        sae = visible_sae(request.user, values["sae"])
+        corpora = corpora_visible_to(request.user, Corpus.objects.all())
+        corpus = corpora.filter(pk=values["corpus"]).first()
+        reference = corpora.filter(pk=values["reference"]).first() if values.get("reference") else None
+        if corpus is None or (values.get("reference") and reference is None):
+            raise Http404("No such corpus.")
+        try:
+            job = services.drift_audit_start(sae=sae, corpus=corpus, reference=reference,
+                                             thresholds=values.get("thresholds"), by=request.user)
+        except BrokerUnavailable:
+            return Response({"detail": "The job queue is not answering; try again shortly."},
+                            status=status.HTTP_503_SERVICE_UNAVAILABLE)
+        except ValueError as error:
+            return Response({"detail": str(error)}, status=status.HTTP_400_BAD_REQUEST)
+        return Response({"job": job.pk, "status": job.status}, status=status.HTTP_202_ACCEPTED)
+
+
+class DriftAuditDetailApi(APIView):
+    permission_classes = [role_permission(read=DRIFT_READERS)]
+
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    def get(self, request, job_id: int):
+        job = selectors.drift_jobs(user=request.user).filter(pk=job_id).first()
+        if job is None:
+            raise Http404("No such drift audit.")
+        if job.status != "succeeded":
+            return Response({"job": job.pk, "status": job.status, "progress": job.progress, "message": job.message})
+        visible_sae(request.user, job.result["sae_id"])
+        return Response({"job": job.pk, "status": job.status, **selectors.drift_report(job=job, user=request.user)})
+
+
+class ProtectedLatentsApi(APIView):
+    permission_classes = [role_permission(read=LABEL_READERS)]
+
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    def get(self, request, sae_id: int):
+        sae = visible_sae(request.user, sae_id)
+        latents = list(selectors.protected_latents(sae=sae))
+        labels = selectors.latent_labels(sae=sae, indices=[latent.index for latent in latents], user=request.user)
+        return Response({"sae": sae.pk, "scan": sae.metrics.get("protected"), "latents": [
+            {"latent_id": latent.pk, "index": latent.index, "associations": latent.protected_associations,
+             "label": labels[latent.index].label, "uncertainty": labels[latent.index].uncertainty}
+            for latent in latents]})

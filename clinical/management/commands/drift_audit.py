@@ -1,0 +1,54 @@
+"""drift_audit --sae ID --corpus NAME [--reference NAME] --json: label-free drift of a corpus against the
+SAE's training corpus (firing rates, active-latent counts, FVE, divergence)."""
+from __future__ import annotations
+
+from django.core.management.base import BaseCommand, CommandError
+
+from clinical.selectors import drift_report
+from clinical.services import drift_audit_start
+from features.models import SAE, Corpus
+from inference.drift import DRIFT_CONFIG_KEYS
+from inference.models import Job
+from inference.services import job_run
+
+
+class Command(BaseCommand):
+    help = "Audit a corpus for drift against the SAE's training corpus (or --reference), without labels."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--sae", type=int, required=True)
+        parser.add_argument("--corpus", required=True, help="name of the corpus to audit")
+        parser.add_argument("--reference", help="name of the reference corpus (default: the SAE's training corpus)")
+        for key in DRIFT_CONFIG_KEYS:
+            parser.add_argument(f"--{key.replace('_', '-')}", type=float, dest=key,
+                                help="threshold override (see inference/engine/drift.py DriftConfig)")
+        parser.add_argument("--json", action="store_true")
+
+    def handle(self, *args, sae, corpus, reference, json: bool, **options):
+        sae_row = SAE.objects.select_related("activation_set__corpus").filter(pk=sae).first()
+        if sae_row is None:
+            raise CommandError(f"no SAE {sae}")
+        corpora = {}
+        for role, name in (("corpus", corpus), ("reference", reference)):
+            if name is not None:
+                corpora[role] = Corpus.objects.filter(name=name).first()
+                if corpora[role] is None:
+                    raise CommandError(f"no corpus named {name!r}")
+        thresholds = {key: options[key] for key in DRIFT_CONFIG_KEYS if options.get(key) is not None}
+        try:
+            job = drift_audit_start(sae=sae_row, corpus=corpora["corpus"], reference=corpora.get("reference"),
+                                    thresholds=thresholds, enqueue=False)
+        except ValueError as error:
+            raise CommandError(str(error)) from None
+        job = job_run(job_id=job.pk)
+        if job.status != Job.Status.SUCCEEDED:
+            raise CommandError(f"job {job.pk} {job.status}: {job.message}")
+        report = drift_report(job=job)
+        if json:
+            import json as json_module
+
+            self.stdout.write(json_module.dumps(report))
+            return
+        verdict = "DRIFT" if report["drift"] else "no drift"
+        self.stdout.write(f"{verdict}: divergence {report['divergence']:.4f}, FVE {report['fve_reference']:.3f} → "
+                          f"{report['fve_corpus']:.3f}, {len(report['flagged'])} latents flagged (job {job.pk})")

@@ -1,0 +1,129 @@
+"""Clinical pages: explain a note, drift audits, the protected-attribute report."""
+from __future__ import annotations
+
+from django.contrib import messages
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods
+
+from accounts.permissions import (
+    can_read_labels,
+    can_run_jobs,
+    corpora_visible_to,
+    has_role,
+    role_of,
+)
+from annotation.views.common import role_required
+from features.models import Corpus
+from inference.services import BrokerUnavailable
+
+from . import charts, selectors, services
+from .forms import DriftForm, ExplainForm
+from .rendering import note_html
+
+DRIFT_READERS = frozenset({"researcher", "coordinator", "admin"})
+
+
+def _client_ip(request) -> str | None:
+    return request.META.get("REMOTE_ADDR")
+
+
+def visible_sae(user, sae_id: int):
+    """An SAE the user may explain with, else 404: a private corpus's SAE does not exist for others."""
+    sae = selectors.explainable_saes(user=user).filter(pk=sae_id).first()
+    if sae is None:
+        raise Http404("No such SAE.")
+    return sae
+
+
+@role_required(lambda user: role_of(user) is not None)
+@require_http_methods(["GET", "POST"])
+def explain(request):
+    saes = list(selectors.explainable_saes(user=request.user))
+    form = ExplainForm(request.POST or None, saes=saes, initial={"sae": request.GET.get("sae")})
+    context = {"form": form, "disclaimer": services.DISCLAIMER}
+    if request.method == "POST":
+        sae_id = request.POST.get("sae", "")
+        if sae_id.isdigit():
+            visible_sae(request.user, int(sae_id))  # a foreign SAE answers 404, not a form error
+        if form.is_valid():
+            data = form.cleaned_data
+            sae = visible_sae(request.user, data["sae"])
+            try:
+                explanation = services.note_explain(sae=sae, text=data["text"], by=request.user, store=data["store"],
+                                                    flow=data["flow"], ip=_client_ip(request))
+            except services.NoteRejected as error:
+                form.add_error("text", str(error))
+            else:
+                context.update(explanation=explanation, sae=sae,
+                               note=note_html(text=data["text"], tokens=explanation.tokens))
+    return render(request, "clinical/explain.html", context)
+
+
+@role_required(lambda user: has_role(user, DRIFT_READERS))
+@require_http_methods(["GET", "POST"])
+def drift_list(request):
+    saes = list(selectors.explainable_saes(user=request.user).filter(activation_set__isnull=False))
+    corpora = list(corpora_visible_to(request.user, Corpus.objects.all()))
+    form = DriftForm(request.POST or None, saes=saes, corpora=corpora)
+    if request.method == "POST":
+        if not can_run_jobs(request.user):
+            messages.error(request, "Only researchers launch drift audits.")
+        elif form.is_valid():
+            data = form.cleaned_data
+            sae = visible_sae(request.user, data["sae"])
+            corpus = next(c for c in corpora if c.pk == data["corpus"])
+            reference = next((c for c in corpora if c.pk == data["reference"]), None)
+            try:
+                job = services.drift_audit_start(sae=sae, corpus=corpus, reference=reference, by=request.user)
+            except BrokerUnavailable:
+                messages.error(request, "The job queue is not answering; try again shortly.")
+            except ValueError as error:
+                messages.error(request, str(error))
+            else:
+                messages.success(request, f"Drift audit queued as job {job.pk}.")
+                return redirect("drift-detail", job_id=job.pk)
+    return render(request, "clinical/drift_list.html", {
+        "form": form, "jobs": selectors.drift_jobs(user=request.user)[:50], "can_run": can_run_jobs(request.user)})
+
+
+@role_required(lambda user: has_role(user, DRIFT_READERS))
+def drift_detail(request, job_id: int):
+    job = selectors.drift_jobs(user=request.user).filter(pk=job_id).first()
+    if job is None:
+        raise Http404("No such drift audit.")
+    context = {"job": job}
+    if job.status == "succeeded":
+        report = selectors.drift_report(job=job, user=request.user, full=True)
+        visible_sae(request.user, report["sae"].pk)
+        context.update(report=report, chart=charts.rate_scatter_svg(
+            rates_reference=report["rates_reference"], rates_corpus=report["rates_corpus"],
+            flagged={flag["index"] for flag in report["flagged"]}))
+    return render(request, "clinical/drift_detail.html", context)
+
+
+@role_required(can_read_labels)
+def protected_index(request):
+    return render(request, "clinical/protected_index.html", {"saes": selectors.explainable_saes(user=request.user)})
+
+
+@role_required(can_read_labels)
+@require_http_methods(["GET", "POST"])
+def protected_report(request, sae_id: int):
+    sae = visible_sae(request.user, sae_id)
+    if request.method == "POST":
+        if not can_run_jobs(request.user):
+            messages.error(request, "Only researchers rescan an SAE.")
+        else:
+            try:
+                result = services.protected_scan_run(sae=sae, by=request.user)
+            except ValueError as error:
+                messages.error(request, str(error))
+            else:
+                messages.success(request, f"Scanned: {result['n_flagged']} latents flagged.")
+        return redirect("protected-report", sae_id=sae.pk)
+    latents = list(selectors.protected_latents(sae=sae))
+    labels = selectors.latent_labels(sae=sae, indices=[latent.index for latent in latents], user=request.user)
+    rows = [{"latent": latent, "label": labels.get(latent.index)} for latent in latents]
+    return render(request, "clinical/protected_report.html", {
+        "sae": sae, "rows": rows, "scan": sae.metrics.get("protected"), "can_run": can_run_jobs(request.user)})

@@ -1,0 +1,117 @@
+"""The drift-audit job (issue 12): capture a corpus at an SAE's hook point if needed, then compare its
+latent statistics with the reference corpus's (`inference.engine.drift`). Kept in one module so that
+the job machinery only needs one entry per registry."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+
+from features.models import SAE, ActivationSet, Corpus
+from features.services import activation_set_create
+
+from .models import Job
+from .progress import Progress
+
+DRIFT_CONFIG_KEYS = ("fdr", "min_abs_log2_ratio", "min_rate", "pseudocount", "divergence_threshold",
+                     "fve_drop_threshold", "flagged_share_threshold", "l0_distance_threshold")
+
+
+def drift_config_check(values: dict[str, Any] | None) -> dict[str, float]:
+    """Validate threshold overrides without loading torch in the web process."""
+    from inference.engine.drift import DriftConfig
+
+    overrides = {key: float(value) for key, value in (values or {}).items() if value is not None}
+    unknown = sorted(set(overrides) - set(DRIFT_CONFIG_KEYS))
+    if unknown:
+        raise ValueError(f"unknown drift thresholds: {', '.join(unknown)}")
+    return DriftConfig(**overrides).to_dict()
+
+
+def drift_audit_request(*, sae: SAE, corpus: Corpus, reference: Corpus | None = None,
+                        thresholds: dict[str, Any] | None = None, by=None, enqueue: bool = True) -> Job:
+    """Queue a drift audit of `corpus` against `reference` (default: the SAE's training corpus)."""
+    if reference is None:
+        if sae.activation_set_id is None:
+            raise ValueError(f"SAE {sae.pk} has no training corpus: name a reference corpus")
+        reference = sae.activation_set.corpus
+    if reference.pk == corpus.pk:
+        raise ValueError("the audited corpus is the reference corpus; choose another one")
+    from .services import (
+        job_create,  # services import the registry, which imports this module
+    )
+
+    config = drift_config_check(thresholds)
+    return job_create(kind=Job.Kind.DRIFT_AUDIT, by=by, enqueue=enqueue, parameters={
+        "sae_id": sae.pk, "corpus_id": corpus.pk, "reference_id": reference.pk, "config": config})
+
+
+def _store_for(*, sae: SAE, corpus: Corpus, job: Job, max_length: int, device, progress: Progress, span):
+    """The corpus's activations at the SAE's hook point: an existing capture, else a new one (kept and
+    registered, so the next audit reuses it)."""
+    import numpy as np
+
+    from inference.engine.activations import ActivationStore, mean_and_scale
+    from inference.engine.hooks import capture_activations
+    from inference.runtime import host_model_loaded
+
+    hook_point = sae.hook_point
+    for existing in ActivationSet.objects.filter(hook_point=hook_point, corpus=corpus).order_by("-created_at"):
+        if (Path(existing.artifact_uri) / "manifest.json").is_file():
+            return ActivationStore.open(existing.artifact_uri, hook_point.name)
+    texts = list(corpus.snippets.order_by("position").values_list("text", flat=True))
+    if not texts:
+        raise ValueError(f"corpus {corpus.name} has no snippets")
+    handle = host_model_loaded(host_model=hook_point.host_model, device_name=str(device))
+    out_dir = Path(settings.ARTIFACT_ROOT) / "activations" / f"drift-job-{job.pk}-corpus-{corpus.pk}"
+    if out_dir.exists():
+        import shutil
+
+        shutil.rmtree(out_dir)
+    lo, hi = span
+    manifest = capture_activations(handle=handle, texts=texts, hook_names=[hook_point.name], batch_size=32,
+                                   max_length=max_length, device=device, out_dir=out_dir, dtype=np.float16,
+                                   progress=lambda f, m: progress(lo + (hi - lo) * f, f"capturing {corpus.name}: {m}"))
+    store = ActivationStore.open(out_dir, hook_point.name)
+    stats = mean_and_scale(store)
+    activation_set_create(host_model=hook_point.host_model, hook_point=hook_point, corpus=corpus,
+                          artifact_uri=str(out_dir), n_tokens=manifest.n_tokens, dtype="float16",
+                          normalisation={"mean": [float(v) for v in stats.mean], "scale": float(stats.scale)},
+                          source_job_id=job.pk, by=job.created_by)
+    return store
+
+
+def drift_audit_work(job: Job, progress: Progress) -> dict[str, Any]:
+    import torch
+
+    from inference.engine.activations import ActivationManifest
+    from inference.engine.drift import DriftConfig, compare_corpora, corpus_statistics
+    from inference.runtime import device as resolve
+    from inference.runtime import sae_loaded
+
+    params = job.parameters
+    sae = SAE.objects.select_related("hook_point__host_model", "activation_set").get(pk=params["sae_id"])
+    corpus, reference = Corpus.objects.get(pk=params["corpus_id"]), Corpus.objects.get(pk=params["reference_id"])
+    device = resolve()
+    started = time.perf_counter()
+    max_length = 128
+    if sae.activation_set is not None and (Path(sae.activation_set.artifact_uri) / "manifest.json").is_file():
+        # capture the new corpus exactly as the training corpus was captured
+        max_length = ActivationManifest.load(sae.activation_set.artifact_uri).max_length or max_length
+    model = sae_loaded(sae=sae, device_name=str(device))
+    statistics = {}
+    for position, (name, which) in enumerate((("reference", reference), ("corpus", corpus))):
+        span = (0.5 * position, 0.5 * position + 0.35)
+        store = _store_for(sae=sae, corpus=which, job=job, max_length=max_length, device=device,
+                           progress=progress, span=span)
+        progress(span[1], f"encoding {which.name}")
+        statistics[name] = corpus_statistics(
+            batches=(torch.from_numpy(batch.activations) for batch in store.iter_batches(batch_tokens=4096)),
+            encode=model.encode, decode=model.decode, device=device)
+    report = compare_corpora(reference=statistics["reference"], corpus=statistics["corpus"],
+                             config=DriftConfig(**params.get("config", {})))
+    progress(1.0, "compared")
+    return {"sae_id": sae.pk, "corpus_id": corpus.pk, "reference_id": reference.pk,
+            "seconds": round(time.perf_counter() - started, 3), "report": report.to_dict()}

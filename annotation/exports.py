@@ -9,8 +9,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from django.db.models import CharField, OuterRef, QuerySet, Subquery, Value
-from django.db.models.functions import Cast, Concat
+from django.db.models import OuterRef, QuerySet, Subquery
 from django.http import FileResponse, StreamingHttpResponse
 
 from accounts.audit import audit_record
@@ -19,15 +18,15 @@ from accounts.models import Institution, Role
 from accounts.permissions import role_of, saes_visible_to
 from features.models import Latent
 
-from .models import Adjudication, Concept, Consensus, Label, Round
+from .models import PLATFORM_CONSENSUS_METHOD, Adjudication, Concept, Consensus, Label, Round
 from .selectors.rounds import round_list
 
 # docs/interfaces.md: the `agreement` and `consensus` commands read this file as it is.
 LABEL_COLUMNS = ("latent_id", "round_id", "round_kind", "rater", "institution", "role", "concept_code",
                  "concept_name", "free_text", "confidence", "rationale", "is_repeat", "submitted_at",
                  "rubric_version")
-LATENT_COLUMNS = ("latent_id", "sae_id", "latent_index", "scope", "status", "consensus", "consensus_name",
-                  "posterior", "entropy", "n_labels", "n_rounds", "agreement", "detection_accuracy",
+LATENT_COLUMNS = ("latent_id", "sae_id", "latent_index", "scope", "method", "status", "consensus", "consensus_name",
+                  "posterior", "entropy", "n_labels", "n_raters", "n_rounds", "agreement", "detection_accuracy",
                   "adjudicated_concept", "adjudication_rationale", "adjudicated_at", "protected_attributes")
 FORMATS = ("csv", "jsonl", "parquet")
 CONTENT_TYPES = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson",
@@ -38,11 +37,14 @@ CHUNK_ROWS = 2000
 
 @dataclass(frozen=True)
 class ExportScope:
-    """Which labels: any combination of one round, one SAE and one institution (the raters')."""
+    """Which labels: any combination of one round, one SAE and one institution (the raters').
+
+    Rounds labelled by simulated raters (the demo's) are left out unless `include_simulated`."""
 
     round_id: int | None = None
     sae_id: int | None = None
     institution: Institution | None = None
+    include_simulated: bool = False
 
     @property
     def empty(self) -> bool:
@@ -51,7 +53,8 @@ class ExportScope:
     def describe(self) -> str:
         parts = [f"round-{self.round_id}" if self.round_id else "", f"sae-{self.sae_id}" if self.sae_id else "",
                  f"institution-{self.institution.code}" if self.institution else ""]
-        return "_".join(part for part in parts if part) or "all"
+        return ("_".join(part for part in parts if part) or "all") + ("_with-simulated" if self.include_simulated
+                                                                        else "")
 
 
 def exportable_labels(*, user, scope: ExportScope) -> QuerySet[Label]:
@@ -60,6 +63,8 @@ def exportable_labels(*, user, scope: ExportScope) -> QuerySet[Label]:
     the operator at the command line, who reads everything."""
     labels = Label.objects.filter(assignment__round__status__in=EXPORTED_ROUND_STATUSES).exclude(
         assignment__round__kind=Round.Kind.DETECTION)
+    if not scope.include_simulated:
+        labels = labels.exclude(assignment__round__simulated=True)
     if user is not None:
         labels = saes_visible_to(user, labels, prefix="assignment__round__sae__")
         if role_of(user) == Role.COORDINATOR:
@@ -92,21 +97,24 @@ def label_rows(labels: QuerySet[Label]) -> Iterator[dict]:
 def latent_rows(*, user, scope: ExportScope) -> Iterator[dict]:
     """One dict per latent that has labels in scope: the soft label (posterior), MAP consensus, entropy,
     label count, status, and the latest adjudication, if any. Round scope uses the round's consensus,
-    otherwise the SAE-wide one."""
+    otherwise the SAE-wide one; either is the platform method's (the soft label is its posterior).
+
+    Without `include_simulated`, a latent that simulated raters labelled is left out of the SAE-wide
+    export, since its SAE-wide posterior pools their labels."""
     labels = exportable_labels(user=user, scope=scope)
     names = dict(Concept.objects.filter(labels__in=labels).values_list("code", "name").distinct())
+    consensus = Consensus.objects.platform().filter(latent_id=OuterRef("pk"))
     if scope.round_id is not None:
-        scope_of_latent = Value(f"round:{scope.round_id}")
+        consensus = consensus.filter(round_id=scope.round_id)
     else:
-        scope_of_latent = Concat(Value("sae:"), Cast(OuterRef("sae_id"), output_field=CharField()))
-    consensus = Consensus.objects.filter(latent_id=OuterRef("pk"), scope=scope_of_latent, method="dawid-skene")
+        consensus = consensus.filter(sae_id=OuterRef("sae_id"))
     adjudication = Adjudication.objects.filter(latent_id=OuterRef("pk")).order_by("-decided_at")
     annotated = Latent.objects.annotate(
-        scope_name=Subquery(consensus.values("scope")[:1]),
         consensus_concept=Subquery(consensus.values("map_concept")[:1]),
         consensus_posterior=Subquery(consensus.values("posterior")[:1]),
         consensus_entropy=Subquery(consensus.values("entropy")[:1]),
         consensus_n_labels=Subquery(consensus.values("n_labels")[:1]),
+        consensus_n_raters=Subquery(consensus.values("n_raters")[:1]),
         consensus_n_rounds=Subquery(consensus.values("n_rounds")[:1]),
         consensus_agreement=Subquery(consensus.values("agreement")[:1]),
         consensus_detection=Subquery(consensus.values("detection_accuracy")[:1]),
@@ -116,8 +124,12 @@ def latent_rows(*, user, scope: ExportScope) -> Iterator[dict]:
     ).order_by("sae_id", "index")
     # Ids first, then plain queries per chunk of ids: a server-side cursor over the correlated
     # subqueries made PostgreSQL plan for the first rows (cursor_tuple_fraction) and ran 20× slower.
-    ordered_ids = list(Latent.objects.filter(pk__in=labels.values("assignment__latent_id"))
-                       .order_by("sae_id", "index").values_list("pk", flat=True))
+    latents = Latent.objects.filter(pk__in=labels.values("assignment__latent_id"))
+    if scope.round_id is None and not scope.include_simulated:
+        latents = latents.exclude(pk__in=Label.objects.filter(
+            assignment__round__simulated=True, assignment__round__status__in=EXPORTED_ROUND_STATUSES,
+        ).values("assignment__latent_id"))
+    ordered_ids = list(latents.order_by("sae_id", "index").values_list("pk", flat=True))
     for start in range(0, len(ordered_ids), CHUNK_ROWS):
         yield from _latent_chunk(annotated.filter(pk__in=ordered_ids[start:start + CHUNK_ROWS]), scope=scope,
                                  names=names)
@@ -130,11 +142,13 @@ def _latent_chunk(latents, *, scope: ExportScope, names: dict[str, str]) -> Iter
             posterior = json.loads(posterior)
         yield {
             "latent_id": latent.pk, "sae_id": latent.sae_id, "latent_index": latent.index,
-            "scope": latent.scope_name or (f"round:{scope.round_id}" if scope.round_id else f"sae:{latent.sae_id}"),
+            "scope": f"round:{scope.round_id}" if scope.round_id else f"sae:{latent.sae_id}",
+            "method": PLATFORM_CONSENSUS_METHOD,
             "status": latent.status, "consensus": latent.consensus_concept,
             "consensus_name": names.get(latent.consensus_concept, "") if latent.consensus_concept else "",
             "posterior": json.dumps(posterior, sort_keys=True) if posterior is not None else None,
             "entropy": latent.consensus_entropy, "n_labels": latent.consensus_n_labels,
+            "n_raters": latent.consensus_n_raters,
             "n_rounds": latent.consensus_n_rounds, "agreement": latent.consensus_agreement,
             "detection_accuracy": latent.consensus_detection,
             "adjudicated_concept": latent.adjudicated_concept,
@@ -194,6 +208,7 @@ def _parquet_schema(columns: tuple[str, ...]):
     types = {
         "latent_id": pa.int64(), "round_id": pa.int64(), "sae_id": pa.int64(), "latent_index": pa.int64(),
         "confidence": pa.int16(), "is_repeat": pa.bool_(), "entropy": pa.float64(), "n_labels": pa.int64(),
+        "n_raters": pa.int64(),
         "n_rounds": pa.int64(), "agreement": pa.float64(), "detection_accuracy": pa.float64(),
     }
     return pa.schema([(column, types.get(column, pa.string())) for column in columns])

@@ -24,6 +24,14 @@ class RoundCreateForm(forms.Form):
     overlap = forms.IntegerField(min_value=1, initial=3, label="Overlap r (raters per latent)")
     repeat_fraction = forms.FloatField(min_value=0, max_value=1, initial=0.1,
                                        label="Hidden repeat fraction (test–retest)")
+    min_repeats = forms.IntegerField(required=False, min_value=0, max_value=100, initial=3,
+                                     label="At least this many hidden repeats per rater")
+    routing_min_rounds = forms.IntegerField(required=False, min_value=1, max_value=20, initial=2,
+                                            label="Rounds before a split latent goes to a senior (R)")
+    routing_entropy_ceiling = forms.FloatField(required=False, min_value=0, max_value=1, initial=0.5,
+                                               label="Ambiguous above this normalised entropy (τ)")
+    routing_top_posterior_floor = forms.FloatField(required=False, min_value=0, max_value=1, initial=0.6,
+                                                   label="Ambiguous below this top posterior")
     blind = forms.BooleanField(required=False, initial=True)
     deadline = forms.DateTimeField(required=False, widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
     seed = forms.IntegerField(required=False, help_text="Leave empty for a random seed (recorded either way).")
@@ -31,6 +39,13 @@ class RoundCreateForm(forms.Form):
     def __init__(self, *args, saes, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["sae"].queryset = saes
+
+    def clean(self):
+        data = super().clean()
+        for name in ("min_repeats", "routing_min_rounds", "routing_entropy_ceiling", "routing_top_posterior_floor"):
+            if data.get(name) is None:  # left empty: the field's documented default
+                data[name] = self.fields[name].initial
+        return data
 
     def clean_latent_indices(self) -> list[int]:
         raw = self.cleaned_data.get("latent_indices", "")
@@ -154,6 +169,7 @@ class ExportForm(forms.Form):
     institution = forms.ModelChoiceField(queryset=Institution.objects.all(), required=False, to_field_name="code")
     kind = forms.ChoiceField(choices=[("labels", "Labels (long format)"), ("latents", "Per latent (soft labels)")])
     format = forms.ChoiceField(choices=[(f, f) for f in FORMATS])
+    include_simulated = forms.BooleanField(required=False, label="Include rounds labelled by simulated raters (demo)")
 
     def clean(self):
         data = super().clean()

@@ -17,6 +17,10 @@ RESERVED_CONCEPTS = {
 RATIONALE_MIN_LENGTH = 20
 # MedSAE's threshold: a consensus label whose detection accuracy reaches it counts as validated.
 DETECTION_VALIDATED_AT = 0.7
+# The platform's consensus: the one the pages, routing, adjudication, detection and exports read. Other
+# methods (the 1979 `dawid-skene` MLE) are stored beside it as baselines.
+PLATFORM_CONSENSUS_METHOD = "bayesian-ds"
+BASELINE_CONSENSUS_METHODS = ("dawid-skene",)
 
 
 class Rubric(models.Model):
@@ -91,7 +95,21 @@ class Round(models.Model):
     latents = models.ManyToManyField(Latent, related_name="rounds", blank=True)
     overlap = models.PositiveSmallIntegerField(default=3, validators=[MinValueValidator(1)])
     repeat_fraction = models.FloatField(default=0.0, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)])
+    min_repeats = models.PositiveSmallIntegerField(
+        default=3, help_text="Hidden repeats every rater gets at least, whatever the repeat fraction (test–retest)")
     blind = models.BooleanField(default=True)
+    # The routing rule of DESIGN §5, per round: applied to the SAE-wide consensus when this round closes.
+    routing_min_rounds = models.PositiveSmallIntegerField(
+        default=2, validators=[MinValueValidator(1)], help_text="R: rounds with labels before a senior decides")
+    routing_entropy_ceiling = models.FloatField(
+        default=0.5, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="τ: a normalised posterior entropy above this is ambiguous")
+    routing_top_posterior_floor = models.FloatField(
+        default=0.6, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="A top posterior below this is ambiguous")
+    simulated = models.BooleanField(
+        default=False, db_index=True,
+        help_text="Labelled by simulated raters (the demo): left out of every export unless asked for")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT, db_index=True)
     deadline = models.DateTimeField(null=True, blank=True)
     parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="follow_ups")
@@ -116,6 +134,12 @@ class Round(models.Model):
             models.CheckConstraint(condition=Q(overlap__gte=1), name="round_overlap_positive"),
             models.CheckConstraint(
                 condition=Q(repeat_fraction__gte=0) & Q(repeat_fraction__lte=1), name="round_repeat_fraction_range"
+            ),
+            models.CheckConstraint(condition=Q(routing_min_rounds__gte=1), name="round_routing_min_rounds_positive"),
+            models.CheckConstraint(
+                condition=Q(routing_entropy_ceiling__gte=0) & Q(routing_entropy_ceiling__lte=1)
+                & Q(routing_top_posterior_floor__gte=0) & Q(routing_top_posterior_floor__lte=1),
+                name="round_routing_thresholds_range",
             ),
         ]
 
@@ -239,14 +263,51 @@ class AgreementReport(models.Model):
         ]
 
 
-class Consensus(models.Model):
+class ScopedQuerySet(models.QuerySet):
+    """Rows computed over one scope: one round's labels, or every closed round of one SAE."""
+
+    def of_round(self, round_id: int) -> ScopedQuerySet:
+        return self.filter(round_id=round_id)
+
+    def of_sae(self, sae_id: int) -> ScopedQuerySet:
+        return self.filter(sae_id=sae_id)
+
+
+class ConsensusQuerySet(ScopedQuerySet):
+    def platform(self) -> ConsensusQuerySet:
+        return self.filter(method=PLATFORM_CONSENSUS_METHOD)
+
+
+def _one_scope(prefix: str) -> models.CheckConstraint:
+    return models.CheckConstraint(
+        condition=Q(sae__isnull=False, round__isnull=True) | Q(sae__isnull=True, round__isnull=False),
+        name=f"{prefix}_exactly_one_scope",
+    )
+
+
+class ScopedModel(models.Model):
+    """A row whose scope is exactly one of a round (its labels) or an SAE (every closed round on it)."""
+
+    round = models.ForeignKey(Round, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    sae = models.ForeignKey(SAE, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+
+    class Meta:
+        abstract = True
+
+    @property
+    def scope(self) -> str:
+        """The scope's display name: `round:12` or `sae:3`."""
+        return f"round:{self.round_id}" if self.round_id is not None else f"sae:{self.sae_id}"
+
+
+class Consensus(ScopedModel):
     latent = models.ForeignKey(Latent, on_delete=models.CASCADE, related_name="consensus")
-    scope = models.CharField(max_length=60, help_text="e.g. round:12 or sae:3")
     method = models.CharField(max_length=20)
     posterior = models.JSONField(default=dict)
     map_concept = models.CharField(max_length=50)
     entropy = models.FloatField()
-    n_labels = models.PositiveIntegerField()
+    n_labels = models.PositiveIntegerField(help_text="Judgments, hidden repeats included")
+    n_raters = models.PositiveIntegerField(default=0, help_text="Distinct raters who labelled the latent")
     n_rounds = models.PositiveIntegerField(default=1)
     agreement = models.FloatField(null=True, blank=True, help_text="Share of agreeing pairs of first labels")
     routing = models.CharField(max_length=20, blank=True, help_text="consensus, another_round or adjudicate")
@@ -259,11 +320,17 @@ class Consensus(models.Model):
     )
     computed_at = models.DateTimeField(auto_now=True)
 
+    objects = ConsensusQuerySet.as_manager()
+
     class Meta:
         verbose_name_plural = "consensus"
-        indexes = [models.Index(fields=["scope", "method"])]
+        indexes = [models.Index(fields=["sae", "method"]), models.Index(fields=["round", "method"])]
         constraints = [
-            models.UniqueConstraint(fields=["latent", "scope", "method"], name="consensus_unique"),
+            _one_scope("consensus"),
+            models.UniqueConstraint(fields=["latent", "sae", "method"], condition=Q(sae__isnull=False),
+                                    name="consensus_unique_sae"),
+            models.UniqueConstraint(fields=["latent", "round", "method"], condition=Q(round__isnull=False),
+                                    name="consensus_unique_round"),
             models.CheckConstraint(condition=Q(entropy__gte=0) & Q(entropy__lte=1.0000001), name="consensus_entropy_0_1"),
         ]
 
@@ -272,10 +339,12 @@ class Consensus(models.Model):
         return None if self.detection_accuracy is None else self.detection_accuracy >= DETECTION_VALIDATED_AT
 
 
-class RaterReliability(models.Model):
+class RaterReliability(ScopedModel):
     rater = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="reliability")
-    scope = models.CharField(max_length=60)
-    test_retest = models.FloatField(null=True, blank=True)
+    test_retest = models.FloatField(null=True, blank=True, help_text="Self-agreement kappa, shrunk toward the pool")
+    test_retest_low = models.FloatField(null=True, blank=True)
+    test_retest_high = models.FloatField(null=True, blank=True)
+    test_retest_n_pairs = models.PositiveIntegerField(default=0, help_text="Repeat pairs the estimate rests on")
     test_retest_reason = models.CharField(max_length=200, blank=True)
     learnability = models.FloatField(null=True, blank=True)
     learnability_reason = models.CharField(max_length=200, blank=True)
@@ -283,9 +352,17 @@ class RaterReliability(models.Model):
     weight = models.FloatField(default=1.0)
     computed_at = models.DateTimeField(auto_now=True)
 
+    objects = ScopedQuerySet.as_manager()
+
     class Meta:
         verbose_name_plural = "rater reliability"
-        constraints = [models.UniqueConstraint(fields=["rater", "scope"], name="raterreliability_unique")]
+        constraints = [
+            _one_scope("raterreliability"),
+            models.UniqueConstraint(fields=["rater", "sae"], condition=Q(sae__isnull=False),
+                                    name="raterreliability_unique_sae"),
+            models.UniqueConstraint(fields=["rater", "round"], condition=Q(round__isnull=False),
+                                    name="raterreliability_unique_round"),
+        ]
 
 
 class Adjudication(models.Model):

@@ -10,6 +10,7 @@ from accounts.permissions import can_label, saes_visible_to
 from annotation.models import (
     DETECTION_VALIDATED_AT,
     RESERVED_CONCEPTS,
+    PLATFORM_CONSENSUS_METHOD,
     Adjudication,
     Assignment,
     Concept,
@@ -17,9 +18,8 @@ from annotation.models import (
 )
 from features.models import SAE, Corpus, Latent
 
-# The platform's consensus method and scope. Engineer `consensus` is moving the platform to
-# "bayesian-ds" and replacing scope strings by foreign keys: `sae_consensus_rows` is the one place to adapt.
-CONSENSUS_METHOD = "dawid-skene"
+# The platform's consensus method (bayesian-ds), read through the SAE-scope manager.
+CONSENSUS_METHOD = PLATFORM_CONSENSUS_METHOD
 # A consensus without a routing decision counts as settled at these (DESIGN §5, routing defaults).
 SETTLED_TOP_POSTERIOR = 0.6
 SETTLED_MAX_ENTROPY = 0.5
@@ -28,7 +28,7 @@ UNCERTAINTY_CLASSES = ("validated", "consensus", "ambiguous", "unlabelled")
 
 def sae_consensus_rows(*, sae: SAE, latent_ids) -> dict[int, Consensus]:
     """The SAE-wide consensus row of each latent (latent id -> row)."""
-    rows = Consensus.objects.filter(latent_id__in=list(latent_ids), scope=f"sae:{sae.pk}", method=CONSENSUS_METHOD)
+    rows = Consensus.objects.of_sae(sae.pk).platform().filter(latent_id__in=list(latent_ids))
     return {row.latent_id: row for row in rows}
 
 

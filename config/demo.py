@@ -1,8 +1,10 @@
 """The embedded demo: institutions, people, the shipped corpus, MiniLM activations, a TopK SAE, mined
-latents, a rubric and an open calibration round — built idempotently, one stage at a time."""
+latents, a rubric, an open calibration round and a closed, revealed one labelled by simulated physicians
+— built idempotently, one stage at a time."""
 from __future__ import annotations
 
 import json
+import random
 import secrets
 import time
 from collections.abc import Callable
@@ -15,8 +17,17 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 
 from accounts.models import Institution, Profile, Role
-from annotation.models import RESERVED_CONCEPTS, Round, RubricVersion
-from annotation.services import ConceptSpec, round_create, round_open, rubric_create
+from annotation.models import RESERVED_CONCEPTS, Assignment, Round, RubricVersion
+from annotation.services import (
+    ConceptSpec,
+    label_submit,
+    round_close,
+    round_create,
+    round_open,
+    round_reveal,
+    rubric_create,
+)
+from annotation.stats.routing import RoutingConfig
 from features.democorpus import corpus_path, load_snippets, sample_slice
 from features.democorpus.concepts import CONCEPTS, DESCRIPTIONS, GROUPS, PROTECTED_ATTRIBUTES, PROTECTED_GROUP
 from features.models import SAE, ActivationSet, Corpus
@@ -41,6 +52,16 @@ PEOPLE = (
     ("dr_cole", Role.PHYSICIAN, "CEDAR"), ("dr_cruz", Role.PHYSICIAN, "CEDAR"),
 )
 HOOK = "blocks.3.hook_resid_post"  # MiniLM has 6 layers: a middle layer's residual stream
+# Simulated physicians of the demo's closed round: (username, site, accuracy on clear latents, how they
+# err). Mixed skill on purpose — two careful raters, three average ones, one who often retreats to the
+# organ-system group — so that agreement, rater weights and soft labels have something to show.
+SIMULATED_RATERS = (
+    ("sim_dr_1", "ALDER", 0.92, "sibling"), ("sim_dr_2", "BIRCH", 0.88, "sibling"),
+    ("sim_dr_3", "CEDAR", 0.78, "sibling"), ("sim_dr_4", "ALDER", 0.72, "random"),
+    ("sim_dr_5", "BIRCH", 0.65, "group"), ("sim_dr_6", "CEDAR", 0.80, "sibling"),
+)
+SIMULATED_ROUND_NAME = "Calibration 0 — simulated physicians (demo)"
+SPLIT_SHARE = 1 / 3  # latents on which even careful raters split between two readings
 
 
 @dataclass(frozen=True)
@@ -75,6 +96,8 @@ class DemoSettings:
     overlap: int = 3
     host: str = "minilm"
     """A key of HOSTS."""
+    n_simulated_latents: int = 24
+    """Latents of the closed round labelled by SIMULATED_RATERS (none of them in the open round)."""
 
     def __post_init__(self) -> None:
         if self.host not in HOSTS:
@@ -82,7 +105,8 @@ class DemoSettings:
 
     @classmethod
     def for_quick(cls, *, host: str = "minilm") -> DemoSettings:
-        return cls(quick=True, width=512, k=16, steps=150, batch_size=1024, n_round_latents=12, host=host)
+        return cls(quick=True, width=512, k=16, steps=150, batch_size=1024, n_round_latents=12, host=host,
+                   n_simulated_latents=15)
 
     @property
     def corpus_name(self) -> str:
@@ -99,6 +123,7 @@ class DemoSummary:
     new_passwords: dict[str, str] = field(default_factory=dict)
     sae_metrics: dict = field(default_factory=dict)
     round_id: int | None = None
+    simulated_round_id: int | None = None
 
 
 @contextmanager
@@ -261,7 +286,7 @@ def demo_seed(*, config: DemoSettings, via_worker: bool = False, echo: Echo = pr
     summary.sae_metrics = sae.metrics
     with _timed(summary, "rubric and calibration round", echo):
         version = _rubric(by=coordinator)
-        round_ = Round.objects.filter(sae=sae, kind=Round.Kind.CALIBRATION).first()
+        round_ = Round.objects.filter(sae=sae, kind=Round.Kind.CALIBRATION, simulated=False).first()
         if round_ is None:
             round_ = round_create(
                 name="Calibration 1", kind=Round.Kind.CALIBRATION, sae=sae, rubric_version=version,
@@ -271,4 +296,97 @@ def demo_seed(*, config: DemoSettings, via_worker: bool = False, echo: Echo = pr
             )
             round_ = round_open(round=round_, by=coordinator)
         summary.round_id = round_.pk
+    with _timed(summary, "simulated calibration round", echo):
+        summary.simulated_round_id = _simulated_round(sae=sae, version=version, real_round=round_, people=people,
+                                                      config=config).pk
     return summary
+
+
+def _simulated_raters(people: dict) -> list:
+    """Accounts for the simulated physicians: no usable password, inactive once they have labelled (so
+    no real round picks them by default), names that say what they are."""
+    User = get_user_model()
+    users = []
+    for username, site, _accuracy, _error in SIMULATED_RATERS:
+        user = User.objects.filter(username=username).first()
+        if user is None:
+            user = User(username=username, first_name="Simulated", last_name="physician")
+            user.set_unusable_password()
+            user.save()
+            Profile.objects.create(user=user, institution=people["institutions"][site], role=Role.PHYSICIAN)
+        users.append(user)
+    return users
+
+
+def _simulated_answer(*, rng: random.Random, truth: str, split_with: str | None, accuracy: float, error: str,
+                      siblings: dict[str, list[str]], parent: dict[str, str], leaves: list[str]) -> str:
+    if split_with is not None:  # a genuinely ambiguous latent: careful raters split too
+        return rng.choices([truth, split_with, parent.get(truth) or truth], weights=[0.45, 0.4, 0.15])[0]
+    if rng.random() < accuracy:
+        return truth
+    if error == "group" and parent.get(truth):
+        return parent[truth]
+    if error == "sibling" and siblings.get(truth) and rng.random() < 0.7:
+        return rng.choice(siblings[truth])
+    return rng.choice([*leaves, "UNINTERPRETABLE", "ARTIFACT"])
+
+
+def _simulated_round(*, sae: SAE, version: RubricVersion, real_round: Round, people: dict,
+                     config: DemoSettings) -> Round:
+    """A calibration round on latents the open round does not hold, labelled by SIMULATED_RATERS, closed
+    (statistics, consensus, routing) and revealed. Its routing needs R = 1 round: a newcomer sees split
+    latents in the seniors' queue at once instead of after a second round (DESIGN's default is R = 2).
+    Marked `simulated`, so exports leave it out unless asked for."""
+    existing = Round.objects.filter(sae=sae, simulated=True, name=SIMULATED_ROUND_NAME).first()
+    if existing is not None:
+        return existing
+    coordinator = people["users"]["coordinator"]
+    concepts = list(version.concepts.all())
+    codes = {c.code for c in concepts}
+    parent = {c.code: c.parent_code for c in concepts if c.parent_code in codes}
+    leaves = sorted(parent)
+    siblings = {code: [other for other in leaves if other != code and parent[other] == parent[code]]
+                for code in leaves}
+    taken = set(real_round.latents.values_list("pk", flat=True))
+    candidates = list(sae.latents.filter(examples__isnull=False).exclude(pk__in=taken).distinct()
+                      .order_by("-best_tag_r", "index")[:config.n_simulated_latents])
+    if not candidates:
+        raise RuntimeError("no mined latent is left for the simulated round")
+    rng = random.Random(0)
+    truth, split_with = {}, {}
+    for latent in candidates:
+        truth[latent.pk] = latent.best_tag if latent.best_tag in parent else rng.choice(leaves)
+        if rng.random() < SPLIT_SHARE:
+            split_with[latent.pk] = rng.choice(siblings[truth[latent.pk]] or [c for c in leaves
+                                                                              if c != truth[latent.pk]])
+    raters = _simulated_raters(people)
+    skill = {user.pk: (accuracy, error) for user, (_name, _site, accuracy, error) in zip(raters, SIMULATED_RATERS)}
+    names = {c.code: c.name for c in concepts}
+    with transaction.atomic():
+        round_ = round_create(
+            name=SIMULATED_ROUND_NAME, kind=Round.Kind.CALIBRATION, sae=sae, rubric_version=version,
+            institutions=list(people["institutions"].values()), overlap=config.overlap, repeat_fraction=0.1,
+            min_repeats=3, blind=True, selection_rule="hand", latent_indices=[latent.index for latent in candidates],
+            raters=raters, seed=0, routing=RoutingConfig(min_rounds=1), simulated=True, by=coordinator,
+        )
+        round_open(round=round_, by=coordinator)
+        given: dict[tuple[int, int], str] = {}
+        for assignment in (Assignment.objects.filter(round=round_).select_related("round", "rater")
+                           .order_by("is_repeat", "rater_id", "position")):
+            accuracy, error = skill[assignment.rater_id]
+            key = (assignment.latent_id, assignment.rater_id)
+            if assignment.is_repeat and rng.random() < 0.75:
+                code = given[key]  # most repeats get the same answer again; the rest are judged afresh
+            else:
+                code = _simulated_answer(rng=rng, truth=truth[assignment.latent_id],
+                                         split_with=split_with.get(assignment.latent_id), accuracy=accuracy,
+                                         error=error, siblings=siblings, parent=parent, leaves=leaves)
+            given.setdefault(key, code)
+            label_submit(assignment=assignment, concept_code=code,
+                         confidence=2 if assignment.latent_id in split_with else rng.choice([3, 4, 5]),
+                         rationale=f"[simulated] The peak tokens of the top and quantile examples read as "
+                                   f"{names.get(code, code).lower()}.", by=assignment.rater)
+    round_close(round=round_, by=coordinator)
+    round_reveal(round=round_, by=coordinator)
+    type(raters[0]).objects.filter(pk__in=[user.pk for user in raters]).update(is_active=False)
+    return round_

@@ -40,15 +40,15 @@ def steerable_saes(*, user):
 
 def steering_latents(*, sae: SAE, latent_index: int | None = None, concept_code: str | None = None) -> dict[int, float]:
     """latent index -> weight: one latent at weight 1, or every latent whose SAE-wide consensus
-    label (Dawid-Skene MAP) is concept_code, weighted by that label's posterior probability."""
+    label (the platform method's MAP) is concept_code, weighted by that label's posterior probability."""
     if (latent_index is None) == (concept_code is None):
         raise SteeringError("give exactly one of a latent index and a concept code")
     if latent_index is not None:
         if not 0 <= latent_index < sae.d_sae:
             raise SteeringError(f"latent {latent_index} is out of range: the SAE has {sae.d_sae} latents")
         return {latent_index: 1.0}
-    rows = Consensus.objects.filter(latent__sae=sae, scope=f"sae:{sae.pk}", method="dawid-skene",
-                                    map_concept=concept_code).values_list("latent__index", "posterior")
+    rows = (Consensus.objects.of_sae(sae.pk).platform().filter(latent__sae=sae, map_concept=concept_code)
+            .values_list("latent__index", "posterior"))
     latents = {index: float(posterior.get(concept_code, 0.0)) for index, posterior in rows}
     latents = {index: min(max(weight, 0.0), 1.0) for index, weight in latents.items() if weight > 0}
     if not latents:

@@ -11,7 +11,7 @@ from django.core.management import call_command
 from rest_framework.test import APIClient
 
 from accounts.models import AuditEvent, Role
-from annotation.models import Consensus
+from annotation.models import PLATFORM_CONSENSUS_METHOD, Consensus
 from features.models import SAE, HookPoint, HostModel, Latent
 from inference.engine.formats import save_sae
 from inference.engine.saes import Normalisation, ReLUConfig, build_sae
@@ -47,10 +47,10 @@ def steering_world(postgres, tiny_causal_dir, tmp_path):
     latents = Latent.objects.bulk_create(Latent(sae=row, index=i) for i in range(D_SAE))
     for index, concept, posterior in ((3, "HF", {"HF": 0.9, "AKI": 0.1}), (5, "HF", {"HF": 0.6, "MI": 0.4}),
                                       (7, "AKI", {"AKI": 0.8, "HF": 0.2})):
-        Consensus.objects.create(latent=latents[index], scope=f"sae:{row.pk}", method="dawid-skene",
+        Consensus.objects.create(latent=latents[index], sae=row, method=PLATFORM_CONSENSUS_METHOD,
                                  posterior=posterior, map_concept=concept, entropy=0.5, n_labels=3)
-    # A round-scoped row must not count: only the SAE-wide consensus chooses the latents.
-    Consensus.objects.create(latent=latents[9], scope="round:1", method="dawid-skene", posterior={"HF": 1.0},
+    # A baseline method's row must not count: only the platform's SAE-wide consensus chooses the latents.
+    Consensus.objects.create(latent=latents[9], sae=row, method="dawid-skene", posterior={"HF": 1.0},
                              map_concept="HF", entropy=0.0, n_labels=3)
     return row
 

@@ -118,6 +118,8 @@ _EXPORT_PARAMETERS = [
                      description="File format (not DRF's renderer override)"),
     OpenApiParameter("round", int, required=False), OpenApiParameter("sae", int, required=False),
     OpenApiParameter("institution", str, required=False, description="Institution code of the raters"),
+    OpenApiParameter("include_simulated", bool, required=False,
+                     description="1 or true: also rounds labelled by simulated raters (the demo's); left out by default"),
 ]
 _EXPORT_RESPONSES = {
     (200, media_type): OpenApiResponse(OpenApiTypes.BINARY)
@@ -152,7 +154,8 @@ class _ExportApi(APIView):
             institution = institutions_readable(request.user).filter(code=params["institution"]).first()
             if institution is None:
                 raise ValidationError({"institution": "unknown institution code"})
-        scope = exports.ExportScope(round_id=ids["round"], sae_id=ids["sae"], institution=institution)
+        scope = exports.ExportScope(round_id=ids["round"], sae_id=ids["sae"], institution=institution,
+                                    include_simulated=params.get("include_simulated", "") in ("1", "true"))
         if scope.empty:
             raise ValidationError({"detail": "choose a scope: round, sae or institution"})
         return exports.export_response(user=request.user, scope=scope, kind=self.kind, fmt=fmt)

@@ -14,6 +14,7 @@ from features import selectors as catalogue
 
 from .. import access, selectors, services
 from ..models import Consensus, RaterReliability, RubricVersion
+from ..stats.routing import RoutingConfig
 from . import serializers as s
 from .base import (
     ServiceErrorsMixin,
@@ -67,7 +68,11 @@ class RoundCreateApi(ServiceErrorsMixin, APIView):
             institutions=values["institutions"], overlap=values["overlap"], repeat_fraction=values["repeat_fraction"],
             blind=values["blind"], selection_rule=values["selection_rule"], n_latents=values["n_latents"],
             latent_indices=values["latent_indices"], deadline=values["deadline"], raters=raters, seed=values["seed"],
-            detection_per_side=values["detection_per_side"], by=request.user,
+            detection_per_side=values["detection_per_side"], min_repeats=values["min_repeats"],
+            routing=RoutingConfig(min_rounds=values["routing_min_rounds"],
+                                  entropy_ceiling=values["routing_entropy_ceiling"],
+                                  top_posterior_floor=values["routing_top_posterior_floor"]),
+            by=request.user,
         )
         return Response(s.RoundSerializer(round_).data, status=status.HTTP_201_CREATED)
 
@@ -172,7 +177,7 @@ class RaterReliabilityListApi(generics.ListAPIView):
 
     def get_queryset(self):
         round_ = round_content_or_403(self.request.user, self.kwargs["pk"])
-        return (RaterReliability.objects.filter(scope=f"round:{round_.pk}").select_related("rater__profile")
+        return (RaterReliability.objects.of_round(round_.pk).select_related("rater__profile")
                 .order_by("pk"))
 
 

@@ -32,8 +32,9 @@ class RoundSerializer(serializers.ModelSerializer):
     class Meta:
         model = Round
         fields = ["id", "name", "kind", "sae", "rubric_version", "institutions", "overlap", "repeat_fraction",
-                  "blind", "status", "deadline", "parent", "selection_rule", "created_at", "opened_at", "closed_at",
-                  "statistics_status", "statistics_progress", "statistics_message", "statistics_updated_at"]
+                  "min_repeats", "routing_min_rounds", "routing_entropy_ceiling", "routing_top_posterior_floor",
+                  "simulated", "blind", "status", "deadline", "parent", "selection_rule", "created_at", "opened_at",
+                  "closed_at", "statistics_status", "statistics_progress", "statistics_message", "statistics_updated_at"]
         read_only_fields = ["statistics_status", "statistics_progress", "statistics_message", "statistics_updated_at"]
 
 
@@ -107,6 +108,14 @@ class RoundCreateInputSerializer(serializers.Serializer):
     institutions = UserScopedSlugField(scope=institutions_readable, slug_field="code", many=True)
     overlap = serializers.IntegerField(min_value=1, default=3)
     repeat_fraction = serializers.FloatField(min_value=0, max_value=1, default=0.0)
+    min_repeats = serializers.IntegerField(min_value=0, max_value=100, default=3,
+                                           help_text="Hidden repeats every rater gets at least (test–retest)")
+    routing_min_rounds = serializers.IntegerField(min_value=1, max_value=20, default=2,
+                                                  help_text="R: rounds with labels before a senior decides")
+    routing_entropy_ceiling = serializers.FloatField(min_value=0, max_value=1, default=0.5,
+                                                     help_text="τ: a normalised entropy above it is ambiguous")
+    routing_top_posterior_floor = serializers.FloatField(min_value=0, max_value=1, default=0.6,
+                                                         help_text="A top posterior below it is ambiguous")
     blind = serializers.BooleanField(default=True)
     selection_rule = serializers.ChoiceField(choices=list(SELECTION_RULES.items()))
     n_latents = serializers.IntegerField(min_value=1, required=False, allow_null=True, default=None)
@@ -154,7 +163,7 @@ class ConsensusSerializer(serializers.ModelSerializer):
     class Meta:
         model = Consensus
         fields = ["latent", "latent_index", "scope", "method", "posterior", "map_concept", "entropy", "n_labels",
-                  "n_rounds", "agreement", "routing", "routing_reason", "detection_accuracy", "detection_n",
+                  "n_raters", "n_rounds", "agreement", "routing", "routing_reason", "detection_accuracy", "detection_n",
                   "computed_at"]
 
 
@@ -163,7 +172,8 @@ class RaterReliabilitySerializer(serializers.ModelSerializer):
 
     class Meta:
         model = RaterReliability
-        fields = ["rater", "scope", "test_retest", "test_retest_reason", "learnability", "learnability_reason",
+        fields = ["rater", "scope", "test_retest", "test_retest_low", "test_retest_high", "test_retest_n_pairs",
+                  "test_retest_reason", "learnability", "learnability_reason",
                   "ds_accuracy", "weight", "computed_at"]
 
 
@@ -242,8 +252,10 @@ class QuantileGroupSerializer(serializers.Serializer):
 
 
 class EvidenceSerializer(serializers.Serializer):
-    density = serializers.FloatField()
-    max_activation = serializers.FloatField()
+    density = serializers.FloatField(allow_null=True, help_text="Withheld (null) on labelling items")
+    max_activation = serializers.FloatField(allow_null=True, help_text="Withheld (null) on labelling items")
+    figures_hidden = serializers.BooleanField(
+        help_text="A labelling item: a draw of the examples; density, max activation and histogram withheld")
     top = ExampleSerializer(many=True)
     quantile_groups = QuantileGroupSerializer(many=True)
     histogram_counts = serializers.ListField(child=serializers.IntegerField())
@@ -355,6 +367,7 @@ class LatentBrowseSerializer(serializers.Serializer):
     consensus_entropy = serializers.FloatField(allow_null=True)
     consensus_agreement = serializers.FloatField(allow_null=True)
     consensus_n_labels = serializers.IntegerField(allow_null=True)
+    consensus_n_raters = serializers.IntegerField(allow_null=True)
     detection_accuracy = serializers.FloatField(allow_null=True)
 
 

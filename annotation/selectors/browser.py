@@ -3,14 +3,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db.models import CharField, Count, F, OuterRef, Q, QuerySet, Subquery, Value
-from django.db.models.functions import Cast, Concat
+from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery
 
 from features.access import latents_readable
 from features.models import Latent
 
 from .. import access
-from ..models import Adjudication, Concept, Consensus, Round
+from ..models import PLATFORM_CONSENSUS_METHOD, Adjudication, Concept, Consensus, Round
 
 SORTS = {
     "index": ("sae_id", "index"),
@@ -26,9 +25,8 @@ SORTS = {
 
 
 def sae_consensus_field(field: str) -> Subquery:
-    """One field of the outer latent's SAE-wide consensus row ("sae:<id>", Dawid–Skene)."""
-    scope = Concat(Value("sae:"), Cast(OuterRef("sae_id"), output_field=CharField()))
-    return Subquery(Consensus.objects.filter(latent_id=OuterRef("pk"), scope=scope, method="dawid-skene")
+    """One field of the outer latent's SAE-wide consensus row (the platform method)."""
+    return Subquery(Consensus.objects.platform().filter(latent_id=OuterRef("pk"), sae_id=OuterRef("sae_id"))
                     .values(field)[:1])
 
 
@@ -41,6 +39,7 @@ def latent_browse(*, user, q: str = "", sort: str = "index", sae_id: int | None 
         consensus_entropy=sae_consensus_field("entropy"),
         consensus_agreement=sae_consensus_field("agreement"),
         consensus_n_labels=sae_consensus_field("n_labels"),
+        consensus_n_raters=sae_consensus_field("n_raters"),
         detection_accuracy=sae_consensus_field("detection_accuracy"),
     )
     if sae_id is not None:
@@ -101,8 +100,9 @@ def latent_history(*, latent: Latent, user) -> list[HistoryLabel]:
 def latent_label_distribution(*, latent: Latent) -> dict:
     """The SAE-wide consensus (posterior sorted, with concept names), every scope's consensus rows, and
     the adjudications, newest first."""
-    rows = list(Consensus.objects.filter(latent=latent).order_by("scope"))
-    main = next((row for row in rows if row.scope == f"sae:{latent.sae_id}" and row.method == "dawid-skene"), None)
+    rows = sorted(Consensus.objects.filter(latent=latent), key=lambda row: (
+        row.sae_id is None, row.round_id or 0, row.method != PLATFORM_CONSENSUS_METHOD, row.method))
+    main = next((row for row in rows if row.sae_id == latent.sae_id and row.method == PLATFORM_CONSENSUS_METHOD), None)
     names = dict(Concept.objects.filter(rubric_version__rounds__sae_id=latent.sae_id).values_list("code", "name"))
     posterior = []
     if main is not None:
@@ -122,6 +122,7 @@ def adjudication_queue(*, user) -> QuerySet[Latent]:
         consensus_concept=sae_consensus_field("map_concept"),
         consensus_entropy=sae_consensus_field("entropy"),
         consensus_n_labels=sae_consensus_field("n_labels"),
+        consensus_n_raters=sae_consensus_field("n_raters"),
         consensus_n_rounds=sae_consensus_field("n_rounds"),
     ).order_by(F("consensus_entropy").desc(nulls_last=True), "sae_id", "index")
 

@@ -67,8 +67,8 @@ def latent_context(*, latent: Latent, round: Round | None = None) -> LatentConte
         # still moves may hold labels of rounds not yet revealed to this rater.
         settled = [other.pk for other, _ in pairs
                    if round is None or other.status in (Latent.Status.CONSENSUS, Latent.Status.ADJUDICATED)]
-        labels = dict(Consensus.objects.filter(latent_id__in=settled, scope=f"sae:{latent.sae_id}")
-                      .order_by("latent_id", "-n_labels").values_list("latent_id", "map_concept"))
+        labels = dict(Consensus.objects.of_sae(latent.sae_id).platform().filter(latent_id__in=settled)
+                      .values_list("latent_id", "map_concept"))
         names = dict(Concept.objects.filter(code__in=set(labels.values()),
                                             rubric_version__rounds__sae_id=latent.sae_id).values_list("code", "name"))
     neighbours = [Neighbour(latent_id=other.pk, index=other.index, cosine=cosine,

@@ -20,6 +20,10 @@ WINDOW_AFTER = 16
 TOP_EXAMPLES = 20
 QUANTILE_GROUPS = 10
 PER_QUANTILE_GROUP = 5
+# A labelling item shows a seeded draw from the mined pools (15 of the 20 top examples, 4 of the 5 per
+# quantile group), so that a hidden repeat shows a different draw of the same latent's examples.
+ITEM_TOP_DRAW = 15
+ITEM_PER_QUANTILE_DRAW = 4
 _SPECIAL_TOKEN = re.compile(r"^(\[(CLS|SEP|PAD|MASK)\]|</?s>|<pad>|<\|endoftext\|>)$")
 
 
@@ -53,13 +57,14 @@ class QuantileGroup:
 @dataclass(frozen=True)
 class Evidence:
     latent_id: int
-    density: float
-    max_activation: float
+    density: float | None
+    max_activation: float | None
     top: list[ExampleView]
     quantile_groups: list[QuantileGroup]
     histogram_counts: list[int]
     histogram_edges: list[float]
     shuffled: bool = False
+    figures_hidden: bool = False  # density, max activation, histogram and activation values withheld
 
 
 def rater_rounds(*, user) -> list[Round]:
@@ -190,8 +195,10 @@ def example_window(*, example: LatentExample, scale: float, text: str | None = N
 def latent_evidence(*, latent: Latent, user, shuffle_seed: int | None = None) -> Evidence:
     """The dashboard evidence of one latent: ~20 top examples, ~10 quantile groups of ~5, the histogram.
 
-    With a `shuffle_seed` (the assignment's id) each section's order is shuffled, the same way for every
-    item, so that a hidden repeat shows its examples in a new order without looking different."""
+    With a `shuffle_seed` (the assignment's id: a labelling item) each section is a seeded draw from the
+    latent's pools, shuffled, and the summary figures that are the same on every showing of the latent
+    (density, max activation, the histogram) are withheld — on every item alike, so that a hidden repeat
+    shows a different draw of examples and no figure that marks it as seen before."""
     examples = list(corpora_visible_to(
         user, LatentExample.objects.filter(latent=latent).exclude(kind=LatentExample.Kind.NEGATIVE),
         prefix="snippet__corpus__",
@@ -200,8 +207,10 @@ def latent_evidence(*, latent: Latent, user, shuffle_seed: int | None = None) ->
     ).order_by("kind", "rank"))
     scale = latent.max_activation or max((e.max_activation for e in examples), default=0.0)
     rng = random.Random(shuffle_seed) if shuffle_seed is not None else None
-    top = [example_window(example=e, scale=scale, text=e.snippet.text)
-           for e in examples if e.kind == LatentExample.Kind.TOP][:TOP_EXAMPLES]
+    top_pool = [e for e in examples if e.kind == LatentExample.Kind.TOP]
+    if rng is not None and len(top_pool) > ITEM_TOP_DRAW:
+        top_pool = sorted(rng.sample(top_pool, ITEM_TOP_DRAW), key=lambda e: e.rank)
+    top = [example_window(example=e, scale=scale, text=e.snippet.text) for e in top_pool][:TOP_EXAMPLES]
     grouped: dict[int, list[LatentExample]] = defaultdict(list)
     for example in examples:
         if example.kind == LatentExample.Kind.QUANTILE:
@@ -209,6 +218,8 @@ def latent_evidence(*, latent: Latent, user, shuffle_seed: int | None = None) ->
     groups = []
     for bin_, members in sorted(grouped.items(), reverse=True)[:QUANTILE_GROUPS]:
         members = members[:PER_QUANTILE_GROUP]
+        if rng is not None and len(members) > ITEM_PER_QUANTILE_DRAW:
+            members = rng.sample(members, ITEM_PER_QUANTILE_DRAW)
         views = [example_window(example=e, scale=scale, text=e.snippet.text) for e in members]
         if rng is not None:
             rng.shuffle(views)
@@ -217,6 +228,9 @@ def latent_evidence(*, latent: Latent, user, shuffle_seed: int | None = None) ->
     if rng is not None:
         rng.shuffle(top)
     histogram = latent.histogram or {}
+    if rng is not None:
+        return Evidence(latent_id=latent.pk, density=None, max_activation=None, top=top, quantile_groups=groups,
+                        histogram_counts=[], histogram_edges=[], shuffled=True, figures_hidden=True)
     return Evidence(
         latent_id=latent.pk, density=latent.density, max_activation=scale, top=top, quantile_groups=groups,
         histogram_counts=[int(c) for c in histogram.get("counts", [])],

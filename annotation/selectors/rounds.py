@@ -161,7 +161,7 @@ def round_alpha_trend(*, round: Round, level: str = "nominal") -> list[TrendPoin
 
 def round_latents_by_entropy(*, round: Round) -> QuerySet[Consensus]:  # noqa: A002
     """The round's consensus rows, most uncertain first."""
-    return (Consensus.objects.filter(scope=f"round:{round.pk}", method="dawid-skene")
+    return (Consensus.objects.of_round(round.pk).platform()
             .select_related("latent").order_by("-entropy", "latent__index"))
 
 

@@ -21,7 +21,7 @@ def adjudication_record(*, latent: Latent, concept: Concept, rationale: str, by)
             raise RoundStateError(f"Only ambiguous latents are adjudicated; latent {latent.index} is {latent.status}.")
         if not Concept.objects.filter(pk=concept.pk, rubric_version__rounds__sae_id=latent.sae_id).exists():
             raise InvalidInput("the concept is not from a rubric used for this SAE")
-        consensus = Consensus.objects.filter(latent=latent, scope=f"sae:{latent.sae_id}", method="dawid-skene").first()
+        consensus = Consensus.objects.of_sae(latent.sae_id).platform().filter(latent=latent).first()
         adjudication = Adjudication.objects.create(latent=latent, senior=by, concept=concept, rationale=rationale,
                                                    overrode=consensus)
         latent.status = Latent.Status.ADJUDICATED

@@ -81,17 +81,21 @@ def _queue(*, items: list[Hashable], n_repeats: int, rng: random.Random) -> list
 
 
 def assignment_plan(*, latents: Sequence[Hashable], raters: dict[Hashable, Hashable], overlap: int,
-                    repeat_fraction: float, seed: int) -> list[PlannedAssignment]:
+                    repeat_fraction: float, seed: int, min_repeats: int = 0) -> list[PlannedAssignment]:
     """Plan a round. `raters` maps each rater to their institution.
 
     Every latent gets `overlap` distinct raters, drawn from as many institutions as the loads allow;
-    every rater's load is within one of every other's; round(repeat_fraction × load) of each rater's
-    items come back once more as hidden repeats in the second half of their queue.
+    every rater's load is within one of every other's; max(round(repeat_fraction × load), min_repeats)
+    of each rater's items, at most all of them, come back once more as hidden repeats in the second half
+    of their queue. The floor exists because a fraction alone gives a calibration round of ~17 items per
+    rater one or two repeat pairs: too few for any test–retest figure.
     """
     if overlap < 1:
         raise InvalidInput("the overlap r must be at least 1")
     if not 0 <= repeat_fraction <= 1:
         raise InvalidInput("the repeat fraction must lie between 0 and 1")
+    if min_repeats < 0:
+        raise InvalidInput("the minimum number of hidden repeats cannot be negative")
     if not latents:
         raise InvalidInput("the round has no latents")
     if len(set(latents)) != len(latents):
@@ -112,7 +116,7 @@ def assignment_plan(*, latents: Sequence[Hashable], raters: dict[Hashable, Hasha
     planned: list[PlannedAssignment] = []
     for rater in raters:
         mine = items.get(rater, [])
-        n_repeats = round(repeat_fraction * len(mine))
+        n_repeats = min(len(mine), max(round(repeat_fraction * len(mine)), min_repeats))
         for position, (latent, is_repeat) in enumerate(_queue(items=mine, n_repeats=n_repeats, rng=rng)):
             planned.append(PlannedAssignment(latent=latent, rater=rater, position=position, is_repeat=is_repeat))
     return planned

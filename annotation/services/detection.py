@@ -26,7 +26,7 @@ from .labels import deadline_check, round_status_shared_lock
 
 
 def _consensus_row(latent: Latent) -> Consensus | None:
-    return Consensus.objects.filter(latent=latent, scope=f"sae:{latent.sae_id}", method="dawid-skene").first()
+    return Consensus.objects.of_sae(latent.sae_id).platform().filter(latent=latent).first()
 
 
 def detection_items_create(*, round: Round, latents: Sequence[Latent], per_side: int, seed: int) -> int:  # noqa: A002
@@ -100,7 +100,7 @@ def detection_accuracy_compute(*, round: Round, by=None) -> dict[int, float]:  #
     accuracy = {latent_id: sum(marks) / len(marks) for latent_id, marks in correct.items()}
     with transaction.atomic():
         for latent_id, value in accuracy.items():
-            Consensus.objects.filter(latent_id=latent_id, scope=f"sae:{round.sae_id}", method="dawid-skene").update(
+            Consensus.objects.of_sae(round.sae_id).platform().filter(latent_id=latent_id).update(
                 detection_accuracy=value, detection_n=len(correct[latent_id]), detection_round=round,
             )
         values = list(accuracy.values())

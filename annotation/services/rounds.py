@@ -14,7 +14,8 @@ from accounts.audit import audit_record
 from accounts.models import Institution, Role
 from features.models import SAE, Latent
 
-from ..models import Assignment, Comment, Round, RubricVersion
+from ..models import PLATFORM_CONSENSUS_METHOD, Assignment, Comment, Round, RubricVersion
+from ..stats.routing import RoutingConfig
 from .assignments import assignment_plan
 from .errors import InvalidInput, RoundStateError
 from .rubrics import ConceptSpec, rubric_version_create
@@ -29,10 +30,6 @@ SELECTION_RULES = {
 COMMENT_MAX_LENGTH = 5000
 
 
-def _sae_consensus_scope(sae: SAE) -> str:
-    return f"sae:{sae.pk}"
-
-
 def latents_select(*, sae: SAE, rule: str, n_latents: int | None = None, indices: Sequence[int] = (),
                    seed: int = 0, for_detection: bool = False) -> list[Latent]:
     """Pick latents of `sae` by rule. Detection rounds draw only from latents with a consensus label."""
@@ -42,7 +39,7 @@ def latents_select(*, sae: SAE, rule: str, n_latents: int | None = None, indices
     if for_detection:
         candidates = candidates.filter(
             status=Latent.Status.CONSENSUS,
-            consensus__scope=_sae_consensus_scope(sae), consensus__method="dawid-skene",
+            consensus__sae=sae, consensus__method=PLATFORM_CONSENSUS_METHOD,
         )
     if rule == "hand":
         wanted = list(dict.fromkeys(int(index) for index in indices))
@@ -66,7 +63,7 @@ def latents_select(*, sae: SAE, rule: str, n_latents: int | None = None, indices
         selected = list(candidates.filter(tag_entropy__isnull=False).order_by("tag_entropy", "index")[:n_latents])
     else:
         selected = list(candidates.filter(
-            consensus__scope=_sae_consensus_scope(sae), consensus__routing="another_round",
+            consensus__sae=sae, consensus__method=PLATFORM_CONSENSUS_METHOD, consensus__routing="another_round",
         ).distinct().order_by("index")[:n_latents])
     if not selected:
         raise InvalidInput(f"the rule '{rule}' selects no latent of {sae.name}")
@@ -107,8 +104,13 @@ def round_create(*, name: str, kind: str, sae: SAE, rubric_version: RubricVersio
                  institutions: Sequence[Institution], overlap: int, repeat_fraction: float = 0.0, blind: bool = True,
                  selection_rule: str, n_latents: int | None = None, latent_indices: Sequence[int] = (),
                  deadline: datetime | None = None, raters=None, seed: int | None = None,
-                 parent: Round | None = None, detection_per_side: int = 5, by) -> Round:
-    """A draft round with its latents and every rater's queue; detection rounds also get their items."""
+                 parent: Round | None = None, detection_per_side: int = 5, min_repeats: int = 3,
+                 routing: RoutingConfig | None = None, simulated: bool = False, by) -> Round:
+    """A draft round with its latents and every rater's queue; detection rounds also get their items.
+
+    Every rater gets at least `min_repeats` hidden repeats whatever `repeat_fraction` says; `routing`
+    (default: DESIGN §5's R = 2, τ = 0.5, top posterior 0.6) is how the SAE-wide consensus routes
+    latents when this round closes; `simulated` marks a round labelled by simulated raters (the demo)."""
     from .detection import detection_items_create
 
     if kind not in Round.Kind.values:
@@ -121,7 +123,10 @@ def round_create(*, name: str, kind: str, sae: SAE, rubric_version: RubricVersio
     if deadline is not None and deadline <= timezone.now():
         raise InvalidInput("the deadline is in the past")
     if kind == Round.Kind.DETECTION:
-        repeat_fraction = 0.0  # detection answers are scored against the truth, not against oneself
+        repeat_fraction, min_repeats = 0.0, 0  # detection answers are scored against the truth, not oneself
+    if min_repeats < 0:
+        raise InvalidInput("the minimum number of hidden repeats cannot be negative")
+    routing = routing if routing is not None else RoutingConfig()
     _check_sae_shareable(sae=sae, institutions=institutions)
     seed = secrets.randbelow(2**31) if seed is None else seed
     latents = latents_select(sae=sae, rule=selection_rule, n_latents=n_latents, indices=latent_indices, seed=seed,
@@ -129,11 +134,13 @@ def round_create(*, name: str, kind: str, sae: SAE, rubric_version: RubricVersio
     raters = list(raters) if raters is not None else list(_raters_default(institutions=institutions))
     institution_of = _check_raters(raters=raters, institutions=institutions)
     plan = assignment_plan(latents=[latent.pk for latent in latents], raters=institution_of, overlap=overlap,
-                           repeat_fraction=repeat_fraction, seed=seed)
+                           repeat_fraction=repeat_fraction, seed=seed, min_repeats=min_repeats)
     with transaction.atomic():
         round_ = Round.objects.create(
             name=name.strip(), kind=kind, sae=sae, rubric_version=rubric_version, coordinator=by, overlap=overlap,
-            repeat_fraction=repeat_fraction, blind=blind, deadline=deadline, parent=parent,
+            repeat_fraction=repeat_fraction, min_repeats=min_repeats, blind=blind, deadline=deadline, parent=parent,
+            routing_min_rounds=routing.min_rounds, routing_entropy_ceiling=routing.entropy_ceiling,
+            routing_top_posterior_floor=routing.top_posterior_floor, simulated=simulated,
             selection_rule=selection_rule,
             selection_parameters={"n_latents": len(latents), "seed": seed,
                                   "indices": [latent.index for latent in latents] if selection_rule == "hand" else []},
@@ -155,7 +162,9 @@ def round_create(*, name: str, kind: str, sae: SAE, rubric_version: RubricVersio
         audit_record(actor=by, action="round.create", obj=round_, payload={
             "kind": kind, "sae": sae.pk, "rubric_version": rubric_version.pk, "rule": selection_rule,
             "n_latents": len(latents), "n_raters": len(institution_of), "overlap": overlap,
-            "repeat_fraction": repeat_fraction, "blind": blind, "seed": seed,
+            "repeat_fraction": repeat_fraction, "min_repeats": min_repeats, "blind": blind, "seed": seed,
+            "routing": {"min_rounds": routing.min_rounds, "entropy_ceiling": routing.entropy_ceiling,
+                        "top_posterior_floor": routing.top_posterior_floor}, "simulated": simulated,
             "institutions": [institution.code for institution in institutions],
             "parent": parent.pk if parent else None,
         })
@@ -253,6 +262,9 @@ def round_follow_up_create(*, parent: Round, guidelines: str, concepts: Sequence
             name=name or f"{parent.name} — follow-up (rubric v{version.version})", kind=Round.Kind.CALIBRATION,
             sae=parent.sae, rubric_version=version, institutions=list(parent.institutions.all()),
             overlap=parent.overlap, repeat_fraction=parent.repeat_fraction, blind=parent.blind,
+            min_repeats=parent.min_repeats, simulated=parent.simulated, routing=RoutingConfig(
+                min_rounds=parent.routing_min_rounds, entropy_ceiling=parent.routing_entropy_ceiling,
+                top_posterior_floor=parent.routing_top_posterior_floor),
             selection_rule="hand", latent_indices=indices,
             deadline=deadline, raters=raters, parent=parent, by=by,
         )

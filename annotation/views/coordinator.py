@@ -18,6 +18,7 @@ from features.access import institutions_readable
 from .. import access, selectors, services
 from ..forms import CommentForm, DeadlineForm, FollowUpForm, RoundCreateForm
 from ..models import RaterReliability, Round
+from ..stats.routing import RoutingConfig
 from .common import managed_round, role_required, run_service, visible_round, watched_round
 from .rubrics import concept_formset, concept_rows
 
@@ -47,7 +48,11 @@ def round_create(request):
                 institutions=list(data["institutions"]), overlap=data["overlap"],
                 repeat_fraction=data["repeat_fraction"], blind=data["blind"], selection_rule=data["selection_rule"],
                 n_latents=data["n_latents"], latent_indices=data["latent_indices"], deadline=data["deadline"],
-                seed=data["seed"], by=request.user,
+                seed=data["seed"], min_repeats=data["min_repeats"],
+                routing=RoutingConfig(min_rounds=data["routing_min_rounds"],
+                                      entropy_ceiling=data["routing_entropy_ceiling"],
+                                      top_posterior_floor=data["routing_top_posterior_floor"]),
+                by=request.user,
             )
         except services.InvalidInput as error:
             form.add_error(None, str(error))
@@ -81,7 +86,7 @@ def round_dashboard(request, round_id: int):
             "report_rows": sorted(round_.agreement_reports.all(), key=lambda r: (r.metric, r.level)),
             "trend": selectors.round_alpha_trend(round=round_) if round_.kind == Round.Kind.CALIBRATION else [],
             "by_entropy": selectors.round_latents_by_entropy(round=round_)[:200],
-            "reliability": RaterReliability.objects.filter(scope=f"round:{round_.pk}")
+            "reliability": RaterReliability.objects.of_round(round_.pk)
                            .select_related("rater__profile").order_by("-weight"),
         })
     return render(request, "annotation/round_dashboard.html", context)

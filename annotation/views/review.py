@@ -104,6 +104,7 @@ def export(request):
             form.add_error("sae", "Unknown SAE.")
     if request.GET and form.is_valid():
         data = form.cleaned_data
-        scope = exports.ExportScope(round_id=data["round"], sae_id=data["sae"], institution=data["institution"])
+        scope = exports.ExportScope(round_id=data["round"], sae_id=data["sae"], institution=data["institution"],
+                                    include_simulated=data["include_simulated"])
         return exports.export_response(user=request.user, scope=scope, kind=data["kind"], fmt=data["format"])
     return render(request, "annotation/export.html", {"form": form})

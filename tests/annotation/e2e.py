@@ -31,7 +31,7 @@ def blind_round_world():
         example.save(update_fields=["tokens", "activations"])
     version = worlds.rubric(by=coordinator, guidelines="Name what the peak token shows. <b>not bold</b>")
     round_ = worlds.make_round(by=coordinator, sae=sae, version=version, institutions=[own, other],
-                               raters_list=[physician, *colleagues], overlap=3)
+                               raters_list=[physician, *colleagues], overlap=3, min_repeats=0)
     for index, colleague in enumerate(colleagues):
         for assignment in Assignment.objects.filter(round=round_, rater=colleague).select_related("round"):
             services.label_submit(assignment=assignment, concept_code="AKI" if index else "HF", confidence=3,

@@ -136,3 +136,22 @@ def test_round_create_refuses_institutions_that_may_not_see_a_private_corpus(pos
     with pytest.raises(InvalidInput, match="private to own"):
         worlds.make_round(by=worlds.coordinator(), sae=sae, version=worlds.rubric(), raters_list=people, overlap=2,
                           institutions=[own, other])
+
+
+@pytest.mark.parametrize(("n_latents", "fraction", "expected"), [(34, 0.0, 3), (34, 0.1, 3), (60, 0.1, 3),
+                                                                   (120, 0.1, 4), (2, 0.0, 1)])
+def test_every_rater_gets_at_least_min_repeats_late_in_the_queue(n_latents, fraction, expected):
+    """A calibration round of ~17 items per rater at 10 % gave 2 repeats: too few for any test–retest."""
+    raters = _raters({"a": 3, "b": 3})
+    plan = assignment_plan(latents=list(range(n_latents)), raters=raters, overlap=3, repeat_fraction=fraction,
+                           seed=2, min_repeats=3)
+    by_rater = defaultdict(list)
+    for item in plan:
+        by_rater[item.rater].append(item)
+    for items in by_rater.values():
+        originals = [i for i in items if not i.is_repeat]
+        repeats = [i for i in items if i.is_repeat]
+        assert len(repeats) == min(len(originals), max(round(fraction * len(originals)), 3))
+        assert len(repeats) >= min(expected, len(originals))
+        first_position = {i.latent: i.position for i in originals}
+        assert all(r.position >= len(items) // 2 and first_position[r.latent] < r.position for r in repeats)

@@ -153,7 +153,8 @@ def test_closing_without_the_dialog_asks_on_a_page_first(postgres):
     coordinator = factories.user(role=Role.COORDINATOR, institution_obj=own)
     rater = factories.user(role=Role.PHYSICIAN, institution_obj=own)
     round_ = worlds.make_round(by=coordinator, sae=worlds.sae_with_examples(n_latents=2),
-                               version=worlds.rubric(by=coordinator), institutions=[own], raters_list=[rater], overlap=1)
+                               version=worlds.rubric(by=coordinator), institutions=[own], raters_list=[rater], overlap=1,
+                               min_repeats=0)
     client = Client()
     client.force_login(coordinator)
     asked = client.post(f"/rounds/{round_.pk}/close/")

@@ -121,7 +121,7 @@ def test_snippet_shows_original_text_with_values_by_keyboard_and_histogram_axes(
     world = _world()
     page, base = browser_page, live_server.url
     e2e.log_in(page, base, "dr-ada")
-    assignment = Assignment.objects.get(round=world["round"], latent__index=0)
+    assignment = Assignment.objects.get(round=world["round"], latent__index=0, is_repeat=False)
     page.goto(f"{base}/rounds/{world['round'].pk}/items/{assignment.position}/")
     page.wait_for_selector("#label-form")
     snippets = page.locator("#top-examples .snip").all_inner_texts()
@@ -139,7 +139,14 @@ def test_snippet_shows_original_text_with_values_by_keyboard_and_histogram_axes(
     assert tooltip == '"2.000"'
     page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.textContent") == "r"
-    # The histogram has axes: activation along x with tick values, token counts along y.
+    # A labelling item withholds the figures a hidden repeat would be recognised by (issue 9)...
+    assert page.locator("#figures-hidden").is_visible() and page.locator("#summary").count() == 0
+    # ...the latent's page keeps them: the histogram has axes, activation along x with tick values,
+    # token counts along y.
+    researcher = factories.user(role=Role.RESEARCHER, institution_obj=world["physician"].profile.institution)
+    page.context.clear_cookies()
+    e2e.log_in(page, base, researcher.username)
+    page.goto(f"{base}/labelled-latents/{assignment.latent_id}/")
     histogram = page.locator("#summary svg.histogram")
     assert "activation" in histogram.text_content() and "tokens" in histogram.text_content()
     assert histogram.locator("text").count() >= 7
@@ -163,22 +170,22 @@ def test_context_shows_neighbours_and_logit_effects_except_in_blind_calibration(
     world = _world(blind=False, kind="production")
     sae = world["sae"]
     _write_decoder(tmp_path, sae)
-    from annotation.models import Consensus
+    from annotation.models import PLATFORM_CONSENSUS_METHOD, Consensus
 
     neighbour = Latent.objects.get(sae=sae, index=2)
     Latent.objects.filter(pk=neighbour.pk).update(status=Latent.Status.CONSENSUS)
-    Consensus.objects.create(latent=neighbour, scope=f"sae:{sae.pk}", method="dawid-skene", posterior={"PE": 0.9},
+    Consensus.objects.create(latent=neighbour, sae=sae, method=PLATFORM_CONSENSUS_METHOD, posterior={"PE": 0.9},
                              map_concept="PE", entropy=0.1, n_labels=3)
     # Latent 1's SAE-wide consensus is still moving (its round is not settled): a rater does not see it.
-    Consensus.objects.create(latent=Latent.objects.get(sae=sae, index=1), scope=f"sae:{sae.pk}",
-                             method="dawid-skene", posterior={"PNA": 0.6}, map_concept="PNA", entropy=0.7, n_labels=2)
+    Consensus.objects.create(latent=Latent.objects.get(sae=sae, index=1), sae=sae,
+                             method=PLATFORM_CONSENSUS_METHOD, posterior={"PNA": 0.6}, map_concept="PNA", entropy=0.7, n_labels=2)
     latent = Latent.objects.get(sae=sae, index=0)
     latent.logit_effects = {"raised": [{"token": "embol", "id": 7, "logit": 2.5}],
                             "lowered": [{"token": "normal", "id": 9, "logit": -1.5}], "method": "W_dec @ W_U"}
     latent.save(update_fields=["logit_effects"])
     page, base = browser_page, live_server.url
     e2e.log_in(page, base, "dr-ada")
-    assignment = Assignment.objects.get(round=world["round"], latent__index=0)
+    assignment = Assignment.objects.get(round=world["round"], latent__index=0, is_repeat=False)
     page.goto(f"{base}/rounds/{world['round'].pk}/items/{assignment.position}/")
     rows = page.locator("#neighbours tr").all_inner_texts()
     assert rows[1].split("\t")[:2] == ["2", "0.994"], rows
@@ -192,7 +199,7 @@ def test_context_shows_neighbours_and_logit_effects_except_in_blind_calibration(
     blind = worlds.make_round(by=world["coordinator"], sae=sae, version=world["round"].rubric_version,
                               institutions=list(world["round"].institutions.all()),
                               raters_list=[world["physician"]], overlap=1)
-    assignment = Assignment.objects.get(round=blind, latent__index=0)
+    assignment = Assignment.objects.get(round=blind, latent__index=0, is_repeat=False)
     page.goto(f"{base}/rounds/{blind.pk}/items/{assignment.position}/")
     assert page.locator("#context-hidden").is_visible()
     assert page.locator("#neighbours").count() == 0 and "Pulmonary embolism" not in page.locator(

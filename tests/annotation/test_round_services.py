@@ -193,8 +193,13 @@ def _consensus_latents(world, n_rounds: int = 1, split: bool = False):
                                         raters_list=world["people"], overlap=2,
                                         institutions=list(world["round"].institutions.all())))
     for round_ in rounds:
+        # A split latent's first rater (lowest id) says AKI, its other rater RENAL: every split latent is split.
+        first_rater = {}
+        for latent_id, rater_id in Assignment.objects.filter(round=round_).order_by("-rater_id").values_list(
+                "latent_id", "rater_id"):
+            first_rater[latent_id] = rater_id
         worlds.label_everything(round_, choose=lambda a: "HF" if a.latent.index < 2 or not split else
-                                ("AKI" if a.rater_id % 2 else "RENAL"))
+                                ("AKI" if first_rater[a.latent_id] == a.rater_id else "RENAL"))
         worlds.close_round(round=round_, by=coordinator)
 
 
@@ -247,7 +252,7 @@ def test_adjudication_records_a_decision_beside_the_distribution(world):
     ambiguous = Latent.objects.filter(sae=world["sae"], status=Latent.Status.AMBIGUOUS).first()
     assert ambiguous is not None
     senior = factories.user(role=Role.SENIOR, institution_obj=world["people"][0].profile.institution)
-    consensus_before = Consensus.objects.get(latent=ambiguous, scope=f"sae:{world['sae'].pk}")
+    consensus_before = Consensus.objects.of_sae(world["sae"].pk).platform().get(latent=ambiguous)
     concept = world["version"].concepts.get(code="AKI")
     with pytest.raises(InvalidInput, match="at least 20"):
         services.adjudication_record(latent=ambiguous, concept=concept, rationale="short", by=senior)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from annotation import services
-from annotation.models import AgreementReport, Assignment, Consensus, RaterReliability, Round
+from annotation.models import PLATFORM_CONSENSUS_METHOD, AgreementReport, Assignment, Consensus, RaterReliability, Round
 from features.models import Latent
 from tests.annotation import worlds
 
@@ -34,9 +34,10 @@ def closed_round(postgres):
 def _snapshot(round_, sae):
     reports = sorted((r.metric, r.level, r.value, r.ci_low, r.ci_high, r.n_units) for r in
                      AgreementReport.objects.filter(round=round_))
-    consensus = sorted((c.latent_id, c.scope, c.map_concept, round(c.entropy, 9), c.n_labels) for c in
-                       Consensus.objects.all())
-    reliability = sorted((r.rater_id, r.scope, r.weight) for r in RaterReliability.objects.all())
+    consensus = sorted((c.latent_id, c.scope, c.method, c.map_concept, round(c.entropy, 9), c.n_labels, c.n_raters)
+                       for c in Consensus.objects.all())
+    reliability = sorted((r.rater_id, r.scope, r.weight, r.test_retest, r.test_retest_n_pairs)
+                         for r in RaterReliability.objects.all())
     return reports, consensus, reliability
 
 
@@ -58,19 +59,22 @@ def test_close_writes_agreement_reports(closed_round):
 def test_close_writes_reliability_consensus_and_routing(closed_round):
     round_, _, sae = closed_round
     raters = set(Assignment.objects.filter(round=round_).values_list("rater_id", flat=True))
-    for scope in (f"round:{round_.pk}", f"sae:{sae.pk}"):
-        rows = RaterReliability.objects.filter(scope=scope)
+    for rows in (RaterReliability.objects.of_round(round_.pk), RaterReliability.objects.of_sae(sae.pk)):
         assert set(rows.values_list("rater_id", flat=True)) == raters
         assert all(0 < row.weight <= 1 for row in rows)
-    round_rows = Consensus.objects.filter(scope=f"round:{round_.pk}", method="dawid-skene")
-    assert round_rows.count() == 8
-    for row in round_rows:
-        assert abs(sum(row.posterior.values()) - 1) < 1e-3
-        assert 0 <= row.entropy <= 1
-        assert row.n_labels >= 3
-    unanimous = round_rows.get(latent__index=0)
-    assert unanimous.map_concept == "HF" and unanimous.agreement == 1.0
-    sae_rows = Consensus.objects.filter(scope=f"sae:{sae.pk}")
+        # min_repeats = 3 hidden repeats each: every rater's test–retest computes, with an interval.
+        assert all(row.test_retest_n_pairs >= 3 and row.test_retest_low <= row.test_retest <= row.test_retest_high
+                   for row in rows)
+    for method in (PLATFORM_CONSENSUS_METHOD, "dawid-skene"):  # the platform's consensus and its 1979 baseline
+        round_rows = Consensus.objects.of_round(round_.pk).filter(method=method)
+        assert round_rows.count() == 8
+        for row in round_rows:
+            assert abs(sum(row.posterior.values()) - 1) < 1e-3
+            assert 0 <= row.entropy <= 1
+            assert row.n_labels >= 3 and row.n_raters == 3 and row.scope == f"round:{round_.pk}"
+        unanimous = round_rows.get(latent__index=0)
+        assert unanimous.map_concept == "HF" and unanimous.agreement == 1.0
+    sae_rows = Consensus.objects.of_sae(sae.pk).platform()
     assert sae_rows.count() == 8 and all(row.routing for row in sae_rows)
     # One round with labels: clear latents reach consensus, split ones wait for another round.
     assert Latent.objects.get(sae=sae, index=0).status == Latent.Status.CONSENSUS
@@ -96,7 +100,7 @@ def test_split_latents_go_to_adjudication_after_two_rounds(closed_round):
     worlds.close_round(round=second, by=coordinator)
     ambiguous = Latent.objects.filter(sae=sae, status=Latent.Status.AMBIGUOUS)
     assert ambiguous.exists()
-    assert all(row.n_rounds == 2 for row in Consensus.objects.filter(scope=f"sae:{sae.pk}", latent__in=ambiguous))
+    assert all(row.n_rounds == 2 for row in Consensus.objects.of_sae(sae.pk).platform().filter(latent__in=ambiguous))
     assert Latent.objects.get(sae=sae, index=0).status == Latent.Status.CONSENSUS
 
 

@@ -91,13 +91,13 @@ def coordinator(*, institution_code: str = "own"):
 
 def make_round(*, by, sae: SAE, version: RubricVersion, institutions, raters_list=None, kind: str = "calibration",
                overlap: int = 3, repeat_fraction: float = 0.0, blind: bool = True, n_latents: int | None = None,
-               rule: str = "hand", seed: int = 7, open_it: bool = True, parent=None) -> Round:
+               rule: str = "hand", seed: int = 7, open_it: bool = True, parent=None, min_repeats: int = 3) -> Round:
     indices = list(sae.latents.order_by("index").values_list("index", flat=True))
     round_ = services.round_create(
         name=f"round-{next(_counter)}", kind=kind, sae=sae, rubric_version=version, institutions=institutions,
         overlap=overlap, repeat_fraction=repeat_fraction, blind=blind, selection_rule=rule,
         n_latents=n_latents, latent_indices=indices[:n_latents] if rule == "hand" and n_latents else indices,
-        raters=raters_list, seed=seed, parent=parent, by=by,
+        raters=raters_list, seed=seed, parent=parent, min_repeats=min_repeats, by=by,
     )
     if open_it:
         services.round_open(round=round_, by=by)

@@ -41,7 +41,7 @@ def _label(world, coordinator, *, plan: dict[int, dict]):
         latent = Latent.objects.get(sae=world.sae, index=index)
         code = fields.pop("code")
         top = fields.pop("top")
-        Consensus.objects.create(latent=latent, scope=f"sae:{world.sae.pk}", method="dawid-skene",
+        Consensus.objects.create(latent=latent, sae=world.sae, method="bayesian-ds",
                                  posterior={code: top, "HF" if code != "HF" else "MI": round(1 - top, 4)},
                                  map_concept=code, entropy=fields.pop("entropy", 0.2), n_labels=3, **fields)
     return version, round_

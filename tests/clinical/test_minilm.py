@@ -81,7 +81,7 @@ def test_flagged_latents_carry_their_labels_and_the_page_plots_them(minilm, clie
     sae = minilm["sae"]
     first = _drift(sae, minilm["corpora"]["ood"])
     flagged = first["flagged"][0]
-    Consensus.objects.create(latent_id=flagged["latent_id"], scope=f"sae:{sae.pk}", method="dawid-skene",
+    Consensus.objects.create(latent_id=flagged["latent_id"], sae=sae, method="bayesian-ds",
                              posterior={"ARTIFACT": 0.9, "HF": 0.1}, map_concept="ARTIFACT", entropy=0.3, n_labels=3,
                              routing="consensus")
     again = _drift(sae, minilm["corpora"]["ood"])
@@ -112,7 +112,7 @@ def test_explaining_a_note_with_the_demo_sae(minilm):
     assert "".join(t["text"] for t in result["tokens"]) == note.replace(" ", "")  # every character but spaces
     assert all(len(t["latents"]) == 16 for t in result["tokens"])  # TopK, k = 16
     strongest = max((x for t in result["tokens"] for x in t["latents"]), key=lambda x: x["activation"])
-    Consensus.objects.create(latent_id=strongest["latent_id"], scope=f"sae:{sae.pk}", method="dawid-skene",
+    Consensus.objects.create(latent_id=strongest["latent_id"], sae=sae, method="bayesian-ds",
                              posterior={"HF": 0.82, "MI": 0.18}, map_concept="HF", entropy=0.4, n_labels=3,
                              routing="consensus", detection_accuracy=0.75)
     out = io.StringIO()

@@ -8,7 +8,8 @@ from tqdm import tqdm
 
 
 class Command(BaseCommand):
-    help = "Build the demo: institutions, people, corpus, MiniLM activations, a TopK SAE, latents, a round."
+    help = ("Build the demo: institutions, people, corpus, MiniLM activations, a TopK SAE, latents, an open "
+            "calibration round and a closed one labelled by simulated physicians.")
 
     def add_arguments(self, parser):
         parser.add_argument("--quick", action="store_true", help="a 300-snippet slice and a small SAE (tests)")
@@ -46,3 +47,7 @@ class Command(BaseCommand):
                           f"{json.dumps(summary.sae_metrics.get('monosemanticity', {}))}")
         self.stdout.write(f"stage seconds: {json.dumps(summary.stage_seconds)}")
         self.stdout.write(self.style.SUCCESS(f"demo ready: calibration round {summary.round_id} is open"))
+        if summary.simulated_round_id is not None:
+            self.stdout.write(f"round {summary.simulated_round_id} is closed and revealed: SIMULATED physicians "
+                              "labelled it (routing R = 1), so agreement, soft labels and the adjudication queue "
+                              "have something to show; exports leave it out unless --include-simulated")

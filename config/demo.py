@@ -25,11 +25,18 @@ from annotation.services import (
     round_create,
     round_open,
     round_reveal,
+    round_statistics_run,
     rubric_create,
 )
 from annotation.stats.routing import RoutingConfig
-from features.democorpus import corpus_path, load_snippets, sample_slice
-from features.democorpus.concepts import CONCEPTS, DESCRIPTIONS, GROUPS, PROTECTED_ATTRIBUTES, PROTECTED_GROUP
+from features.democorpus import corpus_path, sample_slice
+from features.democorpus.concepts import (
+    CONCEPTS,
+    DESCRIPTIONS,
+    GROUPS,
+    PROTECTED_ATTRIBUTES,
+    PROTECTED_GROUP,
+)
 from features.models import SAE, ActivationSet, Corpus
 from inference.models import Job
 from inference.services import (
@@ -387,6 +394,10 @@ def _simulated_round(*, sae: SAE, version: RubricVersion, real_round: Round, peo
                          rationale=f"[simulated] The peak tokens of the top and quantile examples read as "
                                    f"{names.get(code, code).lower()}.", by=assignment.rater)
     round_close(round=round_, by=coordinator)
+    round_.refresh_from_db()
+    # The demo computes the statistics here, in the seeding process, instead of waiting for a worker.
+    round_statistics_run(round_id=round_.pk, token=round_.statistics_token)
+    round_.refresh_from_db()
     round_reveal(round=round_, by=coordinator)
     type(raters[0]).objects.filter(pk__in=[user.pk for user in raters]).update(is_active=False)
     return round_

@@ -150,6 +150,8 @@ READ_CASES = [
     Case("round-create", "/rounds/new/"),
     Case("round-dashboard", "/rounds/{revealed}/", ("revealed",), label_bearing=True),
     Case("round-dashboard", "/rounds/{open}/", ("open",), label_bearing=True),
+    Case("round-statistics-status", "/rounds/{revealed}/statistics-status/", ("revealed",)),
+    Case("round-statistics-status", "/rounds/{open}/statistics-status/", ("open",)),
     Case("round-follow-up", "/rounds/{revealed}/follow-up/new/", ("revealed",)),
     Case("round-discussion", "/rounds/{revealed}/discussion/", ("revealed",), label_bearing=True),
     Case("round-discussion", "/rounds/{open}/discussion/", ("open",), label_bearing=True),

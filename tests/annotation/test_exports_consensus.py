@@ -35,7 +35,7 @@ def _closed(*, simulated: bool = False, sae=None, people=None, coordinator=None)
     # Latents 0–2: unanimous HF; 3–5: each of the three raters says something else.
     worlds.label_everything(round_, choose=lambda a: "HF" if a.latent.index < 3 else
                             THREE_WAY[raters_of[a.latent_id].index(a.rater_id)])
-    services.round_close(round=round_, by=coordinator)
+    worlds.close_round(round=round_, by=coordinator)
     return round_, sae, people, coordinator
 
 

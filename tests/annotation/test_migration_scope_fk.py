@@ -29,7 +29,7 @@ def test_scope_strings_become_foreign_keys(postgres):
     round_ = worlds.make_round(by=coordinator, sae=sae, version=worlds.rubric(), raters_list=people, overlap=3,
                                institutions=[people[0].profile.institution])
     worlds.label_everything(round_, choose=lambda a: "HF")
-    services.round_close(round=round_, by=coordinator)
+    worlds.close_round(round=round_, by=coordinator)
     latent = sae.latents.get(index=0)
     Consensus.objects.all().delete()
     RaterReliability.objects.all().delete()

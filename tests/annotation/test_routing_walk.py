@@ -69,7 +69,7 @@ def _statuses(world, indices) -> set[str]:
 def test_split_latents_wait_one_round_then_reach_the_senior_queue(world):
     first = _round(world)
     _label(first)
-    services.round_close(round=first, by=world["coordinator"])
+    worlds.close_round(round=first, by=world["coordinator"])
     assert _statuses(world, UNANIMOUS) == {Latent.Status.CONSENSUS}
     assert _statuses(world, SPLIT) == {Latent.Status.IN_ROUND}
     rows = {row.latent.index: row for row in Consensus.objects.of_sae(world["sae"].pk).platform()
@@ -84,7 +84,7 @@ def test_split_latents_wait_one_round_then_reach_the_senior_queue(world):
     second = _round(world, rule="needs_another_round", n_latents=20)
     assert set(second.latents.values_list("index", flat=True)) == set(SPLIT)
     _label(second)
-    services.round_close(round=second, by=world["coordinator"])
+    worlds.close_round(round=second, by=world["coordinator"])
     assert _statuses(world, SPLIT) == {Latent.Status.AMBIGUOUS}
     assert _statuses(world, UNANIMOUS) == {Latent.Status.CONSENSUS}
     senior = worlds.raters(per_institution={"a": 1}, role="senior")[0]
@@ -98,7 +98,7 @@ def test_thresholds_are_the_rounds_own(world):
     eager = _round(world, routing=RoutingConfig(min_rounds=1))
     assert (eager.routing_min_rounds, eager.routing_entropy_ceiling, eager.routing_top_posterior_floor) == (1, 0.5, 0.6)
     _label(eager)
-    services.round_close(round=eager, by=world["coordinator"])
+    worlds.close_round(round=eager, by=world["coordinator"])
     assert _statuses(world, SPLIT) == {Latent.Status.AMBIGUOUS}
     assert all("after 1 rounds (≥ 1)" in row.routing_reason for row in Consensus.objects.of_sae(world["sae"].pk)
                .platform().filter(latent__index__in=SPLIT))
@@ -107,6 +107,6 @@ def test_thresholds_are_the_rounds_own(world):
 def test_a_lenient_round_accepts_every_consensus(world):
     lenient = _round(world, routing=RoutingConfig(min_rounds=1, entropy_ceiling=1.0, top_posterior_floor=0.0))
     _label(lenient)
-    services.round_close(round=lenient, by=world["coordinator"])
+    worlds.close_round(round=lenient, by=world["coordinator"])
     assert _statuses(world, range(9)) == {Latent.Status.CONSENSUS}
     assert Consensus.objects.of_sae(world["sae"].pk).filter(method=PLATFORM_CONSENSUS_METHOD).count() == 9

@@ -31,7 +31,7 @@ def _closed_round(*, min_repeats: int, n_latents: int, repeat_same: bool = True)
         return codes[assignment.latent.index % len(codes)]
 
     worlds.label_everything(round_, choose=choose)
-    services.round_close(round=round_, by=coordinator)
+    worlds.close_round(round=round_, by=coordinator)
     return round_, people, coordinator
 
 

@@ -114,6 +114,10 @@ class BayesianDawidSkeneConfig:
     iterations, every posterior closer to the 1e-6 fit than before). 1 is plain coordinate ascent; 2 oscillated
     at 500k. If the largest posterior move ever grows 1.5-fold from one iteration to the next, the fit falls
     back to 1 for the rest."""
+    relaxation_min_judgments: int = 50_000
+    """Over-relax only fits of at least this many judgments. The speed-up matters at scale; on a calibration
+    round (a few hundred judgments) the extrapolated steps can stop the fit, at the posterior tolerance, on
+    the sharper side of a split latent, and such fits take milliseconds with plain updates anyway."""
     max_iterations: int = 200
     """Upper bound on iterations; `converged` tells whether the tolerance was reached first."""
 
@@ -130,6 +134,8 @@ class BayesianDawidSkeneConfig:
             raise ValueError(f"expectation must be one of {', '.join(EXPECTATIONS)}")
         if not 1 <= self.relaxation < 2:
             raise ValueError("relaxation must lie in [1, 2)")
+        if self.relaxation_min_judgments < 0:
+            raise ValueError("relaxation_min_judgments must be non-negative")
         if self.max_iterations < 1:
             raise ValueError("max_iterations must be at least 1")
 
@@ -234,7 +240,8 @@ def bayesian_dawid_skene(
     counts = _counts(tallies=given_by_unit.T @ posterior.astype(np.float64), n_raters=n_raters)
     class_total = posterior.sum(axis=0, dtype=np.float64)
     ones = np.ones(max([width] + [stop - start for start, stop, _, _ in blocks]), dtype=np.float32)
-    relaxation, last_change, last_total = config.relaxation, np.inf, class_total
+    relaxation = config.relaxation if ratings.n_judgments >= config.relaxation_min_judgments else 1.0
+    last_change, last_total = np.inf, class_total
     converged = False
     iteration = 0
     for iteration in range(1, config.max_iterations + 1):

@@ -184,7 +184,7 @@ def test_bayesian_ds_over_relaxation_keeps_the_fixed_point():
     # relaxation only changes the path: run to a tight tolerance, plain and over-relaxed fits must agree.
     simulation = simulate(regime=DENSE_HARD, seed=31)
     fits = [bayesian_dawid_skene(ratings=simulation.ratings, parents=simulation.parents,
-                                 config=BayesianDawidSkeneConfig(relaxation=relaxation, tolerance=1e-6,
+                                 config=BayesianDawidSkeneConfig(relaxation=relaxation, relaxation_min_judgments=0, tolerance=1e-6,
                                                                  max_iterations=2000))
             for relaxation in (1.0, 1.5)]
     assert all(fit.converged for fit in fits)

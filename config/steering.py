@@ -14,7 +14,7 @@ from typing import Any
 from accounts.audit import audit_record
 from accounts.models import Role
 from accounts.permissions import has_role, saes_visible_to
-from annotation.models import Consensus
+from annotation.models import Consensus, Round
 from features.models import SAE, HostModel
 
 STEERERS = frozenset({Role.RESEARCHER, Role.SENIOR, Role.ADMIN})
@@ -38,17 +38,23 @@ def steerable_saes(*, user):
                            ).select_related("hook_point__host_model").order_by("name")
 
 
-def steering_latents(*, sae: SAE, latent_index: int | None = None, concept_code: str | None = None) -> dict[int, float]:
+def steering_latents(*, sae: SAE, latent_index: int | None = None, concept_code: str | None = None,
+                     viewer=None) -> dict[int, float]:
     """latent index -> weight: one latent at weight 1, or every latent whose SAE-wide consensus
-    label (the platform method's MAP) is concept_code, weighted by that label's posterior probability."""
+    label (the platform method's MAP) is concept_code, weighted by that label's posterior probability.
+
+    A senior (a rater) steers by concept only through latents whose rounds are all revealed: the consensus
+    of a closed, unrevealed or open round is blind to raters, and which latents carry a concept would leak it."""
     if (latent_index is None) == (concept_code is None):
         raise SteeringError("give exactly one of a latent index and a concept code")
     if latent_index is not None:
         if not 0 <= latent_index < sae.d_sae:
             raise SteeringError(f"latent {latent_index} is out of range: the SAE has {sae.d_sae} latents")
         return {latent_index: 1.0}
-    rows = (Consensus.objects.of_sae(sae.pk).platform().filter(latent__sae=sae, map_concept=concept_code)
-            .values_list("latent__index", "posterior"))
+    rows = Consensus.objects.of_sae(sae.pk).platform().filter(latent__sae=sae, map_concept=concept_code)
+    if viewer is not None and has_role(viewer, {Role.SENIOR}):
+        rows = rows.exclude(latent__rounds__status__in=[Round.Status.OPEN, Round.Status.CLOSED])
+    rows = rows.values_list("latent__index", "posterior")
     latents = {index: float(posterior.get(concept_code, 0.0)) for index, posterior in rows}
     latents = {index: min(max(weight, 0.0), 1.0) for index, weight in latents.items() if weight > 0}
     if not latents:
@@ -68,7 +74,7 @@ def steering_run(*, sae: SAE, by, prompt: str, latent_index: int | None = None, 
         raise SteeringError(f"{host.name} is an encoder: steering needs a causal host with a next-token head")
     if not prompt.strip():
         raise SteeringError("the prompt is empty")
-    latents = steering_latents(sae=sae, latent_index=latent_index, concept_code=concept_code)
+    latents = steering_latents(sae=sae, latent_index=latent_index, concept_code=concept_code, viewer=by)
 
     from inference.engine.formats import load_sae
     from inference.engine.steering import GenerationConfig, Intervention, steer

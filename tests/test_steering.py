@@ -143,3 +143,23 @@ def test_senior_steers_from_the_page_and_a_physician_cannot(steering_world, live
     assert page.locator("#baseline-text").inner_text().startswith(PROMPT)
     screenshot(page, "steering-page")
     assert AuditEvent.objects.filter(action="steering.run", actor__username="senior-steer").count() == 1
+
+
+@pytest.mark.django_db
+def test_a_senior_steers_by_concept_only_through_revealed_rounds(steering_world):
+    # Latent 3 (HF, 0.9) sits in a closed round that is not revealed: its consensus is still blind to raters.
+    from annotation.models import Round
+    from config.steering import steering_latents
+    from tests.annotation import worlds
+
+    coordinator = factories.user(role=Role.COORDINATOR)
+    closed = Round.objects.create(name="closed, not revealed", kind=Round.Kind.CALIBRATION, sae=steering_world,
+                                  rubric_version=worlds.rubric(by=coordinator), coordinator=coordinator,
+                                  status=Round.Status.CLOSED)
+    closed.latents.add(steering_world.latents.get(index=3))
+    senior, researcher = factories.user(role=Role.SENIOR), factories.user(role=Role.RESEARCHER)
+    assert set(steering_latents(sae=steering_world, concept_code="HF", viewer=researcher)) == {3, 5}
+    assert set(steering_latents(sae=steering_world, concept_code="HF", viewer=senior)) == {5}
+    closed.status = Round.Status.REVEALED
+    closed.save(update_fields=["status"])
+    assert set(steering_latents(sae=steering_world, concept_code="HF", viewer=senior)) == {3, 5}

@@ -31,9 +31,17 @@ class Command(BaseCommand):
         corpora = {}
         for role, name in (("corpus", corpus), ("reference", reference)):
             if name is not None:
-                corpora[role] = Corpus.objects.filter(name=name).first()
-                if corpora[role] is None:
+                # Names are unique per institution: among namesakes, take the SAE's own institution's (or the
+                # shared one); anything still ambiguous is refused rather than guessed.
+                named = list(Corpus.objects.filter(name=name))
+                if len(named) > 1 and sae_row.activation_set is not None:
+                    home = sae_row.activation_set.corpus.institution_id
+                    named = [row for row in named if row.institution_id in (home, None)]
+                if not named:
                     raise CommandError(f"no corpus named {name!r}")
+                if len(named) > 1:
+                    raise CommandError(f"several corpora are named {name!r}; rename one or audit from the page")
+                corpora[role] = named[0]
         thresholds = {key: options[key] for key in DRIFT_CONFIG_KEYS if options.get(key) is not None}
         try:
             job = drift_audit_start(sae=sae_row, corpus=corpora["corpus"], reference=corpora.get("reference"),

@@ -23,7 +23,12 @@ class Command(BaseCommand):
         parser.add_argument("--enqueue", action="store_true", help="run on a worker instead of here")
 
     def handle(self, *args, model, hook, corpus, batch_size, max_length, dtype, enqueue, **options):
-        corpus_row = Corpus.objects.filter(name=corpus).first() or (
+        # Corpus names are unique per institution, not globally: a name two institutions share is ambiguous.
+        named = list(Corpus.objects.filter(name=corpus).select_related("institution")[:5])
+        if len(named) > 1:
+            owners = ", ".join(f"{row.pk} ({row.institution.code if row.institution else 'shared'})" for row in named)
+            raise CommandError(f"several corpora are named '{corpus}': pass the id instead, one of {owners}")
+        corpus_row = named[0] if named else (
             Corpus.objects.filter(pk=int(corpus)).first() if corpus.isdigit() else None)
         if corpus_row is None:
             raise CommandError(f"no corpus named or numbered '{corpus}'")

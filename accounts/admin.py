@@ -1,9 +1,9 @@
 """Admin for institutions, profiles and the (read-only) audit log."""
+
 from django.contrib import admin
 
 from .models import ApiToken, AuditEvent, Institution, Profile
 from .permissions import is_admin
-
 
 # model → its app's read function (features/access.py, annotation/access.py, inference/access.py); each
 # app's admin registers its own. Lists and foreign-key choices of every Concord admin page come from these.

@@ -1,4 +1,5 @@
 """REST endpoints for institutions and the caller's own profile."""
+
 from __future__ import annotations
 
 from rest_framework import generics, serializers

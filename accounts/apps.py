@@ -1,4 +1,5 @@
 """Accounts app configuration."""
+
 from django.apps import AppConfig
 
 

@@ -1,4 +1,5 @@
 """Recording audit events (every write service calls `audit_record`) and verifying their hash chain."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -9,8 +10,9 @@ from django.db import models
 from .models import GENESIS_HASH, AuditEvent
 
 
-def audit_record(*, actor, action: str, obj: models.Model | None = None, payload: dict[str, Any] | None = None,
-                 ip: str | None = None) -> AuditEvent:
+def audit_record(
+    *, actor, action: str, obj: models.Model | None = None, payload: dict[str, Any] | None = None, ip: str | None = None
+) -> AuditEvent:
     actor = actor if getattr(actor, "is_authenticated", False) else None
     return AuditEvent.objects.create(
         actor=actor,
@@ -36,8 +38,12 @@ def audit_chain_verify() -> ChainCheck:
     n = 0
     for event in AuditEvent.objects.order_by("id").iterator(chunk_size=2000):
         if event.previous_hash != expected_previous:
-            return ChainCheck(n, expected_previous, event.pk,
-                              "its link to the previous row is broken: a row before it was removed or altered")
+            return ChainCheck(
+                n,
+                expected_previous,
+                event.pk,
+                "its link to the previous row is broken: a row before it was removed or altered",
+            )
         if event.compute_hash() != event.hash:
             return ChainCheck(n, expected_previous, event.pk, "its content does not match its hash")
         expected_previous = event.hash

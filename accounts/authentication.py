@@ -1,4 +1,5 @@
 """DRF authentication by personal API token: `Authorization: Bearer cnc_…` (or `Token cnc_…`)."""
+
 from __future__ import annotations
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
@@ -25,8 +26,11 @@ class PersonalTokenAuthentication(authentication.BaseAuthentication):
             secret = header[1].decode("ascii")
         except UnicodeDecodeError:
             raise exceptions.AuthenticationFailed("Invalid token header: the token is ASCII.") from None
-        token = (api_token_authenticate(secret=secret, ip=request.META.get("REMOTE_ADDR"))
-                 if secret.startswith(ApiToken.PREFIX) else None)
+        token = (
+            api_token_authenticate(secret=secret, ip=request.META.get("REMOTE_ADDR"))
+            if secret.startswith(ApiToken.PREFIX)
+            else None
+        )
         if token is None:
             throttle = FailedTokenThrottle()
             if not throttle.allow_request(request, None):

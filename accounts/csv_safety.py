@@ -1,4 +1,5 @@
 """CSV cells that a spreadsheet would run as a formula are written as text (OWASP CSV injection)."""
+
 from __future__ import annotations
 
 import csv

@@ -1,4 +1,5 @@
 """Institutions, user profiles with roles and pseudonyms, and the append-only audit log."""
+
 from __future__ import annotations
 
 import datetime
@@ -67,14 +68,33 @@ GENESIS_HASH = "0" * 64
 _CHAIN_LOCK_KEY = 0x636F6E636F7264  # "concord"
 
 
-def audit_event_hash(*, previous_hash: str, actor_id: int | None, action: str, object_type: str, object_id: str,
-                     payload, ip: str | None, created_at) -> str:
+def audit_event_hash(
+    *,
+    previous_hash: str,
+    actor_id: int | None,
+    action: str,
+    object_type: str,
+    object_id: str,
+    payload,
+    ip: str | None,
+    created_at,
+) -> str:
     """sha256 over the previous row's hash and this row's content, in a canonical JSON form that
     survives a round trip through PostgreSQL's jsonb (sorted keys, no whitespace)."""
     content = json.dumps(
-        [previous_hash, actor_id, action, object_type, object_id, payload, ip,
-         created_at.astimezone(datetime.timezone.utc).isoformat()],
-        sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+        [
+            previous_hash,
+            actor_id,
+            action,
+            object_type,
+            object_id,
+            payload,
+            ip,
+            created_at.astimezone(datetime.UTC).isoformat(),
+        ],
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
     )
     return hashlib.sha256(content.encode("utf-8")).hexdigest()
 
@@ -119,9 +139,16 @@ class AuditEvent(models.Model):
             super().save(*args, **kwargs)
 
     def compute_hash(self) -> str:
-        return audit_event_hash(previous_hash=self.previous_hash, actor_id=self.actor_id, action=self.action,
-                                object_type=self.object_type, object_id=self.object_id, payload=self.payload,
-                                ip=self.ip, created_at=self.created_at)
+        return audit_event_hash(
+            previous_hash=self.previous_hash,
+            actor_id=self.actor_id,
+            action=self.action,
+            object_type=self.object_type,
+            object_id=self.object_id,
+            payload=self.payload,
+            ip=self.ip,
+            created_at=self.created_at,
+        )
 
     def delete(self, *args, **kwargs):
         raise PermissionError("Audit events are append-only: they cannot be deleted.")

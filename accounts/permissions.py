@@ -3,6 +3,7 @@
 Each app keeps one module of queryset functions, one per resource and direction (features/access.py,
 annotation/access.py; jobs here): views, the API, exports, job launchers and the admin all ask those.
 docs/access.md has the whole table."""
+
 from __future__ import annotations
 
 from django.contrib.auth.models import AnonymousUser
@@ -65,7 +66,6 @@ def can_export(user) -> bool:
     return has_role(user, EXPORTERS)
 
 
-
 def can_read_labels(user) -> bool:
     return has_role(user, LABEL_READERS)
 
@@ -83,17 +83,17 @@ def corpora_visible_to(user, queryset: QuerySet, *, prefix: str = "") -> QuerySe
     if role == Role.ADMIN:
         return queryset
     institution = institution_of(user)
-    return queryset.filter(
-        Q(**{f"{prefix}institution__isnull": True}) | Q(**{f"{prefix}institution": institution})
-    )
+    return queryset.filter(Q(**{f"{prefix}institution__isnull": True}) | Q(**{f"{prefix}institution": institution}))
 
 
 def may_see_corpus(user, corpus) -> bool:
     role = role_of(user)
     if role is None:
         return False
-    return role == Role.ADMIN or corpus.institution_id is None or corpus.institution_id == getattr(
-        institution_of(user), "pk", None
+    return (
+        role == Role.ADMIN
+        or corpus.institution_id is None
+        or corpus.institution_id == getattr(institution_of(user), "pk", None)
     )
 
 
@@ -147,8 +147,9 @@ class RolePermission(BasePermission):
         return has_role(request.user, roles)
 
 
-def role_permission(*, read: frozenset[str] | set[str] | None = None,
-                    write: frozenset[str] | set[str] = frozenset()) -> type[RolePermission]:
+def role_permission(
+    *, read: frozenset[str] | set[str] | None = None, write: frozenset[str] | set[str] = frozenset()
+) -> type[RolePermission]:
     """Build a DRF permission class for the given read and write roles."""
     return type(
         "RolePermissionFor",

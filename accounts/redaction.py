@@ -1,4 +1,5 @@
 """Responses never show absolute server paths: artifact paths become relative names, others their file name."""
+
 from __future__ import annotations
 
 import re
@@ -14,7 +15,7 @@ def public_path(path: str) -> str:
     """`ARTIFACT_ROOT/saes/job-3` → `saes/job-3`; any other absolute path → its last component."""
     root = str(settings.ARTIFACT_ROOT).rstrip("/") + "/"
     if path.startswith(root):
-        return path[len(root):]
+        return path[len(root) :]
     return PurePosixPath(path).name or path
 
 

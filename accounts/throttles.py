@@ -1,4 +1,5 @@
 """API throttles whose rates are read from settings at request time (API_THROTTLE_*_RATE)."""
+
 from __future__ import annotations
 
 from django.conf import settings

@@ -1,4 +1,5 @@
 """Personal API tokens: create (the secret is returned once), revoke, and authenticate by the secret's hash."""
+
 from __future__ import annotations
 
 import secrets
@@ -20,8 +21,9 @@ def api_token_create(*, user, name: str, ip: str | None = None) -> tuple[ApiToke
         raise ValueError("Give the token a name (what script or machine uses it).")
     secret = ApiToken.PREFIX + secrets.token_urlsafe(32)
     with transaction.atomic():
-        token = ApiToken.objects.create(user=user, name=name[:100], key_hash=ApiToken.digest(secret),
-                                        hint=secret[: len(ApiToken.PREFIX) + 4])
+        token = ApiToken.objects.create(
+            user=user, name=name[:100], key_hash=ApiToken.digest(secret), hint=secret[: len(ApiToken.PREFIX) + 4]
+        )
         audit_record(actor=user, action="api_token.create", obj=token, payload={"name": token.name}, ip=ip)
     return token, secret
 
@@ -37,8 +39,11 @@ def api_token_revoke(*, token: ApiToken, by, ip: str | None = None) -> ApiToken:
 
 def api_token_authenticate(*, secret: str, ip: str | None = None) -> ApiToken | None:
     """The active token with this secret (its user active too), its last use recorded; None otherwise."""
-    token = (ApiToken.objects.select_related("user").filter(key_hash=ApiToken.digest(secret),
-                                                            revoked_at__isnull=True).first())
+    token = (
+        ApiToken.objects.select_related("user")
+        .filter(key_hash=ApiToken.digest(secret), revoked_at__isnull=True)
+        .first()
+    )
     if token is None or not token.user.is_active:
         return None
     now = timezone.now()

@@ -1,4 +1,5 @@
 """API routes for accounts."""
+
 from django.urls import path
 
 from . import apis

@@ -1,4 +1,5 @@
 """Web pages of accounts: the caller's own API tokens (create, see last use, revoke)."""
+
 from __future__ import annotations
 
 from django import forms
@@ -29,8 +30,9 @@ def api_tokens(request):
     form = ApiTokenForm(request.POST or None)
     new_secret = None
     if request.method == "POST" and form.is_valid():
-        token, new_secret = api_token_create(user=request.user, name=form.cleaned_data["name"],
-                                             ip=request.META.get("REMOTE_ADDR"))
+        token, new_secret = api_token_create(
+            user=request.user, name=form.cleaned_data["name"], ip=request.META.get("REMOTE_ADDR")
+        )
         form = ApiTokenForm()
     tokens = ApiToken.objects.filter(user=request.user)
     return render(request, "accounts/api_tokens.html", {"form": form, "tokens": tokens, "new_secret": new_secret})

@@ -1,4 +1,5 @@
 """Web routes of accounts."""
+
 from django.urls import path
 
 from . import views

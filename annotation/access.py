@@ -6,13 +6,21 @@ them (404), and nobody reads the content of a round (labels, rationales, free te
 agreement, consensus) before it is closed; raters not before it is revealed. Before close, coordinators
 and researchers see progress only (how many items are done, per rater pseudonym and per institution).
 """
+
 from __future__ import annotations
 
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from accounts.models import Role
 from accounts.permissions import (
-    ADJUDICATORS, LABEL_READERS, LABELLERS, ROUND_MANAGERS, has_role, institution_of, role_of, saes_visible_to,
+    ADJUDICATORS,
+    LABEL_READERS,
+    LABELLERS,
+    ROUND_MANAGERS,
+    has_role,
+    institution_of,
+    role_of,
+    saes_visible_to,
 )
 from features.models import Latent
 
@@ -30,6 +38,7 @@ def _rounds():
 
 # -- rounds ---------------------------------------------------------------------------------------------
 
+
 def rounds_readable(user) -> QuerySet[Round]:
     """Raters: the rounds they hold items in, once opened. Coordinators: rounds they or colleagues
     coordinate, or that include their institution. Researchers: rounds on SAEs they may see. Admins: all.
@@ -43,8 +52,9 @@ def rounds_readable(user) -> QuerySet[Round]:
         return saes_visible_to(user, _rounds(), prefix="sae__")
     if role == Role.COORDINATOR:
         institution = institution_of(user)
-        mine = Round.objects.filter(Q(coordinator=user) | Q(institutions=institution)
-                                    | Q(coordinator__profile__institution=institution))
+        mine = Round.objects.filter(
+            Q(coordinator=user) | Q(institutions=institution) | Q(coordinator__profile__institution=institution)
+        )
         return saes_visible_to(user, _rounds().filter(pk__in=mine.values("pk")), prefix="sae__")
     held = Assignment.objects.filter(rater=user).values("round_id")
     return saes_visible_to(user, _rounds().filter(pk__in=held).exclude(status=Round.Status.DRAFT), prefix="sae__")
@@ -86,6 +96,7 @@ def round_content_readable(user, round_: Round) -> bool:
 
 # -- assignments and labels -------------------------------------------------------------------------------
 
+
 def assignments_readable(user) -> QuerySet[Assignment]:
     """Only one's own items, never in a draft round. Watchers read progress counts, not assignment rows."""
     if not has_role(user, LABELLERS):
@@ -126,10 +137,14 @@ def labels_writable(user) -> QuerySet[Label]:
 
 # -- discussion, consensus, adjudication -------------------------------------------------------------------
 
+
 def may_see_distribution(user, round_: Round) -> bool:
     """The anonymised distribution and rationales of a round: its raters once revealed, its watchers once closed."""
-    if round_.status == Round.Status.REVEALED and has_role(user, LABELLERS) and round_.assignments.filter(
-            rater_id=user.pk).exists():
+    if (
+        round_.status == Round.Status.REVEALED
+        and has_role(user, LABELLERS)
+        and round_.assignments.filter(rater_id=user.pk).exists()
+    ):
         return True
     return round_content_readable(user, round_)
 
@@ -159,10 +174,12 @@ def latents_adjudicable(user) -> QuerySet[Latent]:
     anchor them."""
     if not has_role(user, ADJUDICATORS):
         return Latent.objects.none()
-    still_labelling = Assignment.objects.filter(latent_id=OuterRef("pk"), rater=user,
-                                                round__status__in=LABELLING_STATUSES)
+    still_labelling = Assignment.objects.filter(
+        latent_id=OuterRef("pk"), rater=user, round__status__in=LABELLING_STATUSES
+    )
     return saes_visible_to(user, Latent.objects.filter(status=Latent.Status.AMBIGUOUS), prefix="sae__").filter(
-        ~Exists(still_labelling))
+        ~Exists(still_labelling)
+    )
 
 
 def may_adjudicate_latent(user, latent: Latent) -> bool:
@@ -173,8 +190,10 @@ def may_adjudicate_latent(user, latent: Latent) -> bool:
 def may_read_latent_labels(user, latent: Latent) -> bool:
     """The latent page and its label history: label readers on SAEs they may see (the history itself is
     filtered by labels_readable)."""
-    return has_role(user, LABEL_READERS) and saes_visible_to(user, Latent.objects.filter(pk=latent.pk),
-                                                             prefix="sae__").exists()
+    return (
+        has_role(user, LABEL_READERS)
+        and saes_visible_to(user, Latent.objects.filter(pk=latent.pk), prefix="sae__").exists()
+    )
 
 
 def adjudications_readable(user) -> QuerySet[Adjudication]:

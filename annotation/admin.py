@@ -1,16 +1,21 @@
 """Admin for rubrics, rounds, labels and their statistics."""
+
 from django.contrib import admin
 
 from accounts.admin import READ_SCOPES, ConcordAdmin
 
 from . import access, models
 
-READ_SCOPES.update({
-    models.Round: access.rounds_readable,
-    models.Label: access.labels_readable, models.RubricVersion: access.rubric_versions_readable,
-    models.Consensus: access.consensus_readable, models.Comment: access.comments_readable,
-    models.Adjudication: access.adjudications_readable,
-})
+READ_SCOPES.update(
+    {
+        models.Round: access.rounds_readable,
+        models.Label: access.labels_readable,
+        models.RubricVersion: access.rubric_versions_readable,
+        models.Consensus: access.consensus_readable,
+        models.Comment: access.comments_readable,
+        models.Adjudication: access.adjudications_readable,
+    }
+)
 
 
 class ConceptInline(admin.TabularInline):

@@ -1,4 +1,5 @@
 """Annotation app configuration."""
+
 from django.apps import AppConfig
 
 

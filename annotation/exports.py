@@ -1,4 +1,5 @@
 """Pseudonymised exports of labels (long format) and per-latent consensus, streamed in constant memory."""
+
 from __future__ import annotations
 
 import csv
@@ -22,15 +23,49 @@ from .models import PLATFORM_CONSENSUS_METHOD, Adjudication, Concept, Consensus,
 from .selectors.rounds import round_list
 
 # docs/interfaces.md: the `agreement` and `consensus` commands read this file as it is.
-LABEL_COLUMNS = ("latent_id", "round_id", "round_kind", "rater", "institution", "role", "concept_code",
-                 "concept_name", "free_text", "confidence", "rationale", "is_repeat", "submitted_at",
-                 "rubric_version")
-LATENT_COLUMNS = ("latent_id", "sae_id", "latent_index", "scope", "method", "status", "consensus", "consensus_name",
-                  "posterior", "entropy", "n_labels", "n_raters", "n_rounds", "agreement", "detection_accuracy",
-                  "adjudicated_concept", "adjudication_rationale", "adjudicated_at", "protected_attributes")
+LABEL_COLUMNS = (
+    "latent_id",
+    "round_id",
+    "round_kind",
+    "rater",
+    "institution",
+    "role",
+    "concept_code",
+    "concept_name",
+    "free_text",
+    "confidence",
+    "rationale",
+    "is_repeat",
+    "submitted_at",
+    "rubric_version",
+)
+LATENT_COLUMNS = (
+    "latent_id",
+    "sae_id",
+    "latent_index",
+    "scope",
+    "method",
+    "status",
+    "consensus",
+    "consensus_name",
+    "posterior",
+    "entropy",
+    "n_labels",
+    "n_raters",
+    "n_rounds",
+    "agreement",
+    "detection_accuracy",
+    "adjudicated_concept",
+    "adjudication_rationale",
+    "adjudicated_at",
+    "protected_attributes",
+)
 FORMATS = ("csv", "jsonl", "parquet")
-CONTENT_TYPES = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson",
-                 "parquet": "application/vnd.apache.parquet"}
+CONTENT_TYPES = {
+    "csv": "text/csv; charset=utf-8",
+    "jsonl": "application/x-ndjson",
+    "parquet": "application/vnd.apache.parquet",
+}
 EXPORTED_ROUND_STATUSES = (Round.Status.CLOSED, Round.Status.REVEALED)
 CHUNK_ROWS = 2000
 
@@ -51,10 +86,14 @@ class ExportScope:
         return self.round_id is None and self.sae_id is None and self.institution is None
 
     def describe(self) -> str:
-        parts = [f"round-{self.round_id}" if self.round_id else "", f"sae-{self.sae_id}" if self.sae_id else "",
-                 f"institution-{self.institution.code}" if self.institution else ""]
-        return ("_".join(part for part in parts if part) or "all") + ("_with-simulated" if self.include_simulated
-                                                                        else "")
+        parts = [
+            f"round-{self.round_id}" if self.round_id else "",
+            f"sae-{self.sae_id}" if self.sae_id else "",
+            f"institution-{self.institution.code}" if self.institution else "",
+        ]
+        return ("_".join(part for part in parts if part) or "all") + (
+            "_with-simulated" if self.include_simulated else ""
+        )
 
 
 def exportable_labels(*, user, scope: ExportScope) -> QuerySet[Label]:
@@ -62,7 +101,8 @@ def exportable_labels(*, user, scope: ExportScope) -> QuerySet[Label]:
     Coordinators read the rounds they watch; everyone only labels on SAEs they may see. `user` None is
     the operator at the command line, who reads everything."""
     labels = Label.objects.filter(assignment__round__status__in=EXPORTED_ROUND_STATUSES).exclude(
-        assignment__round__kind=Round.Kind.DETECTION)
+        assignment__round__kind=Round.Kind.DETECTION
+    )
     if not scope.include_simulated:
         labels = labels.exclude(assignment__round__simulated=True)
     if user is not None:
@@ -80,17 +120,39 @@ def exportable_labels(*, user, scope: ExportScope) -> QuerySet[Label]:
 
 def label_rows(labels: QuerySet[Label]) -> Iterator[dict]:
     """One dict per label in LABEL_COLUMNS order, read in chunks: memory stays flat however many rows."""
-    fields = ("assignment__latent_id", "assignment__round_id", "assignment__round__kind",
-              "assignment__rater__profile__pseudonym", "assignment__rater__profile__institution__code",
-              "assignment__rater__profile__role", "concept__code", "concept__name", "free_text", "confidence",
-              "rationale", "assignment__is_repeat", "submitted_at", "concept__rubric_version__rubric__name",
-              "concept__rubric_version__version")
+    fields = (
+        "assignment__latent_id",
+        "assignment__round_id",
+        "assignment__round__kind",
+        "assignment__rater__profile__pseudonym",
+        "assignment__rater__profile__institution__code",
+        "assignment__rater__profile__role",
+        "concept__code",
+        "concept__name",
+        "free_text",
+        "confidence",
+        "rationale",
+        "assignment__is_repeat",
+        "submitted_at",
+        "concept__rubric_version__rubric__name",
+        "concept__rubric_version__version",
+    )
     for row in labels.order_by("pk").values_list(*fields).iterator(chunk_size=CHUNK_ROWS):
         yield {
-            "latent_id": row[0], "round_id": row[1], "round_kind": row[2], "rater": row[3], "institution": row[4],
-            "role": row[5], "concept_code": row[6], "concept_name": row[7], "free_text": row[8],
-            "confidence": row[9], "rationale": row[10], "is_repeat": row[11],
-            "submitted_at": row[12].isoformat(), "rubric_version": f"{row[13]} v{row[14]}",
+            "latent_id": row[0],
+            "round_id": row[1],
+            "round_kind": row[2],
+            "rater": row[3],
+            "institution": row[4],
+            "role": row[5],
+            "concept_code": row[6],
+            "concept_name": row[7],
+            "free_text": row[8],
+            "confidence": row[9],
+            "rationale": row[10],
+            "is_repeat": row[11],
+            "submitted_at": row[12].isoformat(),
+            "rubric_version": f"{row[13]} v{row[14]}",
         }
 
 
@@ -126,13 +188,17 @@ def latent_rows(*, user, scope: ExportScope) -> Iterator[dict]:
     # subqueries made PostgreSQL plan for the first rows (cursor_tuple_fraction) and ran 20× slower.
     latents = Latent.objects.filter(pk__in=labels.values("assignment__latent_id"))
     if scope.round_id is None and not scope.include_simulated:
-        latents = latents.exclude(pk__in=Label.objects.filter(
-            assignment__round__simulated=True, assignment__round__status__in=EXPORTED_ROUND_STATUSES,
-        ).values("assignment__latent_id"))
+        latents = latents.exclude(
+            pk__in=Label.objects.filter(
+                assignment__round__simulated=True,
+                assignment__round__status__in=EXPORTED_ROUND_STATUSES,
+            ).values("assignment__latent_id")
+        )
     ordered_ids = list(latents.order_by("sae_id", "index").values_list("pk", flat=True))
     for start in range(0, len(ordered_ids), CHUNK_ROWS):
-        yield from _latent_chunk(annotated.filter(pk__in=ordered_ids[start:start + CHUNK_ROWS]), scope=scope,
-                                 names=names)
+        yield from _latent_chunk(
+            annotated.filter(pk__in=ordered_ids[start : start + CHUNK_ROWS]), scope=scope, names=names
+        )
 
 
 def _latent_chunk(latents, *, scope: ExportScope, names: dict[str, str]) -> Iterator[dict]:
@@ -141,21 +207,27 @@ def _latent_chunk(latents, *, scope: ExportScope, names: dict[str, str]) -> Iter
         if isinstance(posterior, str):  # JSON read through a subquery may arrive undecoded
             posterior = json.loads(posterior)
         yield {
-            "latent_id": latent.pk, "sae_id": latent.sae_id, "latent_index": latent.index,
+            "latent_id": latent.pk,
+            "sae_id": latent.sae_id,
+            "latent_index": latent.index,
             "scope": f"round:{scope.round_id}" if scope.round_id else f"sae:{latent.sae_id}",
             "method": PLATFORM_CONSENSUS_METHOD,
-            "status": latent.status, "consensus": latent.consensus_concept,
+            "status": latent.status,
+            "consensus": latent.consensus_concept,
             "consensus_name": names.get(latent.consensus_concept, "") if latent.consensus_concept else "",
             "posterior": json.dumps(posterior, sort_keys=True) if posterior is not None else None,
-            "entropy": latent.consensus_entropy, "n_labels": latent.consensus_n_labels,
+            "entropy": latent.consensus_entropy,
+            "n_labels": latent.consensus_n_labels,
             "n_raters": latent.consensus_n_raters,
-            "n_rounds": latent.consensus_n_rounds, "agreement": latent.consensus_agreement,
+            "n_rounds": latent.consensus_n_rounds,
+            "agreement": latent.consensus_agreement,
             "detection_accuracy": latent.consensus_detection,
             "adjudicated_concept": latent.adjudicated_concept,
             "adjudication_rationale": latent.adjudication_rationale,
             "adjudicated_at": latent.adjudicated_at.isoformat() if latent.adjudicated_at else None,
             # issue 12: associations with protected attributes (JSON), whatever the label
-            "protected_attributes": json.dumps(latent.protected_associations) if latent.protected_associations
+            "protected_attributes": json.dumps(latent.protected_associations)
+            if latent.protected_associations
             else None,
         }
 
@@ -206,10 +278,18 @@ def _parquet_schema(columns: tuple[str, ...]):
     import pyarrow as pa
 
     types = {
-        "latent_id": pa.int64(), "round_id": pa.int64(), "sae_id": pa.int64(), "latent_index": pa.int64(),
-        "confidence": pa.int16(), "is_repeat": pa.bool_(), "entropy": pa.float64(), "n_labels": pa.int64(),
+        "latent_id": pa.int64(),
+        "round_id": pa.int64(),
+        "sae_id": pa.int64(),
+        "latent_index": pa.int64(),
+        "confidence": pa.int16(),
+        "is_repeat": pa.bool_(),
+        "entropy": pa.float64(),
+        "n_labels": pa.int64(),
         "n_raters": pa.int64(),
-        "n_rounds": pa.int64(), "agreement": pa.float64(), "detection_accuracy": pa.float64(),
+        "n_rounds": pa.int64(),
+        "agreement": pa.float64(),
+        "detection_accuracy": pa.float64(),
     }
     return pa.schema([(column, types.get(column, pa.string())) for column in columns])
 
@@ -237,9 +317,16 @@ def parquet_write(*, columns: Iterable[str], rows: Iterable[dict], path: Path, r
 
 
 def _audit_export(*, user, kind: str, fmt: str, scope: ExportScope) -> None:
-    audit_record(actor=user, action=f"export.{kind}", payload={
-        "format": fmt, "round": scope.round_id, "sae": scope.sae_id,
-        "institution": scope.institution.code if scope.institution else None})
+    audit_record(
+        actor=user,
+        action=f"export.{kind}",
+        payload={
+            "format": fmt,
+            "round": scope.round_id,
+            "sae": scope.sae_id,
+            "institution": scope.institution.code if scope.institution else None,
+        },
+    )
 
 
 def export_write(*, kind: str, fmt: str, user, scope: ExportScope, path: Path, audit: bool = True) -> int:
@@ -247,8 +334,11 @@ def export_write(*, kind: str, fmt: str, user, scope: ExportScope, path: Path, a
     if audit:
         _audit_export(user=user, kind=kind, fmt=fmt, scope=scope)
     columns = LABEL_COLUMNS if kind == "labels" else LATENT_COLUMNS
-    rows = label_rows(exportable_labels(user=user, scope=scope)) if kind == "labels" else latent_rows(
-        user=user, scope=scope)
+    rows = (
+        label_rows(exportable_labels(user=user, scope=scope))
+        if kind == "labels"
+        else latent_rows(user=user, scope=scope)
+    )
     if fmt == "parquet":
         return parquet_write(columns=columns, rows=rows, path=path)
     counted = _Counted(rows)
@@ -282,11 +372,13 @@ def export_response(*, user, scope: ExportScope, kind: str, fmt: str):
         export_write(kind=kind, fmt=fmt, user=user, scope=scope, path=Path(path), audit=False)
         stream = open(path, "rb")  # noqa: SIM115 - FileResponse closes it
         os.unlink(path)  # the open handle keeps the data until the response is sent
-        return FileResponse(stream, as_attachment=True, filename=filename,
-                            content_type=CONTENT_TYPES[fmt])
+        return FileResponse(stream, as_attachment=True, filename=filename, content_type=CONTENT_TYPES[fmt])
     columns = LABEL_COLUMNS if kind == "labels" else LATENT_COLUMNS
-    rows = (label_rows(exportable_labels(user=user, scope=scope)) if kind == "labels"
-            else latent_rows(user=user, scope=scope))
+    rows = (
+        label_rows(exportable_labels(user=user, scope=scope))
+        if kind == "labels"
+        else latent_rows(user=user, scope=scope)
+    )
     chunks = (csv_chunks if fmt == "csv" else jsonl_chunks)(columns=columns, rows=rows)
     response = StreamingHttpResponse(chunks, content_type=CONTENT_TYPES[fmt])
     response["Content-Disposition"] = f'attachment; filename="{filename}"'

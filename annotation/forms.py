@@ -1,4 +1,5 @@
 """Web forms: they validate input shapes; the services validate meaning."""
+
 from __future__ import annotations
 
 from django import forms
@@ -16,22 +17,28 @@ class RoundCreateForm(forms.Form):
     kind = forms.ChoiceField(choices=Round.Kind.choices)
     sae = forms.ModelChoiceField(queryset=None, label="SAE")
     rubric_version = forms.ModelChoiceField(queryset=RubricVersion.objects.select_related("rubric"))
-    institutions = forms.ModelMultipleChoiceField(queryset=Institution.objects.all(),
-                                                  widget=forms.CheckboxSelectMultiple)
+    institutions = forms.ModelMultipleChoiceField(
+        queryset=Institution.objects.all(), widget=forms.CheckboxSelectMultiple
+    )
     selection_rule = forms.ChoiceField(choices=list(SELECTION_RULES.items()))
     n_latents = forms.IntegerField(min_value=1, required=False, label="Number of latents")
     latent_indices = forms.CharField(required=False, label="Hand list (latent indices, comma-separated)")
     overlap = forms.IntegerField(min_value=1, initial=3, label="Overlap r (raters per latent)")
-    repeat_fraction = forms.FloatField(min_value=0, max_value=1, initial=0.1,
-                                       label="Hidden repeat fraction (test–retest)")
-    min_repeats = forms.IntegerField(required=False, min_value=0, max_value=100, initial=3,
-                                     label="At least this many hidden repeats per rater")
-    routing_min_rounds = forms.IntegerField(required=False, min_value=1, max_value=20, initial=2,
-                                            label="Rounds before a split latent goes to a senior (R)")
-    routing_entropy_ceiling = forms.FloatField(required=False, min_value=0, max_value=1, initial=0.5,
-                                               label="Ambiguous above this normalised entropy (τ)")
-    routing_top_posterior_floor = forms.FloatField(required=False, min_value=0, max_value=1, initial=0.6,
-                                                   label="Ambiguous below this top posterior")
+    repeat_fraction = forms.FloatField(
+        min_value=0, max_value=1, initial=0.1, label="Hidden repeat fraction (test–retest)"
+    )
+    min_repeats = forms.IntegerField(
+        required=False, min_value=0, max_value=100, initial=3, label="At least this many hidden repeats per rater"
+    )
+    routing_min_rounds = forms.IntegerField(
+        required=False, min_value=1, max_value=20, initial=2, label="Rounds before a split latent goes to a senior (R)"
+    )
+    routing_entropy_ceiling = forms.FloatField(
+        required=False, min_value=0, max_value=1, initial=0.5, label="Ambiguous above this normalised entropy (τ)"
+    )
+    routing_top_posterior_floor = forms.FloatField(
+        required=False, min_value=0, max_value=1, initial=0.6, label="Ambiguous below this top posterior"
+    )
     blind = forms.BooleanField(required=False, initial=True)
     deadline = forms.DateTimeField(required=False, widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
     seed = forms.IntegerField(required=False, help_text="Leave empty for a random seed (recorded either way).")
@@ -58,10 +65,14 @@ class RoundCreateForm(forms.Form):
 class LabelForm(forms.Form):
     concept_code = forms.CharField(max_length=50, error_messages={"required": "Pick a concept."})
     free_text = forms.CharField(max_length=300, required=False)
-    confidence = forms.TypedChoiceField(choices=[(i, str(i)) for i in range(1, 6)], coerce=int,
-                                        error_messages={"required": "Give your confidence (1–5)."})
-    rationale = forms.CharField(min_length=RATIONALE_MIN_LENGTH, max_length=settings.MAX_TEXT_CHARS,
-                                widget=forms.Textarea)
+    confidence = forms.TypedChoiceField(
+        choices=[(i, str(i)) for i in range(1, 6)],
+        coerce=int,
+        error_messages={"required": "Give your confidence (1–5)."},
+    )
+    rationale = forms.CharField(
+        min_length=RATIONALE_MIN_LENGTH, max_length=settings.MAX_TEXT_CHARS, widget=forms.Textarea
+    )
     time_spent_seconds = forms.FloatField(min_value=0, required=False)
     idempotency_key = forms.CharField(max_length=64, required=False)
 
@@ -73,8 +84,10 @@ class DetectionForm(forms.Form):
         super().__init__(*args, **kwargs)
         for item in items:
             self.fields[f"item_{item.pk}"] = forms.TypedChoiceField(
-                choices=[("yes", "Matches"), ("no", "Does not match")], coerce=lambda value: value == "yes",
-                widget=forms.RadioSelect, error_messages={"required": "Answer every snippet."},
+                choices=[("yes", "Matches"), ("no", "Does not match")],
+                coerce=lambda value: value == "yes",
+                widget=forms.RadioSelect,
+                error_messages={"required": "Answer every snippet."},
             )
 
     def answers(self) -> dict[int, bool]:
@@ -86,11 +99,11 @@ class ConceptForm(forms.Form):
 
     code = forms.CharField(max_length=50, widget=forms.TextInput(attrs={"size": 12, "class": "code-input"}))
     name = forms.CharField(max_length=200, widget=forms.TextInput(attrs={"size": 24}))
-    parent_code = forms.CharField(max_length=50, required=False, label="Parent code",
-                                  widget=forms.TextInput(attrs={"size": 12}))
+    parent_code = forms.CharField(
+        max_length=50, required=False, label="Parent code", widget=forms.TextInput(attrs={"size": 12})
+    )
     description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2, "cols": 34}))
-    synonyms = forms.CharField(required=False, help_text="comma-separated",
-                               widget=forms.TextInput(attrs={"size": 28}))
+    synonyms = forms.CharField(required=False, help_text="comma-separated", widget=forms.TextInput(attrs={"size": 28}))
 
     def clean_synonyms(self) -> tuple[str, ...]:
         seen: list[str] = []
@@ -109,10 +122,15 @@ class _ConceptFormSet(forms.BaseFormSet):
             data = getattr(form, "cleaned_data", None)
             if not data or (self.can_delete and self._should_delete_form(form)):
                 continue
-            specs.append(ConceptSpec(code=data["code"].strip(), name=data["name"].strip(),
-                                     parent_code=data.get("parent_code", "").strip(),
-                                     description=data.get("description", "").strip(),
-                                     synonyms=data.get("synonyms", ())))
+            specs.append(
+                ConceptSpec(
+                    code=data["code"].strip(),
+                    name=data["name"].strip(),
+                    parent_code=data.get("parent_code", "").strip(),
+                    description=data.get("description", "").strip(),
+                    synonyms=data.get("synonyms", ()),
+                )
+            )
         return specs
 
 
@@ -121,8 +139,16 @@ ConceptFormSet = forms.formset_factory(ConceptForm, formset=_ConceptFormSet, ext
 
 def concepts_initial(concepts) -> list[dict]:
     """Formset rows for concepts (in tree order, each with `depth`)."""
-    return [{"code": c.code, "name": c.name, "parent_code": c.parent_code, "description": c.description,
-             "synonyms": ", ".join(c.synonyms or [])} for c in concepts]
+    return [
+        {
+            "code": c.code,
+            "name": c.name,
+            "parent_code": c.parent_code,
+            "description": c.description,
+            "synonyms": ", ".join(c.synonyms or []),
+        }
+        for c in concepts
+    ]
 
 
 class RubricForm(forms.Form):
@@ -136,8 +162,9 @@ class RubricVersionForm(forms.Form):
 
 
 class DeadlineForm(forms.Form):
-    deadline = forms.DateTimeField(required=False, widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
-                                   help_text="Empty: no deadline.")
+    deadline = forms.DateTimeField(
+        required=False, widget=forms.DateTimeInput(attrs={"type": "datetime-local"}), help_text="Empty: no deadline."
+    )
 
 
 class FollowUpForm(forms.Form):
@@ -155,8 +182,9 @@ class CommentForm(forms.Form):
 
 class AdjudicationForm(forms.Form):
     concept = forms.ChoiceField(choices=[])
-    rationale = forms.CharField(min_length=RATIONALE_MIN_LENGTH, max_length=settings.MAX_TEXT_CHARS,
-                                widget=forms.Textarea(attrs={"rows": 4}))
+    rationale = forms.CharField(
+        min_length=RATIONALE_MIN_LENGTH, max_length=settings.MAX_TEXT_CHARS, widget=forms.Textarea(attrs={"rows": 4})
+    )
 
     def __init__(self, *args, concepts, **kwargs):
         super().__init__(*args, **kwargs)

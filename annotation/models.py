@@ -1,4 +1,5 @@
 """Rubrics, rounds, assignments, labels, detection items, agreement, consensus and adjudication."""
+
 from __future__ import annotations
 
 from django.conf import settings
@@ -90,26 +91,36 @@ class Round(models.Model):
     kind = models.CharField(max_length=20, choices=Kind.choices)
     sae = models.ForeignKey(SAE, on_delete=models.PROTECT, related_name="rounds")
     rubric_version = models.ForeignKey(RubricVersion, on_delete=models.PROTECT, related_name="rounds")
-    coordinator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="coordinated_rounds")
+    coordinator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="coordinated_rounds"
+    )
     institutions = models.ManyToManyField(Institution, related_name="rounds", blank=True)
     latents = models.ManyToManyField(Latent, related_name="rounds", blank=True)
     overlap = models.PositiveSmallIntegerField(default=3, validators=[MinValueValidator(1)])
     repeat_fraction = models.FloatField(default=0.0, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)])
     min_repeats = models.PositiveSmallIntegerField(
-        default=3, help_text="Hidden repeats every rater gets at least, whatever the repeat fraction (test–retest)")
+        default=3, help_text="Hidden repeats every rater gets at least, whatever the repeat fraction (test–retest)"
+    )
     blind = models.BooleanField(default=True)
     # The routing rule of DESIGN §5, per round: applied to the SAE-wide consensus when this round closes.
     routing_min_rounds = models.PositiveSmallIntegerField(
-        default=2, validators=[MinValueValidator(1)], help_text="R: rounds with labels before a senior decides")
+        default=2, validators=[MinValueValidator(1)], help_text="R: rounds with labels before a senior decides"
+    )
     routing_entropy_ceiling = models.FloatField(
-        default=0.5, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
-        help_text="τ: a normalised posterior entropy above this is ambiguous")
+        default=0.5,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="τ: a normalised posterior entropy above this is ambiguous",
+    )
     routing_top_posterior_floor = models.FloatField(
-        default=0.6, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
-        help_text="A top posterior below this is ambiguous")
+        default=0.6,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="A top posterior below this is ambiguous",
+    )
     simulated = models.BooleanField(
-        default=False, db_index=True,
-        help_text="Labelled by simulated raters (the demo): left out of every export unless asked for")
+        default=False,
+        db_index=True,
+        help_text="Labelled by simulated raters (the demo): left out of every export unless asked for",
+    )
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT, db_index=True)
     deadline = models.DateTimeField(null=True, blank=True)
     parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="follow_ups")
@@ -121,8 +132,7 @@ class Round(models.Model):
     # The statistics job of a closed round (annotation.tasks): its state, progress and message. The token
     # names the latest request: a delivery carrying an older token, or one whose computation finished, is
     # dropped.
-    statistics_status = models.CharField(max_length=10, choices=StatisticsStatus.choices,
-                                         default=StatisticsStatus.NONE)
+    statistics_status = models.CharField(max_length=10, choices=StatisticsStatus.choices, default=StatisticsStatus.NONE)
     statistics_progress = models.FloatField(default=0.0)
     statistics_message = models.CharField(max_length=300, blank=True)
     statistics_updated_at = models.DateTimeField(null=True, blank=True)
@@ -137,8 +147,10 @@ class Round(models.Model):
             ),
             models.CheckConstraint(condition=Q(routing_min_rounds__gte=1), name="round_routing_min_rounds_positive"),
             models.CheckConstraint(
-                condition=Q(routing_entropy_ceiling__gte=0) & Q(routing_entropy_ceiling__lte=1)
-                & Q(routing_top_posterior_floor__gte=0) & Q(routing_top_posterior_floor__lte=1),
+                condition=Q(routing_entropy_ceiling__gte=0)
+                & Q(routing_entropy_ceiling__lte=1)
+                & Q(routing_top_posterior_floor__gte=0)
+                & Q(routing_top_posterior_floor__lte=1),
                 name="round_routing_thresholds_range",
             ),
         ]
@@ -315,7 +327,11 @@ class Consensus(ScopedModel):
     detection_accuracy = models.FloatField(null=True, blank=True, help_text="Share of correct detection answers")
     detection_n = models.PositiveIntegerField(default=0)
     detection_round = models.ForeignKey(
-        Round, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        Round,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
         help_text="The detection round that measured detection_accuracy",
     )
     computed_at = models.DateTimeField(auto_now=True)
@@ -327,11 +343,15 @@ class Consensus(ScopedModel):
         indexes = [models.Index(fields=["sae", "method"]), models.Index(fields=["round", "method"])]
         constraints = [
             _one_scope("consensus"),
-            models.UniqueConstraint(fields=["latent", "sae", "method"], condition=Q(sae__isnull=False),
-                                    name="consensus_unique_sae"),
-            models.UniqueConstraint(fields=["latent", "round", "method"], condition=Q(round__isnull=False),
-                                    name="consensus_unique_round"),
-            models.CheckConstraint(condition=Q(entropy__gte=0) & Q(entropy__lte=1.0000001), name="consensus_entropy_0_1"),
+            models.UniqueConstraint(
+                fields=["latent", "sae", "method"], condition=Q(sae__isnull=False), name="consensus_unique_sae"
+            ),
+            models.UniqueConstraint(
+                fields=["latent", "round", "method"], condition=Q(round__isnull=False), name="consensus_unique_round"
+            ),
+            models.CheckConstraint(
+                condition=Q(entropy__gte=0) & Q(entropy__lte=1.0000001), name="consensus_entropy_0_1"
+            ),
         ]
 
     @property
@@ -358,10 +378,12 @@ class RaterReliability(ScopedModel):
         verbose_name_plural = "rater reliability"
         constraints = [
             _one_scope("raterreliability"),
-            models.UniqueConstraint(fields=["rater", "sae"], condition=Q(sae__isnull=False),
-                                    name="raterreliability_unique_sae"),
-            models.UniqueConstraint(fields=["rater", "round"], condition=Q(round__isnull=False),
-                                    name="raterreliability_unique_round"),
+            models.UniqueConstraint(
+                fields=["rater", "sae"], condition=Q(sae__isnull=False), name="raterreliability_unique_sae"
+            ),
+            models.UniqueConstraint(
+                fields=["rater", "round"], condition=Q(round__isnull=False), name="raterreliability_unique_round"
+            ),
         ]
 
 

@@ -1,4 +1,5 @@
 """Celery tasks of the annotation app (thin: the work is in services.statistics_jobs)."""
+
 from celery import shared_task
 
 TASK_NAME = "annotation.compute_round_statistics"

@@ -1,4 +1,5 @@
 """API routes for annotation (under /api/v1/)."""
+
 from django.urls import path
 
 from . import apis
@@ -33,8 +34,9 @@ urlpatterns = [
     path("assignments/<int:pk>/", apis.AssignmentDetailApi.as_view(), name="assignment-detail"),
     path("assignments/<int:pk>/label/", apis.LabelSubmitApi.as_view(), name="label-submit"),
     path("assignments/<int:pk>/detection-items/", apis.DetectionItemListApi.as_view(), name="detection-items"),
-    path("assignments/<int:pk>/detection-answers/", apis.DetectionResponseSubmitApi.as_view(),
-         name="detection-answers"),
+    path(
+        "assignments/<int:pk>/detection-answers/", apis.DetectionResponseSubmitApi.as_view(), name="detection-answers"
+    ),
     path("labels/", apis.LabelListApi.as_view(), name="label-list"),
     # seniors and researchers
     path("adjudication-queue/", apis.AdjudicationQueueApi.as_view(), name="adjudication-queue-api"),

@@ -1,4 +1,5 @@
 """Web UI routes."""
+
 from django.urls import path, re_path
 
 from . import views
@@ -13,8 +14,11 @@ urlpatterns = [
     path("rounds/", views.round_list, name="round-list-page"),
     path("rounds/new/", views.round_create, name="round-create"),
     path("rounds/<int:round_id>/", views.round_dashboard, name="round-dashboard"),
-    re_path(r"^rounds/(?P<round_id>[0-9]+)/(?P<action>open|close|reveal|statistics|delete|deadline)/$",
-            views.round_action, name="round-action"),
+    re_path(
+        r"^rounds/(?P<round_id>[0-9]+)/(?P<action>open|close|reveal|statistics|delete|deadline)/$",
+        views.round_action,
+        name="round-action",
+    ),
     path("rounds/<int:round_id>/statistics-status/", views.round_statistics_status, name="round-statistics-status"),
     path("rounds/<int:round_id>/follow-up/new/", views.round_follow_up, name="round-follow-up"),
     path("rounds/<int:round_id>/discussion/", views.round_discussion, name="round-discussion"),

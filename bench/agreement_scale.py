@@ -5,6 +5,7 @@ crowd-kit is not a Concord dependency; to add its Dawid–Skene column, run the 
 virtual environment that has it (python -m venv /tmp/ck-venv && /tmp/ck-venv/bin/pip install crowd-kit
 krippendorff scikit-learn), e.g.  PYTHONPATH=. /tmp/ck-venv/bin/python bench/agreement_scale.py
 """
+
 from __future__ import annotations
 
 import argparse
@@ -57,11 +58,15 @@ def bench_alpha(*, n_units: int, n_raters: int, n_draws: int, package_draws: int
     matrix = reliability_matrix_from_values(values=values)
     for level in ("nominal", "ordinal", "interval"):
         package_time, package_alpha = _best_of(
-            3, lambda: krippendorff.alpha(reliability_data=values.T, level_of_measurement=level))
+            3, lambda: krippendorff.alpha(reliability_data=values.T, level_of_measurement=level)
+        )
         ours_time, ours = _best_of(3, lambda: krippendorff_alpha(matrix=matrix, level=level, n_draws=0))
-        _row(f"alpha {level}, {n_raters} raters × {n_units:,} units",
-             f"{package_time * 1e3:.0f} ms (α={package_alpha:.6f})", f"{ours_time * 1e3:.0f} ms (α={ours.alpha:.6f})",
-             f"|Δα|={abs(package_alpha - ours.alpha):.1e}")
+        _row(
+            f"alpha {level}, {n_raters} raters × {n_units:,} units",
+            f"{package_time * 1e3:.0f} ms (α={package_alpha:.6f})",
+            f"{ours_time * 1e3:.0f} ms (α={ours.alpha:.6f})",
+            f"|Δα|={abs(package_alpha - ours.alpha):.1e}",
+        )
 
         rng = np.random.default_rng(1)
         start = time.perf_counter()
@@ -70,10 +75,12 @@ def bench_alpha(*, n_units: int, n_raters: int, n_draws: int, package_draws: int
             krippendorff.alpha(reliability_data=picked.T, level_of_measurement=level)
         package_bootstrap = (time.perf_counter() - start) / package_draws * n_draws
         ours_time, ours = _best_of(1, lambda: krippendorff_alpha(matrix=matrix, level=level, n_draws=n_draws, seed=1))
-        _row(f"bootstrap {level}, {n_draws:,} draws",
-             f"{package_bootstrap:.1f} s (loop, {package_draws} draws ×{n_draws // package_draws})",
-             f"{ours_time:.2f} s (CI {ours.ci[0]:.4f}–{ours.ci[1]:.4f})",
-             f"{package_bootstrap / ours_time:.0f}× faster; target ≤ 1 s")
+        _row(
+            f"bootstrap {level}, {n_draws:,} draws",
+            f"{package_bootstrap:.1f} s (loop, {package_draws} draws ×{n_draws // package_draws})",
+            f"{ours_time:.2f} s (CI {ours.ci[0]:.4f}–{ours.ci[1]:.4f})",
+            f"{package_bootstrap / ours_time:.0f}× faster; target ≤ 1 s",
+        )
 
 
 def _dawid_skene_data(*, n_raters: int, n_labels: int, n_classes: int, per_unit: int, seed: int):
@@ -112,13 +119,17 @@ def bench_dawid_skene(*, n_raters: int, n_labels: int) -> None:
     majority_accuracy = float(np.mean(majority_vote(ratings=ratings).map_index == truth))
     what = f"Dawid–Skene, {n_raters} raters × {n_labels:,} labels"
     try:
-        from crowdkit.aggregation import DawidSkene
         import pandas as pd
+        from crowdkit.aggregation import DawidSkene
     except ImportError:
-        _row(what, "crowd-kit not installed", f"{ours_time:.2f} s, {ours.iterations} it., acc {ours_accuracy:.3f}",
-             f"majority vote acc {majority_accuracy:.3f}; target ≤ 0.5 s. For the crowd-kit column: python -m venv "
-             "/tmp/ck-venv && /tmp/ck-venv/bin/pip install crowd-kit krippendorff scikit-learn, then "
-             "PYTHONPATH=. /tmp/ck-venv/bin/python bench/agreement_scale.py")
+        _row(
+            what,
+            "crowd-kit not installed",
+            f"{ours_time:.2f} s, {ours.iterations} it., acc {ours_accuracy:.3f}",
+            f"majority vote acc {majority_accuracy:.3f}; target ≤ 0.5 s. For the crowd-kit column: python -m venv "
+            "/tmp/ck-venv && /tmp/ck-venv/bin/pip install crowd-kit krippendorff scikit-learn, then "
+            "PYTHONPATH=. /tmp/ck-venv/bin/python bench/agreement_scale.py",
+        )
         return
     frame = pd.DataFrame({"task": ratings.unit_index, "worker": ratings.rater_index, "label": ratings.category_index})
     start = time.perf_counter()
@@ -128,12 +139,14 @@ def bench_dawid_skene(*, n_raters: int, n_labels: int) -> None:
     reference_map = np.argmax(probabilities, axis=1)
     same_map = float(np.mean(reference_map == ours.map_index))
     mean_difference = float(np.mean(np.abs(probabilities - ours.posterior)))
-    _row(what,
-         f"crowd-kit {reference_time:.2f} s, {len(reference.loss_history_)} it., "
-         f"acc {np.mean(reference_map == truth):.3f}",
-         f"{ours_time:.2f} s, {ours.iterations} it., acc {ours_accuracy:.3f}",
-         f"{reference_time / ours_time:.0f}× faster; same MAP {same_map:.4f}, mean |Δposterior| {mean_difference:.1e}; "
-         f"majority vote acc {majority_accuracy:.3f}")
+    _row(
+        what,
+        f"crowd-kit {reference_time:.2f} s, {len(reference.loss_history_)} it., "
+        f"acc {np.mean(reference_map == truth):.3f}",
+        f"{ours_time:.2f} s, {ours.iterations} it., acc {ours_accuracy:.3f}",
+        f"{reference_time / ours_time:.0f}× faster; same MAP {same_map:.4f}, mean |Δposterior| {mean_difference:.1e}; "
+        f"majority vote acc {majority_accuracy:.3f}",
+    )
 
 
 def main() -> None:
@@ -146,17 +159,24 @@ def main() -> None:
     parser.add_argument("--ds-labels", type=int, default=500_000)
     arguments = parser.parse_args()
 
-    print(f"python {platform.python_version()}, numpy {np.__version__}, krippendorff {version('krippendorff')}, "
-          f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs", flush=True)
-    bench_alpha(n_units=arguments.units, n_raters=arguments.raters, n_draws=arguments.draws,
-                package_draws=arguments.package_draws)
+    print(
+        f"python {platform.python_version()}, numpy {np.__version__}, krippendorff {version('krippendorff')}, "
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
+        flush=True,
+    )
+    bench_alpha(
+        n_units=arguments.units,
+        n_raters=arguments.raters,
+        n_draws=arguments.draws,
+        package_draws=arguments.package_draws,
+    )
     bench_dawid_skene(n_raters=arguments.ds_raters, n_labels=arguments.ds_labels)
 
     header = ("measurement", "reference", "ours", "note")
     widths = [max(len(row[column]) for row in [header, *ROWS]) for column in range(4)]
     print()
     for row in [header, tuple("-" * width for width in widths), *ROWS]:
-        print("| " + " | ".join(cell.ljust(width) for cell, width in zip(row, widths)) + " |")
+        print("| " + " | ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + " |")
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ of all draws (ECE over 10 bins is biased upward on a few hundred latents: even t
 scores ~0.04 on one 300-latent draw). `--export DIR` also writes every draw as CSV (task, worker, label,
 truth, ambiguous) for tools outside Concord, e.g. crowd-kit in a throwaway virtual environment.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,9 +32,16 @@ def _export(*, simulation, path: Path) -> None:
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["task", "worker", "label", "truth", "ambiguous"])
-        for unit, rater, label in zip(ratings.unit_index, ratings.rater_index, ratings.category_index):
-            writer.writerow([ratings.units[unit], ratings.raters[rater], ratings.categories[label],
-                             ratings.categories[simulation.truth[unit]], int(simulation.ambiguous[unit])])
+        for unit, rater, label in zip(ratings.unit_index, ratings.rater_index, ratings.category_index, strict=False):
+            writer.writerow(
+                [
+                    ratings.units[unit],
+                    ratings.raters[rater],
+                    ratings.categories[label],
+                    ratings.categories[simulation.truth[unit]],
+                    int(simulation.ambiguous[unit]),
+                ]
+            )
 
 
 def calibration_table(*, n_seeds: int, export: Path | None) -> None:
@@ -49,15 +57,22 @@ def calibration_table(*, n_seeds: int, export: Path | None) -> None:
             truth.append(simulation.truth)
             ambiguous.append(simulation.ambiguous)
             for method in METHODS:
-                result = consensus_fit(method=method, ratings=simulation.ratings, weights=simulation.weights,
-                                       parents=simulation.parents)
+                result = consensus_fit(
+                    method=method, ratings=simulation.ratings, weights=simulation.weights, parents=simulation.parents
+                )
                 posteriors[method].append(result.posterior)
         for method in METHODS:
-            scores = score(posterior=np.concatenate(posteriors[method]), truth=np.concatenate(truth),
-                           ambiguous=np.concatenate(ambiguous))
-            print(f"| {regime.name} | {regime.n_units} × {n_seeds} | {method} | {scores.accuracy:.3f} | "
-                  f"{scores.ece:.3f} | {scores.brier:.3f} | {scores.log_loss:.3f} | {scores.entropy_ambiguous:.3f} | "
-                  f"{scores.entropy_clear:.3f} |", flush=True)
+            scores = score(
+                posterior=np.concatenate(posteriors[method]),
+                truth=np.concatenate(truth),
+                ambiguous=np.concatenate(ambiguous),
+            )
+            print(
+                f"| {regime.name} | {regime.n_units} × {n_seeds} | {method} | {scores.accuracy:.3f} | "
+                f"{scores.ece:.3f} | {scores.brier:.3f} | {scores.log_loss:.3f} | {scores.entropy_ambiguous:.3f} | "
+                f"{scores.entropy_clear:.3f} |",
+                flush=True,
+            )
 
 
 def timing_table(*, sizes: list[int]) -> None:
@@ -72,13 +87,17 @@ def timing_table(*, sizes: list[int]) -> None:
             best, wall, result = np.inf, np.inf, None
             for _ in range(2):
                 start, start_wall = time.process_time(), time.perf_counter()
-                result = consensus_fit(method=method, ratings=simulation.ratings, weights=simulation.weights,
-                                       parents=simulation.parents)
+                result = consensus_fit(
+                    method=method, ratings=simulation.ratings, weights=simulation.weights, parents=simulation.parents
+                )
                 best = min(best, time.process_time() - start)
                 wall = min(wall, time.perf_counter() - start_wall)
             accuracy = float(np.mean(result.map_index == simulation.truth))
-            print(f"| {n_labels:,} | {len(simulation.ratings.units):,} | {method} | {wall:.2f} | {best:.2f} | "
-                  f"{result.iterations} | {1000 * best / result.iterations:.1f} | {accuracy:.3f} |", flush=True)
+            print(
+                f"| {n_labels:,} | {len(simulation.ratings.units):,} | {method} | {wall:.2f} | {best:.2f} | "
+                f"{result.iterations} | {1000 * best / result.iterations:.1f} | {accuracy:.3f} |",
+                flush=True,
+            )
 
 
 def main() -> None:
@@ -89,8 +108,11 @@ def main() -> None:
     arguments = parser.parse_args()
     if arguments.export is not None:
         arguments.export.mkdir(parents=True, exist_ok=True)
-    print(f"python {platform.python_version()}, numpy {np.__version__}, {os.cpu_count()} CPUs, "
-          f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}", flush=True)
+    print(
+        f"python {platform.python_version()}, numpy {np.__version__}, {os.cpu_count()} CPUs, "
+        f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}",
+        flush=True,
+    )
     calibration_table(n_seeds=arguments.seeds, export=arguments.export)
     sizes = [int(size) for size in arguments.sizes.split(",") if size.strip()]
     if sizes:

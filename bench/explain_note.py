@@ -7,6 +7,7 @@ Runs on a fresh SQLite file under a temporary directory. Without --sae-dir the S
 of the demo's shape (the cost of encoding does not depend on the weights); 200 of its latents get a
 consensus label so that the label join does real work. Prints a table.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,8 +29,13 @@ def main() -> int:
     parser.add_argument("--sae-dir", type=Path, help="a SAELens directory of a trained demo SAE")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="concord-explain-bench-"))
-    os.environ.update(CONCORD_VAR_DIR=str(workdir), ARTIFACT_ROOT=str(workdir / "artifacts"),
-                      DJANGO_SETTINGS_MODULE="config.settings", HF_HUB_OFFLINE="1", CONCORD_DEVICE="cpu")
+    os.environ.update(
+        CONCORD_VAR_DIR=str(workdir),
+        ARTIFACT_ROOT=str(workdir / "artifacts"),
+        DJANGO_SETTINGS_MODULE="config.settings",
+        HF_HUB_OFFLINE="1",
+        CONCORD_DEVICE="cpu",
+    )
     os.environ.pop("DATABASE_URL", None)
     sys.path.insert(0, str(ROOT))
     import django
@@ -54,23 +60,35 @@ def main() -> int:
     if sae_dir is None:
         sae = build_sae(config_from_dict({"architecture": "topk", "d_in": 384, "d_sae": 2048, "k": 32}), seed=0)
         sae_dir = save_sae(sae=sae.eval(), normalisation=Normalisation.identity(384), directory=workdir / "sae")
-    host = HostModel.objects.create(name="all-MiniLM-L6-v2", source=str(minilm_path()), kind="encoder", d_model=384,
-                                    n_layers=6)
+    host = HostModel.objects.create(
+        name="all-MiniLM-L6-v2", source=str(minilm_path()), kind="encoder", d_model=384, n_layers=6
+    )
     hook = HookPoint.objects.create(host_model=host, name="blocks.3.hook_resid_post", layer=3, site="resid_post")
-    sae_row = SAE.objects.create(name="bench", hook_point=hook, architecture="topk", d_in=384, d_sae=2048, k=32,
-                                 artifact_uri=str(sae_dir))
+    sae_row = SAE.objects.create(
+        name="bench", hook_point=hook, architecture="topk", d_in=384, d_sae=2048, k=32, artifact_uri=str(sae_dir)
+    )
     Latent.objects.bulk_create(Latent(sae=sae_row, index=i, max_activation=3.0) for i in range(2048))
     labelled = random.Random(0).sample(list(Latent.objects.filter(sae=sae_row)), 200)
-    Consensus.objects.bulk_create(Consensus(latent=latent, scope=f"sae:{sae_row.pk}", method="dawid-skene",
-                                            posterior={"HF": 0.8, "MI": 0.2}, map_concept="HF", entropy=0.4,
-                                            n_labels=3, routing="consensus") for latent in labelled)
+    Consensus.objects.bulk_create(
+        Consensus(
+            latent=latent,
+            scope=f"sae:{sae_row.pk}",
+            method="dawid-skene",
+            posterior={"HF": 0.8, "MI": 0.2},
+            map_concept="HF",
+            entropy=0.4,
+            n_labels=3,
+            routing="consensus",
+        )
+        for latent in labelled
+    )
 
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(str(minilm_path()))
     text = " ".join(record["text"] for record in load_snippets(corpus_path())[:80])
     offsets = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
-    note = text[:offsets[args.tokens - 1][1]]
+    note = text[: offsets[args.tokens - 1][1]]
 
     started = time.perf_counter()
     first = note_explain(sae=sae_row, text=note, via="bench")
@@ -85,12 +103,16 @@ def main() -> int:
     cpu.sort()
     # CPU seconds of this process: what one uncontended core would take; wall time also counts waiting for
     # a core on a shared machine (compare the load average printed below).
-    print("| note tokens | threads | first call (loads weights) | wall median | wall min | CPU median | CPU p90 | "
-          "concepts |")
+    print(
+        "| note tokens | threads | first call (loads weights) | wall median | wall min | CPU median | CPU p90 | "
+        "concepts |"
+    )
     print("|---|---|---|---|---|---|---|---|")
-    print(f"| {len(first.tokens)} | {args.threads} | {cold:.2f} s | {statistics.median(times):.3f} s | "
-          f"{times[0]:.3f} s | {statistics.median(cpu):.3f} s | {cpu[int(0.9 * (len(cpu) - 1))]:.3f} s | "
-          f"{len(explanation.concepts)} |")
+    print(
+        f"| {len(first.tokens)} | {args.threads} | {cold:.2f} s | {statistics.median(times):.3f} s | "
+        f"{times[0]:.3f} s | {statistics.median(cpu):.3f} s | {cpu[int(0.9 * (len(cpu) - 1))]:.3f} s | "
+        f"{len(explanation.concepts)} |"
+    )
     print(f"load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     return 0
 

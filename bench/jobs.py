@@ -8,6 +8,7 @@ starts real Celery workers and beat, prints a table, and removes all of it. Reco
 SIGKILL of the worker's process group to (a) the job running again under the standby worker and (b) its
 success; the standby worker is started before the kill so that its start-up is not counted.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -57,31 +58,49 @@ def recovery(*, redis_url: str, lease: float, sweep: float, tmp: Path) -> dict[s
             first = start_worker(name="first@bench", broker=redis_url, log=tmp / "first.log", **env)
             processes.append(first)
             wait_for_worker(app, "first@bench", first)
-            job = train_sae_request(activations_path=str(path), arch="topk", width=32, k=4, steps=600, batch_size=64,
-                                    checkpoint_every=50, out=str(tmp / "sae"))
+            job = train_sae_request(
+                activations_path=str(path),
+                arch="topk",
+                width=32,
+                k=4,
+                steps=600,
+                batch_size=64,
+                checkpoint_every=50,
+                out=str(tmp / "sae"),
+            )
             from django.conf import settings
 
             checkpoints = Path(settings.ARTIFACT_ROOT) / "checkpoints" / str(job.uuid)
             wait_until(lambda: any(checkpoints.glob("step-*")), timeout=300, what="a checkpoint")
-            processes.append(start_beat(broker=redis_url, log=tmp / "beat.log", schedule=tmp / "beat-schedule",
-                                        **env))
+            processes.append(start_beat(broker=redis_url, log=tmp / "beat.log", schedule=tmp / "beat-schedule", **env))
             # A standby worker on both queues, up before the kill: its start-up is not part of the recovery.
             standby = start_worker(name="standby@bench", broker=redis_url, log=tmp / "standby.log", **env)
             processes.append(standby)
             wait_for_worker(app, "standby@bench", standby)
             first.kill()
             killed = time.monotonic()
-            wait_until(lambda: Job.objects.filter(pk=job.pk, attempts=2, status="running").exists(), timeout=300,
-                       what="the job to run again", poll=0.05)
+            wait_until(
+                lambda: Job.objects.filter(pk=job.pk, attempts=2, status="running").exists(),
+                timeout=300,
+                what="the job to run again",
+                poll=0.05,
+            )
             rerun = time.monotonic() - killed
-            finished = wait_until(lambda: (row := Job.objects.get(pk=job.pk)).is_finished and row, timeout=600,
-                                  what="success", poll=0.1)
+            finished = wait_until(
+                lambda: (row := Job.objects.get(pk=job.pk)).is_finished and row, timeout=600, what="success", poll=0.1
+            )
             done = time.monotonic() - killed
     finally:
         for process in reversed(processes):
             process.kill()
-    return {"lease": lease, "sweep": sweep, "rerun_s": rerun, "success_s": done, "status": finished.status,
-            "resumed": "resumed at step" in finished.log_tail}
+    return {
+        "lease": lease,
+        "sweep": sweep,
+        "rerun_s": rerun,
+        "success_s": done,
+        "status": finished.status,
+        "resumed": "resumed at step" in finished.log_tail,
+    }
 
 
 def sweep_wall(*, redis_url: str, n_workers: int, tmp: Path) -> float:
@@ -103,15 +122,33 @@ def sweep_wall(*, redis_url: str, n_workers: int, tmp: Path) -> float:
         with broker(redis_url) as app:
             for i in range(n_workers):
                 name = f"gpu{i}-{n_workers}@bench"
-                workers.append(start_worker(name=name, broker=redis_url, log=tmp / f"{name}.log", queues="gpu",
-                                            CONCORD_DEVICE="cpu"))
+                workers.append(
+                    start_worker(
+                        name=name, broker=redis_url, log=tmp / f"{name}.log", queues="gpu", CONCORD_DEVICE="cpu"
+                    )
+                )
                 wait_for_worker(app, name, workers[-1])
             started = time.monotonic()
-            sweep = sweep_launch(activation_set=activation_set, arch="topk", widths=[32, 64], ks=[4, 8], steps=300,
-                                 batch_size=128, checkpoint_every=100, n_top=5, by=researcher,
-                                 name=f"{n_workers} workers")
-            wait_until(lambda: (jobs := list(sweep.jobs.all())) and len(jobs) == 8 and all(
-                j.status == "succeeded" for j in jobs), timeout=1200, what="the sweep", poll=0.2)
+            sweep = sweep_launch(
+                activation_set=activation_set,
+                arch="topk",
+                widths=[32, 64],
+                ks=[4, 8],
+                steps=300,
+                batch_size=128,
+                checkpoint_every=100,
+                n_top=5,
+                by=researcher,
+                name=f"{n_workers} workers",
+            )
+            wait_until(
+                lambda: (
+                    (jobs := list(sweep.jobs.all())) and len(jobs) == 8 and all(j.status == "succeeded" for j in jobs)
+                ),
+                timeout=1200,
+                what="the sweep",
+                poll=0.2,
+            )
             return time.monotonic() - started
     finally:
         for worker in workers:
@@ -136,9 +173,11 @@ def main() -> None:
                 result = recovery(redis_url=redis_server.url, lease=args.lease, sweep=args.sweep, tmp=tmp)
                 print("| measure | lease s | sweep s | kill → running again s | kill → succeeded s | resumed |")
                 print("|---|---|---|---|---|---|")
-                print(f"| reaper recovery after kill -9 of the whole worker | {result['lease']:.0f} | "
-                      f"{result['sweep']:.0f} | {result['rerun_s']:.1f} | {result['success_s']:.1f} | "
-                      f"{result['resumed']} ({result['status']}) |")
+                print(
+                    f"| reaper recovery after kill -9 of the whole worker | {result['lease']:.0f} | "
+                    f"{result['sweep']:.0f} | {result['rerun_s']:.1f} | {result['success_s']:.1f} | "
+                    f"{result['resumed']} ({result['status']}) |"
+                )
             if not args.skip_sweep:
                 one = sweep_wall(redis_url=redis_server.url, n_workers=1, tmp=tmp)
                 two = sweep_wall(redis_url=redis_server.url, n_workers=2, tmp=tmp)

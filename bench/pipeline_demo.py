@@ -5,6 +5,7 @@
 Runs on a fresh SQLite file and artifact folder under a temporary directory (the embedded default),
 prints a table of stage times and the SAE's quality against issue 5's targets.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,8 +23,12 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="the 300-snippet slice")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="concord-demo-bench-"))
-    os.environ.update(CONCORD_VAR_DIR=str(workdir), ARTIFACT_ROOT=str(workdir / "artifacts"),
-                      DJANGO_SETTINGS_MODULE="config.settings", HF_HUB_OFFLINE="1")
+    os.environ.update(
+        CONCORD_VAR_DIR=str(workdir),
+        ARTIFACT_ROOT=str(workdir / "artifacts"),
+        DJANGO_SETTINGS_MODULE="config.settings",
+        HF_HUB_OFFLINE="1",
+    )
     os.environ.pop("DATABASE_URL", None)
     sys.path.insert(0, str(ROOT))
     import django
@@ -56,12 +61,25 @@ def main() -> int:
     rows = [
         ("FVE", metrics.get("fve"), "≥ 0.85", check(metrics.get("fve"), lambda v: v >= 0.85)),
         ("L0", metrics.get("l0"), "≤ 32", check(metrics.get("l0"), lambda v: v <= 32)),
-        ("dead fraction", metrics.get("dead_fraction"), "≤ 0.10", check(metrics.get("dead_fraction"), lambda v: v <= 0.10)),
-        ("mean entropy, SAE latents", mono.get("sae_mean_entropy"), "< neurons",
-         check(mono.get("sae_mean_entropy"), lambda v: v < mono.get("neuron_mean_entropy", float("-inf")))),
+        (
+            "dead fraction",
+            metrics.get("dead_fraction"),
+            "≤ 0.10",
+            check(metrics.get("dead_fraction"), lambda v: v <= 0.10),
+        ),
+        (
+            "mean entropy, SAE latents",
+            mono.get("sae_mean_entropy"),
+            "< neurons",
+            check(mono.get("sae_mean_entropy"), lambda v: v < mono.get("neuron_mean_entropy", float("-inf"))),
+        ),
         ("mean entropy, raw neurons", mono.get("neuron_mean_entropy"), "", None),
-        ("latents with best r ≥ 0.5", mono.get("n_latents_r_ge_0_5"), "≥ 10",
-         check(mono.get("n_latents_r_ge_0_5"), lambda v: v >= 10)),
+        (
+            "latents with best r ≥ 0.5",
+            mono.get("n_latents_r_ge_0_5"),
+            "≥ 10",
+            check(mono.get("n_latents_r_ge_0_5"), lambda v: v >= 10),
+        ),
     ]
     print(f"\n{'quality':<32}{'value':>10}  {'target':<10}")
     for name, value, target, ok in rows:

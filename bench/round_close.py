@@ -4,6 +4,7 @@ Runs against a throw-away test database (test_<DATABASE_URL's name>) built with 
 broker of CELERY_BROKER_URL (no worker needed: with the statistics job the request only queues it).
     python bench/round_close.py [--rounds 20] [--latents 12] [--raters 3]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,8 +49,9 @@ def main() -> None:
         latencies = []
         for _ in range(args.rounds):
             sae = worlds.sae_with_examples(n_latents=args.latents, institution=own)
-            round_ = worlds.make_round(by=coordinator, sae=sae, version=version, institutions=[own],
-                                       raters_list=raters, overlap=args.raters)
+            round_ = worlds.make_round(
+                by=coordinator, sae=sae, version=version, institutions=[own], raters_list=raters, overlap=args.raters
+            )
             worlds.label_everything(round_, choose=lambda a: "HF" if a.latent.index % 3 else "AKI")
             started = time.perf_counter()
             response = client.post(f"/api/v1/rounds/{round_.pk}/close/")
@@ -57,9 +59,11 @@ def main() -> None:
             assert response.status_code == 200, response.content
         latencies.sort()
         p95 = latencies[min(len(latencies) - 1, round(0.95 * (len(latencies) - 1)))]
-        print(f"round close: n={len(latencies)} rounds of {args.latents} latents x {args.raters} raters; "
-              f"p50 {statistics.median(latencies) * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms, "
-              f"max {latencies[-1] * 1000:.0f} ms")
+        print(
+            f"round close: n={len(latencies)} rounds of {args.latents} latents x {args.raters} raters; "
+            f"p50 {statistics.median(latencies) * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms, "
+            f"max {latencies[-1] * 1000:.0f} ms"
+        )
     finally:
         connection.creation.destroy_test_db(old_name, verbosity=0)
 

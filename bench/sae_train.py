@@ -96,8 +96,9 @@ def make_step(sae, optimizer, device: torch.device, dtype: torch.dtype):
     return step
 
 
-def bench_one(cfg: SAEConfig, *, batch: int, steps: int, warmup: int, device: torch.device,
-              dtype: torch.dtype, phase_steps: int) -> dict[str, float]:
+def bench_one(
+    cfg: SAEConfig, *, batch: int, steps: int, warmup: int, device: torch.device, dtype: torch.dtype, phase_steps: int
+) -> dict[str, float]:
     sae = build_sae(cfg, seed=0, device=device).train()
     optimizer = torch.optim.Adam(sae.parameters(), lr=1e-4, fused=supports_fused_adam(device) or None)
     batches = [torch.randn(batch, cfg.d_in, device=device) for _ in range(4)]
@@ -120,8 +121,12 @@ def bench_one(cfg: SAEConfig, *, batch: int, steps: int, warmup: int, device: to
     spent = {name: timer.seconds.get(name, 0.0) for name in PHASES}
     total = sum(spent.values()) or 1.0
     flops = flops_per_step(cfg, batch)
-    return {"seconds": seconds, "tokens_per_s": batch / seconds, "tflops": flops / seconds / 1e12,
-            **{name: spent[name] / total for name in PHASES}}
+    return {
+        "seconds": seconds,
+        "tokens_per_s": batch / seconds,
+        "tflops": flops / seconds / 1e12,
+        **{name: spent[name] / total for name in PHASES},
+    }
 
 
 def bench_selection(device: torch.device, batch: int, d_sae: int, k: int, dtype: torch.dtype) -> dict[str, float]:
@@ -174,8 +179,10 @@ def main() -> None:
     dtype = autocast_dtype(device)
     peak_before = measure_peak(device)
     print(f"device: {describe(device)}; compute dtype {str(dtype).removeprefix('torch.')}")
-    print(f"d_in {d_in}, d_sae {d_sae}, k {args.k}, batch {batch} tokens, median of {steps} steps; "
-          f"torch {torch.__version__}\n")
+    print(
+        f"d_in {d_in}, d_sae {d_sae}, k {args.k}, batch {batch} tokens, median of {steps} steps; "
+        f"torch {torch.__version__}\n"
+    )
 
     configs: list[tuple[str, str, SAEConfig]] = []
     for name in args.architectures.split(","):
@@ -189,16 +196,19 @@ def main() -> None:
             configs.append((name, "sparse", fast))
             configs.append((name, "reference", dataclasses.replace(fast, sparse_kernels=False)))
 
-    header = (f"{'architecture':<12} {'kernels':<9} {'ms/step':>8} {'tokens/s':>10} {'TFLOP/s':>8} {'% peak':>7} "
-              f"{'x ref':>6} | " + " ".join(f"{name.removesuffix('imizer'):>8}" for name in PHASES))
+    header = (
+        f"{'architecture':<12} {'kernels':<9} {'ms/step':>8} {'tokens/s':>10} {'TFLOP/s':>8} {'% peak':>7} "
+        f"{'x ref':>6} | " + " ".join(f"{name.removesuffix('imizer'):>8}" for name in PHASES)
+    )
     # A discarded first run: the allocator and thread pool settle during it, and the first
     # configuration measured would otherwise look several times slower than it is.
     bench_one(configs[0][2], batch=batch, steps=1, warmup=args.warmup, device=device, dtype=dtype, phase_steps=0)
     reference_seconds: dict[str, float] = {}
     rows = []
     for name, kernels, cfg in configs:
-        result = bench_one(cfg, batch=batch, steps=steps, warmup=args.warmup, device=device, dtype=dtype,
-                           phase_steps=args.phase_steps)
+        result = bench_one(
+            cfg, batch=batch, steps=steps, warmup=args.warmup, device=device, dtype=dtype, phase_steps=args.phase_steps
+        )
         rows.append((name, kernels, result))
         if kernels != "sparse":
             reference_seconds[name] = result["seconds"]
@@ -211,12 +221,16 @@ def main() -> None:
     for name, kernels, result in rows:
         speedup = reference_seconds.get(name, result["seconds"]) / result["seconds"]
         shares = " ".join(f"{100 * result[phase_name]:7.1f}%" for phase_name in PHASES)
-        print(f"{name:<12} {kernels:<9} {1e3 * result['seconds']:8.1f} {result['tokens_per_s']:10.0f} "
-              f"{result['tflops']:8.3f} {100 * result['tflops'] / peak:6.1f}% {speedup:5.2f}x | {shares}")
+        print(
+            f"{name:<12} {kernels:<9} {1e3 * result['seconds']:8.1f} {result['tokens_per_s']:10.0f} "
+            f"{result['tflops']:8.3f} {100 * result['tflops'] / peak:6.1f}% {speedup:5.2f}x | {shares}"
+        )
 
     selection = bench_selection(device, batch, d_sae, args.k, dtype)
-    print(f"\nselection of k={args.k} of {d_sae} per token / {batch * args.k} of the batch (ms): "
-          + ", ".join(f"{name} {ms:.2f}" for name, ms in selection.items()))
+    print(
+        f"\nselection of k={args.k} of {d_sae} per token / {batch * args.k} of the batch (ms): "
+        + ", ".join(f"{name} {ms:.2f}" for name, ms in selection.items())
+    )
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ Rows:
 - saelens→concord: SAEs built by SAELens with random weights (inference classes, and the
   batchtopk / matryoshka training classes through `save_inference_model`), read by `load_sae`.
 """
+
 from __future__ import annotations
 
 import json
@@ -36,8 +37,8 @@ from inference.engine.saes import (
     BatchTopKConfig,
     JumpReLUConfig,
     MatryoshkaConfig,
-    NormalisedSAE,
     Normalisation,
+    NormalisedSAE,
     ReLUConfig,
     TopKConfig,
     build_sae,
@@ -94,8 +95,15 @@ def concord_to_saelens(rows: list, root: Path) -> None:
         kept = kept and theirs.cfg.metadata.concord is not None
         with torch.no_grad():
             z = theirs.encode(x)
-            rows.append(("concord→saelens folded, raw x", name, max_delta(z, z_ref),
-                         max_delta(theirs.decode(z), x_hat_ref), kept))
+            rows.append(
+                (
+                    "concord→saelens folded, raw x",
+                    name,
+                    max_delta(z, z_ref),
+                    max_delta(theirs.decode(z), x_hat_ref),
+                    kept,
+                )
+            )
         unfolded = root / f"{name}-unfolded"
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -105,18 +113,38 @@ def concord_to_saelens(rows: list, root: Path) -> None:
         mean, scale = torch.tensor(stated["mean"]), stated["scale"]
         with torch.no_grad():
             z = theirs.encode((x - mean) * scale)
-            rows.append(("concord→saelens unfolded, x as stated", name, max_delta(z, z_ref),
-                         max_delta(theirs.decode(z) / scale + mean, x_hat_ref), stated is not None))
-            rows.append(("concord→saelens unfolded, raw x (misuse)", name, max_delta(theirs.encode(x), z_ref),
-                         float("nan"), True))
+            rows.append(
+                (
+                    "concord→saelens unfolded, x as stated",
+                    name,
+                    max_delta(z, z_ref),
+                    max_delta(theirs.decode(z) / scale + mean, x_hat_ref),
+                    stated is not None,
+                )
+            )
+            rows.append(
+                (
+                    "concord→saelens unfolded, raw x (misuse)",
+                    name,
+                    max_delta(theirs.encode(x), z_ref),
+                    float("nan"),
+                    True,
+                )
+            )
         # Round trip: SAELens reads and rewrites the unfolded file; Concord must read the same SAE back.
         again = root / f"{name}-again"
         theirs.save_model(again)
         back = load_sae(again)
         with torch.no_grad():
-            rows.append(("concord→saelens→concord", name, max_delta(back.normalised().encode(x), z_ref),
-                         max_delta(back.normalised()(x), x_hat_ref),
-                         type(back.sae) is type(sae) and back.normalisation.scale == normalisation.scale))
+            rows.append(
+                (
+                    "concord→saelens→concord",
+                    name,
+                    max_delta(back.normalised().encode(x), z_ref),
+                    max_delta(back.normalised()(x), x_hat_ref),
+                    type(back.sae) is type(sae) and back.normalisation.scale == normalisation.scale,
+                )
+            )
 
 
 def saelens_to_concord(rows: list, root: Path) -> None:
@@ -147,11 +175,15 @@ def saelens_to_concord(rows: list, root: Path) -> None:
 
     builds = [
         ("relu (standard)", lambda: StandardSAE(StandardSAEConfig(d_in=D_IN, d_sae=D_SAE))),
-        ("relu (standard), no b_dec centring",
-         lambda: StandardSAE(StandardSAEConfig(d_in=D_IN, d_sae=D_SAE, apply_b_dec_to_input=False))),
+        (
+            "relu (standard), no b_dec centring",
+            lambda: StandardSAE(StandardSAEConfig(d_in=D_IN, d_sae=D_SAE, apply_b_dec_to_input=False)),
+        ),
         ("topk", lambda: TopKSAE(TopKSAEConfig(d_in=D_IN, d_sae=D_SAE, k=K))),
-        ("topk, rescale_acts_by_decoder_norm",
-         lambda: TopKSAE(TopKSAEConfig(d_in=D_IN, d_sae=D_SAE, k=K, rescale_acts_by_decoder_norm=True))),
+        (
+            "topk, rescale_acts_by_decoder_norm",
+            lambda: TopKSAE(TopKSAEConfig(d_in=D_IN, d_sae=D_SAE, k=K, rescale_acts_by_decoder_norm=True)),
+        ),
         ("jumprelu", lambda: JumpReLUSAE(JumpReLUSAEConfig(d_in=D_IN, d_sae=D_SAE))),
     ]
     for label, build in builds:
@@ -163,16 +195,27 @@ def saelens_to_concord(rows: list, root: Path) -> None:
         ours = load_sae(directory)
         with torch.no_grad():
             z_ref = sae.encode(x)
-            rows.append(("saelens→concord", label, max_delta(ours.sae.encode(x), z_ref),
-                         max_delta(ours.sae.decode(ours.sae.encode(x)), sae.decode(z_ref)),
-                         ours.metadata.get("hook_name") == metadata["hook_name"]))
+            rows.append(
+                (
+                    "saelens→concord",
+                    label,
+                    max_delta(ours.sae.encode(x), z_ref),
+                    max_delta(ours.sae.decode(ours.sae.encode(x)), sae.decode(z_ref)),
+                    ours.metadata.get("hook_name") == metadata["hook_name"],
+                )
+            )
     # Training-only architectures reach other tools as SAELens's inference files (jumprelu).
     trained = [
-        ("batchtopk (training → jumprelu)",
-         lambda: BatchTopKTrainingSAE(BatchTopKTrainingSAEConfig(d_in=D_IN, d_sae=D_SAE, k=K))),
-        ("matryoshka batchtopk (training → jumprelu)",
-         lambda: MatryoshkaBatchTopKTrainingSAE(MatryoshkaBatchTopKTrainingSAEConfig(
-             d_in=D_IN, d_sae=D_SAE, k=K, matryoshka_widths=[32, 128, D_SAE]))),
+        (
+            "batchtopk (training → jumprelu)",
+            lambda: BatchTopKTrainingSAE(BatchTopKTrainingSAEConfig(d_in=D_IN, d_sae=D_SAE, k=K)),
+        ),
+        (
+            "matryoshka batchtopk (training → jumprelu)",
+            lambda: MatryoshkaBatchTopKTrainingSAE(
+                MatryoshkaBatchTopKTrainingSAEConfig(d_in=D_IN, d_sae=D_SAE, k=K, matryoshka_widths=[32, 128, D_SAE])
+            ),
+        ),
     ]
     for label, build in trained:
         sae = build()
@@ -185,9 +228,15 @@ def saelens_to_concord(rows: list, root: Path) -> None:
         ours = load_sae(directory)
         with torch.no_grad():
             z_ref = theirs.encode(x)
-            rows.append(("saelens→concord", label, max_delta(ours.sae.encode(x), z_ref),
-                         max_delta(ours.sae.decode(ours.sae.encode(x)), theirs.decode(z_ref)),
-                         type(ours.sae).__name__ == "JumpReLUSAE"))
+            rows.append(
+                (
+                    "saelens→concord",
+                    label,
+                    max_delta(ours.sae.encode(x), z_ref),
+                    max_delta(ours.sae.decode(ours.sae.encode(x)), theirs.decode(z_ref)),
+                    type(ours.sae).__name__ == "JumpReLUSAE",
+                )
+            )
 
 
 def main() -> None:
@@ -197,8 +246,10 @@ def main() -> None:
         root = Path(directory)
         concord_to_saelens(rows, root)
         saelens_to_concord(rows, root)
-    print(f"sae-lens {sae_lens.__version__}, torch {torch.__version__}; d_in {D_IN}, d_sae {D_SAE}, k {K}; "
-          f"2,000 activations")
+    print(
+        f"sae-lens {sae_lens.__version__}, torch {torch.__version__}; d_in {D_IN}, d_sae {D_SAE}, k {K}; "
+        f"2,000 activations"
+    )
     print("| direction | architecture | max abs Δ latents | max abs Δ reconstruction | metadata/type kept |")
     print("|---|---|---|---|---|")
     for direction, name, dz, dx, kept in rows:

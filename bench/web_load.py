@@ -10,6 +10,7 @@ streamed CSV export of every label over HTTP (time to first byte, total, rows, t
 peak RSS) and the `export_labels` command in each format (wall time, peak RSS). Loopback only; every
 loop is bounded by the seeded queues.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,9 +33,16 @@ SERVER_URL = os.environ.get("BENCH_POSTGRES", "postgres://postgres@127.0.0.1:543
 PORT = int(os.environ.get("BENCH_PORT", "8765"))
 TOKEN = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
 ENV = {
-    **os.environ, "DATABASE_URL": f"{SERVER_URL}/{DATABASE}", "DEBUG": "0", "SECRET_KEY": "bench-" + "x" * 40,
-    "ALLOWED_HOSTS": "127.0.0.1,localhost", "SECURE_SSL_REDIRECT": "0", "SECURE_HSTS_SECONDS": "0",
-    "DJANGO_SETTINGS_MODULE": "config.settings", "CONCORD_VAR_DIR": str(VAR), "LOG_LEVEL": "WARNING",
+    **os.environ,
+    "DATABASE_URL": f"{SERVER_URL}/{DATABASE}",
+    "DEBUG": "0",
+    "SECRET_KEY": "bench-" + "x" * 40,
+    "ALLOWED_HOSTS": "127.0.0.1,localhost",
+    "SECURE_SSL_REDIRECT": "0",
+    "SECURE_HSTS_SECONDS": "0",
+    "DJANGO_SETTINGS_MODULE": "config.settings",
+    "CONCORD_VAR_DIR": str(VAR),
+    "LOG_LEVEL": "WARNING",
 }
 
 
@@ -92,8 +100,17 @@ def _examples(latent, snippets, rng, *, n_top: int = 20, n_bins: int = 10, per_b
             value = (8.0 - 0.2 * k) if kind == "top" else 0.3 * (k // per_bin + 1)
             activations = [round(max(0.0, value - abs(i - peak) * 1.5), 3) for i in range(len(tokens))]
             rank = k if kind == "top" else k // per_bin
-            rows.append(LatentExample(latent=latent, snippet=snippet, kind=kind, rank=rank, max_activation=value,
-                                      tokens=tokens, activations=activations))
+            rows.append(
+                LatentExample(
+                    latent=latent,
+                    snippet=snippet,
+                    kind=kind,
+                    rank=rank,
+                    max_activation=value,
+                    tokens=tokens,
+                    activations=activations,
+                )
+            )
     return rows
 
 
@@ -115,8 +132,10 @@ def seed(*, n_raters: int, n_latents: int, n_export: int) -> dict:
     institutions = [factories.institution(f"site{i}") for i in range(5)]
     coordinator = _user(role=Role.COORDINATOR, institution=institutions[0], username="bench-coordinator")
     researcher = _user(role=Role.RESEARCHER, institution=institutions[0], username="bench-researcher")
-    raters = [_user(role=Role.PHYSICIAN, institution=institutions[i % 5], username=f"bench-rater-{i}")
-              for i in range(n_raters)]
+    raters = [
+        _user(role=Role.PHYSICIAN, institution=institutions[i % 5], username=f"bench-rater-{i}")
+        for i in range(n_raters)
+    ]
     version = worlds.rubric(by=coordinator)
 
     def clinical(i: int) -> str:
@@ -127,36 +146,65 @@ def seed(*, n_raters: int, n_latents: int, n_export: int) -> dict:
     snippets = list(Snippet.objects.filter(corpus=sae.activation_set.corpus))
     for latent in Latent.objects.filter(sae=sae):
         LatentExample.objects.bulk_create(_examples(latent, snippets, rng))
-    load_round = worlds.make_round(by=coordinator, sae=sae, version=version, institutions=institutions,
-                                   raters_list=raters, overlap=3, repeat_fraction=0.1, kind="production")
+    load_round = worlds.make_round(
+        by=coordinator,
+        sae=sae,
+        version=version,
+        institutions=institutions,
+        raters_list=raters,
+        overlap=3,
+        repeat_fraction=0.1,
+        kind="production",
+    )
 
     # The export: n_export labels on one closed round of its own SAE (every rater on every latent).
     n_export_latents = max(1, n_export // n_raters)
     export_sae = worlds.sae_with_examples(n_latents=n_export_latents, n_top=1, n_snippets=50)
-    export_round = Round.objects.create(name="export", kind="production", sae=export_sae, rubric_version=version,
-                                        coordinator=coordinator, overlap=n_raters, status=Round.Status.OPEN)
+    export_round = Round.objects.create(
+        name="export",
+        kind="production",
+        sae=export_sae,
+        rubric_version=version,
+        coordinator=coordinator,
+        overlap=n_raters,
+        status=Round.Status.OPEN,
+    )
     export_round.institutions.set(institutions)
     concepts = list(version.concepts.all())
     latent_ids = list(export_sae.latents.values_list("pk", flat=True))
     batch = 20_000
     pairs = [(latent_id, rater.pk) for latent_id in latent_ids for rater in raters][:n_export]
     for start in range(0, len(pairs), batch):
-        chunk = pairs[start:start + batch]
+        chunk = pairs[start : start + batch]
         assignments = Assignment.objects.bulk_create(
             Assignment(round=export_round, latent_id=latent_id, rater_id=rater_id, position=start + i)
-            for i, (latent_id, rater_id) in enumerate(chunk))
+            for i, (latent_id, rater_id) in enumerate(chunk)
+        )
         Label.objects.bulk_create(
-            Label(assignment=a, concept=concepts[(a.latent_id + a.rater_id) % len(concepts)], confidence=3,
-                  rationale=f"Rationale number {a.pk}: the peak token names the finding, see snippets 1 and 4.")
-            for a in assignments)
+            Label(
+                assignment=a,
+                concept=concepts[(a.latent_id + a.rater_id) % len(concepts)],
+                confidence=3,
+                rationale=f"Rationale number {a.pk}: the peak token names the finding, see snippets 1 and 4.",
+            )
+            for a in assignments
+        )
     Round.objects.filter(pk=export_round.pk).update(status=Round.Status.CLOSED)
     return {
-        "round": load_round.pk, "export_round": export_round.pk, "export_sae": export_sae.pk,
+        "round": load_round.pk,
+        "export_round": export_round.pk,
+        "export_sae": export_sae.pk,
         "n_export": len(pairs),
         "raters": [(rater.pk, _session_cookie(rater)) for rater in raters],
         "researcher": _session_cookie(researcher),
-        "queues": {rater.pk: list(Assignment.objects.filter(round=load_round, rater=rater)
-                                   .order_by("position").values_list("position", flat=True)) for rater in raters},
+        "queues": {
+            rater.pk: list(
+                Assignment.objects.filter(round=load_round, rater=rater)
+                .order_by("position")
+                .values_list("position", flat=True)
+            )
+            for rater in raters
+        },
         "n_examples_per_latent": LatentExample.objects.filter(latent__sae=sae).count() // n_latents,
     }
 
@@ -164,8 +212,21 @@ def seed(*, n_raters: int, n_latents: int, n_export: int) -> dict:
 def _start_gunicorn(*, workers: int, log: Path) -> subprocess.Popen:
     env = {**ENV, "GUNICORN_BIND": f"127.0.0.1:{PORT}", "GUNICORN_WORKERS": str(workers), "GUNICORN_THREADS": "2"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py", "--access-logfile", "/dev/null",
-         "config.wsgi"], cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-c",
+            "deploy/gunicorn.conf.py",
+            "--access-logfile",
+            "/dev/null",
+            "config.wsgi",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+    )
     deadline = time.monotonic() + 180  # workers boot slowly on a loaded 2-core machine
     while time.monotonic() < deadline:
         try:
@@ -187,8 +248,9 @@ def _stop(process: subprocess.Popen) -> None:
         process.kill()
 
 
-def _physician(*, session: str, round_id: int, queue: list[int], timings: dict, errors: list,
-               think: float, seed: int) -> None:
+def _physician(
+    *, session: str, round_id: int, queue: list[int], timings: dict, errors: list, think: float, seed: int
+) -> None:
     """One simulated physician. `think` seconds (±50%, seeded) of reading between page and submit, and a
     start spread over one reading time, stand for the person, not for synchronisation; 0 makes the run a
     closed-loop saturation test with everyone starting at once."""
@@ -235,9 +297,15 @@ def _physician(*, session: str, round_id: int, queue: list[int], timings: dict, 
         if think:
             time.sleep(think * rng.uniform(0.5, 1.5))
         token = TOKEN.search(page.decode())
-        form = {"csrfmiddlewaretoken": token.group(1) if token else "", "concept_code": "HF", "confidence": "4",
-                "free_text": "bench", "rationale": "The peak token names the finding in most snippets.",
-                "time_spent_seconds": "30", "idempotency_key": uuid.uuid4().hex}
+        form = {
+            "csrfmiddlewaretoken": token.group(1) if token else "",
+            "concept_code": "HF",
+            "confidence": "4",
+            "free_text": "bench",
+            "rationale": "The peak token names the finding in most snippets.",
+            "time_spent_seconds": "30",
+            "idempotency_key": uuid.uuid4().hex,
+        }
         status, _, elapsed = request("POST", path, urlencode(form))
         timings["submit"].append(elapsed)
         if status != 302:
@@ -267,10 +335,21 @@ def load_test(world: dict, *, workers: int, think: float) -> None:
     try:
         timings = {"page": [], "submit": []}
         errors: list[str] = []
-        threads = [threading.Thread(target=_physician, kwargs={
-            "session": session, "round_id": world["round"], "queue": world["queues"][rater_id],
-            "timings": timings, "errors": errors, "think": think, "seed": i})
-            for i, (rater_id, session) in enumerate(world["raters"])]
+        threads = [
+            threading.Thread(
+                target=_physician,
+                kwargs={
+                    "session": session,
+                    "round_id": world["round"],
+                    "queue": world["queues"][rater_id],
+                    "timings": timings,
+                    "errors": errors,
+                    "think": think,
+                    "seed": i,
+                },
+            )
+            for i, (rater_id, session) in enumerate(world["raters"])
+        ]
         started = time.perf_counter()
         for thread in threads:
             thread.start()
@@ -280,14 +359,18 @@ def load_test(world: dict, *, workers: int, think: float) -> None:
     finally:
         _stop(server)
     n = len(timings["page"]) + len(timings["submit"])
-    print(f"\n## Labelling load: {len(threads)} concurrent physicians, gunicorn {workers} workers × 2 threads, "
-          f"{world['n_examples_per_latent']} examples per latent page, think time {think:g} s")
+    print(
+        f"\n## Labelling load: {len(threads)} concurrent physicians, gunicorn {workers} workers × 2 threads, "
+        f"{world['n_examples_per_latent']} examples per latent page, think time {think:g} s"
+    )
     print("| request | n | p50 ms | p95 ms | p99 ms |\n|---|---|---|---|---|")
     for kind, label in (("page", "GET item page"), ("submit", "POST label → 302")):
         p50, p95, p99 = _percentiles(timings[kind])
         print(f"| {label} | {len(timings[kind])} | {p50:.0f} | {p95:.0f} | {p99:.0f} |")
-    print(f"\nthroughput: {n / wall:.1f} requests/s ({len(timings['submit']) / wall:.1f} labels/s) over {wall:.1f} s; "
-          f"errors: {len(errors)}{' — ' + errors[0] if errors else ''}")
+    print(
+        f"\nthroughput: {n / wall:.1f} requests/s ({len(timings['submit']) / wall:.1f} labels/s) over {wall:.1f} s; "
+        f"errors: {len(errors)}{' — ' + errors[0] if errors else ''}"
+    )
 
 
 def _reset_labels(world: dict) -> None:
@@ -311,8 +394,11 @@ def export_test(world: dict) -> None:
         connection.getresponse().read()
         baseline = max(_peak_rss_mb(pid) for pid in workers)
         started = time.perf_counter()
-        connection.request("GET", f"/api/v1/exports/labels/?round={world['export_round']}&format=csv",
-                           headers={"Cookie": f"sessionid={world['researcher']}"})
+        connection.request(
+            "GET",
+            f"/api/v1/exports/labels/?round={world['export_round']}&format=csv",
+            headers={"Cookie": f"sessionid={world['researcher']}"},
+        )
         response = connection.getresponse()
         first = response.read(1)
         first_byte = time.perf_counter() - started
@@ -326,17 +412,34 @@ def export_test(world: dict) -> None:
         _stop(server)
     print(f"\n## Export of {world['n_export']:,} labels")
     print("| path | rows | MB | first byte s | total s | peak RSS MB |\n|---|---|---|---|---|---|")
-    print(f"| HTTP csv (StreamingHttpResponse) | {lines - 1:,} | {size / 1e6:.1f} | {first_byte:.2f} | {total:.1f} | "
-          f"{peak:.0f} (worker; {baseline:.0f} before) |")
+    print(
+        f"| HTTP csv (StreamingHttpResponse) | {lines - 1:,} | {size / 1e6:.1f} | {first_byte:.2f} | {total:.1f} | "
+        f"{peak:.0f} (worker; {baseline:.0f} before) |"
+    )
     # One institution's fifth of the labels beside the whole: a flat peak RSS is the constant-memory claim.
     site0 = ["--institution", "site0"]
     runs = [("csv", site0), ("csv", []), ("jsonl", []), ("parquet", site0), ("parquet", [])]
     for fmt, extra in runs:
         out = VAR / f"export.{fmt}"
         started = time.perf_counter()
-        result = subprocess.run([sys.executable, "-c", _MEASURED_COMMAND, "--round", str(world["export_round"]),
-                                 *extra, "--format", fmt, "--out", str(out)], cwd=ROOT, env=ENV, capture_output=True,
-                                text=True)
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                _MEASURED_COMMAND,
+                "--round",
+                str(world["export_round"]),
+                *extra,
+                "--format",
+                fmt,
+                "--out",
+                str(out),
+            ],
+            cwd=ROOT,
+            env=ENV,
+            capture_output=True,
+            text=True,
+        )
         wall = time.perf_counter() - started
         if result.returncode:
             print(f"| command {fmt} | failed: {result.stderr.strip()[-200:]} |")
@@ -344,8 +447,10 @@ def export_test(world: dict) -> None:
         rows = int(re.search(r"wrote (\d+) labels", result.stdout).group(1))
         peak_mb = int(re.search(r"MAXRSS (\d+)", result.stdout).group(1)) / 1024
         size = out.stat().st_size + out.with_name(f"{out.stem}.latents{out.suffix}").stat().st_size
-        print(f"| `export_labels --format {fmt}{' ' + ' '.join(extra) if extra else ''}` (labels + latents files) | "
-              f"{rows:,} | {size / 1e6:.1f} | — | {wall:.1f} | {peak_mb:.0f} |")
+        print(
+            f"| `export_labels --format {fmt}{' ' + ' '.join(extra) if extra else ''}` (labels + latents files) | "
+            f"{rows:,} | {size / 1e6:.1f} | — | {wall:.1f} | {peak_mb:.0f} |"
+        )
 
 
 # The command in a child process that reports its own peak RSS: VmHWM (KiB) of its own address space,
@@ -363,17 +468,23 @@ def main() -> None:
     parser.add_argument("--latents", type=int, default=240)
     parser.add_argument("--export-labels", type=int, default=100_000)
     parser.add_argument("--workers", type=int, default=(os.cpu_count() or 1) * 2 + 1)
-    parser.add_argument("--think", type=float, action="append",
-                        help="seconds a physician reads before submitting (repeatable; default: 0 and 3)")
+    parser.add_argument(
+        "--think",
+        type=float,
+        action="append",
+        help="seconds a physician reads before submitting (repeatable; default: 0 and 3)",
+    )
     options = parser.parse_args()
     started = time.perf_counter()
     VAR.mkdir(parents=True, exist_ok=True)
     _recreate_database()
     _django()
     world = seed(n_raters=options.raters, n_latents=options.latents, n_export=options.export_labels)
-    print(f"seeded {DATABASE} in {time.perf_counter() - started:.0f} s "
-          f"({options.raters} physicians, {options.latents} latents, {world['n_export']:,} export labels); "
-          f"{os.cpu_count()} CPUs shared by server and load generator")
+    print(
+        f"seeded {DATABASE} in {time.perf_counter() - started:.0f} s "
+        f"({options.raters} physicians, {options.latents} latents, {world['n_export']:,} export labels); "
+        f"{os.cpu_count()} CPUs shared by server and load generator"
+    )
     from django.db import connections
 
     connections.close_all()

@@ -1,4 +1,5 @@
 """REST endpoints: explain a note, drift audits, protected-attribute flags per SAE."""
+
 from __future__ import annotations
 
 from django.http import Http404
@@ -41,9 +42,15 @@ class NoteExplainApi(APIView):
         data.is_valid(raise_exception=True)
         sae = visible_sae(request.user, data.validated_data["sae"])
         try:
-            explanation = services.note_explain(sae=sae, text=data.validated_data["text"], by=request.user,
-                                                store=data.validated_data["store"], flow=data.validated_data["flow"],
-                                                ip=request.META.get("REMOTE_ADDR"), via="api")
+            explanation = services.note_explain(
+                sae=sae,
+                text=data.validated_data["text"],
+                by=request.user,
+                store=data.validated_data["store"],
+                flow=data.validated_data["flow"],
+                ip=request.META.get("REMOTE_ADDR"),
+                via="api",
+            )
         except services.NoteRejected as error:
             return Response({"detail": str(error)}, status=status.HTTP_400_BAD_REQUEST)
         return Response(explanation.to_json(full=True))
@@ -71,11 +78,14 @@ class DriftAuditCreateApi(APIView):
         if corpus is None or (values.get("reference") and reference is None):
             raise Http404("No such corpus.")
         try:
-            job = services.drift_audit_start(sae=sae, corpus=corpus, reference=reference,
-                                             thresholds=values.get("thresholds"), by=request.user)
+            job = services.drift_audit_start(
+                sae=sae, corpus=corpus, reference=reference, thresholds=values.get("thresholds"), by=request.user
+            )
         except BrokerUnavailable:
-            return Response({"detail": "The job queue is not answering; try again shortly."},
-                            status=status.HTTP_503_SERVICE_UNAVAILABLE)
+            return Response(
+                {"detail": "The job queue is not answering; try again shortly."},
+                status=status.HTTP_503_SERVICE_UNAVAILABLE,
+            )
         except ValueError as error:
             return Response({"detail": str(error)}, status=status.HTTP_400_BAD_REQUEST)
         return Response({"job": job.pk, "status": job.status}, status=status.HTTP_202_ACCEPTED)
@@ -103,7 +113,19 @@ class ProtectedLatentsApi(APIView):
         sae = visible_sae(request.user, sae_id)
         latents = list(selectors.protected_latents(sae=sae))
         labels = selectors.latent_labels(sae=sae, indices=[latent.index for latent in latents], user=request.user)
-        return Response({"sae": sae.pk, "scan": sae.metrics.get("protected"), "latents": [
-            {"latent_id": latent.pk, "index": latent.index, "associations": latent.protected_associations,
-             "label": labels[latent.index].label, "uncertainty": labels[latent.index].uncertainty}
-            for latent in latents]})
+        return Response(
+            {
+                "sae": sae.pk,
+                "scan": sae.metrics.get("protected"),
+                "latents": [
+                    {
+                        "latent_id": latent.pk,
+                        "index": latent.index,
+                        "associations": latent.protected_associations,
+                        "label": labels[latent.index].label,
+                        "uncertainty": labels[latent.index].uncertainty,
+                    }
+                    for latent in latents
+                ],
+            }
+        )

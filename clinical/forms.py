@@ -1,4 +1,5 @@
 """Forms of the clinical pages."""
+
 from __future__ import annotations
 
 from django import forms
@@ -8,8 +9,9 @@ from .services import MAX_NOTE_CHARS
 
 class ExplainForm(forms.Form):
     sae = forms.TypedChoiceField(coerce=int, label="SAE")
-    text = forms.CharField(widget=forms.Textarea(attrs={"rows": 10, "cols": 100}), max_length=MAX_NOTE_CHARS,
-                           label="Note", strip=False)
+    text = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 10, "cols": 100}), max_length=MAX_NOTE_CHARS, label="Note", strip=False
+    )
     flow = forms.BooleanField(required=False, label="Show every layer (other SAEs on the same host model)")
     store = forms.BooleanField(required=False, label="Keep this note (otherwise it is not stored)")
 
@@ -21,8 +23,9 @@ class ExplainForm(forms.Form):
 class DriftForm(forms.Form):
     sae = forms.TypedChoiceField(coerce=int, label="SAE")
     corpus = forms.TypedChoiceField(coerce=int, label="Corpus to audit")
-    reference = forms.TypedChoiceField(coerce=int, required=False, empty_value=None,
-                                       label="Reference corpus (empty: the SAE's training corpus)")
+    reference = forms.TypedChoiceField(
+        coerce=int, required=False, empty_value=None, label="Reference corpus (empty: the SAE's training corpus)"
+    )
 
     def __init__(self, *args, saes=(), corpora=(), **kwargs):
         super().__init__(*args, **kwargs)

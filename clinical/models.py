@@ -1,4 +1,5 @@
 """Notes a user asked to keep after explaining them; nothing is stored unless asked."""
+
 from __future__ import annotations
 
 from django.conf import settings

@@ -1,4 +1,5 @@
 """The explained note as HTML: every token shaded by its strongest labelled latent, escaped piece by piece."""
+
 from __future__ import annotations
 
 from html import escape
@@ -14,19 +15,24 @@ def note_html(*, text: str, tokens: list[dict]) -> str:
     and its top latents on hover."""
     parts, cursor = [], 0
     for token in tokens:
-        parts.append(escape(text[cursor:token["start"]]))
-        labelled = [latent for latent in token["latents"]
-                    if latent["label"] and latent["label"] not in RESERVED_CONCEPTS]
+        parts.append(escape(text[cursor : token["start"]]))
+        labelled = [
+            latent for latent in token["latents"] if latent["label"] and latent["label"] not in RESERVED_CONCEPTS
+        ]
         shades = {}
         for latent in labelled:
             shade = latent["relative"] if latent["relative"] is not None else 1.0
             shades[latent["label"]] = max(shades.get(latent["label"], 0.0), shade)
         shade = max(shades.values(), default=0.0)
-        hover = "; ".join(f"#{latent['index']} {latent['label'] or 'unlabelled'} {latent['activation']:.2f}"
-                          f" ({latent['uncertainty']})" for latent in token["latents"][:4])
+        hover = "; ".join(
+            f"#{latent['index']} {latent['label'] or 'unlabelled'} {latent['activation']:.2f} ({latent['uncertainty']})"
+            for latent in token["latents"][:4]
+        )
         codes = " ".join(f"{code}:{value:.3f}" for code, value in sorted(shades.items()))
-        parts.append(f'<span class="tok" style="--a:{shade:.3f}" data-a="{shade:.3f}" data-codes="{escape(codes)}" '
-                     f'title="{escape(hover)}">{escape(token["text"])}</span>')
+        parts.append(
+            f'<span class="tok" style="--a:{shade:.3f}" data-a="{shade:.3f}" data-codes="{escape(codes)}" '
+            f'title="{escape(hover)}">{escape(token["text"])}</span>'
+        )
         cursor = token["end"]
     parts.append(escape(text[cursor:]))
     return mark_safe("".join(parts))

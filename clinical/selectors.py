@@ -1,5 +1,6 @@
 """Read paths of the clinical pages: what physicians concluded about the latents that fired, which
 SAEs a user may explain with, drift reports and protected-attribute flags."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -9,8 +10,8 @@ from django.db.models import QuerySet
 from accounts.permissions import can_label, saes_visible_to
 from annotation.models import (
     DETECTION_VALIDATED_AT,
-    RESERVED_CONCEPTS,
     PLATFORM_CONSENSUS_METHOD,
+    RESERVED_CONCEPTS,
     Adjudication,
     Assignment,
     Concept,
@@ -55,23 +56,34 @@ class LatentLabel:
 
 def concept_names(*, sae: SAE) -> dict[str, tuple[str, bool]]:
     """code -> (name, protected) over the rubric versions used on the SAE, latest version winning."""
-    rows = (Concept.objects.filter(rubric_version__rounds__sae=sae)
-            .order_by("rubric_version__version").values_list("code", "name", "protected").distinct())
+    rows = (
+        Concept.objects.filter(rubric_version__rounds__sae=sae)
+        .order_by("rubric_version__version")
+        .values_list("code", "name", "protected")
+        .distinct()
+    )
     return {code: (name, protected) for code, name, protected in rows} | {
-        code: (name, False) for code, name in RESERVED_CONCEPTS.items()}
+        code: (name, False) for code, name in RESERVED_CONCEPTS.items()
+    }
 
 
 def latents_withheld(*, user, sae: SAE) -> set[int]:
     """Latent ids whose consensus a rater must not see yet: theirs in a round not revealed (anchoring)."""
     if user is None or not can_label(user):
         return set()
-    return set(Assignment.objects.filter(rater=user, round__sae=sae).exclude(round__status="revealed")
-               .values_list("latent_id", flat=True))
+    return set(
+        Assignment.objects.filter(rater=user, round__sae=sae)
+        .exclude(round__status="revealed")
+        .values_list("latent_id", flat=True)
+    )
 
 
 def _uncertainty(consensus: Consensus, latent: Latent, adjudicated: bool) -> str:
-    if consensus is not None and consensus.detection_accuracy is not None \
-            and consensus.detection_accuracy >= DETECTION_VALIDATED_AT:
+    if (
+        consensus is not None
+        and consensus.detection_accuracy is not None
+        and consensus.detection_accuracy >= DETECTION_VALIDATED_AT
+    ):
         return "validated"
     if adjudicated or latent.status == Latent.Status.ADJUDICATED:
         return "consensus"
@@ -88,44 +100,67 @@ def latent_labels(*, sae: SAE, indices, user=None) -> dict[int, LatentLabel]:
     latents = {latent.index: latent for latent in Latent.objects.filter(sae=sae, index__in=list(indices))}
     consensus = sae_consensus_rows(sae=sae, latent_ids=[latent.pk for latent in latents.values()])
     adjudications = {}
-    for adjudication in (Adjudication.objects.filter(latent_id__in=[latent.pk for latent in latents.values()])
-                         .select_related("concept").order_by("decided_at")):
+    for adjudication in (
+        Adjudication.objects.filter(latent_id__in=[latent.pk for latent in latents.values()])
+        .select_related("concept")
+        .order_by("decided_at")
+    ):
         adjudications[adjudication.latent_id] = adjudication  # the latest decision wins
     names = concept_names(sae=sae)
     withheld = latents_withheld(user=user, sae=sae)
     out = {}
     for index, latent in latents.items():
         row, decision = consensus.get(latent.pk), adjudications.get(latent.pk)
-        common = {"latent_id": latent.pk, "index": index, "max_activation": latent.max_activation,
-                  "protected": list(latent.protected_associations or [])}
+        common = {
+            "latent_id": latent.pk,
+            "index": index,
+            "max_activation": latent.max_activation,
+            "protected": list(latent.protected_associations or []),
+        }
         if latent.pk in withheld or (row is None and decision is None):
-            out[index] = LatentLabel(label=None, name=None, posterior=None, uncertainty="unlabelled", agreement=None,
-                                     detection_accuracy=None, n_labels=0, withheld=latent.pk in withheld, **common)
+            out[index] = LatentLabel(
+                label=None,
+                name=None,
+                posterior=None,
+                uncertainty="unlabelled",
+                agreement=None,
+                detection_accuracy=None,
+                n_labels=0,
+                withheld=latent.pk in withheld,
+                **common,
+            )
             continue
         code = decision.concept.code if decision is not None else row.map_concept
         out[index] = LatentLabel(
-            label=code, name=names.get(code, (code, False))[0],
+            label=code,
+            name=names.get(code, (code, False))[0],
             posterior=float(row.posterior.get(code, 0.0)) if row is not None else None,
             uncertainty=_uncertainty(row, latent, decision is not None) if row is not None else "consensus",
             agreement=row.agreement if row is not None else None,
             detection_accuracy=row.detection_accuracy if row is not None else None,
-            n_labels=row.n_labels if row is not None else 0, adjudicated=decision is not None, **common)
+            n_labels=row.n_labels if row is not None else 0,
+            adjudicated=decision is not None,
+            **common,
+        )
     return out
 
 
 def explainable_saes(*, user) -> QuerySet[SAE]:
     """SAEs the user may explain notes with: visible to them, with weights on disk and a known host model."""
-    return saes_visible_to(user, SAE.objects.select_related("hook_point__host_model", "activation_set__corpus")
-                           ).exclude(artifact_uri="").order_by("hook_point__host_model__name", "hook_point__layer",
-                                                               "name")
+    return (
+        saes_visible_to(user, SAE.objects.select_related("hook_point__host_model", "activation_set__corpus"))
+        .exclude(artifact_uri="")
+        .order_by("hook_point__host_model__name", "hook_point__layer", "name")
+    )
 
 
 def flow_saes(*, sae: SAE, user) -> list[SAE]:
     """One SAE per other hook point of the same host model (the newest), visible to the user, with `sae`
     itself: the layers of a per-layer flow, shallowest first."""
     chosen = {sae.hook_point_id: sae}
-    for other in explainable_saes(user=user).filter(hook_point__host_model=sae.hook_point.host_model).order_by(
-            "-created_at"):
+    for other in (
+        explainable_saes(user=user).filter(hook_point__host_model=sae.hook_point.host_model).order_by("-created_at")
+    ):
         chosen.setdefault(other.hook_point_id, other)
     return sorted(chosen.values(), key=lambda s: (s.hook_point.layer, s.hook_point.name))
 
@@ -147,22 +182,49 @@ def drift_report(*, job, user=None, full: bool = False) -> dict:
     flagged = []
     for flag in report["flagged"]:
         label = labels.get(flag["index"])
-        row = {"latent_id": label.latent_id if label else None, "index": flag["index"],
-               "rate_reference": flag["rate_reference"], "rate_corpus": flag["rate_corpus"],
-               "log_ratio": flag["log_ratio"], "label": label.label if label else None,
-               "uncertainty": label.uncertainty if label else "unlabelled"}
+        row = {
+            "latent_id": label.latent_id if label else None,
+            "index": flag["index"],
+            "rate_reference": flag["rate_reference"],
+            "rate_corpus": flag["rate_corpus"],
+            "log_ratio": flag["log_ratio"],
+            "label": label.label if label else None,
+            "uncertainty": label.uncertainty if label else "unlabelled",
+        }
         if full:
-            row.update(q_value=flag["q_value"], name=label.name if label else None,
-                       protected=label.protected if label else [])
+            row.update(
+                q_value=flag["q_value"], name=label.name if label else None, protected=label.protected if label else []
+            )
         flagged.append(row)
-    out = {"drift": report["drift"], "fve_reference": report["fve_reference"], "fve_corpus": report["fve_corpus"],
-           "divergence": report["divergence"], "flagged": flagged}
+    out = {
+        "drift": report["drift"],
+        "fve_reference": report["fve_reference"],
+        "fve_corpus": report["fve_corpus"],
+        "divergence": report["divergence"],
+        "flagged": flagged,
+    }
     if full:
-        out.update({key: report[key] for key in ("reasons", "l0_distance", "mean_l0_reference", "mean_l0_corpus",
-                                                 "n_tokens_reference", "n_tokens_corpus", "n_tested", "config",
-                                                 "rates_reference", "rates_corpus")},
-                   sae=sae, corpus=Corpus.objects.get(pk=result["corpus_id"]),
-                   reference=Corpus.objects.get(pk=result["reference_id"]), seconds=result.get("seconds"))
+        out.update(
+            {
+                key: report[key]
+                for key in (
+                    "reasons",
+                    "l0_distance",
+                    "mean_l0_reference",
+                    "mean_l0_corpus",
+                    "n_tokens_reference",
+                    "n_tokens_corpus",
+                    "n_tested",
+                    "config",
+                    "rates_reference",
+                    "rates_corpus",
+                )
+            },
+            sae=sae,
+            corpus=Corpus.objects.get(pk=result["corpus_id"]),
+            reference=Corpus.objects.get(pk=result["reference_id"]),
+            seconds=result.get("seconds"),
+        )
     return out
 
 

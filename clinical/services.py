@@ -1,5 +1,6 @@
 """Write paths of the clinical pages: explaining a note (audited, stored only when asked), launching drift
 audits and protected-attribute scans."""
+
 from __future__ import annotations
 
 import hashlib
@@ -17,8 +18,10 @@ from .selectors import LatentLabel, concept_names, flow_saes, latent_labels
 
 logger = logging.getLogger(__name__)
 MAX_NOTE_CHARS = 20_000
-DISCLAIMER = ("This is an audit of what the model represented in the note, read through labels that physicians "
-              "gave its SAE latents. It is not a clinical finding and must not guide care.")
+DISCLAIMER = (
+    "This is an audit of what the model represented in the note, read through labels that physicians "
+    "gave its SAE latents. It is not a clinical finding and must not guide care."
+)
 _CLASS_ORDER = {"validated": 0, "consensus": 1, "ambiguous": 2, "unlabelled": 3}
 EVIDENCE_SPANS = 3
 
@@ -68,15 +71,28 @@ class Explanation:
         concept_keys = ("code", "name", "score", "uncertainty", "tokens")
         if not full:
             return {
-                "tokens": [{"text": t["text"], "start": t["start"], "end": t["end"],
-                            "latents": [{key: latent[key] for key in latent_keys} for latent in t["latents"]]}
-                           for t in self.tokens],
+                "tokens": [
+                    {
+                        "text": t["text"],
+                        "start": t["start"],
+                        "end": t["end"],
+                        "latents": [{key: latent[key] for key in latent_keys} for latent in t["latents"]],
+                    }
+                    for t in self.tokens
+                ],
                 "concepts": [{key: getattr(c, key) for key in concept_keys} for c in self.concepts],
             }
-        return {"sae_id": self.sae_id, "sha256": self.sha256, "disclaimer": self.disclaimer,
-                "tokens": self.tokens, "concepts": [asdict(c) for c in self.concepts],
-                "layers": [asdict(layer) for layer in self.layers], "n_withheld": self.n_withheld,
-                "seconds": self.seconds, "saved_note_id": self.saved_note_id}
+        return {
+            "sae_id": self.sae_id,
+            "sha256": self.sha256,
+            "disclaimer": self.disclaimer,
+            "tokens": self.tokens,
+            "concepts": [asdict(c) for c in self.concepts],
+            "layers": [asdict(layer) for layer in self.layers],
+            "n_withheld": self.n_withheld,
+            "seconds": self.seconds,
+            "saved_note_id": self.saved_note_id,
+        }
 
 
 def _phrase(label: LatentLabel) -> str:
@@ -99,13 +115,15 @@ def _spans(text: str, tokens: list[dict], strength: dict[int, float]) -> list[tu
             runs[-1].append(position)
         else:
             runs.append([position])
-    spans = [(text[tokens[run[0]]["start"]:tokens[run[-1]]["end"]], max(strength[p] for p in run), run)
-             for run in runs]
+    spans = [
+        (text[tokens[run[0]]["start"] : tokens[run[-1]]["end"]], max(strength[p] for p in run), run) for run in runs
+    ]
     return sorted(spans, key=lambda span: -span[1])
 
 
-def _concepts(text: str, tokens: list[dict], labels: dict[int, LatentLabel], hook: str,
-              protected_codes: set[str]) -> list[ConceptSummary]:
+def _concepts(
+    text: str, tokens: list[dict], labels: dict[int, LatentLabel], hook: str, protected_codes: set[str]
+) -> list[ConceptSummary]:
     by_code: dict[str, dict] = {}
     for position, token in enumerate(tokens):
         for latent in token["by_hook"][hook]:
@@ -114,29 +132,40 @@ def _concepts(text: str, tokens: list[dict], labels: dict[int, LatentLabel], hoo
                 continue
             relative = min(latent.activation / label.max_activation, 1.0) if label.max_activation > 0 else 1.0
             weight = relative * (label.posterior if label.posterior is not None else 1.0)
-            entry = by_code.setdefault(label.label, {"name": label.name, "best": (-1.0, None), "strength": {},
-                                                     "latents": set()})
+            entry = by_code.setdefault(
+                label.label, {"name": label.name, "best": (-1.0, None), "strength": {}, "latents": set()}
+            )
             entry["latents"].add(label.index)
             entry["strength"][position] = max(entry["strength"].get(position, 0.0), weight)
             best_weight, best_label = entry["best"]
-            if weight > best_weight or (weight == best_weight and
-                                        _CLASS_ORDER[label.uncertainty] < _CLASS_ORDER[best_label.uncertainty]):
+            if weight > best_weight or (
+                weight == best_weight and _CLASS_ORDER[label.uncertainty] < _CLASS_ORDER[best_label.uncertainty]
+            ):
                 entry["best"] = (weight, label)
     concepts = []
     for code, entry in by_code.items():
         score, label = entry["best"]
         spans = _spans(text, tokens, entry["strength"])[:EVIDENCE_SPANS]
         quoted = ", ".join(f"'{span}'" for span, _, _ in spans)
-        concepts.append(ConceptSummary(
-            code=code, name=entry["name"], score=round(score, 4), uncertainty=label.uncertainty,
-            tokens=[span for span, _, _ in spans], token_indices=sorted(entry["strength"]),
-            latent_indices=sorted(entry["latents"]),
-            summary=f"represented {entry['name']} on {quoted} — {_phrase(label)}", protected=code in protected_codes))
+        concepts.append(
+            ConceptSummary(
+                code=code,
+                name=entry["name"],
+                score=round(score, 4),
+                uncertainty=label.uncertainty,
+                tokens=[span for span, _, _ in spans],
+                token_indices=sorted(entry["strength"]),
+                latent_indices=sorted(entry["latents"]),
+                summary=f"represented {entry['name']} on {quoted} — {_phrase(label)}",
+                protected=code in protected_codes,
+            )
+        )
     return sorted(concepts, key=lambda c: (-c.score, c.code))
 
 
-def note_explain(*, sae: SAE, text: str, by=None, store: bool = False, flow: bool = False, ip: str | None = None,
-                 via: str = "web") -> Explanation:
+def note_explain(
+    *, sae: SAE, text: str, by=None, store: bool = False, flow: bool = False, ip: str | None = None, via: str = "web"
+) -> Explanation:
     """Explain `text` with `sae` (and, with `flow`, the other SAEs on its host model). The caller has
     checked that `by` may see `sae`. The note is kept only when `store`; the audit log keeps who, when,
     which SAE and the note's SHA-256, never the text."""
@@ -159,8 +188,13 @@ def note_explain(*, sae: SAE, text: str, by=None, store: bool = False, flow: boo
     except (OSError, ValueError) as error:  # missing files, a malformed SAE directory (SAEFormatError)
         logger.warning("explain: SAE %s or its host model cannot be loaded: %s", sae.pk, error)
         raise NoteRejected("this SAE's weights or its host model cannot be loaded on this server") from None
-    result = explain_note(handle=handle, encoders={name: model.encode for name, model in models.items()}, text=text,
-                          device=device, config=ExplainConfig())
+    result = explain_note(
+        handle=handle,
+        encoders={name: model.encode for name, model in models.items()},
+        text=text,
+        device=device,
+        config=ExplainConfig(),
+    )
     tokens = [{"text": t.text, "start": t.start, "end": t.end, "by_hook": t.latents} for t in result.tokens]
     per_layer = []
     main_labels: dict[int, LatentLabel] = {}
@@ -171,8 +205,11 @@ def note_explain(*, sae: SAE, text: str, by=None, store: bool = False, flow: boo
         labels = latent_labels(sae=layer, indices=fired, user=by)
         protected_codes = {code for code, (_, protected) in concept_names(sae=layer).items() if protected}
         concepts = _concepts(text, tokens, labels, hook, protected_codes)
-        per_layer.append(LayerExplanation(sae_id=layer.pk, sae_name=layer.name, hook_name=hook,
-                                          layer=layer.hook_point.layer, concepts=concepts))
+        per_layer.append(
+            LayerExplanation(
+                sae_id=layer.pk, sae_name=layer.name, hook_name=hook, layer=layer.hook_point.layer, concepts=concepts
+            )
+        )
         if layer.pk == sae.pk:
             main_labels, main_concepts = labels, concepts
             n_withheld = sum(1 for label in labels.values() if label.withheld)
@@ -182,36 +219,67 @@ def note_explain(*, sae: SAE, text: str, by=None, store: bool = False, flow: boo
         latents = []
         for latent in token["by_hook"][hook]:
             label = main_labels.get(latent.index)
-            latents.append({
-                "latent_id": label.latent_id if label else None, "index": latent.index,
-                "activation": round(latent.activation, 5), "label": label.label if label else None,
-                "posterior": label.posterior if label else None,
-                "uncertainty": label.uncertainty if label else "unlabelled",
-                "name": label.name if label else None, "agreement": label.agreement if label else None,
-                "detection_accuracy": label.detection_accuracy if label else None,
-                "protected": label.protected if label else [],
-                "relative": round(min(latent.activation / label.max_activation, 1.0), 4)
-                if label and label.max_activation > 0 else None,
-            })
+            latents.append(
+                {
+                    "latent_id": label.latent_id if label else None,
+                    "index": latent.index,
+                    "activation": round(latent.activation, 5),
+                    "label": label.label if label else None,
+                    "posterior": label.posterior if label else None,
+                    "uncertainty": label.uncertainty if label else "unlabelled",
+                    "name": label.name if label else None,
+                    "agreement": label.agreement if label else None,
+                    "detection_accuracy": label.detection_accuracy if label else None,
+                    "protected": label.protected if label else [],
+                    "relative": round(min(latent.activation / label.max_activation, 1.0), 4)
+                    if label and label.max_activation > 0
+                    else None,
+                }
+            )
         token_rows.append({"text": token["text"], "start": token["start"], "end": token["end"], "latents": latents})
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
-    explanation = Explanation(sae_id=sae.pk, sha256=digest, tokens=token_rows, concepts=main_concepts,
-                              layers=per_layer if len(per_layer) > 1 else [], n_withheld=n_withheld,
-                              seconds=round(time.perf_counter() - started, 4))
+    explanation = Explanation(
+        sae_id=sae.pk,
+        sha256=digest,
+        tokens=token_rows,
+        concepts=main_concepts,
+        layers=per_layer if len(per_layer) > 1 else [],
+        n_withheld=n_withheld,
+        seconds=round(time.perf_counter() - started, 4),
+    )
     if store and by is not None and getattr(by, "is_authenticated", False):
         explanation.saved_note_id = SavedNote.objects.create(owner=by, sae=sae, text=text, sha256=digest).pk
-    audit_record(actor=by, action="note.explain", obj=sae, ip=ip, payload={
-        "sha256": digest, "n_chars": len(text), "n_tokens": len(token_rows), "saes": [layer.pk for layer in layers],
-        "stored": explanation.saved_note_id is not None, "via": via})
+    audit_record(
+        actor=by,
+        action="note.explain",
+        obj=sae,
+        ip=ip,
+        payload={
+            "sha256": digest,
+            "n_chars": len(text),
+            "n_tokens": len(token_rows),
+            "saes": [layer.pk for layer in layers],
+            "stored": explanation.saved_note_id is not None,
+            "via": via,
+        },
+    )
     return explanation
 
 
-def drift_audit_start(*, sae: SAE, corpus: Corpus, reference: Corpus | None = None,
-                      thresholds: dict | None = None, by=None, enqueue: bool = True) -> Job:
+def drift_audit_start(
+    *,
+    sae: SAE,
+    corpus: Corpus,
+    reference: Corpus | None = None,
+    thresholds: dict | None = None,
+    by=None,
+    enqueue: bool = True,
+) -> Job:
     from inference.drift import drift_audit_request
 
-    return drift_audit_request(sae=sae, corpus=corpus, reference=reference, thresholds=thresholds, by=by,
-                               enqueue=enqueue)
+    return drift_audit_request(
+        sae=sae, corpus=corpus, reference=reference, thresholds=thresholds, by=by, enqueue=enqueue
+    )
 
 
 def protected_scan_run(*, sae: SAE, threshold: float | None = None, by=None) -> dict:

@@ -1,4 +1,5 @@
 """Web and API routes of the clinical pages."""
+
 from django.urls import path
 
 from . import apis, views

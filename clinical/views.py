@@ -1,4 +1,5 @@
 """Clinical pages: explain a note, drift audits, the protected-attribute report."""
+
 from __future__ import annotations
 
 from django.contrib import messages
@@ -50,13 +51,20 @@ def explain(request):
             data = form.cleaned_data
             sae = visible_sae(request.user, data["sae"])
             try:
-                explanation = services.note_explain(sae=sae, text=data["text"], by=request.user, store=data["store"],
-                                                    flow=data["flow"], ip=_client_ip(request))
+                explanation = services.note_explain(
+                    sae=sae,
+                    text=data["text"],
+                    by=request.user,
+                    store=data["store"],
+                    flow=data["flow"],
+                    ip=_client_ip(request),
+                )
             except services.NoteRejected as error:
                 form.add_error("text", str(error))
             else:
-                context.update(explanation=explanation, sae=sae,
-                               note=note_html(text=data["text"], tokens=explanation.tokens))
+                context.update(
+                    explanation=explanation, sae=sae, note=note_html(text=data["text"], tokens=explanation.tokens)
+                )
     return render(request, "clinical/explain.html", context)
 
 
@@ -83,8 +91,11 @@ def drift_list(request):
             else:
                 messages.success(request, f"Drift audit queued as job {job.pk}.")
                 return redirect("drift-detail", job_id=job.pk)
-    return render(request, "clinical/drift_list.html", {
-        "form": form, "jobs": selectors.drift_jobs(user=request.user)[:50], "can_run": can_run_jobs(request.user)})
+    return render(
+        request,
+        "clinical/drift_list.html",
+        {"form": form, "jobs": selectors.drift_jobs(user=request.user)[:50], "can_run": can_run_jobs(request.user)},
+    )
 
 
 @role_required(lambda user: has_role(user, DRIFT_READERS))
@@ -96,9 +107,14 @@ def drift_detail(request, job_id: int):
     if job.status == "succeeded":
         report = selectors.drift_report(job=job, user=request.user, full=True)
         visible_sae(request.user, report["sae"].pk)
-        context.update(report=report, chart=charts.rate_scatter_svg(
-            rates_reference=report["rates_reference"], rates_corpus=report["rates_corpus"],
-            flagged={flag["index"] for flag in report["flagged"]}))
+        context.update(
+            report=report,
+            chart=charts.rate_scatter_svg(
+                rates_reference=report["rates_reference"],
+                rates_corpus=report["rates_corpus"],
+                flagged={flag["index"] for flag in report["flagged"]},
+            ),
+        )
     return render(request, "clinical/drift_detail.html", context)
 
 
@@ -125,5 +141,8 @@ def protected_report(request, sae_id: int):
     latents = list(selectors.protected_latents(sae=sae))
     labels = selectors.latent_labels(sae=sae, indices=[latent.index for latent in latents], user=request.user)
     rows = [{"latent": latent, "label": labels.get(latent.index)} for latent in latents]
-    return render(request, "clinical/protected_report.html", {
-        "sae": sae, "rows": rows, "scan": sae.metrics.get("protected"), "can_run": can_run_jobs(request.user)})
+    return render(
+        request,
+        "clinical/protected_report.html",
+        {"sae": sae, "rows": rows, "scan": sae.metrics.get("protected"), "can_run": can_run_jobs(request.user)},
+    )

@@ -1,4 +1,5 @@
 """The Celery application; tasks live in each app's tasks.py and use shared_task."""
+
 import os
 
 from celery import Celery

@@ -1,6 +1,7 @@
 """The embedded demo: institutions, people, the shipped corpus, MiniLM activations, a TopK SAE, mined
 latents, a rubric, an open calibration round and a closed, revealed one labelled by simulated physicians
 — built idempotently, one stage at a time."""
+
 from __future__ import annotations
 
 import json
@@ -49,23 +50,35 @@ from inference.services import (
 )
 
 Echo = Callable[[str], None]
-INSTITUTIONS = (("ALDER", "Alder General Hospital"), ("BIRCH", "Birch University Medical Center"),
-                ("CEDAR", "Cedar Community Hospital"))
+INSTITUTIONS = (
+    ("ALDER", "Alder General Hospital"),
+    ("BIRCH", "Birch University Medical Center"),
+    ("CEDAR", "Cedar Community Hospital"),
+)
 # (username, role, institution): 8 physicians, 2 of them senior, spread over the three sites.
 PEOPLE = (
-    ("coordinator", Role.COORDINATOR, "ALDER"), ("researcher", Role.RESEARCHER, "BIRCH"),
-    ("dr_ash", Role.SENIOR, "ALDER"), ("dr_alba", Role.PHYSICIAN, "ALDER"), ("dr_aoki", Role.PHYSICIAN, "ALDER"),
-    ("dr_bell", Role.SENIOR, "BIRCH"), ("dr_brook", Role.PHYSICIAN, "BIRCH"), ("dr_baker", Role.PHYSICIAN, "BIRCH"),
-    ("dr_cole", Role.PHYSICIAN, "CEDAR"), ("dr_cruz", Role.PHYSICIAN, "CEDAR"),
+    ("coordinator", Role.COORDINATOR, "ALDER"),
+    ("researcher", Role.RESEARCHER, "BIRCH"),
+    ("dr_ash", Role.SENIOR, "ALDER"),
+    ("dr_alba", Role.PHYSICIAN, "ALDER"),
+    ("dr_aoki", Role.PHYSICIAN, "ALDER"),
+    ("dr_bell", Role.SENIOR, "BIRCH"),
+    ("dr_brook", Role.PHYSICIAN, "BIRCH"),
+    ("dr_baker", Role.PHYSICIAN, "BIRCH"),
+    ("dr_cole", Role.PHYSICIAN, "CEDAR"),
+    ("dr_cruz", Role.PHYSICIAN, "CEDAR"),
 )
 HOOK = "blocks.3.hook_resid_post"  # MiniLM has 6 layers: a middle layer's residual stream
 # Simulated physicians of the demo's closed round: (username, site, accuracy on clear latents, how they
 # err). Mixed skill on purpose — two careful raters, three average ones, one who often retreats to the
 # organ-system group — so that agreement, rater weights and soft labels have something to show.
 SIMULATED_RATERS = (
-    ("sim_dr_1", "ALDER", 0.92, "sibling"), ("sim_dr_2", "BIRCH", 0.88, "sibling"),
-    ("sim_dr_3", "CEDAR", 0.78, "sibling"), ("sim_dr_4", "ALDER", 0.72, "random"),
-    ("sim_dr_5", "BIRCH", 0.65, "group"), ("sim_dr_6", "CEDAR", 0.80, "sibling"),
+    ("sim_dr_1", "ALDER", 0.92, "sibling"),
+    ("sim_dr_2", "BIRCH", 0.88, "sibling"),
+    ("sim_dr_3", "CEDAR", 0.78, "sibling"),
+    ("sim_dr_4", "ALDER", 0.72, "random"),
+    ("sim_dr_5", "BIRCH", 0.65, "group"),
+    ("sim_dr_6", "CEDAR", 0.80, "sibling"),
 )
 SIMULATED_ROUND_NAME = "Calibration 0 — simulated physicians (demo)"
 SPLIT_SHARE = 1 / 3  # latents on which even careful raters split between two readings
@@ -112,8 +125,16 @@ class DemoSettings:
 
     @classmethod
     def for_quick(cls, *, host: str = "minilm") -> DemoSettings:
-        return cls(quick=True, width=512, k=16, steps=150, batch_size=1024, n_round_latents=12, host=host,
-                   n_simulated_latents=15)
+        return cls(
+            quick=True,
+            width=512,
+            k=16,
+            steps=150,
+            batch_size=1024,
+            n_round_latents=12,
+            host=host,
+            n_simulated_latents=15,
+        )
 
     @property
     def corpus_name(self) -> str:
@@ -160,8 +181,10 @@ def _run(job: Job, *, via_worker: bool, progress=None, timeout: float = 1800) ->
 
 
 def _people(summary: DemoSummary) -> dict[str, object]:
-    institutions = {code: Institution.objects.get_or_create(code=code.lower(), defaults={"name": name})[0]
-                    for code, name in INSTITUTIONS}
+    institutions = {
+        code: Institution.objects.get_or_create(code=code.lower(), defaults={"name": name})[0]
+        for code, name in INSTITUTIONS
+    }
     users = {}
     User = get_user_model()
     for username, role, site in PEOPLE:
@@ -175,7 +198,9 @@ def _people(summary: DemoSummary) -> dict[str, object]:
     if summary.new_passwords:
         path = Path(settings.VAR_DIR) / "demo_passwords.txt"
         path.parent.mkdir(parents=True, exist_ok=True)
-        known = dict(line.split(" ", 1) for line in path.read_text().splitlines() if " " in line) if path.exists() else {}
+        known = (
+            dict(line.split(" ", 1) for line in path.read_text().splitlines() if " " in line) if path.exists() else {}
+        )
         known.update(summary.new_passwords)
         path.write_text("".join(f"{user} {password}\n" for user, password in sorted(known.items())))
         path.chmod(0o600)
@@ -193,9 +218,17 @@ def _corpus(config: DemoSettings, *, via_worker: bool, by) -> Corpus:
         source.write_text("".join(json.dumps(row, sort_keys=True) + "\n" for row in sample_slice(300, seed=0)))
     from inference.services import job_create
 
-    job = job_create(kind=Job.Kind.IMPORT_CORPUS, by=by, enqueue=False, parameters={
-        "path": str(source), "name": config.corpus_name, "licence": "CC0-1.0 (synthetic, no real patients)",
-        "description": "Concord's synthetic chart snippets over 17 concepts"})
+    job = job_create(
+        kind=Job.Kind.IMPORT_CORPUS,
+        by=by,
+        enqueue=False,
+        parameters={
+            "path": str(source),
+            "name": config.corpus_name,
+            "licence": "CC0-1.0 (synthetic, no real patients)",
+            "description": "Concord's synthetic chart snippets over 17 concepts",
+        },
+    )
     _run(job, via_worker=via_worker)
     return Corpus.objects.get(name=config.corpus_name)
 
@@ -211,9 +244,17 @@ def _discharge_corpus(*, via_worker: bool, by) -> Corpus:
     from features.democorpus import ood_path
     from inference.services import job_create
 
-    job = job_create(kind=Job.Kind.IMPORT_CORPUS, by=by, enqueue=False, parameters={
-        "path": str(ood_path()), "name": DISCHARGE_CORPUS, "licence": "CC0-1.0 (synthetic, no real patients)",
-        "description": "Discharge-summary prose: a style shift from the chart snippets, for drift audits"})
+    job = job_create(
+        kind=Job.Kind.IMPORT_CORPUS,
+        by=by,
+        enqueue=False,
+        parameters={
+            "path": str(ood_path()),
+            "name": DISCHARGE_CORPUS,
+            "licence": "CC0-1.0 (synthetic, no real patients)",
+            "description": "Discharge-summary prose: a style shift from the chart snippets, for drift audits",
+        },
+    )
     _run(job, via_worker=via_worker)
     return Corpus.objects.get(name=DISCHARGE_CORPUS)
 
@@ -222,27 +263,54 @@ def _rubric(*, by) -> RubricVersion:
     version = RubricVersion.objects.filter(rubric__name="Demo clinical concepts").order_by("-version").first()
     if version is not None:
         return version
-    specs = [ConceptSpec(code=group.code, name=group.name, description=DESCRIPTIONS.get(group.code, ""))
-             for group in GROUPS]
-    specs += [ConceptSpec(code=concept.code, name=concept.name, parent_code=concept.parent,
-                          description=DESCRIPTIONS.get(concept.code, ""), synonyms=tuple(concept.synonyms))
-              for concept in CONCEPTS]
-    specs += [ConceptSpec(code=code, name=name, description=DESCRIPTIONS.get(code, ""))
-              for code, name in RESERVED_CONCEPTS.items()]
-    specs += [ConceptSpec(code=PROTECTED_GROUP.code, name=PROTECTED_GROUP.name, protected=True,
-                          description=DESCRIPTIONS[PROTECTED_GROUP.code])]
-    specs += [ConceptSpec(code=attribute.code, name=attribute.name, parent_code=PROTECTED_GROUP.code, protected=True,
-                          description=DESCRIPTIONS[attribute.code])
-              for attribute in PROTECTED_ATTRIBUTES]
+    specs = [
+        ConceptSpec(code=group.code, name=group.name, description=DESCRIPTIONS.get(group.code, "")) for group in GROUPS
+    ]
+    specs += [
+        ConceptSpec(
+            code=concept.code,
+            name=concept.name,
+            parent_code=concept.parent,
+            description=DESCRIPTIONS.get(concept.code, ""),
+            synonyms=tuple(concept.synonyms),
+        )
+        for concept in CONCEPTS
+    ]
+    specs += [
+        ConceptSpec(code=code, name=name, description=DESCRIPTIONS.get(code, ""))
+        for code, name in RESERVED_CONCEPTS.items()
+    ]
+    specs += [
+        ConceptSpec(
+            code=PROTECTED_GROUP.code,
+            name=PROTECTED_GROUP.name,
+            protected=True,
+            description=DESCRIPTIONS[PROTECTED_GROUP.code],
+        )
+    ]
+    specs += [
+        ConceptSpec(
+            code=attribute.code,
+            name=attribute.name,
+            parent_code=PROTECTED_GROUP.code,
+            protected=True,
+            description=DESCRIPTIONS[attribute.code],
+        )
+        for attribute in PROTECTED_ATTRIBUTES
+    ]
     return rubric_create(
-        name="Demo clinical concepts", concepts=specs, by=by,
+        name="Demo clinical concepts",
+        concepts=specs,
+        by=by,
         description="Organ-system groups and 17 clinical concepts, plus the reserved codes.",
-        guidelines=("Pick the most specific concept that explains the top examples AND the quantile samples. "
-                    "Use a group code when the latent fires on several concepts of one organ system, "
-                    "POLYSEMANTIC when it fires on unrelated concepts, ARTIFACT for formatting, boilerplate or "
-                    "tokenisation, UNINTERPRETABLE when no pattern holds. Name the evidence in your rationale. "
-                    "Race/ethnicity, sex/gender, insurance and age band are protected attributes: label a latent "
-                    "that tracks one with that concept."),
+        guidelines=(
+            "Pick the most specific concept that explains the top examples AND the quantile samples. "
+            "Use a group code when the latent fires on several concepts of one organ system, "
+            "POLYSEMANTIC when it fires on unrelated concepts, ARTIFACT for formatting, boilerplate or "
+            "tokenisation, UNINTERPRETABLE when no pattern holds. Name the evidence in your rationale. "
+            "Race/ethnicity, sex/gender, insurance and age band are protected attributes: label a latent "
+            "that tracks one with that concept."
+        ),
     )
 
 
@@ -254,8 +322,7 @@ def _host_model_path(host: DemoHost, echo: Echo) -> Path:
     return minilm_path()
 
 
-def demo_seed(*, config: DemoSettings, via_worker: bool = False, echo: Echo = print,
-              progress=None) -> DemoSummary:
+def demo_seed(*, config: DemoSettings, via_worker: bool = False, echo: Echo = print, progress=None) -> DemoSummary:
     """Build whatever part of the demo is missing; a second call reuses everything that exists."""
     summary = DemoSummary()
     with _timed(summary, "institutions and people", echo), transaction.atomic():
@@ -267,28 +334,44 @@ def demo_seed(*, config: DemoSettings, via_worker: bool = False, echo: Echo = pr
     host = config.host_model
     with _timed(summary, "activations", echo):
         host_model = host_model_resolve(model=str(_host_model_path(host, echo)), by=researcher)
-        activation_set = ActivationSet.objects.filter(corpus=corpus, hook_point__name=host.hook,
-                                                      host_model=host_model).first()
+        activation_set = ActivationSet.objects.filter(
+            corpus=corpus, hook_point__name=host.hook, host_model=host_model
+        ).first()
         if activation_set is None:
-            job = cache_activations_request(host_model=host_model, hook_name=host.hook, corpus=corpus, by=researcher,
-                                            batch_size=host.capture_batch_size, max_length=host.max_length,
-                                            enqueue=False)
+            job = cache_activations_request(
+                host_model=host_model,
+                hook_name=host.hook,
+                corpus=corpus,
+                by=researcher,
+                batch_size=host.capture_batch_size,
+                max_length=host.max_length,
+                enqueue=False,
+            )
             job = _run(job, via_worker=via_worker, progress=progress)
             activation_set = ActivationSet.objects.get(pk=job.result["activation_set_id"])
     sae_name = f"{corpus.name} topk-{config.width}" + ("" if host.name == "minilm" else f" {host.name}")
     with _timed(summary, "train SAE", echo):
         sae = SAE.objects.filter(name=sae_name).first()
         if sae is None:
-            job = train_sae_request(activation_set=activation_set, arch="topk", width=config.width, k=config.k,
-                                    steps=config.steps, batch_size=config.batch_size, lr=config.lr, seed=0,
-                                    name=sae_name, checkpoint_every=max(config.steps // 5, 1), by=researcher,
-                                    enqueue=False)
+            job = train_sae_request(
+                activation_set=activation_set,
+                arch="topk",
+                width=config.width,
+                k=config.k,
+                steps=config.steps,
+                batch_size=config.batch_size,
+                lr=config.lr,
+                seed=0,
+                name=sae_name,
+                checkpoint_every=max(config.steps // 5, 1),
+                by=researcher,
+                enqueue=False,
+            )
             job = _run(job, via_worker=via_worker, progress=progress)
             sae = SAE.objects.get(pk=job.result["sae_id"])
     with _timed(summary, "mine latents", echo):
         if not sae.latents.filter(examples__isnull=False).exists():
-            _run(mine_latents_request(sae=sae, by=researcher, enqueue=False), via_worker=via_worker,
-                 progress=progress)
+            _run(mine_latents_request(sae=sae, by=researcher, enqueue=False), via_worker=via_worker, progress=progress)
             sae.refresh_from_db()
     summary.sae_metrics = sae.metrics
     with _timed(summary, "rubric and calibration round", echo):
@@ -296,16 +379,25 @@ def demo_seed(*, config: DemoSettings, via_worker: bool = False, echo: Echo = pr
         round_ = Round.objects.filter(sae=sae, kind=Round.Kind.CALIBRATION, simulated=False).first()
         if round_ is None:
             round_ = round_create(
-                name="Calibration 1", kind=Round.Kind.CALIBRATION, sae=sae, rubric_version=version,
-                institutions=list(people["institutions"].values()), overlap=config.overlap, repeat_fraction=0.1,
-                blind=True, selection_rule="lowest_entropy", n_latents=config.n_round_latents, seed=0,
+                name="Calibration 1",
+                kind=Round.Kind.CALIBRATION,
+                sae=sae,
+                rubric_version=version,
+                institutions=list(people["institutions"].values()),
+                overlap=config.overlap,
+                repeat_fraction=0.1,
+                blind=True,
+                selection_rule="lowest_entropy",
+                n_latents=config.n_round_latents,
+                seed=0,
                 by=coordinator,
             )
             round_ = round_open(round=round_, by=coordinator)
         summary.round_id = round_.pk
     with _timed(summary, "simulated calibration round", echo):
-        summary.simulated_round_id = _simulated_round(sae=sae, version=version, real_round=round_, people=people,
-                                                      config=config).pk
+        summary.simulated_round_id = _simulated_round(
+            sae=sae, version=version, real_round=round_, people=people, config=config
+        ).pk
     return summary
 
 
@@ -325,8 +417,17 @@ def _simulated_raters(people: dict) -> list:
     return users
 
 
-def _simulated_answer(*, rng: random.Random, truth: str, split_with: str | None, accuracy: float, error: str,
-                      siblings: dict[str, list[str]], parent: dict[str, str], leaves: list[str]) -> str:
+def _simulated_answer(
+    *,
+    rng: random.Random,
+    truth: str,
+    split_with: str | None,
+    accuracy: float,
+    error: str,
+    siblings: dict[str, list[str]],
+    parent: dict[str, str],
+    leaves: list[str],
+) -> str:
     if split_with is not None:  # a genuinely ambiguous latent: careful raters split too
         return rng.choices([truth, split_with, parent.get(truth) or truth], weights=[0.45, 0.4, 0.15])[0]
     if rng.random() < accuracy:
@@ -338,8 +439,9 @@ def _simulated_answer(*, rng: random.Random, truth: str, split_with: str | None,
     return rng.choice([*leaves, "UNINTERPRETABLE", "ARTIFACT"])
 
 
-def _simulated_round(*, sae: SAE, version: RubricVersion, real_round: Round, people: dict,
-                     config: DemoSettings) -> Round:
+def _simulated_round(
+    *, sae: SAE, version: RubricVersion, real_round: Round, people: dict, config: DemoSettings
+) -> Round:
     """A calibration round on latents the open round does not hold, labelled by SIMULATED_RATERS, closed
     (statistics, consensus, routing) and revealed. Its routing needs R = 1 round: a newcomer sees split
     latents in the seniors' queue at once instead of after a second round (DESIGN's default is R = 2).
@@ -352,11 +454,14 @@ def _simulated_round(*, sae: SAE, version: RubricVersion, real_round: Round, peo
     codes = {c.code for c in concepts}
     parent = {c.code: c.parent_code for c in concepts if c.parent_code in codes}
     leaves = sorted(parent)
-    siblings = {code: [other for other in leaves if other != code and parent[other] == parent[code]]
-                for code in leaves}
+    siblings = {code: [other for other in leaves if other != code and parent[other] == parent[code]] for code in leaves}
     taken = set(real_round.latents.values_list("pk", flat=True))
-    candidates = list(sae.latents.filter(examples__isnull=False).exclude(pk__in=taken).distinct()
-                      .order_by("-best_tag_r", "index")[:config.n_simulated_latents])
+    candidates = list(
+        sae.latents.filter(examples__isnull=False)
+        .exclude(pk__in=taken)
+        .distinct()
+        .order_by("-best_tag_r", "index")[: config.n_simulated_latents]
+    )
     if not candidates:
         raise RuntimeError("no mined latent is left for the simulated round")
     rng = random.Random(0)
@@ -364,35 +469,65 @@ def _simulated_round(*, sae: SAE, version: RubricVersion, real_round: Round, peo
     for latent in candidates:
         truth[latent.pk] = latent.best_tag if latent.best_tag in parent else rng.choice(leaves)
         if rng.random() < SPLIT_SHARE:
-            split_with[latent.pk] = rng.choice(siblings[truth[latent.pk]] or [c for c in leaves
-                                                                              if c != truth[latent.pk]])
+            split_with[latent.pk] = rng.choice(
+                siblings[truth[latent.pk]] or [c for c in leaves if c != truth[latent.pk]]
+            )
     raters = _simulated_raters(people)
-    skill = {user.pk: (accuracy, error) for user, (_name, _site, accuracy, error) in zip(raters, SIMULATED_RATERS)}
+    skill = {
+        user.pk: (accuracy, error)
+        for user, (_name, _site, accuracy, error) in zip(raters, SIMULATED_RATERS, strict=False)
+    }
     names = {c.code: c.name for c in concepts}
     with transaction.atomic():
         round_ = round_create(
-            name=SIMULATED_ROUND_NAME, kind=Round.Kind.CALIBRATION, sae=sae, rubric_version=version,
-            institutions=list(people["institutions"].values()), overlap=config.overlap, repeat_fraction=0.1,
-            min_repeats=3, blind=True, selection_rule="hand", latent_indices=[latent.index for latent in candidates],
-            raters=raters, seed=0, routing=RoutingConfig(min_rounds=1), simulated=True, by=coordinator,
+            name=SIMULATED_ROUND_NAME,
+            kind=Round.Kind.CALIBRATION,
+            sae=sae,
+            rubric_version=version,
+            institutions=list(people["institutions"].values()),
+            overlap=config.overlap,
+            repeat_fraction=0.1,
+            min_repeats=3,
+            blind=True,
+            selection_rule="hand",
+            latent_indices=[latent.index for latent in candidates],
+            raters=raters,
+            seed=0,
+            routing=RoutingConfig(min_rounds=1),
+            simulated=True,
+            by=coordinator,
         )
         round_open(round=round_, by=coordinator)
         given: dict[tuple[int, int], str] = {}
-        for assignment in (Assignment.objects.filter(round=round_).select_related("round", "rater")
-                           .order_by("is_repeat", "rater_id", "position")):
+        for assignment in (
+            Assignment.objects.filter(round=round_)
+            .select_related("round", "rater")
+            .order_by("is_repeat", "rater_id", "position")
+        ):
             accuracy, error = skill[assignment.rater_id]
             key = (assignment.latent_id, assignment.rater_id)
             if assignment.is_repeat and rng.random() < 0.75:
                 code = given[key]  # most repeats get the same answer again; the rest are judged afresh
             else:
-                code = _simulated_answer(rng=rng, truth=truth[assignment.latent_id],
-                                         split_with=split_with.get(assignment.latent_id), accuracy=accuracy,
-                                         error=error, siblings=siblings, parent=parent, leaves=leaves)
+                code = _simulated_answer(
+                    rng=rng,
+                    truth=truth[assignment.latent_id],
+                    split_with=split_with.get(assignment.latent_id),
+                    accuracy=accuracy,
+                    error=error,
+                    siblings=siblings,
+                    parent=parent,
+                    leaves=leaves,
+                )
             given.setdefault(key, code)
-            label_submit(assignment=assignment, concept_code=code,
-                         confidence=2 if assignment.latent_id in split_with else rng.choice([3, 4, 5]),
-                         rationale=f"[simulated] The peak tokens of the top and quantile examples read as "
-                                   f"{names.get(code, code).lower()}.", by=assignment.rater)
+            label_submit(
+                assignment=assignment,
+                concept_code=code,
+                confidence=2 if assignment.latent_id in split_with else rng.choice([3, 4, 5]),
+                rationale=f"[simulated] The peak tokens of the top and quantile examples read as "
+                f"{names.get(code, code).lower()}.",
+                by=assignment.rater,
+            )
     round_close(round=round_, by=coordinator)
     round_.refresh_from_db()
     # The demo computes the statistics here, in the seeding process, instead of waiting for a worker.

@@ -3,6 +3,7 @@ nesting (400) — and, for the embedded server, Concord's own 404 page even with
 
 PostgreSQL refuses NUL in text (a DataError, so a 500) and Python's JSON decoder recurses once per
 nesting level (a RecursionError, so a 500); both are answered here as a 400 naming the field instead."""
+
 from __future__ import annotations
 
 import json
@@ -82,8 +83,10 @@ class RequestLimitsMiddleware:
         limit = settings.MAX_UPLOAD_BYTES if content_type == "multipart/form-data" else settings.MAX_REQUEST_BODY_BYTES
         if length > limit:
             what = "upload" if content_type == "multipart/form-data" else "request body"
-            return JsonResponse({"detail": f"The {what} is {length} bytes; the limit is {limit} bytes.",
-                                 "limit_bytes": limit}, status=413)
+            return JsonResponse(
+                {"detail": f"The {what} is {length} bytes; the limit is {limit} bytes.", "limit_bytes": limit},
+                status=413,
+            )
         if request.method not in ("POST", "PUT", "PATCH", "DELETE") or length == 0:
             return None
         if content_type.endswith("json"):
@@ -100,8 +103,7 @@ class RequestLimitsMiddleware:
         try:
             data = json.loads(request.body)
         except RecursionError:
-            return JsonResponse({"detail": f"JSON nested deeper than {settings.MAX_JSON_DEPTH} levels."},
-                                status=400)
+            return JsonResponse({"detail": f"JSON nested deeper than {settings.MAX_JSON_DEPTH} levels."}, status=400)
         except ValueError:
             return None  # malformed JSON: the parser answers its own 400
         depth, path = _depth(data)
@@ -125,7 +127,10 @@ class FriendlyNotFound:
 
     def __call__(self, request):
         response = self.get_response(request)
-        if (response.status_code == 404 and not request.path.startswith(_SKIP)
-                and response.get("Content-Type", "").startswith("text/html")):
+        if (
+            response.status_code == 404
+            and not request.path.startswith(_SKIP)
+            and response.get("Content-Type", "").startswith("text/html")
+        ):
             return HttpResponseNotFound(render_to_string("404.html", {}, request=request))
         return response

@@ -1,4 +1,5 @@
 """Settings: every difference between environments is an environment variable read here, once."""
+
 from __future__ import annotations
 
 import os
@@ -121,8 +122,10 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
-     "OPTIONS": {"min_length": int(os.environ.get("PASSWORD_MIN_LENGTH", "10"))}},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": int(os.environ.get("PASSWORD_MIN_LENGTH", "10"))},
+    },
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
@@ -262,14 +265,12 @@ else:
     # a job's lease decides whether it is still alive (a duplicate delivery of a job whose lease lives is
     # acknowledged and dropped), and the sweeper re-sends a job whose lease expired. One hour keeps
     # duplicates rare; socket timeouts make a stopped Redis a quick, clean refusal.
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600, "socket_connect_timeout": 2,
-                                       "socket_timeout": 5}
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600, "socket_connect_timeout": 2, "socket_timeout": 5}
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_DEFAULT_QUEUE = "cpu"
 # Jobs are sent by name to the queue their kind names (inference/registry.py); the sweeper runs on `cpu`.
-CELERY_TASK_ROUTES = {"inference.sweep_jobs": {"queue": "cpu"},
-                      "annotation.compute_round_statistics": {"queue": "cpu"}}
+CELERY_TASK_ROUTES = {"inference.sweep_jobs": {"queue": "cpu"}, "annotation.compute_round_statistics": {"queue": "cpu"}}
 
 # Jobs: a running job holds a lease renewed by its worker's heartbeat; the sweeper (Celery beat, every
 # JOB_SWEEP_SECONDS) re-sends a job whose lease expired, up to JOB_MAX_ATTEMPTS runs, and re-sends a
@@ -279,8 +280,11 @@ JOB_SWEEP_SECONDS = float(os.environ.get("JOB_SWEEP_SECONDS", "30"))
 JOB_MAX_ATTEMPTS = int(os.environ.get("JOB_MAX_ATTEMPTS", "3"))
 JOB_QUEUED_GRACE_SECONDS = float(os.environ.get("JOB_QUEUED_GRACE_SECONDS", "120"))
 CELERY_BEAT_SCHEDULE = {
-    "sweep-jobs": {"task": "inference.sweep_jobs", "schedule": JOB_SWEEP_SECONDS,
-                   "options": {"queue": "cpu", "expires": JOB_SWEEP_SECONDS}},
+    "sweep-jobs": {
+        "task": "inference.sweep_jobs",
+        "schedule": JOB_SWEEP_SECONDS,
+        "options": {"queue": "cpu", "expires": JOB_SWEEP_SECONDS},
+    },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # Compute accounting: energy is measured (NVML on CUDA, RAPL where readable) or estimated from these

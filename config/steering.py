@@ -5,6 +5,7 @@ It lives in config/ because it reads both annotation and inference, which never 
 A research tool, not for patient care: researchers and seniors only (and admins), every run audited.
 Torch and the models load inside `steering_run` only, so importing this module stays light.
 """
+
 from __future__ import annotations
 
 import time
@@ -34,12 +35,16 @@ def steerable_saes(*, user):
     """SAEs on causal hosts that this user may steer with."""
     if not can_steer(user):
         return SAE.objects.none()
-    return saes_visible_to(user, SAE.objects.filter(hook_point__host_model__kind=HostModel.Kind.CAUSAL)
-                           ).select_related("hook_point__host_model").order_by("name")
+    return (
+        saes_visible_to(user, SAE.objects.filter(hook_point__host_model__kind=HostModel.Kind.CAUSAL))
+        .select_related("hook_point__host_model")
+        .order_by("name")
+    )
 
 
-def steering_latents(*, sae: SAE, latent_index: int | None = None, concept_code: str | None = None,
-                     viewer=None) -> dict[int, float]:
+def steering_latents(
+    *, sae: SAE, latent_index: int | None = None, concept_code: str | None = None, viewer=None
+) -> dict[int, float]:
     """latent index -> weight: one latent at weight 1, or every latent whose SAE-wide consensus
     label (the platform method's MAP) is concept_code, weighted by that label's posterior probability.
 
@@ -62,9 +67,18 @@ def steering_latents(*, sae: SAE, latent_index: int | None = None, concept_code:
     return latents
 
 
-def steering_run(*, sae: SAE, by, prompt: str, latent_index: int | None = None, concept_code: str | None = None,
-                 clamp: float | None = None, scale: float | None = None, max_new_tokens: int = 24,
-                 seed: int | None = None) -> dict[str, Any]:
+def steering_run(
+    *,
+    sae: SAE,
+    by,
+    prompt: str,
+    latent_index: int | None = None,
+    concept_code: str | None = None,
+    clamp: float | None = None,
+    scale: float | None = None,
+    max_new_tokens: int = 24,
+    seed: int | None = None,
+) -> dict[str, Any]:
     """Baseline and steered continuations of prompt, side by side, with the per-position KL; audited.
     by None is the command line (an operator with shell access), audited without an actor."""
     if by is not None and not can_steer(by):
@@ -88,20 +102,41 @@ def steering_run(*, sae: SAE, by, prompt: str, latent_index: int | None = None, 
     handle = _host_handle(host)
     model = load_sae(sae.artifact_uri).normalised().eval()
     try:
-        result = steer(handle=handle, hook_name=sae.hook_point.name, encode=model.encode, decode=model.decode,
-                       intervention=intervention, prompt=prompt, generation=generation)
+        result = steer(
+            handle=handle,
+            hook_name=sae.hook_point.name,
+            encode=model.encode,
+            decode=model.decode,
+            intervention=intervention,
+            prompt=prompt,
+            generation=generation,
+        )
     except ValueError as error:
         raise SteeringError(str(error)) from None
     output = {
-        "notice": RESEARCH_ONLY, "sae": sae.pk, "hook_name": sae.hook_point.name, "host_model": host.name,
+        "notice": RESEARCH_ONLY,
+        "sae": sae.pk,
+        "hook_name": sae.hook_point.name,
+        "host_model": host.name,
         "latents": [{"index": index, "weight": weight} for index, weight in sorted(latents.items())],
-        "concept": concept_code, "clamp": clamp, "scale": scale, "seed": seed,
+        "concept": concept_code,
+        "clamp": clamp,
+        "scale": scale,
+        "seed": seed,
         "decoding": "greedy" if seed is None else "sampled (temperature 1, same seed for both runs)",
-        "prompt": prompt, **asdict(result), "seconds": round(time.perf_counter() - started, 3),
+        "prompt": prompt,
+        **asdict(result),
+        "seconds": round(time.perf_counter() - started, 3),
     }
-    audit_record(actor=by, action="steering.run", obj=sae, payload={
-        **{key: output[key] for key in ("latents", "concept", "clamp", "scale", "seed", "prompt")},
-        "via": "web or API" if by is not None else "command line"})
+    audit_record(
+        actor=by,
+        action="steering.run",
+        obj=sae,
+        payload={
+            **{key: output[key] for key in ("latents", "concept", "clamp", "scale", "seed", "prompt")},
+            "via": "web or API" if by is not None else "command line",
+        },
+    )
     return output
 
 
@@ -111,6 +146,7 @@ def _host_handle(host: HostModel):
         from inference.engine.host_models import load_host_model
 
         _HANDLES.clear()  # one host model in memory at a time
-        _HANDLES[key] = load_host_model(source=host.source, revision=host.revision or None, device="cpu",
-                                        kind=host.kind)
+        _HANDLES[key] = load_host_model(
+            source=host.source, revision=host.revision or None, device="cpu", kind=host.kind
+        )
     return _HANDLES[key]

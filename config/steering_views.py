@@ -1,4 +1,5 @@
 """The steering page and API endpoint: validate, call `config.steering.steering_run`, show the result."""
+
 from __future__ import annotations
 
 from django import forms
@@ -49,14 +50,25 @@ def steering_page(request):
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
-            result = steering_run(sae=data["sae"], by=request.user, prompt=data["prompt"], latent_index=data["latent"],
-                                  concept_code=data["concept"] or None, clamp=data["clamp"], scale=data["scale"],
-                                  max_new_tokens=data["max_new_tokens"], seed=data["seed"])
+            result = steering_run(
+                sae=data["sae"],
+                by=request.user,
+                prompt=data["prompt"],
+                latent_index=data["latent"],
+                concept_code=data["concept"] or None,
+                clamp=data["clamp"],
+                scale=data["scale"],
+                max_new_tokens=data["max_new_tokens"],
+                seed=data["seed"],
+            )
         except SteeringError as failure:
             error = str(failure)
-    rows = list(zip(result["kl_tokens"], result["kl"])) if result else []
-    return render(request, "steering/steer.html", {"form": form, "result": result, "error": error,
-                                                   "notice": RESEARCH_ONLY, "kl_rows": rows})
+    rows = list(zip(result["kl_tokens"], result["kl"], strict=False)) if result else []
+    return render(
+        request,
+        "steering/steer.html",
+        {"form": form, "result": result, "error": error, "notice": RESEARCH_ONLY, "kl_rows": rows},
+    )
 
 
 class SteeringInputSerializer(serializers.Serializer):
@@ -93,10 +105,17 @@ class SteeringRunApi(APIView):
         if sae is None:
             return Response({"detail": "No such SAE on a causal host."}, status=status.HTTP_404_NOT_FOUND)
         try:
-            result = steering_run(sae=sae, by=request.user, prompt=data["prompt"], latent_index=data.get("latent"),
-                                  concept_code=data.get("concept") or None, clamp=data.get("clamp"),
-                                  scale=data.get("scale"), max_new_tokens=data["max_new_tokens"],
-                                  seed=data.get("seed"))
+            result = steering_run(
+                sae=sae,
+                by=request.user,
+                prompt=data["prompt"],
+                latent_index=data.get("latent"),
+                concept_code=data.get("concept") or None,
+                clamp=data.get("clamp"),
+                scale=data.get("scale"),
+                max_new_tokens=data["max_new_tokens"],
+                seed=data.get("seed"),
+            )
         except SteeringError as error:
             return Response({"detail": str(error)}, status=status.HTTP_400_BAD_REQUEST)
         return Response(result)

@@ -1,4 +1,5 @@
 """URL map: the web UI, the REST API under /api/v1/, its schema and docs, the admin."""
+
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path

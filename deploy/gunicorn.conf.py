@@ -1,4 +1,5 @@
 """gunicorn settings for the web process."""
+
 import multiprocessing
 import os
 

@@ -6,6 +6,7 @@ id that was never created. The rule under all of them (docs/access.md): a privat
 derived from it (activation sets, SAEs, latents, examples) exist only for its institution; shared rows
 (no institution) for everyone with a role; admins see everything.
 """
+
 from __future__ import annotations
 
 from django.db.models import Q, QuerySet

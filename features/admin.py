@@ -1,4 +1,5 @@
 """Admin for the latent catalogue."""
+
 from django.contrib import admin
 
 from accounts.admin import READ_SCOPES, ConcordAdmin
@@ -7,12 +8,19 @@ from accounts.models import Institution
 from . import access
 from .models import SAE, ActivationSet, Corpus, HookPoint, HostModel, Latent, LatentExample, Snippet
 
-READ_SCOPES.update({
-    Institution: access.institutions_readable, Corpus: access.corpora_readable, Snippet: access.snippets_readable,
-    HostModel: access.host_models_readable, HookPoint: access.hook_points_readable,
-    ActivationSet: access.activation_sets_readable, SAE: access.saes_readable, Latent: access.latents_readable,
-    LatentExample: access.examples_readable,
-})
+READ_SCOPES.update(
+    {
+        Institution: access.institutions_readable,
+        Corpus: access.corpora_readable,
+        Snippet: access.snippets_readable,
+        HostModel: access.host_models_readable,
+        HookPoint: access.hook_points_readable,
+        ActivationSet: access.activation_sets_readable,
+        SAE: access.saes_readable,
+        Latent: access.latents_readable,
+        LatentExample: access.examples_readable,
+    }
+)
 
 
 @admin.register(HostModel)

@@ -1,4 +1,5 @@
 """REST endpoints for the catalogue; every list is filtered by what the caller may see."""
+
 from __future__ import annotations
 
 from drf_spectacular.utils import extend_schema_field
@@ -68,9 +69,23 @@ class ActivationSetSerializer(serializers.ModelSerializer):
 class SAESerializer(serializers.ModelSerializer):
     class Meta:
         model = SAE
-        fields = ["id", "name", "hook_point", "activation_set", "architecture", "d_in", "d_sae", "k",
-                  "l1_coefficient", "hyperparameters", "metrics", "sweep_group", "published", "source_job_id",
-                  "created_at"]
+        fields = [
+            "id",
+            "name",
+            "hook_point",
+            "activation_set",
+            "architecture",
+            "d_in",
+            "d_sae",
+            "k",
+            "l1_coefficient",
+            "hyperparameters",
+            "metrics",
+            "sweep_group",
+            "published",
+            "source_job_id",
+            "created_at",
+        ]
 
 
 class LatentExampleSerializer(serializers.ModelSerializer):
@@ -86,8 +101,19 @@ class LatentSerializer(HideFromLabellersMixin, serializers.ModelSerializer):
 
     class Meta:
         model = Latent
-        fields = ["id", "sae", "index", "density", "max_activation", "mean_activation", "histogram",
-                  "best_tag", "best_tag_r", "tag_entropy", "status"]
+        fields = [
+            "id",
+            "sae",
+            "index",
+            "density",
+            "max_activation",
+            "mean_activation",
+            "histogram",
+            "best_tag",
+            "best_tag_r",
+            "tag_entropy",
+            "status",
+        ]
 
 
 class LatentDetailSerializer(LatentSerializer):
@@ -124,7 +150,9 @@ class SnippetListApi(generics.ListAPIView):
 
     def get_queryset(self):
         corpus = self.request.query_params.get("corpus")
-        return selectors.snippet_list(user=self.request.user, corpus_id=int(corpus) if corpus and corpus.isdigit() else None)
+        return selectors.snippet_list(
+            user=self.request.user, corpus_id=int(corpus) if corpus and corpus.isdigit() else None
+        )
 
 
 class HostModelListApi(generics.ListAPIView):

@@ -1,4 +1,5 @@
 """Features app configuration."""
+
 from django.apps import AppConfig
 
 

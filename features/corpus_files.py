@@ -1,4 +1,5 @@
 """Reading corpus files (JSONL or CSV) into validated snippet records, naming the line of any fault."""
+
 from __future__ import annotations
 
 import csv
@@ -45,7 +46,8 @@ def _validated(line: int, raw: dict, max_text_chars: int) -> SnippetRecord:
         raise CorpusFormatError(f"line {line}: 'text' is missing or empty")
     if len(text) > max_text_chars:
         raise CorpusFormatError(
-            f"line {line}: 'text' is {len(text)} characters; the limit is {max_text_chars} (MAX_SNIPPET_CHARS)")
+            f"line {line}: 'text' is {len(text)} characters; the limit is {max_text_chars} (MAX_SNIPPET_CHARS)"
+        )
     for name in ("text", "external_id", "metadata", "concept_tags"):
         if raw.get(name) is not None and _has_nul(raw[name]):
             raise CorpusFormatError(f"line {line}: '{name}' holds a NUL character")
@@ -70,8 +72,9 @@ def _validated(line: int, raw: dict, max_text_chars: int) -> SnippetRecord:
             tags = [t.strip() for t in stripped.split(";") if t.strip()]
     if not isinstance(tags, list) or not all(isinstance(t, str) and t for t in tags):
         raise CorpusFormatError(f"line {line}: 'concept_tags' must be a list of non-empty strings")
-    return SnippetRecord(line=line, external_id=external_id.strip(), text=text, metadata=metadata,
-                         concept_tags=tuple(tags))
+    return SnippetRecord(
+        line=line, external_id=external_id.strip(), text=text, metadata=metadata, concept_tags=tuple(tags)
+    )
 
 
 def _jsonl_rows(path: Path) -> Iterator[tuple[int, dict]]:
@@ -138,5 +141,6 @@ def count_lines(path: Path) -> int:
             except UnicodeDecodeError as error:
                 raise CorpusFormatError(
                     f"line {n}: not UTF-8 (byte 0x{raw[error.start]:02x} at column {error.start + 1}); "
-                    "save the file as UTF-8") from None
+                    "save the file as UTF-8"
+                ) from None
     return n

@@ -1,4 +1,5 @@
 """The latent catalogue: host models, corpora and snippets, hook points, activation sets, SAEs, latents."""
+
 from __future__ import annotations
 
 from django.db import models
@@ -34,7 +35,11 @@ class Corpus(models.Model):
     description = models.TextField(blank=True)
     licence = models.CharField(max_length=200, blank=True)
     institution = models.ForeignKey(
-        Institution, null=True, blank=True, on_delete=models.PROTECT, related_name="corpora",
+        Institution,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="corpora",
         help_text="Owning institution; empty means shared with every institution.",
     )
     deidentified = models.BooleanField(default=False)
@@ -46,8 +51,9 @@ class Corpus(models.Model):
         verbose_name_plural = "corpora"
         constraints = [
             models.UniqueConstraint(fields=["institution", "name"], name="corpus_unique_name_per_institution"),
-            models.UniqueConstraint(fields=["name"], condition=Q(institution__isnull=True),
-                                    name="corpus_unique_shared_name"),
+            models.UniqueConstraint(
+                fields=["name"], condition=Q(institution__isnull=True), name="corpus_unique_shared_name"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -165,9 +171,11 @@ class Latent(models.Model):
     tag_entropy = models.FloatField(null=True, blank=True)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.UNLABELLED, db_index=True)
     logit_effects = models.JSONField(
-        default=dict, blank=True,
+        default=dict,
+        blank=True,
         help_text="causal hosts: {'raised': [{'token', 'id', 'logit'}...], 'lowered': [...], 'method': str}, "
-                  "the decoder direction through the unembedding; {} for encoders")
+        "the decoder direction through the unembedding; {} for encoders",
+    )
     # Protected-attribute associations above the detector's threshold, whatever the label:
     # [{"tag": "SEX_GENDER:female", "attribute": "SEX_GENDER", "r": 0.41}, ...], strongest first.
     protected_associations = models.JSONField(default=list, blank=True)

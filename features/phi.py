@@ -1,4 +1,5 @@
 """Best-effort PHI scrubbing for imported notes: dates, phone numbers, record numbers, listed names."""
+
 from __future__ import annotations
 
 import re

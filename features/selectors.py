@@ -1,4 +1,5 @@
 """Read paths for the catalogue, each filtered by what the caller may see (features.access decides)."""
+
 from __future__ import annotations
 
 import functools

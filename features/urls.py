@@ -1,4 +1,5 @@
 """API routes for the catalogue."""
+
 from django.urls import path
 
 from . import apis

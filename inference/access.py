@@ -1,4 +1,5 @@
 """Who may read and who may write jobs: one queryset function per direction (docs/access.md)."""
+
 from __future__ import annotations
 
 from django.db.models import QuerySet

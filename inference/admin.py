@@ -1,4 +1,5 @@
 """Admin for jobs."""
+
 from django.contrib import admin
 
 from accounts.admin import READ_SCOPES, ConcordAdmin

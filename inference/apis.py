@@ -1,4 +1,5 @@
 """REST endpoints for jobs: list and follow them, cancel them, launch corpus imports."""
+
 from __future__ import annotations
 
 from django.conf import settings
@@ -28,8 +29,10 @@ from .services import (
     upload_store,
 )
 
-BROKER_DOWN = ("The job queue is not reachable right now, so nothing was started. "
-               "Try again in a minute; if it persists, tell the administrator.")
+BROKER_DOWN = (
+    "The job queue is not reachable right now, so nothing was started. "
+    "Try again in a minute; if it persists, tell the administrator."
+)
 
 
 def broker_down_response() -> Response:
@@ -39,9 +42,31 @@ def broker_down_response() -> Response:
 class JobSerializer(serializers.ModelSerializer):
     class Meta:
         model = Job
-        fields = ["id", "uuid", "kind", "parameters", "queue", "status", "progress", "message", "result", "device",
-                  "gpu_seconds", "device_seconds", "energy_kwh", "energy_method", "co2_kg", "cost", "attempts",
-                  "worker", "lease_expires_at", "sweep", "created_at", "started_at", "finished_at"]
+        fields = [
+            "id",
+            "uuid",
+            "kind",
+            "parameters",
+            "queue",
+            "status",
+            "progress",
+            "message",
+            "result",
+            "device",
+            "gpu_seconds",
+            "device_seconds",
+            "energy_kwh",
+            "energy_method",
+            "co2_kg",
+            "cost",
+            "attempts",
+            "worker",
+            "lease_expires_at",
+            "sweep",
+            "created_at",
+            "started_at",
+            "finished_at",
+        ]
 
     def to_representation(self, instance):
         data = super().to_representation(instance)
@@ -86,7 +111,10 @@ class ImportCorpusInputSerializer(serializers.Serializer):
     scrub_phi = serializers.BooleanField(required=False, default=False)
     # Only the importer's own institution (admins any): a corpus never lands in another one's private list.
     institution = UserScopedSlugField(
-        scope=catalogue_access.institutions_writable, slug_field="code", required=False, allow_null=True,
+        scope=catalogue_access.institutions_writable,
+        slug_field="code",
+        required=False,
+        allow_null=True,
         default=None,
     )
 
@@ -95,7 +123,8 @@ class ImportCorpusInputSerializer(serializers.Serializer):
             raise serializers.ValidationError("Upload a .jsonl or .csv file.")
         if value.size > settings.MAX_UPLOAD_BYTES:
             raise serializers.ValidationError(
-                f"The file is {value.size} bytes; the limit is {settings.MAX_UPLOAD_BYTES} bytes.")
+                f"The file is {value.size} bytes; the limit is {settings.MAX_UPLOAD_BYTES} bytes."
+            )
         return value
 
 
@@ -113,10 +142,15 @@ class ImportCorpusApi(APIView):
         path = upload_store(uploaded=data["file"], prefix="corpus")
         try:
             job = job_create(
-                kind=Job.Kind.IMPORT_CORPUS, by=request.user,
-                parameters={"path": str(path), "name": data["name"], "description": data["description"],
-                            "scrub_phi": data["scrub_phi"],
-                            "institution": data["institution"].code if data["institution"] else None},
+                kind=Job.Kind.IMPORT_CORPUS,
+                by=request.user,
+                parameters={
+                    "path": str(path),
+                    "name": data["name"],
+                    "description": data["description"],
+                    "scrub_phi": data["scrub_phi"],
+                    "institution": data["institution"].code if data["institution"] else None,
+                },
             )
         except BrokerUnavailable:
             upload_discard(path=path)
@@ -204,10 +238,8 @@ class SweepInputSerializer(TrainSAEInputSerializer):
     l1 = None
     sweep_group = None
     widths = serializers.ListField(child=serializers.IntegerField(min_value=1), min_length=1, max_length=16)
-    ks = serializers.ListField(child=serializers.IntegerField(min_value=1), required=False, default=list,
-                               max_length=16)
-    l1s = serializers.ListField(child=serializers.FloatField(min_value=0), required=False, default=list,
-                                max_length=16)
+    ks = serializers.ListField(child=serializers.IntegerField(min_value=1), required=False, default=list, max_length=16)
+    l1s = serializers.ListField(child=serializers.FloatField(min_value=0), required=False, default=list, max_length=16)
     name = serializers.CharField(max_length=150, required=False, allow_blank=True, default="")
     n_top = serializers.IntegerField(min_value=1, default=20)
 

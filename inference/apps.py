@@ -1,4 +1,5 @@
 """Inference app configuration."""
+
 from django.apps import AppConfig
 
 

@@ -1,5 +1,6 @@
 """The broker seen from the job services: send a job's message by name, ask whether the broker answers,
 and look for a job's message on it (so that the sweeper re-sends only what was really lost)."""
+
 from __future__ import annotations
 
 import logging
@@ -33,8 +34,14 @@ def task_id_for(job_uuid) -> str:
 
 
 def send_job(*, job_id: int, job_uuid, queue: str) -> None:
-    current_app.send_task(RUN_JOB_TASK, args=[job_id], queue=queue, task_id=task_id_for(job_uuid),
-                          retry=True, retry_policy={"max_retries": 1, "interval_start": 0, "interval_step": 0.5})
+    current_app.send_task(
+        RUN_JOB_TASK,
+        args=[job_id],
+        queue=queue,
+        task_id=task_id_for(job_uuid),
+        retry=True,
+        retry_policy={"max_retries": 1, "interval_start": 0, "interval_step": 0.5},
+    )
 
 
 def jobs_on_broker(job_uuids: list[str], *, queues: tuple[str, ...] = ("cpu", "gpu")) -> set[str] | None:

@@ -1,6 +1,7 @@
 """The drift-audit job (issue 12): capture a corpus at an SAE's hook point if needed, then compare its
 latent statistics with the reference corpus's (`inference.engine.drift`). Kept in one module so that
 the job machinery only needs one entry per registry."""
+
 from __future__ import annotations
 
 import time
@@ -15,8 +16,16 @@ from features.services import activation_set_create
 from .models import Job
 from .progress import Progress
 
-DRIFT_CONFIG_KEYS = ("fdr", "min_abs_log2_ratio", "min_rate", "pseudocount", "divergence_threshold",
-                     "fve_drop_threshold", "flagged_share_threshold", "l0_distance_threshold")
+DRIFT_CONFIG_KEYS = (
+    "fdr",
+    "min_abs_log2_ratio",
+    "min_rate",
+    "pseudocount",
+    "divergence_threshold",
+    "fve_drop_threshold",
+    "flagged_share_threshold",
+    "l0_distance_threshold",
+)
 
 
 def drift_config_check(values: dict[str, Any] | None) -> dict[str, float]:
@@ -30,8 +39,15 @@ def drift_config_check(values: dict[str, Any] | None) -> dict[str, float]:
     return DriftConfig(**overrides).to_dict()
 
 
-def drift_audit_request(*, sae: SAE, corpus: Corpus, reference: Corpus | None = None,
-                        thresholds: dict[str, Any] | None = None, by=None, enqueue: bool = True) -> Job:
+def drift_audit_request(
+    *,
+    sae: SAE,
+    corpus: Corpus,
+    reference: Corpus | None = None,
+    thresholds: dict[str, Any] | None = None,
+    by=None,
+    enqueue: bool = True,
+) -> Job:
     """Queue a drift audit of `corpus` against `reference` (default: the SAE's training corpus)."""
     if reference is None:
         if sae.activation_set_id is None:
@@ -44,8 +60,12 @@ def drift_audit_request(*, sae: SAE, corpus: Corpus, reference: Corpus | None = 
     )
 
     config = drift_config_check(thresholds)
-    return job_create(kind=Job.Kind.DRIFT_AUDIT, by=by, enqueue=enqueue, parameters={
-        "sae_id": sae.pk, "corpus_id": corpus.pk, "reference_id": reference.pk, "config": config})
+    return job_create(
+        kind=Job.Kind.DRIFT_AUDIT,
+        by=by,
+        enqueue=enqueue,
+        parameters={"sae_id": sae.pk, "corpus_id": corpus.pk, "reference_id": reference.pk, "config": config},
+    )
 
 
 def _store_for(*, sae: SAE, corpus: Corpus, job: Job, max_length: int, device, progress: Progress, span):
@@ -71,15 +91,30 @@ def _store_for(*, sae: SAE, corpus: Corpus, job: Job, max_length: int, device, p
 
         shutil.rmtree(out_dir)
     lo, hi = span
-    manifest = capture_activations(handle=handle, texts=texts, hook_names=[hook_point.name], batch_size=32,
-                                   max_length=max_length, device=device, out_dir=out_dir, dtype=np.float16,
-                                   progress=lambda f, m: progress(lo + (hi - lo) * f, f"capturing {corpus.name}: {m}"))
+    manifest = capture_activations(
+        handle=handle,
+        texts=texts,
+        hook_names=[hook_point.name],
+        batch_size=32,
+        max_length=max_length,
+        device=device,
+        out_dir=out_dir,
+        dtype=np.float16,
+        progress=lambda f, m: progress(lo + (hi - lo) * f, f"capturing {corpus.name}: {m}"),
+    )
     store = ActivationStore.open(out_dir, hook_point.name)
     stats = mean_and_scale(store)
-    activation_set_create(host_model=hook_point.host_model, hook_point=hook_point, corpus=corpus,
-                          artifact_uri=str(out_dir), n_tokens=manifest.n_tokens, dtype="float16",
-                          normalisation={"mean": [float(v) for v in stats.mean], "scale": float(stats.scale)},
-                          source_job_id=job.pk, by=job.created_by)
+    activation_set_create(
+        host_model=hook_point.host_model,
+        hook_point=hook_point,
+        corpus=corpus,
+        artifact_uri=str(out_dir),
+        n_tokens=manifest.n_tokens,
+        dtype="float16",
+        normalisation={"mean": [float(v) for v in stats.mean], "scale": float(stats.scale)},
+        source_job_id=job.pk,
+        by=job.created_by,
+    )
     return store
 
 
@@ -104,14 +139,24 @@ def drift_audit_work(job: Job, progress: Progress) -> dict[str, Any]:
     statistics = {}
     for position, (name, which) in enumerate((("reference", reference), ("corpus", corpus))):
         span = (0.5 * position, 0.5 * position + 0.35)
-        store = _store_for(sae=sae, corpus=which, job=job, max_length=max_length, device=device,
-                           progress=progress, span=span)
+        store = _store_for(
+            sae=sae, corpus=which, job=job, max_length=max_length, device=device, progress=progress, span=span
+        )
         progress(span[1], f"encoding {which.name}")
         statistics[name] = corpus_statistics(
             batches=(torch.from_numpy(batch.activations) for batch in store.iter_batches(batch_tokens=4096)),
-            encode=model.encode, decode=model.decode, device=device)
-    report = compare_corpora(reference=statistics["reference"], corpus=statistics["corpus"],
-                             config=DriftConfig(**params.get("config", {})))
+            encode=model.encode,
+            decode=model.decode,
+            device=device,
+        )
+    report = compare_corpora(
+        reference=statistics["reference"], corpus=statistics["corpus"], config=DriftConfig(**params.get("config", {}))
+    )
     progress(1.0, "compared")
-    return {"sae_id": sae.pk, "corpus_id": corpus.pk, "reference_id": reference.pk,
-            "seconds": round(time.perf_counter() - started, 3), "report": report.to_dict()}
+    return {
+        "sae_id": sae.pk,
+        "corpus_id": corpus.pk,
+        "reference_id": reference.pk,
+        "seconds": round(time.perf_counter() - started, 3),
+        "report": report.to_dict(),
+    }

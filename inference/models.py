@@ -1,4 +1,5 @@
 """Jobs: one row per unit of background work, with its progress, outcome and cost."""
+
 from __future__ import annotations
 
 import uuid

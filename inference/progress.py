@@ -4,6 +4,7 @@ A leaf module (it imports only the Job model), so job bodies, the runner and com
 without importing each other. Every write is conditional on the job still being RUNNING under this
 worker's name: a cancelled or reaped job notices at its next report and stops.
 """
+
 from __future__ import annotations
 
 import logging
@@ -70,8 +71,15 @@ class JobReporter:
     JobCancelled.
     """
 
-    def __init__(self, job_id: int, *, worker: str, interval: float = 0.5, echo: Progress | None = None,
-                 settle: Callable[[str], dict[str, Any]] | None = None) -> None:
+    def __init__(
+        self,
+        job_id: int,
+        *,
+        worker: str,
+        interval: float = 0.5,
+        echo: Progress | None = None,
+        settle: Callable[[str], dict[str, Any]] | None = None,
+    ) -> None:
         self.job_id = job_id
         self.settle = settle or (lambda device: {})
         self.worker = worker
@@ -90,8 +98,9 @@ class JobReporter:
     # --- heartbeat ---
     def start_heartbeat(self) -> None:
         period = max(settings.JOB_LEASE_SECONDS / 3.0, 0.2)
-        self._thread = threading.Thread(target=self._beat, args=(period,), name=f"job-{self.job_id}-heartbeat",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._beat, args=(period,), name=f"job-{self.job_id}-heartbeat", daemon=True
+        )
         self._thread.start()
 
     def _beat(self, period: float) -> None:
@@ -154,8 +163,15 @@ class JobReporter:
                 raise JobCancelled(f"job {self.job_id} is no longer running under {self.worker}")
             yield result
             device = self._mine().values_list("device", flat=True).first() or ""
-            self._mine().update(**self.settle(device), status=Job.Status.SUCCEEDED, progress=1.0, result=result, message="done",
-                                finished_at=timezone.now(), lease_expires_at=None)
+            self._mine().update(
+                **self.settle(device),
+                status=Job.Status.SUCCEEDED,
+                progress=1.0,
+                result=result,
+                message="done",
+                finished_at=timezone.now(),
+                lease_expires_at=None,
+            )
             self.result_written = True
 
 

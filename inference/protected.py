@@ -1,6 +1,7 @@
 """Protected-attribute scan of an SAE (issue 12): per-snippet latent maxima over its training corpus,
 Pearson r with each protected tag the corpus carries (`Snippet.metadata["protected"]`), stored on the
 latents. Runs after mining, or on demand (`manage.py protected_scan`)."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -22,8 +23,9 @@ def protected_tag_matrix(snippet_metadata: list[dict]) -> tuple[np.ndarray, list
     return tags, names
 
 
-def protected_scan(*, sae: SAE, snippet_max: np.ndarray | None = None, threshold: float | None = None,
-                   by=None) -> dict[str, Any]:
+def protected_scan(
+    *, sae: SAE, snippet_max: np.ndarray | None = None, threshold: float | None = None, by=None
+) -> dict[str, Any]:
     """Score and store every latent's protected associations; `snippet_max` [n_snippets, d_sae] from
     mining saves re-encoding the corpus."""
     import torch
@@ -52,9 +54,16 @@ def protected_scan(*, sae: SAE, snippet_max: np.ndarray | None = None, threshold
     found = []
     if names:
         per_latent = protected_associations(snippet_max=snippet_max, tags=tags, tag_names=names, config=config)
-        found = [(index, [{"tag": a.tag, "attribute": a.attribute, "r": round(a.r, 4)} for a in associations])
-                 for index, associations in enumerate(per_latent) if associations]
-    parameters = {"threshold": config.threshold, "min_tagged": config.min_tagged, "tags": names,
-                  "tag_counts": {name: int(tags[:, j].sum()) for j, name in enumerate(names)}}
+        found = [
+            (index, [{"tag": a.tag, "attribute": a.attribute, "r": round(a.r, 4)} for a in associations])
+            for index, associations in enumerate(per_latent)
+            if associations
+        ]
+    parameters = {
+        "threshold": config.threshold,
+        "min_tagged": config.min_tagged,
+        "tags": names,
+        "tag_counts": {name: int(tags[:, j].sum()) for j, name in enumerate(names)},
+    }
     n_flagged = latents_store_protected(sae=sae, associations=found, parameters=parameters, by=by)
     return {**parameters, "n_flagged": n_flagged}

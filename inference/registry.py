@@ -1,4 +1,5 @@
 """The one registry of job kinds: for each, the queue it runs on and the body that does the work."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -19,13 +20,16 @@ class JobKind:
     work: Work
 
 
-KINDS: dict[str, JobKind] = {spec.kind: spec for spec in (
-    JobKind(Job.Kind.IMPORT_CORPUS, "cpu", jobs.import_corpus_work),
-    JobKind(Job.Kind.CACHE_ACTIVATIONS, "gpu", jobs.cache_activations_work),
-    JobKind(Job.Kind.TRAIN_SAE, "gpu", jobs.train_sae_work),
-    JobKind(Job.Kind.MINE_LATENTS, "gpu", jobs.mine_latents_work),
-    JobKind(Job.Kind.DRIFT_AUDIT, "gpu", drift.drift_audit_work),  # issue 12: runs the host model
-)}
+KINDS: dict[str, JobKind] = {
+    spec.kind: spec
+    for spec in (
+        JobKind(Job.Kind.IMPORT_CORPUS, "cpu", jobs.import_corpus_work),
+        JobKind(Job.Kind.CACHE_ACTIVATIONS, "gpu", jobs.cache_activations_work),
+        JobKind(Job.Kind.TRAIN_SAE, "gpu", jobs.train_sae_work),
+        JobKind(Job.Kind.MINE_LATENTS, "gpu", jobs.mine_latents_work),
+        JobKind(Job.Kind.DRIFT_AUDIT, "gpu", drift.drift_audit_work),  # issue 12: runs the host model
+    )
+}
 
 
 def job_kind(kind: str) -> JobKind:

@@ -1,6 +1,7 @@
 """Loaded host models and SAEs kept per process (LRU), so that explaining a note or auditing a corpus
 does not reload weights each time. Torch is imported inside the functions: the web process loads it
 only when someone explains a note."""
+
 from __future__ import annotations
 
 import functools

@@ -1,4 +1,5 @@
 """Reads for the jobs pages and exports: what each job, SAE and sweep cost, and how a sweep's SAEs compare."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -12,8 +13,13 @@ from .models import Job, Sweep
 
 
 def job_footprint(job: Job) -> Footprint:
-    return Footprint(device_seconds=job.device_seconds, energy_kwh=job.energy_kwh,
-                     method=job.energy_method or "estimated", co2_kg=job.co2_kg, cost=job.cost)
+    return Footprint(
+        device_seconds=job.device_seconds,
+        energy_kwh=job.energy_kwh,
+        method=job.energy_method or "estimated",
+        co2_kg=job.co2_kg,
+        cost=job.cost,
+    )
 
 
 def _total(jobs: list[Job]) -> dict[str, Any]:
@@ -35,19 +41,26 @@ def sae_jobs(*, sae: SAE) -> dict[str, list[Job]]:
 def sae_footprint(*, sae: SAE) -> dict[str, Any]:
     """Device time, energy, CO₂ and cost of one SAE: capture + training + mining, and each part."""
     parts = sae_jobs(sae=sae)
-    return {"parts": {name: _total(jobs) for name, jobs in parts.items()},
-            "total": _total([job for jobs in parts.values() for job in jobs])}
+    return {
+        "parts": {name: _total(jobs) for name, jobs in parts.items()},
+        "total": _total([job for jobs in parts.values() for job in jobs]),
+    }
 
 
 def sweep_footprint(*, sweep: Sweep) -> dict[str, Any]:
     """A sweep's training and mining jobs, plus the capture of its activation set (counted once)."""
     jobs = list(sweep.jobs.all())
-    capture = list(Job.objects.filter(pk=sweep.activation_set.source_job_id)) if sweep.activation_set.source_job_id \
-        else []
-    return {"parts": {"capture": _total(capture),
-                      "training": _total([j for j in jobs if j.kind == Job.Kind.TRAIN_SAE]),
-                      "mining": _total([j for j in jobs if j.kind == Job.Kind.MINE_LATENTS])},
-            "total": _total(capture + jobs)}
+    capture = (
+        list(Job.objects.filter(pk=sweep.activation_set.source_job_id)) if sweep.activation_set.source_job_id else []
+    )
+    return {
+        "parts": {
+            "capture": _total(capture),
+            "training": _total([j for j in jobs if j.kind == Job.Kind.TRAIN_SAE]),
+            "mining": _total([j for j in jobs if j.kind == Job.Kind.MINE_LATENTS]),
+        },
+        "total": _total(capture + jobs),
+    }
 
 
 def sweep_saes(*, sweep: Sweep) -> QuerySet:
@@ -58,16 +71,30 @@ def sweep_comparison(*, sweep: Sweep) -> list[dict[str, Any]]:
     """One row per SAE of the sweep: FVE, L0, dead fraction, monosemanticity, and its job's state."""
     rows = []
     trainings = {job.pk: job for job in sweep.jobs.filter(kind=Job.Kind.TRAIN_SAE)}
-    mined = set(sweep.jobs.filter(kind=Job.Kind.MINE_LATENTS, status=Job.Status.SUCCEEDED)
-                .values_list("parameters__sae_id", flat=True))
+    mined = set(
+        sweep.jobs.filter(kind=Job.Kind.MINE_LATENTS, status=Job.Status.SUCCEEDED).values_list(
+            "parameters__sae_id", flat=True
+        )
+    )
     for sae in sweep_saes(sweep=sweep):
         metrics = sae.metrics or {}
         mono = metrics.get("monosemanticity") or {}
-        rows.append({"sae": sae, "width": sae.d_sae, "k": sae.k, "l1": sae.l1_coefficient,
-                     "fve": metrics.get("fve"), "l0": metrics.get("l0"), "dead_fraction": metrics.get("dead_fraction"),
-                     "mono_entropy": mono.get("sae_mean_entropy"), "mono_r": mono.get("n_latents_r_ge_0_5"),
-                     "mined": sae.pk in mined, "job": trainings.get(sae.source_job_id),
-                     "footprint": sae_footprint(sae=sae)["total"]})
+        rows.append(
+            {
+                "sae": sae,
+                "width": sae.d_sae,
+                "k": sae.k,
+                "l1": sae.l1_coefficient,
+                "fve": metrics.get("fve"),
+                "l0": metrics.get("l0"),
+                "dead_fraction": metrics.get("dead_fraction"),
+                "mono_entropy": mono.get("sae_mean_entropy"),
+                "mono_r": mono.get("n_latents_r_ge_0_5"),
+                "mined": sae.pk in mined,
+                "job": trainings.get(sae.source_job_id),
+                "footprint": sae_footprint(sae=sae)["total"],
+            }
+        )
     return rows
 
 

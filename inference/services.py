@@ -1,4 +1,5 @@
 """Jobs: create and send on commit, run under a lease, finish once; the sweeper; job requests of each kind."""
+
 from __future__ import annotations
 
 import logging
@@ -46,7 +47,8 @@ def _send(job: Job) -> None:
     except Exception as error:  # noqa: BLE001 - the row stays queued and sent_at set: the sweeper re-sends it
         logger.warning("job %s could not be sent (%s); the sweeper will re-send it", job.pk, error)
         Job.objects.filter(pk=job.pk, status=Job.Status.QUEUED).update(
-            message="the job queue did not take the job; it will be re-sent")
+            message="the job queue did not take the job; it will be re-sent"
+        )
 
 
 def job_create(*, kind: str, parameters: dict[str, Any], by=None, enqueue: bool = True, sweep=None) -> Job:
@@ -60,8 +62,13 @@ def job_create(*, kind: str, parameters: dict[str, Any], by=None, enqueue: bool 
     if enqueue:
         broker_check()
     with transaction.atomic():
-        job = Job.objects.create(kind=kind, parameters=parameters, queue=spec.queue, sweep=sweep,
-                                 created_by=by if getattr(by, "is_authenticated", False) else None)
+        job = Job.objects.create(
+            kind=kind,
+            parameters=parameters,
+            queue=spec.queue,
+            sweep=sweep,
+            created_by=by if getattr(by, "is_authenticated", False) else None,
+        )
         audit_record(actor=by, action=f"job.create.{kind}", obj=job, payload=parameters)
         if enqueue:
             transaction.on_commit(lambda: _send(job))
@@ -97,17 +104,28 @@ def job_claim(*, job: Job, worker: str, node: str | None = None) -> bool:
     candidates = Job.objects.filter(claimable, pk=job.pk, attempts=job.attempts)
     if job.attempts >= settings.JOB_MAX_ATTEMPTS:
         gave_up = candidates.update(
-            status=Job.Status.FAILED, finished_at=now, lease_expires_at=None,
+            status=Job.Status.FAILED,
+            finished_at=now,
+            lease_expires_at=None,
             message=f"gave up after {job.attempts} attempts (JOB_MAX_ATTEMPTS={settings.JOB_MAX_ATTEMPTS}); "
-                    f"last worker: {job.worker or 'none'}")
+            f"last worker: {job.worker or 'none'}",
+        )
         if gave_up:
             audit_record(actor=None, action=f"job.fail.{job.kind}", obj=job, payload={"error": "attempts exhausted"})
         return False
     resumed = f" (attempt {job.attempts + 1})" if job.attempts else ""
-    return bool(candidates.update(
-        status=Job.Status.RUNNING, worker=worker, lease_expires_at=lease_deadline(), heartbeat_at=now,
-        attempts=F("attempts") + 1, started_at=Coalesce(F("started_at"), now), message=f"started{resumed}",
-        log_tail=log_append(f"started{resumed} on {worker}")))
+    return bool(
+        candidates.update(
+            status=Job.Status.RUNNING,
+            worker=worker,
+            lease_expires_at=lease_deadline(),
+            heartbeat_at=now,
+            attempts=F("attempts") + 1,
+            started_at=Coalesce(F("started_at"), now),
+            message=f"started{resumed}",
+            log_tail=log_append(f"started{resumed} on {worker}"),
+        )
+    )
 
 
 class _Settlement:
@@ -130,12 +148,21 @@ def _accounting_fields(*, device: str, seconds: float, joules: float | None, met
     from .engine.accounting import footprint
 
     watts = settings.GPU_POWER_WATTS if device.startswith("cuda") else settings.CPU_POWER_WATTS
-    cost = footprint(device_seconds=seconds, energy_joules=joules, method=method, watts=watts,
-                     carbon_intensity_kg_per_kwh=settings.CARBON_INTENSITY_KG_PER_KWH,
-                     device_hour_price=settings.DEVICE_HOUR_PRICE)
+    cost = footprint(
+        device_seconds=seconds,
+        energy_joules=joules,
+        method=method,
+        watts=watts,
+        carbon_intensity_kg_per_kwh=settings.CARBON_INTENSITY_KG_PER_KWH,
+        device_hour_price=settings.DEVICE_HOUR_PRICE,
+    )
     fields: dict[str, Any] = {
-        "device_seconds": F("device_seconds") + cost.device_seconds, "energy_kwh": F("energy_kwh") + cost.energy_kwh,
-        "co2_kg": F("co2_kg") + cost.co2_kg, "cost": F("cost") + cost.cost, "energy_method": cost.method}
+        "device_seconds": F("device_seconds") + cost.device_seconds,
+        "energy_kwh": F("energy_kwh") + cost.energy_kwh,
+        "co2_kg": F("co2_kg") + cost.co2_kg,
+        "cost": F("cost") + cost.cost,
+        "energy_method": cost.method,
+    }
     if device.startswith("cuda"):
         fields["gpu_seconds"] = F("gpu_seconds") + cost.device_seconds
     return fields
@@ -169,8 +196,12 @@ def job_run(*, job_id: int, work: Work | None = None, echo: Progress | None = No
         logger.exception("job %s failed", job_id)
         device = Job.objects.filter(pk=job_id).values_list("device", flat=True).first() or ""
         failed = Job.objects.filter(pk=job_id, status=Job.Status.RUNNING, worker=worker).update(
-            **settle(device), status=Job.Status.FAILED, message=f"{type(error).__name__}: {error}"[:2000],
-            log_tail=log_append(traceback.format_exc()[-4000:]), finished_at=timezone.now(), lease_expires_at=None,
+            **settle(device),
+            status=Job.Status.FAILED,
+            message=f"{type(error).__name__}: {error}"[:2000],
+            log_tail=log_append(traceback.format_exc()[-4000:]),
+            finished_at=timezone.now(),
+            lease_expires_at=None,
         )
         if failed:
             audit_record(actor=job.created_by, action=f"job.fail.{job.kind}", obj=job, payload={"error": str(error)})
@@ -201,12 +232,17 @@ def _follow_up(*, job_id: int) -> None:
         return
     with transaction.atomic():
         Job.objects.select_for_update().get(pk=job_id)  # one follow-up at a time per training job
-        if Job.objects.filter(kind=Job.Kind.MINE_LATENTS, sweep=job.sweep,
-                              parameters__sae_id=job.result["sae_id"]).exists():
+        if Job.objects.filter(
+            kind=Job.Kind.MINE_LATENTS, sweep=job.sweep, parameters__sae_id=job.result["sae_id"]
+        ).exists():
             return
-        mine = job_create(kind=Job.Kind.MINE_LATENTS, by=job.created_by, sweep=job.sweep, enqueue=False,
-                          parameters={"sae_id": job.result["sae_id"],
-                                      "n_top": job.sweep.parameters.get("n_top", 20)})
+        mine = job_create(
+            kind=Job.Kind.MINE_LATENTS,
+            by=job.created_by,
+            sweep=job.sweep,
+            enqueue=False,
+            parameters={"sae_id": job.result["sae_id"], "n_top": job.sweep.parameters.get("n_top", 20)},
+        )
         job_enqueue(job=mine)  # a broker down now leaves it queued with sent_at set: the sweeper sends it
 
 
@@ -224,18 +260,27 @@ def jobs_sweep() -> dict[str, int]:
     now = timezone.now()
     counts = {"requeued": 0, "failed": 0, "resent": 0, "followed_up": 0}
     for job in Job.objects.filter(status=Job.Status.RUNNING, lease_expires_at__lt=now):
-        same = Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING, worker=job.worker,
-                                  lease_expires_at=job.lease_expires_at)
+        same = Job.objects.filter(
+            pk=job.pk, status=Job.Status.RUNNING, worker=job.worker, lease_expires_at=job.lease_expires_at
+        )
         why = f"lease expired at {job.lease_expires_at:%H:%M:%S} on {job.worker or 'an unknown worker'}"
         if job.attempts >= settings.JOB_MAX_ATTEMPTS:
-            if same.update(status=Job.Status.FAILED, finished_at=now, lease_expires_at=None,
-                           message=f"failed: {why}; gave up after {job.attempts} attempts "
-                                   f"(JOB_MAX_ATTEMPTS={settings.JOB_MAX_ATTEMPTS})"):
+            if same.update(
+                status=Job.Status.FAILED,
+                finished_at=now,
+                lease_expires_at=None,
+                message=f"failed: {why}; gave up after {job.attempts} attempts "
+                f"(JOB_MAX_ATTEMPTS={settings.JOB_MAX_ATTEMPTS})",
+            ):
                 counts["failed"] += 1
                 audit_record(actor=None, action=f"job.fail.{job.kind}", obj=job, payload={"error": why})
-        elif same.update(status=Job.Status.QUEUED, lease_expires_at=None, sent_at=now,
-                         message=f"{why}; re-sent (attempt {job.attempts + 1} of {settings.JOB_MAX_ATTEMPTS})",
-                         log_tail=log_append(f"{why}; re-sent")):
+        elif same.update(
+            status=Job.Status.QUEUED,
+            lease_expires_at=None,
+            sent_at=now,
+            message=f"{why}; re-sent (attempt {job.attempts + 1} of {settings.JOB_MAX_ATTEMPTS})",
+            log_tail=log_append(f"{why}; re-sent"),
+        ):
             counts["requeued"] += 1
             logger.warning("job %s: %s; re-sent", job.pk, why)
             _send_now(job)
@@ -250,14 +295,21 @@ def jobs_sweep() -> dict[str, int]:
         if held is not None and str(job.uuid) in held:
             continue
         if Job.objects.filter(pk=job.pk, status=Job.Status.QUEUED, sent_at=job.sent_at).update(
-                sent_at=now, message="re-sent: its message was lost before a worker took it",
-                log_tail=log_append("re-sent: its message was lost before a worker took it")):
+            sent_at=now,
+            message="re-sent: its message was lost before a worker took it",
+            log_tail=log_append("re-sent: its message was lost before a worker took it"),
+        ):
             counts["resent"] += 1
             _send_now(job)
-    mined = {sae_id for sae_id in Job.objects.filter(kind=Job.Kind.MINE_LATENTS, sweep__isnull=False)
-             .values_list("parameters__sae_id", flat=True)}
-    for job in Job.objects.filter(kind=Job.Kind.TRAIN_SAE, status=Job.Status.SUCCEEDED, sweep__isnull=False,
-                                  finished_at__lt=grace):
+    mined = {
+        sae_id
+        for sae_id in Job.objects.filter(kind=Job.Kind.MINE_LATENTS, sweep__isnull=False).values_list(
+            "parameters__sae_id", flat=True
+        )
+    }
+    for job in Job.objects.filter(
+        kind=Job.Kind.TRAIN_SAE, status=Job.Status.SUCCEEDED, sweep__isnull=False, finished_at__lt=grace
+    ):
         if job.result.get("sae_id") and job.result["sae_id"] not in mined:
             _follow_up(job_id=job.pk)
             counts["followed_up"] += 1
@@ -292,15 +344,31 @@ def host_model_resolve(*, model: str, by=None):
         raise ValueError(f"'{model}' is neither a registered host model nor a loadable model: {error}") from None
     architectures = getattr(config, "architectures", None) or []
     causal = bool(getattr(config, "is_decoder", False)) or any(
-        name.endswith(("ForCausalLM", "LMHeadModel")) for name in architectures)
+        name.endswith(("ForCausalLM", "LMHeadModel")) for name in architectures
+    )
     d_model = getattr(config, "hidden_size", None) or getattr(config, "n_embd", None)
     n_layers = getattr(config, "num_hidden_layers", None) or getattr(config, "n_layer", None)
-    return host_model_register(name=model, source=model, kind="causal" if causal else "encoder",
-                               d_model=int(d_model), n_layers=int(n_layers), by=by)
+    return host_model_register(
+        name=model,
+        source=model,
+        kind="causal" if causal else "encoder",
+        d_model=int(d_model),
+        n_layers=int(n_layers),
+        by=by,
+    )
 
 
-def cache_activations_request(*, host_model, hook_name: str, corpus, by=None, batch_size: int = 32,
-                              max_length: int = 128, dtype: str = "float16", enqueue: bool = True) -> Job:
+def cache_activations_request(
+    *,
+    host_model,
+    hook_name: str,
+    corpus,
+    by=None,
+    batch_size: int = 32,
+    max_length: int = 128,
+    dtype: str = "float16",
+    enqueue: bool = True,
+) -> Job:
     from features.services import hook_point_get_or_create
 
     if batch_size < 1 or max_length < 2:
@@ -308,16 +376,42 @@ def cache_activations_request(*, host_model, hook_name: str, corpus, by=None, ba
     if dtype not in ("float16", "float32"):
         raise ValueError("dtype must be float16 or float32")
     hook_point = hook_point_get_or_create(host_model=host_model, name=hook_name, by=by)
-    return job_create(kind=Job.Kind.CACHE_ACTIVATIONS, by=by, enqueue=enqueue, parameters={
-        "host_model_id": host_model.pk, "hook_point_id": hook_point.pk, "corpus_id": corpus.pk,
-        "batch_size": batch_size, "max_length": max_length, "dtype": dtype})
+    return job_create(
+        kind=Job.Kind.CACHE_ACTIVATIONS,
+        by=by,
+        enqueue=enqueue,
+        parameters={
+            "host_model_id": host_model.pk,
+            "hook_point_id": hook_point.pk,
+            "corpus_id": corpus.pk,
+            "batch_size": batch_size,
+            "max_length": max_length,
+            "dtype": dtype,
+        },
+    )
 
 
-def train_sae_request(*, arch: str, width: int, activation_set=None, activations_path: str | None = None,
-                      k: int | None = None, l1: float | None = None, steps: int = 2000, batch_size: int = 4096,
-                      lr: float | None = None, seed: int = 0, device: str | None = None, out: str | None = None,
-                      name: str | None = None, checkpoint_every: int = 500, sweep_group: str = "", by=None,
-                      enqueue: bool = True, sweep: Sweep | None = None) -> Job:
+def train_sae_request(
+    *,
+    arch: str,
+    width: int,
+    activation_set=None,
+    activations_path: str | None = None,
+    k: int | None = None,
+    l1: float | None = None,
+    steps: int = 2000,
+    batch_size: int = 4096,
+    lr: float | None = None,
+    seed: int = 0,
+    device: str | None = None,
+    out: str | None = None,
+    name: str | None = None,
+    checkpoint_every: int = 500,
+    sweep_group: str = "",
+    by=None,
+    enqueue: bool = True,
+    sweep: Sweep | None = None,
+) -> Job:
     """Validate a training request (cheaply: the web process never loads torch) and queue the job."""
     if (activation_set is None) == (activations_path is None):
         raise ValueError("give exactly one of an activation set or an activations .npy file")
@@ -333,22 +427,52 @@ def train_sae_request(*, arch: str, width: int, activation_set=None, activations
         raise ValueError("the sparsity coefficient must be ≥ 0")
     if steps < 1 or batch_size < 1 or (lr is not None and lr <= 0) or checkpoint_every < 1:
         raise ValueError("steps, batch size and checkpoint interval must be ≥ 1 and the learning rate > 0")
-    return job_create(kind=Job.Kind.TRAIN_SAE, by=by, enqueue=enqueue, sweep=sweep, parameters={
-        "activation_set_id": activation_set.pk if activation_set is not None else None,
-        "activations_path": str(Path(activations_path).resolve()) if activations_path else None,
-        "arch": arch, "width": width, "k": k, "l1": l1, "steps": steps, "batch_size": batch_size, "lr": lr,
-        "seed": seed, "device": device, "out": out, "name": name, "checkpoint_every": checkpoint_every,
-        "sweep_group": sweep_group})
+    return job_create(
+        kind=Job.Kind.TRAIN_SAE,
+        by=by,
+        enqueue=enqueue,
+        sweep=sweep,
+        parameters={
+            "activation_set_id": activation_set.pk if activation_set is not None else None,
+            "activations_path": str(Path(activations_path).resolve()) if activations_path else None,
+            "arch": arch,
+            "width": width,
+            "k": k,
+            "l1": l1,
+            "steps": steps,
+            "batch_size": batch_size,
+            "lr": lr,
+            "seed": seed,
+            "device": device,
+            "out": out,
+            "name": name,
+            "checkpoint_every": checkpoint_every,
+            "sweep_group": sweep_group,
+        },
+    )
 
 
 SPARSE_BY_K = ("topk", "batchtopk", "matryoshka")
 MAX_SWEEP_POINTS = 64
 
 
-def sweep_launch(*, activation_set, arch: str, widths: list[int], ks: list[int] | None = None,
-                 l1s: list[float] | None = None, name: str = "", steps: int = 2000, batch_size: int = 4096,
-                 lr: float = 2e-4, seed: int = 0, checkpoint_every: int = 500, n_top: int = 20, by=None,
-                 enqueue: bool = True) -> Sweep:
+def sweep_launch(
+    *,
+    activation_set,
+    arch: str,
+    widths: list[int],
+    ks: list[int] | None = None,
+    l1s: list[float] | None = None,
+    name: str = "",
+    steps: int = 2000,
+    batch_size: int = 4096,
+    lr: float = 2e-4,
+    seed: int = 0,
+    checkpoint_every: int = 500,
+    n_top: int = 20,
+    by=None,
+    enqueue: bool = True,
+) -> Sweep:
     """One request, a grid: a training job per (width, k) or (width, L1) on the GPU queue, each mined
     when it succeeds (see `_follow_up`). All rows are written in one transaction, or none."""
     sparsities: list[Any] = list(ks or []) if arch in SPARSE_BY_K else list(l1s or [])
@@ -357,25 +481,49 @@ def sweep_launch(*, activation_set, arch: str, widths: list[int], ks: list[int] 
     if not sparsities:
         raise ValueError("give at least one k" if arch in SPARSE_BY_K else "give at least one L1 coefficient")
     if len(widths) * len(sparsities) > MAX_SWEEP_POINTS:
-        raise ValueError(f"a sweep trains at most {MAX_SWEEP_POINTS} SAEs; this grid has "
-                         f"{len(widths) * len(sparsities)}")
+        raise ValueError(
+            f"a sweep trains at most {MAX_SWEEP_POINTS} SAEs; this grid has {len(widths) * len(sparsities)}"
+        )
     if enqueue:
         broker_check()
     with transaction.atomic():
         sweep = Sweep.objects.create(
-            name=name or f"{arch} sweep on activation set {activation_set.pk}", activation_set=activation_set,
+            name=name or f"{arch} sweep on activation set {activation_set.pk}",
+            activation_set=activation_set,
             created_by=by if getattr(by, "is_authenticated", False) else None,
-            parameters={"arch": arch, "widths": list(widths), "ks": list(ks or []), "l1s": list(l1s or []),
-                        "steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed, "n_top": n_top,
-                        "checkpoint_every": checkpoint_every})
+            parameters={
+                "arch": arch,
+                "widths": list(widths),
+                "ks": list(ks or []),
+                "l1s": list(l1s or []),
+                "steps": steps,
+                "batch_size": batch_size,
+                "lr": lr,
+                "seed": seed,
+                "n_top": n_top,
+                "checkpoint_every": checkpoint_every,
+            },
+        )
         for width in sorted(set(widths)):
             for sparsity in sorted(set(sparsities)):
                 by_k = arch in SPARSE_BY_K
                 train_sae_request(
-                    activation_set=activation_set, arch=arch, width=width, k=sparsity if by_k else None,
-                    l1=None if by_k else sparsity, steps=steps, batch_size=batch_size, lr=lr, seed=seed,
-                    checkpoint_every=checkpoint_every, sweep_group=sweep.group, sweep=sweep, by=by, enqueue=False,
-                    name=f"{sweep.name} · width {width} · {'k' if by_k else 'L1'} {sparsity}")
+                    activation_set=activation_set,
+                    arch=arch,
+                    width=width,
+                    k=sparsity if by_k else None,
+                    l1=None if by_k else sparsity,
+                    steps=steps,
+                    batch_size=batch_size,
+                    lr=lr,
+                    seed=seed,
+                    checkpoint_every=checkpoint_every,
+                    sweep_group=sweep.group,
+                    sweep=sweep,
+                    by=by,
+                    enqueue=False,
+                    name=f"{sweep.name} · width {width} · {'k' if by_k else 'L1'} {sparsity}",
+                )
         audit_record(actor=by, action="sweep.launch", obj=sweep, payload=sweep.parameters)
         if enqueue:
             for job in sweep.jobs.all():
@@ -388,12 +536,18 @@ def mine_latents_request(*, sae, by=None, n_top: int = 20, enqueue: bool = True)
         raise ValueError(f"SAE {sae.pk} has no activation set to mine")
     if n_top < 1:
         raise ValueError("n_top must be ≥ 1")
-    return job_create(kind=Job.Kind.MINE_LATENTS, by=by, enqueue=enqueue,
-                      parameters={"sae_id": sae.pk, "n_top": n_top})
+    return job_create(kind=Job.Kind.MINE_LATENTS, by=by, enqueue=enqueue, parameters={"sae_id": sae.pk, "n_top": n_top})
 
 
-def sae_import(*, directory: Path, name: str | None = None, host_model=None, hook_name: str | None = None,
-               activation_set=None, by=None):
+def sae_import(
+    *,
+    directory: Path,
+    name: str | None = None,
+    host_model=None,
+    hook_name: str | None = None,
+    activation_set=None,
+    by=None,
+):
     """Register an SAELens-format directory: validated by loading it, then copied into the artifact store."""
     import shutil
 
@@ -412,8 +566,9 @@ def sae_import(*, directory: Path, name: str | None = None, host_model=None, hoo
         host = model_name if not isinstance(model_name, str) else _host_model_by_id(model_name, by=by)
         hook_point = hook_point_get_or_create(host_model=host, name=hook_name, by=by)
     if hook_point.host_model.d_model != loaded.sae.d_in:
-        raise ValueError(f"the SAE reads d_in={loaded.sae.d_in} but {hook_point} has d_model="
-                         f"{hook_point.host_model.d_model}")
+        raise ValueError(
+            f"the SAE reads d_in={loaded.sae.d_in} but {hook_point} has d_model={hook_point.host_model.d_model}"
+        )
     name = name or Path(directory).resolve().name
     target = Path(settings.ARTIFACT_ROOT) / "saes" / f"imported-{timezone.now():%Y%m%d%H%M%S%f}"
     # Only the two files the format defines: anything else there (a pickled .pt, scripts) stays behind.
@@ -422,10 +577,18 @@ def sae_import(*, directory: Path, name: str | None = None, host_model=None, hoo
         shutil.copy2(Path(directory) / filename, target / filename)
     cfg = loaded.sae.cfg
     return sae_register(
-        name=name, hook_point=hook_point, activation_set=activation_set, architecture=loaded.sae.architecture,
-        d_in=cfg.d_in, d_sae=cfg.d_sae, k=getattr(cfg, "k", None), artifact_uri=str(target),
-        normalisation=loaded.normalisation.to_dict(), hyperparameters=cfg.to_dict(),
-        metrics=metadata.get("metrics", {}), by=by,
+        name=name,
+        hook_point=hook_point,
+        activation_set=activation_set,
+        architecture=loaded.sae.architecture,
+        d_in=cfg.d_in,
+        d_sae=cfg.d_sae,
+        k=getattr(cfg, "k", None),
+        artifact_uri=str(target),
+        normalisation=loaded.normalisation.to_dict(),
+        hyperparameters=cfg.to_dict(),
+        metrics=metadata.get("metrics", {}),
+        by=by,
     )
 
 
@@ -454,9 +617,12 @@ def sae_export(*, sae, directory: Path, fold: bool = True, by=None) -> tuple[Pat
     if not (source / "cfg.json").is_file():
         raise ValueError(f"SAE {sae.pk}'s files are missing at {source}")
     host_model = sae.hook_point.host_model
-    extra = {"hook_name": sae.hook_point.name,
-             "model_class_name": "AutoModelForCausalLM" if host_model.kind == "causal" else "AutoModel"}
-    messages = export_sae_directory(source=source, target=directory, fold=fold,
-                                    model_name=model_id(host_model.source), metadata=extra)
+    extra = {
+        "hook_name": sae.hook_point.name,
+        "model_class_name": "AutoModelForCausalLM" if host_model.kind == "causal" else "AutoModel",
+    }
+    messages = export_sae_directory(
+        source=source, target=directory, fold=fold, model_name=model_id(host_model.source), metadata=extra
+    )
     audit_record(actor=by, action="sae.export", obj=sae, payload={"directory": str(directory), "folded": fold})
     return directory, messages

@@ -1,4 +1,5 @@
 """Celery tasks: one runs a job by id (sent by name, see broker.py), one is the periodic sweeper."""
+
 from celery import shared_task
 
 from .progress import close_connections

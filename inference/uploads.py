@@ -1,4 +1,5 @@
 """Uploaded files under ARTIFACT_ROOT/uploads, where every worker can read them (a leaf module)."""
+
 from __future__ import annotations
 
 import uuid

@@ -1,4 +1,5 @@
 """API routes for jobs."""
+
 from django.urls import path
 
 from . import apis

@@ -3,6 +3,7 @@
 Forms are validated by the API's own input serializers (same validation, same access policy) and
 launched through the same services. Physicians and everyone else without the job-runner role get 404.
 """
+
 from __future__ import annotations
 
 from functools import wraps
@@ -70,19 +71,29 @@ def _choices(request) -> dict:
     return {
         "host_models": catalogue_access.host_models_writable(user).order_by("name"),
         "corpora": catalogue_access.corpora_writable(user).order_by("name"),
-        "activation_sets": catalogue_access.activation_sets_writable(user).select_related(
-            "hook_point", "corpus").order_by("-pk"),
+        "activation_sets": catalogue_access.activation_sets_writable(user)
+        .select_related("hook_point", "corpus")
+        .order_by("-pk"),
         "saes": catalogue_access.saes_writable(user).select_related("hook_point").order_by("-pk"),
         "architectures": ARCHITECTURES,
     }
 
 
 def _page(request, *, errors: dict | None = None, form: str = "", data=None, status: int = 200):
-    jobs = selectors.jobs_for_page(queryset=_visible_jobs(request), kind=request.GET.get("kind") or None,
-                                   status=request.GET.get("status") or None)[:100]
+    jobs = selectors.jobs_for_page(
+        queryset=_visible_jobs(request), kind=request.GET.get("kind") or None, status=request.GET.get("status") or None
+    )[:100]
     sweeps = sweeps_readable(request.user).select_related("activation_set")[:20]
-    context = {"jobs": jobs, "sweeps": sweeps, "errors": errors or {}, "failed_form": form, "data": data or {},
-               "kinds": Job.Kind.choices, "statuses": Job.Status.choices, **_choices(request)}
+    context = {
+        "jobs": jobs,
+        "sweeps": sweeps,
+        "errors": errors or {},
+        "failed_form": form,
+        "data": data or {},
+        "kinds": Job.Kind.choices,
+        "statuses": Job.Status.choices,
+        **_choices(request),
+    }
     return render(request, "inference/jobs.html", context, status=status)
 
 
@@ -108,8 +119,9 @@ def job_launch(request, what: str):
     data = _form_data(request.POST)
     form = serializer_class(data=data, context={"request": request})
     if not form.is_valid():
-        return _page(request, errors={k: [str(e) for e in v] for k, v in form.errors.items()}, form=what,
-                     data=data, status=400)
+        return _page(
+            request, errors={k: [str(e) for e in v] for k, v in form.errors.items()}, form=what, data=data, status=400
+        )
     try:
         launched = service(by=request.user, **form.validated_data)
     except BrokerUnavailable:
@@ -145,11 +157,36 @@ def job_cancel_view(request, job_id: int):
 def jobs_progress(request):
     """Live progress for the bars: ?ids=1,2,3 (only jobs the user may follow)."""
     ids = [int(part) for part in request.GET.get("ids", "").split(",") if part.strip().isdigit()][:200]
-    rows = _visible_jobs(request).filter(pk__in=ids).values(
-        "id", "status", "progress", "message", "attempts", "device", "device_seconds", "energy_kwh", "energy_method",
-        "co2_kg", "cost", "log_tail")
-    return JsonResponse({"jobs": [{**row, "message": without_server_paths(row["message"]),
-                                   "log_tail": without_server_paths(row["log_tail"][-4000:])} for row in rows]})
+    rows = (
+        _visible_jobs(request)
+        .filter(pk__in=ids)
+        .values(
+            "id",
+            "status",
+            "progress",
+            "message",
+            "attempts",
+            "device",
+            "device_seconds",
+            "energy_kwh",
+            "energy_method",
+            "co2_kg",
+            "cost",
+            "log_tail",
+        )
+    )
+    return JsonResponse(
+        {
+            "jobs": [
+                {
+                    **row,
+                    "message": without_server_paths(row["message"]),
+                    "log_tail": without_server_paths(row["log_tail"][-4000:]),
+                }
+                for row in rows
+            ]
+        }
+    )
 
 
 @job_runners_only
@@ -157,18 +194,32 @@ def sae_compute(request, sae_id: int):
     sae = get_object_or_404(catalogue_access.saes_readable(request.user).select_related("activation_set"), pk=sae_id)
     parts = selectors.sae_jobs(sae=sae)
     visible = set(_visible_jobs(request).values_list("pk", flat=True))
-    return render(request, "inference/sae_compute.html", {
-        "sae": sae, "footprint": selectors.sae_footprint(sae=sae),
-        "parts": [(name, [job for job in jobs if job.pk in visible]) for name, jobs in parts.items()]})
+    return render(
+        request,
+        "inference/sae_compute.html",
+        {
+            "sae": sae,
+            "footprint": selectors.sae_footprint(sae=sae),
+            "parts": [(name, [job for job in jobs if job.pk in visible]) for name, jobs in parts.items()],
+        },
+    )
 
 
 @job_runners_only
 def sweep_page(request, sweep_id: int):
     sweep = get_object_or_404(sweeps_readable(request.user).select_related("activation_set"), pk=sweep_id)
     rows = selectors.sweep_comparison(sweep=sweep)
-    return render(request, "inference/sweep.html", {
-        "sweep": sweep, "rows": rows, "chart": pareto_chart(rows), "footprint": selectors.sweep_footprint(sweep=sweep),
-        "jobs": sweep.jobs.order_by("pk")})
+    return render(
+        request,
+        "inference/sweep.html",
+        {
+            "sweep": sweep,
+            "rows": rows,
+            "chart": pareto_chart(rows),
+            "footprint": selectors.sweep_footprint(sweep=sweep),
+            "jobs": sweep.jobs.order_by("pk"),
+        },
+    )
 
 
 @job_runners_only
@@ -179,20 +230,75 @@ def jobs_export(request):
     audit_record(actor=request.user, action="export.jobs_compute", payload={"by": request.GET.get("by") or "job"})
     if request.GET.get("by") == "sae":
         response["Content-Disposition"] = 'attachment; filename="sae-compute.csv"'
-        writer.writerow(["sae_id", "name", "sweep_group", "n_jobs", "device_seconds", "energy_kwh", "energy_method",
-                         "co2_kg", "cost"])
+        writer.writerow(
+            [
+                "sae_id",
+                "name",
+                "sweep_group",
+                "n_jobs",
+                "device_seconds",
+                "energy_kwh",
+                "energy_method",
+                "co2_kg",
+                "cost",
+            ]
+        )
         for sae in catalogue_access.saes_readable(request.user).select_related("activation_set").order_by("pk"):
             total = selectors.sae_footprint(sae=sae)["total"]
-            writer.writerow([sae.pk, sae.name, sae.sweep_group, total["n_jobs"], total["device_seconds"],
-                             total["energy_kwh"], total["method"], total["co2_kg"], total["cost"]])
+            writer.writerow(
+                [
+                    sae.pk,
+                    sae.name,
+                    sae.sweep_group,
+                    total["n_jobs"],
+                    total["device_seconds"],
+                    total["energy_kwh"],
+                    total["method"],
+                    total["co2_kg"],
+                    total["cost"],
+                ]
+            )
         return response
     response["Content-Disposition"] = 'attachment; filename="jobs-compute.csv"'
-    writer.writerow(["job_id", "uuid", "kind", "status", "queue", "device", "attempts", "device_seconds",
-                     "gpu_seconds", "energy_kwh", "energy_method", "co2_kg", "cost", "sweep_id", "created_at",
-                     "finished_at"])
+    writer.writerow(
+        [
+            "job_id",
+            "uuid",
+            "kind",
+            "status",
+            "queue",
+            "device",
+            "attempts",
+            "device_seconds",
+            "gpu_seconds",
+            "energy_kwh",
+            "energy_method",
+            "co2_kg",
+            "cost",
+            "sweep_id",
+            "created_at",
+            "finished_at",
+        ]
+    )
     for job in _visible_jobs(request).order_by("pk"):
-        writer.writerow([job.pk, job.uuid, job.kind, job.status, job.queue, job.device, job.attempts,
-                         job.device_seconds, job.gpu_seconds, job.energy_kwh, job.energy_method, job.co2_kg, job.cost,
-                         job.sweep_id or "", job.created_at.isoformat(),
-                         job.finished_at.isoformat() if job.finished_at else ""])
+        writer.writerow(
+            [
+                job.pk,
+                job.uuid,
+                job.kind,
+                job.status,
+                job.queue,
+                job.device,
+                job.attempts,
+                job.device_seconds,
+                job.gpu_seconds,
+                job.energy_kwh,
+                job.energy_method,
+                job.co2_kg,
+                job.cost,
+                job.sweep_id or "",
+                job.created_at.isoformat(),
+                job.finished_at.isoformat() if job.finished_at else "",
+            ]
+        )
     return response

@@ -1,4 +1,5 @@
 """Web routes of the jobs pages (researchers and admins)."""
+
 from django.urls import path
 
 from . import views

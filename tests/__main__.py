@@ -4,6 +4,7 @@ PostgreSQL and Redis are used whenever they answer (DATABASE_URL / CELERY_BROKER
 defaults below). With CI=true they are required: an unreachable server fails the run instead of
 letting the suite fall back to SQLite and skip the worker tests.
 """
+
 from __future__ import annotations
 
 import os
@@ -19,8 +20,14 @@ def _postgres_answers(url: str) -> str | None:
 
     cfg = dj_database_url.parse(url)
     try:
-        psycopg.connect(host=cfg["HOST"], port=cfg["PORT"] or 5432, user=cfg["USER"], password=cfg["PASSWORD"],
-                        dbname="postgres", connect_timeout=3).close()
+        psycopg.connect(
+            host=cfg["HOST"],
+            port=cfg["PORT"] or 5432,
+            user=cfg["USER"],
+            password=cfg["PASSWORD"],
+            dbname="postgres",
+            connect_timeout=3,
+        ).close()
     except psycopg.Error as error:
         return str(error).strip()
     return None

@@ -1,4 +1,5 @@
 """Shared fixtures: artifact folders, a real Celery worker on Redis against the test database."""
+
 from __future__ import annotations
 
 import os
@@ -64,15 +65,40 @@ def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory):
     artifacts = tmp_path_factory.getbasetemp() / "artifacts"
     artifacts.mkdir(exist_ok=True)
     log_path = tmp_path_factory.getbasetemp() / "celery-worker.log"
-    env = {**os.environ, "DATABASE_URL": database_url, "CELERY_BROKER_URL": broker,
-           "ARTIFACT_ROOT": str(artifacts), "DJANGO_SETTINGS_MODULE": "config.settings", "DEBUG": "1",
-           "CONCORD_VAR_DIR": str(tmp_path_factory.getbasetemp() / "worker-var")}
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "CELERY_BROKER_URL": broker,
+        "ARTIFACT_ROOT": str(artifacts),
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "DEBUG": "1",
+        "CONCORD_VAR_DIR": str(tmp_path_factory.getbasetemp() / "worker-var"),
+    }
     hostname = f"concord-test-{os.getpid()}@localhost"
     with log_path.open("w") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "cpu,gpu", "--pool=solo",
-             "--concurrency=1", "-n", hostname, "-l", "info", "--without-gossip", "--without-mingle"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "-Q",
+                "cpu,gpu",
+                "--pool=solo",
+                "--concurrency=1",
+                "-n",
+                hostname,
+                "-l",
+                "info",
+                "--without-gossip",
+                "--without-mingle",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
     try:
         deadline = time.monotonic() + 90

@@ -1,4 +1,5 @@
 """Architecture rules: pure packages import no web stack; apps import one way, floor by floor."""
+
 from __future__ import annotations
 
 import ast
@@ -52,7 +53,8 @@ def test_app_imports_only_downward(app):
     offenders = {}
     for path in _python_files(app):
         wrong = sorted(
-            name for name in _imports(path)
+            name
+            for name in _imports(path)
             if name.split(".")[0] in project_apps and name.split(".")[0] not in ALLOWED[app]
         )
         if wrong:

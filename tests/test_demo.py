@@ -1,4 +1,5 @@
 """The embedded demo: `seed_demo --quick` end to end on PostgreSQL with a real Celery worker."""
+
 from __future__ import annotations
 
 import io
@@ -63,7 +64,8 @@ def test_seed_demo_quick_via_worker_builds_everything_and_is_idempotent(celery_w
     out_file = tmp_path / "export.csv"
     call_command("export_labels", "--sae", str(sae.pk), "--format", "csv", "--out", str(out_file))
     assert "sim_" not in out_file.read_text() and str(demo.pk) not in {
-        line.split(",")[1] for line in out_file.read_text().splitlines()[1:]}
+        line.split(",")[1] for line in out_file.read_text().splitlines()[1:]
+    }
     assert (tmp_path / "demo_passwords.txt").stat().st_mode & 0o077 == 0
 
     again = io.StringIO()

@@ -1,5 +1,6 @@
 """The demo's simulated calibration round, on a small synthetic SAE: closed, revealed, marked simulated,
 with visibly uncertain soft labels on split latents and a non-empty seniors' queue."""
+
 from __future__ import annotations
 
 import pytest
@@ -26,10 +27,17 @@ def test_simulated_round_shows_agreement_soft_labels_routing_and_a_queue(postgre
     for latent in sae.latents.all():  # the mined best tag stands in for each latent's true concept
         latent.best_tag = CONCEPTS[latent.index % len(CONCEPTS)].code
         latent.save(update_fields=["best_tag"])
-    real = worlds.make_round(by=coordinator, sae=sae, version=version, institutions=list(institutions.values()),
-                             raters_list=worlds.raters(per_institution={"alder": 3}), n_latents=6)
-    demo = _simulated_round(sae=sae, version=version, real_round=real, people=people,
-                            config=DemoSettings(n_simulated_latents=24))
+    real = worlds.make_round(
+        by=coordinator,
+        sae=sae,
+        version=version,
+        institutions=list(institutions.values()),
+        raters_list=worlds.raters(per_institution={"alder": 3}),
+        n_latents=6,
+    )
+    demo = _simulated_round(
+        sae=sae, version=version, real_round=real, people=people, config=DemoSettings(n_simulated_latents=24)
+    )
     assert demo.simulated and demo.status == Round.Status.REVEALED and demo.routing_min_rounds == 1
     assert demo.name == SIMULATED_ROUND_NAME and demo.latents.count() == 24
     assert not set(demo.latents.values_list("pk", flat=True)) & set(real.latents.values_list("pk", flat=True))
@@ -41,12 +49,19 @@ def test_simulated_round_shows_agreement_soft_labels_routing_and_a_queue(postgre
     queue = list(selectors.adjudication_queue(user=senior))
     assert queue and all(latent.status == Latent.Status.AMBIGUOUS for latent in queue)
     reliability = RaterReliability.objects.of_round(demo.pk)
-    assert reliability.count() == 6 and all(row.test_retest_n_pairs >= 3 and row.test_retest_low is not None
-                                            for row in reliability)
+    assert reliability.count() == 6 and all(
+        row.test_retest_n_pairs >= 3 and row.test_retest_low is not None for row in reliability
+    )
     assert demo.agreement_reports.get(metric="krippendorff_alpha", level="nominal").value is not None
     # Idempotent: a second call finds the round and changes nothing.
     n_labels = sum(row.n_labels for row in rows)
-    assert _simulated_round(sae=sae, version=version, real_round=real, people=people,
-                            config=DemoSettings(n_simulated_latents=24)).pk == demo.pk
-    assert sum(row.n_labels for row in Consensus.objects.of_sae(sae.pk).platform()
-               .filter(latent__in=demo.latents.all())) == n_labels
+    assert (
+        _simulated_round(
+            sae=sae, version=version, real_round=real, people=people, config=DemoSettings(n_simulated_latents=24)
+        ).pk
+        == demo.pk
+    )
+    assert (
+        sum(row.n_labels for row in Consensus.objects.of_sae(sae.pk).platform().filter(latent__in=demo.latents.all()))
+        == n_labels
+    )

@@ -1,5 +1,6 @@
 """The demo on a real causal host: `seed_demo --quick --host gemma` on Gemma 3 270M (the [causal]
 extra), then its CE-loss recovered, logit effects and a steering run that changes nothing."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -35,8 +36,7 @@ def gemma_in_artifacts(_artifact_root):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_quick_demo_on_gemma_reports_ce_loss_recovered_logit_effects_and_steers(gemma_in_artifacts, settings,
-                                                                                 tmp_path):
+def test_quick_demo_on_gemma_reports_ce_loss_recovered_logit_effects_and_steers(gemma_in_artifacts, settings, tmp_path):
     settings.VAR_DIR = tmp_path
     out = io.StringIO()
     call_command("seed_demo", "--quick", "--host", "gemma", stdout=out, stderr=io.StringIO())
@@ -44,8 +44,12 @@ def test_quick_demo_on_gemma_reports_ce_loss_recovered_logit_effects_and_steers(
     assert "demo ready" in text and "CE loss (nats/token)" in text
     sae = SAE.objects.get()
     host = sae.hook_point.host_model
-    assert (host.kind, host.n_layers, host.d_model, sae.hook_point.name) == ("causal", 18, 640,
-                                                                             "blocks.9.hook_resid_post")
+    assert (host.kind, host.n_layers, host.d_model, sae.hook_point.name) == (
+        "causal",
+        18,
+        640,
+        "blocks.9.hook_resid_post",
+    )
     metrics = sae.metrics
     # Splicing the SAE in must beat zero-ablating the layer by a wide margin.
     assert metrics["ce_loss_clean"] < metrics["ce_loss_with_sae"] < metrics["ce_loss_zero_ablated"]
@@ -57,8 +61,21 @@ def test_quick_demo_on_gemma_reports_ce_loss_recovered_logit_effects_and_steers(
     assert "Gemma3RMSNorm" in first["method"]
 
     steered = io.StringIO()
-    call_command("steer", "--sae", str(sae.pk), "--latent", "0", "--scale", "1", "--prompt",
-                 "The patient presented with chest pain and", "--max-new-tokens", "4", "--json", stdout=steered,
-                 stderr=io.StringIO())
+    call_command(
+        "steer",
+        "--sae",
+        str(sae.pk),
+        "--latent",
+        "0",
+        "--scale",
+        "1",
+        "--prompt",
+        "The patient presented with chest pain and",
+        "--max-new-tokens",
+        "4",
+        "--json",
+        stdout=steered,
+        stderr=io.StringIO(),
+    )
     body = json.loads(steered.getvalue())
     assert body["steered"]["token_ids"] == body["baseline"]["token_ids"] and body["kl"] == [0.0] * 4

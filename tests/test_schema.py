@@ -1,4 +1,5 @@
 """The OpenAPI schema generates with no warnings or errors."""
+
 from __future__ import annotations
 
 import pytest

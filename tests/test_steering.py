@@ -1,5 +1,6 @@
 """Steering through the doors: API permission matrix, concept weighting from consensus, audit, the
 command's JSON, and the page in Chromium. The host is a tiny random GPT-2 saved like any checkpoint."""
+
 from __future__ import annotations
 
 import io
@@ -35,23 +36,47 @@ def tiny_causal_dir(tmp_path_factory):
 
 @pytest.fixture
 def steering_world(postgres, tiny_causal_dir, tmp_path):
-    host = HostModel.objects.create(name="tiny-gpt2", source=str(tiny_causal_dir), kind="causal", d_model=32,
-                                    n_layers=3)
+    host = HostModel.objects.create(
+        name="tiny-gpt2", source=str(tiny_causal_dir), kind="causal", d_model=32, n_layers=3
+    )
     hook = HookPoint.objects.create(host_model=host, name="blocks.1.hook_resid_post", layer=1, site="resid_post")
     sae = build_sae(ReLUConfig(d_in=32, d_sae=D_SAE), seed=0)
     with torch.no_grad():
         sae.b_enc.fill_(0.05)
     save_sae(sae=sae.eval(), normalisation=Normalisation(mean=torch.zeros(32), scale=1.3), directory=tmp_path / "sae")
-    row = SAE.objects.create(name="tiny steerable", hook_point=hook, architecture="relu", d_in=32, d_sae=D_SAE,
-                             artifact_uri=str(tmp_path / "sae"))
+    row = SAE.objects.create(
+        name="tiny steerable",
+        hook_point=hook,
+        architecture="relu",
+        d_in=32,
+        d_sae=D_SAE,
+        artifact_uri=str(tmp_path / "sae"),
+    )
     latents = Latent.objects.bulk_create(Latent(sae=row, index=i) for i in range(D_SAE))
-    for index, concept, posterior in ((3, "HF", {"HF": 0.9, "AKI": 0.1}), (5, "HF", {"HF": 0.6, "MI": 0.4}),
-                                      (7, "AKI", {"AKI": 0.8, "HF": 0.2})):
-        Consensus.objects.create(latent=latents[index], sae=row, method=PLATFORM_CONSENSUS_METHOD,
-                                 posterior=posterior, map_concept=concept, entropy=0.5, n_labels=3)
+    for index, concept, posterior in (
+        (3, "HF", {"HF": 0.9, "AKI": 0.1}),
+        (5, "HF", {"HF": 0.6, "MI": 0.4}),
+        (7, "AKI", {"AKI": 0.8, "HF": 0.2}),
+    ):
+        Consensus.objects.create(
+            latent=latents[index],
+            sae=row,
+            method=PLATFORM_CONSENSUS_METHOD,
+            posterior=posterior,
+            map_concept=concept,
+            entropy=0.5,
+            n_labels=3,
+        )
     # A baseline method's row must not count: only the platform's SAE-wide consensus chooses the latents.
-    Consensus.objects.create(latent=latents[9], sae=row, method="dawid-skene", posterior={"HF": 1.0},
-                             map_concept="HF", entropy=0.0, n_labels=3)
+    Consensus.objects.create(
+        latent=latents[9],
+        sae=row,
+        method="dawid-skene",
+        posterior={"HF": 1.0},
+        map_concept="HF",
+        entropy=0.0,
+        n_labels=3,
+    )
     return row
 
 
@@ -63,12 +88,13 @@ def _post(user, payload):
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("role, allowed", [(Role.RESEARCHER, True), (Role.SENIOR, True), (Role.PHYSICIAN, False),
-                                           (Role.COORDINATOR, False), (None, False)])
+@pytest.mark.parametrize(
+    "role, allowed",
+    [(Role.RESEARCHER, True), (Role.SENIOR, True), (Role.PHYSICIAN, False), (Role.COORDINATOR, False), (None, False)],
+)
 def test_steering_api_is_for_researchers_and_seniors(steering_world, role, allowed):
     user = factories.user(role=role) if role else None
-    response = _post(user, {"sae": steering_world.pk, "latent": 4, "clamp": 8.0, "prompt": PROMPT,
-                            "max_new_tokens": 3})
+    response = _post(user, {"sae": steering_world.pk, "latent": 4, "clamp": 8.0, "prompt": PROMPT, "max_new_tokens": 3})
     assert (response.status_code == 200) == allowed, response.content
     assert response.status_code in ((200,) if allowed else (401, 403))
     events = AuditEvent.objects.filter(action="steering.run")
@@ -83,8 +109,10 @@ def test_steering_api_is_for_researchers_and_seniors(steering_world, role, allow
 @pytest.mark.django_db
 def test_concept_steers_its_consensus_latents_weighted_by_posterior(steering_world):
     researcher = factories.user(role=Role.RESEARCHER)
-    response = _post(researcher, {"sae": steering_world.pk, "concept": "HF", "scale": 6.0, "prompt": PROMPT,
-                                  "max_new_tokens": 4, "seed": 11})
+    response = _post(
+        researcher,
+        {"sae": steering_world.pk, "concept": "HF", "scale": 6.0, "prompt": PROMPT, "max_new_tokens": 4, "seed": 11},
+    )
     assert response.status_code == 200, response.content
     body = response.json()
     assert body["latents"] == [{"index": 3, "weight": 0.9}, {"index": 5, "weight": 0.6}]
@@ -97,8 +125,10 @@ def test_concept_steers_its_consensus_latents_weighted_by_posterior(steering_wor
 
 @pytest.mark.django_db
 def test_a_scale_of_one_reproduces_the_baseline_through_the_api(steering_world):
-    response = _post(factories.user(role=Role.SENIOR), {"sae": steering_world.pk, "concept": "HF", "scale": 1.0,
-                                                        "prompt": PROMPT, "max_new_tokens": 5})
+    response = _post(
+        factories.user(role=Role.SENIOR),
+        {"sae": steering_world.pk, "concept": "HF", "scale": 1.0, "prompt": PROMPT, "max_new_tokens": 5},
+    )
     body = response.json()
     assert body["steered"]["token_ids"] == body["baseline"]["token_ids"] and body["kl"] == [0.0] * 5
 
@@ -106,8 +136,22 @@ def test_a_scale_of_one_reproduces_the_baseline_through_the_api(steering_world):
 @pytest.mark.django_db
 def test_steer_command_prints_json_and_is_audited(steering_world):
     out = io.StringIO()
-    call_command("steer", "--sae", str(steering_world.pk), "--latent", "2", "--clamp", "30", "--prompt", PROMPT,
-                 "--max-new-tokens", "4", "--json", stdout=out, stderr=io.StringIO())
+    call_command(
+        "steer",
+        "--sae",
+        str(steering_world.pk),
+        "--latent",
+        "2",
+        "--clamp",
+        "30",
+        "--prompt",
+        PROMPT,
+        "--max-new-tokens",
+        "4",
+        "--json",
+        stdout=out,
+        stderr=io.StringIO(),
+    )
     body = json.loads(out.getvalue())
     assert body["latents"] == [{"index": 2, "weight": 1.0}] and len(body["kl"]) == 4
     assert max(body["kl"]) > 0  # clamping a latent to 30 moves the next-token distribution
@@ -153,9 +197,14 @@ def test_a_senior_steers_by_concept_only_through_revealed_rounds(steering_world)
     from tests.annotation import worlds
 
     coordinator = factories.user(role=Role.COORDINATOR)
-    closed = Round.objects.create(name="closed, not revealed", kind=Round.Kind.CALIBRATION, sae=steering_world,
-                                  rubric_version=worlds.rubric(by=coordinator), coordinator=coordinator,
-                                  status=Round.Status.CLOSED)
+    closed = Round.objects.create(
+        name="closed, not revealed",
+        kind=Round.Kind.CALIBRATION,
+        sae=steering_world,
+        rubric_version=worlds.rubric(by=coordinator),
+        coordinator=coordinator,
+        status=Round.Status.CLOSED,
+    )
     closed.latents.add(steering_world.latents.get(index=3))
     senior, researcher = factories.user(role=Role.SENIOR), factories.user(role=Role.RESEARCHER)
     assert set(steering_latents(sae=steering_world, concept_code="HF", viewer=researcher)) == {3, 5}

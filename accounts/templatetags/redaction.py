@@ -1,4 +1,5 @@
 """Template filter `public_paths`: absolute server paths in a value become artifact-relative names."""
+
 from django import template
 
 from accounts.redaction import without_server_paths

@@ -1,4 +1,5 @@
 """What every annotation endpoint shares: service refusals mapped to HTTP, look-ups through the permission module."""
+
 from __future__ import annotations
 
 from django.http import Http404

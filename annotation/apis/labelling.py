@@ -1,4 +1,5 @@
 """A rater's endpoints: their queue, one item's evidence, label submission, detection answers; labels list."""
+
 from __future__ import annotations
 
 from django.http import Http404
@@ -32,9 +33,14 @@ class AssignmentListApi(generics.ListAPIView):
 
     def get_queryset(self):
         round_id = self.request.query_params.get("round")
-        return selectors.assignment_list(
-            user=self.request.user, round_id=int(round_id) if round_id and round_id.isdigit() else None,
-        ).select_related("label").order_by("round", "position")
+        return (
+            selectors.assignment_list(
+                user=self.request.user,
+                round_id=int(round_id) if round_id and round_id.isdigit() else None,
+            )
+            .select_related("label")
+            .order_by("round", "position")
+        )
 
 
 class AssignmentDetailApi(APIView):
@@ -47,12 +53,16 @@ class AssignmentDetailApi(APIView):
         assignment = _own_assignment_or_404(request.user, pk)
         label = selectors.rater_label(assignment=assignment)
         payload = {
-            "id": assignment.pk, "round": assignment.round_id, "round_status": assignment.round.status,
+            "id": assignment.pk,
+            "round": assignment.round_id,
+            "round_status": assignment.round.status,
             "position": assignment.position,
-            "evidence": selectors.latent_evidence(latent=assignment.latent, user=request.user,
-                                                  shuffle_seed=assignment.pk),
+            "evidence": selectors.latent_evidence(
+                latent=assignment.latent, user=request.user, shuffle_seed=assignment.pk
+            ),
             "concepts": selectors.rubric_concepts(round=assignment.round),
-            "guidelines": assignment.round.rubric_version.guidelines, "label": label,
+            "guidelines": assignment.round.rubric_version.guidelines,
+            "label": label,
         }
         return Response(s.AssignmentDetailSerializer(payload).data)
 
@@ -63,22 +73,29 @@ class LabelSubmitApi(ServiceErrorsMixin, APIView):
 
     permission_classes = [role_permission(write=LABELLERS)]
 
-    @extend_schema(request=s.LabelSubmitInputSerializer, responses={200: s.LabelSubmitResultSerializer,
-                                                                    201: s.LabelSubmitResultSerializer},
-                   parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)])
+    @extend_schema(
+        request=s.LabelSubmitInputSerializer,
+        responses={200: s.LabelSubmitResultSerializer, 201: s.LabelSubmitResultSerializer},
+        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)],
+    )
     def post(self, request, pk: int):
         assignment = _own_assignment_or_404(request.user, pk, write=True)
         data = s.LabelSubmitInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
         submission = services.label_submit(
-            assignment=assignment, concept_code=values["concept_code"], free_text=values["free_text"],
-            confidence=values["confidence"], rationale=values["rationale"],
+            assignment=assignment,
+            concept_code=values["concept_code"],
+            free_text=values["free_text"],
+            confidence=values["confidence"],
+            rationale=values["rationale"],
             time_spent_seconds=values["time_spent_seconds"],
-            idempotency_key=values["idempotency_key"] or request.headers.get("Idempotency-Key", ""), by=request.user,
+            idempotency_key=values["idempotency_key"] or request.headers.get("Idempotency-Key", ""),
+            by=request.user,
         )
-        result = s.LabelSubmitResultSerializer({"label": submission.label, "created": submission.created,
-                                                "replayed": submission.replayed})
+        result = s.LabelSubmitResultSerializer(
+            {"label": submission.label, "created": submission.created, "replayed": submission.replayed}
+        )
         return Response(result.data, status=status.HTTP_201_CREATED if submission.created else status.HTTP_200_OK)
 
 
@@ -122,8 +139,11 @@ class LabelListApi(generics.ListAPIView):
         return super().get(request, *args, **kwargs)
 
     def get_queryset(self):
-        labels = (access.labels_readable(self.request.user)
-                  .select_related("concept", "assignment__rater__profile").order_by("pk"))
+        labels = (
+            access.labels_readable(self.request.user)
+            .select_related("concept", "assignment__rater__profile")
+            .order_by("pk")
+        )
         round_id = self.request.query_params.get("round", "")
         if role_of(self.request.user) in LABELLERS:
             labels = labels.filter(assignment__rater=self.request.user)

@@ -1,4 +1,5 @@
 """Endpoints after labelling: the adjudication queue and decisions, the latent browser, exports."""
+
 from __future__ import annotations
 
 from django.http import Http404
@@ -39,8 +40,11 @@ class AdjudicationListApi(generics.ListAPIView):
     permission_classes = [role_permission(read=ADJUDICATORS | LABEL_READERS)]
 
     def get_queryset(self):
-        return access.adjudications_readable(self.request.user).select_related(
-            "concept", "senior__profile", "overrode").order_by("-decided_at")
+        return (
+            access.adjudications_readable(self.request.user)
+            .select_related("concept", "senior__profile", "overrode")
+            .order_by("-decided_at")
+        )
 
 
 class AdjudicationCreateApi(ServiceErrorsMixin, APIView):
@@ -61,15 +65,20 @@ class AdjudicationCreateApi(ServiceErrorsMixin, APIView):
             raise Http404
         if not access.may_adjudicate_latent(request.user, latent):
             raise Conflict(f"Latent {latent.index} is not in your adjudication queue.")
-        concept = next((c for c in selectors.adjudication_concepts(latent=latent) if c.code == values["concept_code"]),
-                       None)
+        concept = next(
+            (c for c in selectors.adjudication_concepts(latent=latent) if c.code == values["concept_code"]), None
+        )
         if concept is None:
-            concept = Concept.objects.filter(code=values["concept_code"],
-                                             rubric_version__rounds__sae_id=latent.sae_id).order_by("-pk").first()
+            concept = (
+                Concept.objects.filter(code=values["concept_code"], rubric_version__rounds__sae_id=latent.sae_id)
+                .order_by("-pk")
+                .first()
+            )
         if concept is None:
             raise ValidationError({"concept_code": "not a concept of a rubric used on this SAE"})
-        adjudication = services.adjudication_record(latent=latent, concept=concept, rationale=values["rationale"],
-                                                    by=request.user)
+        adjudication = services.adjudication_record(
+            latent=latent, concept=concept, rationale=values["rationale"], by=request.user
+        )
         return Response(s.AdjudicationSerializer(adjudication).data, status=status.HTTP_201_CREATED)
 
 
@@ -81,19 +90,27 @@ class LatentBrowseApi(generics.ListAPIView):
     permission_classes = [role_permission(read=LABEL_READERS)]
     queryset = Latent.objects.none()
 
-    @extend_schema(parameters=[
-        OpenApiParameter("q", str, required=False), OpenApiParameter("sae", int, required=False),
-        OpenApiParameter("status", str, required=False),
-        OpenApiParameter("sort", str, required=False, enum=list(SORTS)),
-    ])
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("q", str, required=False),
+            OpenApiParameter("sae", int, required=False),
+            OpenApiParameter("status", str, required=False),
+            OpenApiParameter("sort", str, required=False, enum=list(SORTS)),
+        ]
+    )
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
 
     def get_queryset(self):
         params = self.request.query_params
         sae = params.get("sae", "")
-        return selectors.latent_browse(user=self.request.user, q=params.get("q", ""), sort=params.get("sort", "index"),
-                                       sae_id=int(sae) if sae.isdigit() else None, status=params.get("status", ""))
+        return selectors.latent_browse(
+            user=self.request.user,
+            q=params.get("q", ""),
+            sort=params.get("sort", "index"),
+            sae_id=int(sae) if sae.isdigit() else None,
+            status=params.get("status", ""),
+        )
 
 
 class LatentLabelHistoryApi(APIView):
@@ -107,19 +124,36 @@ class LatentLabelHistoryApi(APIView):
         if latent is None or not access.may_read_latent_labels(request.user, latent):
             raise Http404
         distribution = selectors.latent_label_distribution(latent=latent)
-        return Response(s.LatentLabelsSerializer({
-            "latent": latent.pk, "consensus": distribution["consensus"], "scopes": distribution["scopes"],
-            "adjudications": distribution["adjudications"], "labels": selectors.latent_history(latent=latent, user=request.user),
-        }).data)
+        return Response(
+            s.LatentLabelsSerializer(
+                {
+                    "latent": latent.pk,
+                    "consensus": distribution["consensus"],
+                    "scopes": distribution["scopes"],
+                    "adjudications": distribution["adjudications"],
+                    "labels": selectors.latent_history(latent=latent, user=request.user),
+                }
+            ).data
+        )
 
 
 _EXPORT_PARAMETERS = [
-    OpenApiParameter("format", str, enum=list(exports.FORMATS), required=True,
-                     description="File format (not DRF's renderer override)"),
-    OpenApiParameter("round", int, required=False), OpenApiParameter("sae", int, required=False),
+    OpenApiParameter(
+        "format",
+        str,
+        enum=list(exports.FORMATS),
+        required=True,
+        description="File format (not DRF's renderer override)",
+    ),
+    OpenApiParameter("round", int, required=False),
+    OpenApiParameter("sae", int, required=False),
     OpenApiParameter("institution", str, required=False, description="Institution code of the raters"),
-    OpenApiParameter("include_simulated", bool, required=False,
-                     description="1 or true: also rounds labelled by simulated raters (the demo's); left out by default"),
+    OpenApiParameter(
+        "include_simulated",
+        bool,
+        required=False,
+        description="1 or true: also rounds labelled by simulated raters (the demo's); left out by default",
+    ),
 ]
 _EXPORT_RESPONSES = {
     (200, media_type): OpenApiResponse(OpenApiTypes.BINARY)
@@ -154,8 +188,12 @@ class _ExportApi(APIView):
             institution = institutions_readable(request.user).filter(code=params["institution"]).first()
             if institution is None:
                 raise ValidationError({"institution": "unknown institution code"})
-        scope = exports.ExportScope(round_id=ids["round"], sae_id=ids["sae"], institution=institution,
-                                    include_simulated=params.get("include_simulated", "") in ("1", "true"))
+        scope = exports.ExportScope(
+            round_id=ids["round"],
+            sae_id=ids["sae"],
+            institution=institution,
+            include_simulated=params.get("include_simulated", "") in ("1", "true"),
+        )
         if scope.empty:
             raise ValidationError({"detail": "choose a scope: round, sae or institution"})
         return exports.export_response(user=request.user, scope=scope, kind=self.kind, fmt=fmt)

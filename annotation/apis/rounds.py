@@ -1,4 +1,5 @@
 """Round endpoints: list, create, transitions, statistics, progress, reveal distribution, discussion, rubrics."""
+
 from __future__ import annotations
 
 from django.http import Http404
@@ -58,20 +59,34 @@ class RoundCreateApi(ServiceErrorsMixin, APIView):
         raters = None
         if values["raters"] is not None:
             # Raters of the round's institutions only: any other pseudonym is as unknown as a made-up one.
-            profiles = Profile.objects.filter(pseudonym__in=values["raters"], role__in=LABELLERS,
-                                              institution__in=values["institutions"]).select_related("user__profile")
+            profiles = Profile.objects.filter(
+                pseudonym__in=values["raters"], role__in=LABELLERS, institution__in=values["institutions"]
+            ).select_related("user__profile")
             if profiles.count() != len(set(values["raters"])):
                 raise ValidationError({"raters": "unknown pseudonyms"})
             raters = [profile.user for profile in profiles]
         round_ = services.round_create(
-            name=values["name"], kind=values["kind"], sae=sae, rubric_version=rubric_version,
-            institutions=values["institutions"], overlap=values["overlap"], repeat_fraction=values["repeat_fraction"],
-            blind=values["blind"], selection_rule=values["selection_rule"], n_latents=values["n_latents"],
-            latent_indices=values["latent_indices"], deadline=values["deadline"], raters=raters, seed=values["seed"],
-            detection_per_side=values["detection_per_side"], min_repeats=values["min_repeats"],
-            routing=RoutingConfig(min_rounds=values["routing_min_rounds"],
-                                  entropy_ceiling=values["routing_entropy_ceiling"],
-                                  top_posterior_floor=values["routing_top_posterior_floor"]),
+            name=values["name"],
+            kind=values["kind"],
+            sae=sae,
+            rubric_version=rubric_version,
+            institutions=values["institutions"],
+            overlap=values["overlap"],
+            repeat_fraction=values["repeat_fraction"],
+            blind=values["blind"],
+            selection_rule=values["selection_rule"],
+            n_latents=values["n_latents"],
+            latent_indices=values["latent_indices"],
+            deadline=values["deadline"],
+            raters=raters,
+            seed=values["seed"],
+            detection_per_side=values["detection_per_side"],
+            min_repeats=values["min_repeats"],
+            routing=RoutingConfig(
+                min_rounds=values["routing_min_rounds"],
+                entropy_ceiling=values["routing_entropy_ceiling"],
+                top_posterior_floor=values["routing_top_posterior_floor"],
+            ),
             by=request.user,
         )
         return Response(s.RoundSerializer(round_).data, status=status.HTTP_201_CREATED)
@@ -126,8 +141,14 @@ class RoundFollowUpApi(ServiceErrorsMixin, APIView):
         data.is_valid(raise_exception=True)
         values = data.validated_data
         concepts = s.ConceptInputSerializer.specs(values["concepts"]) if "concepts" in values else None
-        follow_up = services.round_follow_up_create(parent=parent, guidelines=values["guidelines"], concepts=concepts,
-                                                    name=values["name"], deadline=values["deadline"], by=request.user)
+        follow_up = services.round_follow_up_create(
+            parent=parent,
+            guidelines=values["guidelines"],
+            concepts=concepts,
+            name=values["name"],
+            deadline=values["deadline"],
+            by=request.user,
+        )
         return Response(s.RoundSerializer(follow_up).data, status=status.HTTP_201_CREATED)
 
 
@@ -177,8 +198,7 @@ class RaterReliabilityListApi(generics.ListAPIView):
 
     def get_queryset(self):
         round_ = round_content_or_403(self.request.user, self.kwargs["pk"])
-        return (RaterReliability.objects.of_round(round_.pk).select_related("rater__profile")
-                .order_by("pk"))
+        return RaterReliability.objects.of_round(round_.pk).select_related("rater__profile").order_by("pk")
 
 
 class RoundAlphaTrendApi(APIView):
@@ -214,8 +234,9 @@ class CommentListApi(generics.ListAPIView):
         if not access.may_see_distribution(self.request.user, round_):
             raise PermissionDenied("The discussion opens when the round is revealed.")
         latent = self.request.query_params.get("latent")
-        return selectors.comment_list(round=round_, latent_id=int(latent) if latent and latent.isdigit() else None
-                                      ).order_by("created_at", "pk")
+        return selectors.comment_list(
+            round=round_, latent_id=int(latent) if latent and latent.isdigit() else None
+        ).order_by("created_at", "pk")
 
 
 class CommentCreateApi(ServiceErrorsMixin, APIView):
@@ -232,8 +253,9 @@ class CommentCreateApi(ServiceErrorsMixin, APIView):
         latent = round_.latents.filter(pk=data.validated_data["latent"]).first()
         if latent is None:
             raise ValidationError({"latent": "not a latent of this round"})
-        comment = services.comment_create(round=round_, latent=latent, text=data.validated_data["text"],
-                                          by=request.user)
+        comment = services.comment_create(
+            round=round_, latent=latent, text=data.validated_data["text"], by=request.user
+        )
         return Response(s.CommentSerializer(comment).data, status=status.HTTP_201_CREATED)
 
 
@@ -243,8 +265,12 @@ class RubricVersionListApi(generics.ListAPIView):
     queryset = RubricVersion.objects.none()
 
     def get_queryset(self):
-        return (access.rubric_versions_readable(self.request.user).select_related("rubric")
-                .prefetch_related("concepts").order_by("rubric", "version"))
+        return (
+            access.rubric_versions_readable(self.request.user)
+            .select_related("rubric")
+            .prefetch_related("concepts")
+            .order_by("rubric", "version")
+        )
 
 
 class RubricVersionDetailApi(generics.RetrieveAPIView):
@@ -264,9 +290,13 @@ class RubricCreateApi(ServiceErrorsMixin, APIView):
         data = s.RubricCreateInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
-        version = services.rubric_create(name=values["name"], description=values["description"],
-                                         guidelines=values["guidelines"],
-                                         concepts=s.ConceptInputSerializer.specs(values["concepts"]), by=request.user)
+        version = services.rubric_create(
+            name=values["name"],
+            description=values["description"],
+            guidelines=values["guidelines"],
+            concepts=s.ConceptInputSerializer.specs(values["concepts"]),
+            by=request.user,
+        )
         return Response(s.RubricVersionSerializer(version).data, status=status.HTTP_201_CREATED)
 
 
@@ -284,6 +314,7 @@ class RubricVersionCreateApi(ServiceErrorsMixin, APIView):
         data.is_valid(raise_exception=True)
         values = data.validated_data
         concepts = s.ConceptInputSerializer.specs(values["concepts"]) if "concepts" in values else None
-        version = services.rubric_version_create(parent=parent, guidelines=values["guidelines"], concepts=concepts,
-                                                 by=request.user)
+        version = services.rubric_version_create(
+            parent=parent, guidelines=values["guidelines"], concepts=concepts, by=request.user
+        )
         return Response(s.RubricVersionSerializer(version).data, status=status.HTTP_201_CREATED)

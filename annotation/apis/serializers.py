@@ -1,4 +1,5 @@
 """Input and output shapes of the annotation API. Output never names a rater: pseudonyms only."""
+
 from __future__ import annotations
 
 from django.conf import settings
@@ -31,10 +32,33 @@ class RoundSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Round
-        fields = ["id", "name", "kind", "sae", "rubric_version", "institutions", "overlap", "repeat_fraction",
-                  "min_repeats", "routing_min_rounds", "routing_entropy_ceiling", "routing_top_posterior_floor",
-                  "simulated", "blind", "status", "deadline", "parent", "selection_rule", "created_at", "opened_at",
-                  "closed_at", "statistics_status", "statistics_progress", "statistics_message", "statistics_updated_at"]
+        fields = [
+            "id",
+            "name",
+            "kind",
+            "sae",
+            "rubric_version",
+            "institutions",
+            "overlap",
+            "repeat_fraction",
+            "min_repeats",
+            "routing_min_rounds",
+            "routing_entropy_ceiling",
+            "routing_top_posterior_floor",
+            "simulated",
+            "blind",
+            "status",
+            "deadline",
+            "parent",
+            "selection_rule",
+            "created_at",
+            "opened_at",
+            "closed_at",
+            "statistics_status",
+            "statistics_progress",
+            "statistics_message",
+            "statistics_updated_at",
+        ]
         read_only_fields = ["statistics_status", "statistics_progress", "statistics_message", "statistics_updated_at"]
 
 
@@ -76,8 +100,16 @@ class ConceptInputSerializer(serializers.Serializer):
 
     @staticmethod
     def specs(items) -> list[ConceptSpec]:
-        return [ConceptSpec(code=i["code"], name=i["name"], parent_code=i["parent_code"],
-                            description=i["description"], synonyms=tuple(i["synonyms"])) for i in items]
+        return [
+            ConceptSpec(
+                code=i["code"],
+                name=i["name"],
+                parent_code=i["parent_code"],
+                description=i["description"],
+                synonyms=tuple(i["synonyms"]),
+            )
+            for i in items
+        ]
 
 
 class RubricCreateInputSerializer(serializers.Serializer):
@@ -108,20 +140,27 @@ class RoundCreateInputSerializer(serializers.Serializer):
     institutions = UserScopedSlugField(scope=institutions_readable, slug_field="code", many=True)
     overlap = serializers.IntegerField(min_value=1, default=3)
     repeat_fraction = serializers.FloatField(min_value=0, max_value=1, default=0.0)
-    min_repeats = serializers.IntegerField(min_value=0, max_value=100, default=3,
-                                           help_text="Hidden repeats every rater gets at least (test–retest)")
-    routing_min_rounds = serializers.IntegerField(min_value=1, max_value=20, default=2,
-                                                  help_text="R: rounds with labels before a senior decides")
-    routing_entropy_ceiling = serializers.FloatField(min_value=0, max_value=1, default=0.5,
-                                                     help_text="τ: a normalised entropy above it is ambiguous")
-    routing_top_posterior_floor = serializers.FloatField(min_value=0, max_value=1, default=0.6,
-                                                         help_text="A top posterior below it is ambiguous")
+    min_repeats = serializers.IntegerField(
+        min_value=0, max_value=100, default=3, help_text="Hidden repeats every rater gets at least (test–retest)"
+    )
+    routing_min_rounds = serializers.IntegerField(
+        min_value=1, max_value=20, default=2, help_text="R: rounds with labels before a senior decides"
+    )
+    routing_entropy_ceiling = serializers.FloatField(
+        min_value=0, max_value=1, default=0.5, help_text="τ: a normalised entropy above it is ambiguous"
+    )
+    routing_top_posterior_floor = serializers.FloatField(
+        min_value=0, max_value=1, default=0.6, help_text="A top posterior below it is ambiguous"
+    )
     blind = serializers.BooleanField(default=True)
     selection_rule = serializers.ChoiceField(choices=list(SELECTION_RULES.items()))
     n_latents = serializers.IntegerField(min_value=1, required=False, allow_null=True, default=None)
     latent_indices = serializers.ListField(child=serializers.IntegerField(min_value=0), required=False, default=list)
     raters = serializers.ListField(
-        child=serializers.CharField(), required=False, allow_null=True, default=None,
+        child=serializers.CharField(),
+        required=False,
+        allow_null=True,
+        default=None,
         help_text="Rater pseudonyms; omit for every physician and senior of the institutions.",
     )
     deadline = serializers.DateTimeField(required=False, allow_null=True, default=None)
@@ -153,8 +192,18 @@ class RoundProgressSerializer(serializers.Serializer):
 class AgreementReportSerializer(serializers.ModelSerializer):
     class Meta:
         model = AgreementReport
-        fields = ["metric", "level", "value", "ci_low", "ci_high", "n_units", "n_raters", "n_pairable", "parameters",
-                  "computed_at"]
+        fields = [
+            "metric",
+            "level",
+            "value",
+            "ci_low",
+            "ci_high",
+            "n_units",
+            "n_raters",
+            "n_pairable",
+            "parameters",
+            "computed_at",
+        ]
 
 
 class ConsensusSerializer(serializers.ModelSerializer):
@@ -162,9 +211,24 @@ class ConsensusSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Consensus
-        fields = ["latent", "latent_index", "scope", "method", "posterior", "map_concept", "entropy", "n_labels",
-                  "n_raters", "n_rounds", "agreement", "routing", "routing_reason", "detection_accuracy", "detection_n",
-                  "computed_at"]
+        fields = [
+            "latent",
+            "latent_index",
+            "scope",
+            "method",
+            "posterior",
+            "map_concept",
+            "entropy",
+            "n_labels",
+            "n_raters",
+            "n_rounds",
+            "agreement",
+            "routing",
+            "routing_reason",
+            "detection_accuracy",
+            "detection_n",
+            "computed_at",
+        ]
 
 
 class RaterReliabilitySerializer(serializers.ModelSerializer):
@@ -172,9 +236,20 @@ class RaterReliabilitySerializer(serializers.ModelSerializer):
 
     class Meta:
         model = RaterReliability
-        fields = ["rater", "scope", "test_retest", "test_retest_low", "test_retest_high", "test_retest_n_pairs",
-                  "test_retest_reason", "learnability", "learnability_reason",
-                  "ds_accuracy", "weight", "computed_at"]
+        fields = [
+            "rater",
+            "scope",
+            "test_retest",
+            "test_retest_low",
+            "test_retest_high",
+            "test_retest_n_pairs",
+            "test_retest_reason",
+            "learnability",
+            "learnability_reason",
+            "ds_accuracy",
+            "weight",
+            "computed_at",
+        ]
 
 
 class TrendPointSerializer(serializers.Serializer):
@@ -255,7 +330,8 @@ class EvidenceSerializer(serializers.Serializer):
     density = serializers.FloatField(allow_null=True, help_text="Withheld (null) on labelling items")
     max_activation = serializers.FloatField(allow_null=True, help_text="Withheld (null) on labelling items")
     figures_hidden = serializers.BooleanField(
-        help_text="A labelling item: a draw of the examples; density, max activation and histogram withheld")
+        help_text="A labelling item: a draw of the examples; density, max activation and histogram withheld"
+    )
     top = ExampleSerializer(many=True)
     quantile_groups = QuantileGroupSerializer(many=True)
     histogram_counts = serializers.ListField(child=serializers.IntegerField())
@@ -267,8 +343,16 @@ class OwnLabelSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Label
-        fields = ["id", "concept_code", "free_text", "confidence", "rationale", "time_spent_seconds",
-                  "submitted_at", "updated_at"]
+        fields = [
+            "id",
+            "concept_code",
+            "free_text",
+            "confidence",
+            "rationale",
+            "time_spent_seconds",
+            "submitted_at",
+            "updated_at",
+        ]
 
 
 class AssignmentDetailSerializer(serializers.Serializer):
@@ -291,9 +375,14 @@ class LabelSubmitInputSerializer(serializers.Serializer):
     confidence = serializers.IntegerField(min_value=1, max_value=5)
     rationale = serializers.CharField(min_length=RATIONALE_MIN_LENGTH, max_length=settings.MAX_TEXT_CHARS)
     time_spent_seconds = serializers.FloatField(min_value=0, required=False, default=0.0)
-    idempotency_key = serializers.CharField(max_length=64, required=False, allow_blank=True, default="",
-                                            help_text="Or the Idempotency-Key header: a retry with the same key "
-                                                      "returns the saved label instead of a duplicate.")
+    idempotency_key = serializers.CharField(
+        max_length=64,
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="Or the Idempotency-Key header: a retry with the same key "
+        "returns the saved label instead of a duplicate.",
+    )
 
 
 class LabelSubmitResultSerializer(serializers.Serializer):
@@ -313,8 +402,20 @@ class LabelSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Label
-        fields = ["id", "round", "latent", "rater", "concept_code", "free_text", "confidence", "rationale",
-                  "is_repeat", "time_spent_seconds", "submitted_at", "updated_at"]
+        fields = [
+            "id",
+            "round",
+            "latent",
+            "rater",
+            "concept_code",
+            "free_text",
+            "confidence",
+            "rationale",
+            "is_repeat",
+            "time_spent_seconds",
+            "submitted_at",
+            "updated_at",
+        ]
 
 
 class DetectionItemSerializer(serializers.ModelSerializer):

@@ -1,4 +1,5 @@
 """Read paths of annotation, each filtered by what the caller may see."""
+
 from .browser import adjudication_concepts, adjudication_queue, latent_browse, latent_history, latent_label_distribution
 from .context import LatentContext, latent_context
 from .labelling import (
@@ -26,10 +27,34 @@ from .rounds import (
 from .rubrics import RubricDiff, concepts_tree, rubric_diff, rubric_latest_version, rubric_list
 
 __all__ = [
-    "Evidence", "LatentContext", "RubricDiff", "adjudication_concepts", "adjudication_queue", "assignment_list",
-    "author_pseudonym", "comment_list", "concepts_tree", "detection_items", "latent_browse", "latent_context",
-    "latent_evidence", "latent_history", "latent_label_distribution", "rater_assignment", "rater_label",
-    "rater_queue", "rater_rounds", "round_alpha_trend", "round_distribution", "round_latents_by_entropy",
-    "round_list", "round_progress", "round_reports", "rubric_concepts", "rubric_diff", "rubric_latest_version",
-    "rubric_list", "visible_co_labels",
+    "Evidence",
+    "LatentContext",
+    "RubricDiff",
+    "adjudication_concepts",
+    "adjudication_queue",
+    "assignment_list",
+    "author_pseudonym",
+    "comment_list",
+    "concepts_tree",
+    "detection_items",
+    "latent_browse",
+    "latent_context",
+    "latent_evidence",
+    "latent_history",
+    "latent_label_distribution",
+    "rater_assignment",
+    "rater_label",
+    "rater_queue",
+    "rater_rounds",
+    "round_alpha_trend",
+    "round_distribution",
+    "round_latents_by_entropy",
+    "round_list",
+    "round_progress",
+    "round_reports",
+    "rubric_concepts",
+    "rubric_diff",
+    "rubric_latest_version",
+    "rubric_list",
+    "visible_co_labels",
 ]

@@ -1,5 +1,6 @@
 """The context an interpretability researcher reads beside a latent's examples: its nearest neighbours
 by decoder cosine (with their consensus labels) and, for causal hosts, the logit tokens it pushes."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -65,14 +66,31 @@ def latent_context(*, latent: Latent, round: Round | None = None) -> LatentConte
     if show_labels and pairs:
         # On a rater's page only settled labels (consensus reached or adjudicated): an SAE-wide consensus that
         # still moves may hold labels of rounds not yet revealed to this rater.
-        settled = [other.pk for other, _ in pairs
-                   if round is None or other.status in (Latent.Status.CONSENSUS, Latent.Status.ADJUDICATED)]
-        labels = dict(Consensus.objects.of_sae(latent.sae_id).platform().filter(latent_id__in=settled)
-                      .values_list("latent_id", "map_concept"))
-        names = dict(Concept.objects.filter(code__in=set(labels.values()),
-                                            rubric_version__rounds__sae_id=latent.sae_id).values_list("code", "name"))
-    neighbours = [Neighbour(latent_id=other.pk, index=other.index, cosine=cosine,
-                            concept_code=labels.get(other.pk, ""), concept_name=names.get(labels.get(other.pk, ""), ""))
-                  for other, cosine in pairs]
+        settled = [
+            other.pk
+            for other, _ in pairs
+            if round is None or other.status in (Latent.Status.CONSENSUS, Latent.Status.ADJUDICATED)
+        ]
+        labels = dict(
+            Consensus.objects.of_sae(latent.sae_id)
+            .platform()
+            .filter(latent_id__in=settled)
+            .values_list("latent_id", "map_concept")
+        )
+        names = dict(
+            Concept.objects.filter(
+                code__in=set(labels.values()), rubric_version__rounds__sae_id=latent.sae_id
+            ).values_list("code", "name")
+        )
+    neighbours = [
+        Neighbour(
+            latent_id=other.pk,
+            index=other.index,
+            cosine=cosine,
+            concept_code=labels.get(other.pk, ""),
+            concept_name=names.get(labels.get(other.pk, ""), ""),
+        )
+        for other, cosine in pairs
+    ]
     raised, lowered = _logit_effects(latent)
     return LatentContext(neighbours=neighbours, show_labels=show_labels, raised=raised, lowered=lowered)

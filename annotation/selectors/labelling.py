@@ -1,5 +1,6 @@
 """What a rater sees: their queue and, per item, the latent's evidence; never anyone else's label
 (before reveal) nor anything that would anchor them (corpus tags, tag statistics, consensus)."""
+
 from __future__ import annotations
 
 import random
@@ -69,14 +70,28 @@ class Evidence:
 
 def rater_rounds(*, user) -> list[Round]:
     """Rounds the user holds assignments in (not drafts), each with `n_assigned` and `n_done`."""
-    rounds = list(Round.objects.filter(assignments__rater=user).exclude(status=Round.Status.DRAFT).distinct()
-                  .select_related("sae", "rubric_version__rubric").order_by("status", "-created_at"))
-    assigned = dict(Assignment.objects.filter(rater=user).values("round").annotate(n=Count("pk"))
-                    .values_list("round", "n"))
-    labelled = dict(Label.objects.filter(assignment__rater=user).values("assignment__round")
-                    .annotate(n=Count("pk")).values_list("assignment__round", "n"))
-    answered = dict(DetectionResponse.objects.filter(rater=user).values("item__round")
-                    .annotate(n=Count("item__latent", distinct=True)).values_list("item__round", "n"))
+    rounds = list(
+        Round.objects.filter(assignments__rater=user)
+        .exclude(status=Round.Status.DRAFT)
+        .distinct()
+        .select_related("sae", "rubric_version__rubric")
+        .order_by("status", "-created_at")
+    )
+    assigned = dict(
+        Assignment.objects.filter(rater=user).values("round").annotate(n=Count("pk")).values_list("round", "n")
+    )
+    labelled = dict(
+        Label.objects.filter(assignment__rater=user)
+        .values("assignment__round")
+        .annotate(n=Count("pk"))
+        .values_list("assignment__round", "n")
+    )
+    answered = dict(
+        DetectionResponse.objects.filter(rater=user)
+        .values("item__round")
+        .annotate(n=Count("item__latent", distinct=True))
+        .values_list("item__round", "n")
+    )
     for round_ in rounds:
         round_.n_assigned = assigned.get(round_.pk, 0)
         round_.n_done = (answered if round_.kind == Round.Kind.DETECTION else labelled).get(round_.pk, 0)
@@ -87,16 +102,24 @@ def rater_queue(*, user, round: Round) -> list[Assignment]:  # noqa: A002
     """The rater's items in queue order, each with `done` set. Repeats are not marked."""
     assignments = Assignment.objects.filter(round=round, rater=user).select_related("latent").order_by("position")
     if round.kind == Round.Kind.DETECTION:
-        assignments = assignments.annotate(done=Exists(DetectionResponse.objects.filter(
-            item__round_id=OuterRef("round_id"), item__latent_id=OuterRef("latent_id"), rater=user)))
+        assignments = assignments.annotate(
+            done=Exists(
+                DetectionResponse.objects.filter(
+                    item__round_id=OuterRef("round_id"), item__latent_id=OuterRef("latent_id"), rater=user
+                )
+            )
+        )
     else:
         assignments = assignments.annotate(done=Exists(Label.objects.filter(assignment_id=OuterRef("pk"))))
     return list(assignments)
 
 
 def rater_assignment(*, user, round_id: int, position: int) -> Assignment | None:
-    return (Assignment.objects.filter(round_id=round_id, rater=user, position=position)
-            .select_related("round__rubric_version", "latent__sae").first())
+    return (
+        Assignment.objects.filter(round_id=round_id, rater=user, position=position)
+        .select_related("round__rubric_version", "latent__sae")
+        .first()
+    )
 
 
 def rater_label(*, assignment: Assignment) -> Label | None:
@@ -176,20 +199,35 @@ def example_window(*, example: LatentExample, scale: float, text: str | None = N
     segments: list[TokenView] = []
     if text:
         spans = token_character_spans(text=text, tokens=tokens)
-        window = [span for span, token in zip(spans[start:stop], tokens[start:stop], strict=True)
-                  if not _SPECIAL_TOKEN.match(token)]
+        window = [
+            span
+            for span, token in zip(spans[start:stop], tokens[start:stop], strict=True)
+            if not _SPECIAL_TOKEN.match(token)
+        ]
         # Only when (nearly) every token was found: else the vocabulary strings are the truer picture.
         if window and sum(span is not None for span in window) >= 0.9 * len(window):
-            segments = _text_segments(text=text, spans=spans, activations=activations, scale=scale,
-                                      start=start, stop=stop)
+            segments = _text_segments(
+                text=text, spans=spans, activations=activations, scale=scale, start=start, stop=stop
+            )
     views = []
     for text, value in zip(shown, activations[start:stop], strict=True):
         stripped = text.lstrip()
         if stripped:
-            views.append(TokenView(text=stripped, activation=value, shade=min(max(value / scale, 0.0), 1.0),
-                                   space=text[: len(text) - len(stripped)] if views else ""))
-    return ExampleView(max_activation=float(example.max_activation), tokens=views, cut_left=start > 0,
-                       cut_right=stop < n, segments=segments)
+            views.append(
+                TokenView(
+                    text=stripped,
+                    activation=value,
+                    shade=min(max(value / scale, 0.0), 1.0),
+                    space=text[: len(text) - len(stripped)] if views else "",
+                )
+            )
+    return ExampleView(
+        max_activation=float(example.max_activation),
+        tokens=views,
+        cut_left=start > 0,
+        cut_right=stop < n,
+        segments=segments,
+    )
 
 
 def latent_evidence(*, latent: Latent, user, shuffle_seed: int | None = None) -> Evidence:
@@ -199,12 +237,24 @@ def latent_evidence(*, latent: Latent, user, shuffle_seed: int | None = None) ->
     latent's pools, shuffled, and the summary figures that are the same on every showing of the latent
     (density, max activation, the histogram) are withheld — on every item alike, so that a hidden repeat
     shows a different draw of examples and no figure that marks it as seen before."""
-    examples = list(corpora_visible_to(
-        user, LatentExample.objects.filter(latent=latent).exclude(kind=LatentExample.Kind.NEGATIVE),
-        prefix="snippet__corpus__",
-    ).select_related("snippet").only(
-        "kind", "rank", "max_activation", "tokens", "activations", "snippet__text", "snippet__corpus_id",
-    ).order_by("kind", "rank"))
+    examples = list(
+        corpora_visible_to(
+            user,
+            LatentExample.objects.filter(latent=latent).exclude(kind=LatentExample.Kind.NEGATIVE),
+            prefix="snippet__corpus__",
+        )
+        .select_related("snippet")
+        .only(
+            "kind",
+            "rank",
+            "max_activation",
+            "tokens",
+            "activations",
+            "snippet__text",
+            "snippet__corpus_id",
+        )
+        .order_by("kind", "rank")
+    )
     scale = latent.max_activation or max((e.max_activation for e in examples), default=0.0)
     rng = random.Random(shuffle_seed) if shuffle_seed is not None else None
     top_pool = [e for e in examples if e.kind == LatentExample.Kind.TOP]
@@ -229,12 +279,26 @@ def latent_evidence(*, latent: Latent, user, shuffle_seed: int | None = None) ->
         rng.shuffle(top)
     histogram = latent.histogram or {}
     if rng is not None:
-        return Evidence(latent_id=latent.pk, density=None, max_activation=None, top=top, quantile_groups=groups,
-                        histogram_counts=[], histogram_edges=[], shuffled=True, figures_hidden=True)
+        return Evidence(
+            latent_id=latent.pk,
+            density=None,
+            max_activation=None,
+            top=top,
+            quantile_groups=groups,
+            histogram_counts=[],
+            histogram_edges=[],
+            shuffled=True,
+            figures_hidden=True,
+        )
     return Evidence(
-        latent_id=latent.pk, density=latent.density, max_activation=scale, top=top, quantile_groups=groups,
+        latent_id=latent.pk,
+        density=latent.density,
+        max_activation=scale,
+        top=top,
+        quantile_groups=groups,
         histogram_counts=[int(c) for c in histogram.get("counts", [])],
-        histogram_edges=[float(e) for e in histogram.get("edges", [])], shuffled=rng is not None,
+        histogram_edges=[float(e) for e in histogram.get("edges", [])],
+        shuffled=rng is not None,
     )
 
 
@@ -268,16 +332,23 @@ def visible_co_labels(*, assignment: Assignment, user) -> list[Label]:
         return []
     if not Label.objects.filter(assignment=assignment).exists():
         return []
-    return list(Label.objects.filter(assignment__round=round_, assignment__latent_id=assignment.latent_id,
-                                     assignment__is_repeat=False)
-                .exclude(assignment__rater=user).select_related("concept", "assignment__rater__profile"))
+    return list(
+        Label.objects.filter(
+            assignment__round=round_, assignment__latent_id=assignment.latent_id, assignment__is_repeat=False
+        )
+        .exclude(assignment__rater=user)
+        .select_related("concept", "assignment__rater__profile")
+    )
 
 
 def detection_items(*, assignment: Assignment, user) -> list[DetectionItem]:
     """The latent's detection snippets in their shuffled order, each with the rater's answer so far
     (`answer`: True, False or None); whether a snippet activates is never exposed."""
-    items = list(DetectionItem.objects.filter(round_id=assignment.round_id, latent_id=assignment.latent_id)
-                 .select_related("snippet").order_by("position"))
+    items = list(
+        DetectionItem.objects.filter(round_id=assignment.round_id, latent_id=assignment.latent_id)
+        .select_related("snippet")
+        .order_by("position")
+    )
     answers = dict(DetectionResponse.objects.filter(item__in=items, rater=user).values_list("item_id", "says_match"))
     for item in items:
         item.answer = answers.get(item.pk)

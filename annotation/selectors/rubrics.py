@@ -1,4 +1,5 @@
 """Rubrics for the editor: versions, their concepts as a tree, and what a new version would change."""
+
 from __future__ import annotations
 
 from collections import defaultdict
@@ -66,8 +67,9 @@ def _text(value) -> str:
     return ", ".join(value) if isinstance(value, list | tuple) else str(value or "")
 
 
-def rubric_diff(*, before: Sequence, after: Sequence, guidelines_before: str = "",
-                guidelines_after: str = "") -> RubricDiff:
+def rubric_diff(
+    *, before: Sequence, after: Sequence, guidelines_before: str = "", guidelines_after: str = ""
+) -> RubricDiff:
     """What changes from one concept list to another (both with code, name, parent_code, description,
     synonyms). Reserved codes that `after` leaves out are added back by the service, so they do not count
     as removed."""

@@ -1,4 +1,5 @@
 """Write paths of annotation: keyword-only `<entity>_<verb>` services that own transactions and audit events."""
+
 from .adjudication import adjudication_record
 from .assignments import PlannedAssignment, assignment_plan
 from .detection import detection_accuracy_compute, detection_items_create, detection_response_submit
@@ -21,10 +22,32 @@ from .statistics import RoundStatistics, round_statistics_compute, sae_consensus
 from .statistics_jobs import round_statistics_request, round_statistics_run
 
 __all__ = [
-    "SELECTION_RULES", "ConceptSpec", "InvalidInput", "LabelSubmission", "PlannedAssignment", "RoundStateError",
-    "RoundStatistics", "adjudication_record", "assignment_plan", "comment_create", "detection_accuracy_compute",
-    "detection_items_create", "detection_response_submit", "label_submit", "latents_select", "round_close",
-    "round_create", "round_deadline_set", "round_delete", "round_follow_up_create", "round_open", "round_reveal",
-    "round_statistics_compute", "round_statistics_request", "round_statistics_run",
-    "rubric_create", "rubric_version_create", "sae_consensus_compute",
+    "SELECTION_RULES",
+    "ConceptSpec",
+    "InvalidInput",
+    "LabelSubmission",
+    "PlannedAssignment",
+    "RoundStateError",
+    "RoundStatistics",
+    "adjudication_record",
+    "assignment_plan",
+    "comment_create",
+    "detection_accuracy_compute",
+    "detection_items_create",
+    "detection_response_submit",
+    "label_submit",
+    "latents_select",
+    "round_close",
+    "round_create",
+    "round_deadline_set",
+    "round_delete",
+    "round_follow_up_create",
+    "round_open",
+    "round_reveal",
+    "round_statistics_compute",
+    "round_statistics_request",
+    "round_statistics_run",
+    "rubric_create",
+    "rubric_version_create",
+    "sae_consensus_compute",
 ]

@@ -1,4 +1,5 @@
 """Senior adjudication: a decision and its rationale recorded beside the label distribution, never over it."""
+
 from __future__ import annotations
 
 from django.db import transaction
@@ -22,12 +23,19 @@ def adjudication_record(*, latent: Latent, concept: Concept, rationale: str, by)
         if not Concept.objects.filter(pk=concept.pk, rubric_version__rounds__sae_id=latent.sae_id).exists():
             raise InvalidInput("the concept is not from a rubric used for this SAE")
         consensus = Consensus.objects.of_sae(latent.sae_id).platform().filter(latent=latent).first()
-        adjudication = Adjudication.objects.create(latent=latent, senior=by, concept=concept, rationale=rationale,
-                                                   overrode=consensus)
+        adjudication = Adjudication.objects.create(
+            latent=latent, senior=by, concept=concept, rationale=rationale, overrode=consensus
+        )
         latent.status = Latent.Status.ADJUDICATED
         latent.save(update_fields=["status"])
-        audit_record(actor=by, action="latent.adjudicate", obj=adjudication, payload={
-            "latent": latent.pk, "concept": concept.code,
-            "consensus": consensus.map_concept if consensus is not None else None,
-        })
+        audit_record(
+            actor=by,
+            action="latent.adjudicate",
+            obj=adjudication,
+            payload={
+                "latent": latent.pk,
+                "concept": concept.code,
+                "consensus": consensus.map_concept if consensus is not None else None,
+            },
+        )
     return adjudication

@@ -1,4 +1,5 @@
 """Who labels what, in which order: balanced load, institutions spread over each latent, hidden repeats."""
+
 from __future__ import annotations
 
 import random
@@ -23,8 +24,9 @@ class PlannedAssignment:
     is_repeat: bool
 
 
-def _plan_once(*, latents: Sequence[Hashable], institution_of: dict[Hashable, Hashable], overlap: int,
-               rng: random.Random) -> dict[Hashable, list[Hashable]]:
+def _plan_once(
+    *, latents: Sequence[Hashable], institution_of: dict[Hashable, Hashable], overlap: int, rng: random.Random
+) -> dict[Hashable, list[Hashable]]:
     """latent → its raters. Always takes the least-loaded raters, which keeps every load within ±1 of
     every other at each step; among raters of equal load it prefers institutions this latent has not
     had yet, then institutions with many raters still at that load (so none is left alone at the end)."""
@@ -42,8 +44,7 @@ def _plan_once(*, latents: Sequence[Hashable], institution_of: dict[Hashable, Ha
             at_lowest = Counter(institution_of[r] for r in raters if r not in picked and load[r] == lowest)
             best = min(
                 (rater for rater in raters if rater not in picked),
-                key=lambda r: (load[r], used_institutions[institution_of[r]], -at_lowest[institution_of[r]],
-                               jitter[r]),
+                key=lambda r: (load[r], used_institutions[institution_of[r]], -at_lowest[institution_of[r]], jitter[r]),
             )
             picked.append(best)
             used_institutions[institution_of[best]] += 1
@@ -80,8 +81,15 @@ def _queue(*, items: list[Hashable], n_repeats: int, rng: random.Random) -> list
     return queue
 
 
-def assignment_plan(*, latents: Sequence[Hashable], raters: dict[Hashable, Hashable], overlap: int,
-                    repeat_fraction: float, seed: int, min_repeats: int = 0) -> list[PlannedAssignment]:
+def assignment_plan(
+    *,
+    latents: Sequence[Hashable],
+    raters: dict[Hashable, Hashable],
+    overlap: int,
+    repeat_fraction: float,
+    seed: int,
+    min_repeats: int = 0,
+) -> list[PlannedAssignment]:
     """Plan a round. `raters` maps each rater to their institution.
 
     Every latent gets `overlap` distinct raters, drawn from as many institutions as the loads allow;

@@ -1,5 +1,6 @@
 """Detection rounds: balanced, shuffled activating and non-activating snippets per consensus label;
 raters say which match; accuracy per latent validates the label at ≥ 0.7 (MedSAE)."""
+
 from __future__ import annotations
 
 import random
@@ -54,9 +55,17 @@ def detection_items_create(*, round: Round, latents: Sequence[Latent], per_side:
             raise InvalidInput(f"latent {latent.index} lacks activating or non-activating snippets for detection")
         chosen = [(s, True) for s in rng.sample(activating, n)] + [(s, False) for s in rng.sample(negative, n)]
         rng.shuffle(chosen)
-        items += [DetectionItem(round=round, latent=latent, snippet_id=snippet, is_activating=is_activating,
-                                position=position, concept_code=consensus.map_concept)
-                  for position, (snippet, is_activating) in enumerate(chosen)]
+        items += [
+            DetectionItem(
+                round=round,
+                latent=latent,
+                snippet_id=snippet,
+                is_activating=is_activating,
+                position=position,
+                concept_code=consensus.map_concept,
+            )
+            for position, (snippet, is_activating) in enumerate(chosen)
+        ]
     DetectionItem.objects.bulk_create(items)
     return len(items)
 
@@ -67,8 +76,10 @@ def detection_response_submit(*, assignment: Assignment, answers: Mapping[int, b
         raise PermissionDenied("Only the rater an item is assigned to may answer it.")
     if assignment.round.kind != Round.Kind.DETECTION:
         raise RoundStateError("Only detection rounds take match answers.")
-    items = {item.pk: item for item in DetectionItem.objects.filter(round_id=assignment.round_id,
-                                                                     latent_id=assignment.latent_id)}
+    items = {
+        item.pk: item
+        for item in DetectionItem.objects.filter(round_id=assignment.round_id, latent_id=assignment.latent_id)
+    }
     answers = {int(item_id): bool(value) for item_id, value in answers.items()}
     unknown = set(answers) - set(items)
     if unknown:
@@ -101,14 +112,27 @@ def detection_accuracy_compute(*, round: Round, by=None) -> dict[int, float]:  #
     with transaction.atomic():
         for latent_id, value in accuracy.items():
             Consensus.objects.of_sae(round.sae_id).platform().filter(latent_id=latent_id).update(
-                detection_accuracy=value, detection_n=len(correct[latent_id]), detection_round=round,
+                detection_accuracy=value,
+                detection_n=len(correct[latent_id]),
+                detection_round=round,
             )
         values = list(accuracy.values())
-        AgreementReport.objects.update_or_create(round=round, metric="detection_accuracy", level="mean", defaults={
-            "value": sum(values) / len(values) if values else None, "n_units": len(values), "n_raters": len(raters),
-            "n_pairable": sum(len(marks) for marks in correct.values()),
-            "parameters": {"validated": sum(value >= DETECTION_VALIDATED_AT for value in values),
-                           "threshold": DETECTION_VALIDATED_AT} if values else {"reason": "no answers"},
-        })
+        AgreementReport.objects.update_or_create(
+            round=round,
+            metric="detection_accuracy",
+            level="mean",
+            defaults={
+                "value": sum(values) / len(values) if values else None,
+                "n_units": len(values),
+                "n_raters": len(raters),
+                "n_pairable": sum(len(marks) for marks in correct.values()),
+                "parameters": {
+                    "validated": sum(value >= DETECTION_VALIDATED_AT for value in values),
+                    "threshold": DETECTION_VALIDATED_AT,
+                }
+                if values
+                else {"reason": "no answers"},
+            },
+        )
         audit_record(actor=by, action="detection.accuracy", obj=round, payload={"n_latents": len(values)})
     return accuracy

@@ -1,4 +1,5 @@
 """The two ways a service refuses: a round whose state forbids the action, and input that cannot be used."""
+
 from __future__ import annotations
 
 

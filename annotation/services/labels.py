@@ -1,4 +1,5 @@
 """Submitting a label: validated, idempotent on the client's key, edits kept as revisions, frozen at close."""
+
 from __future__ import annotations
 
 import math
@@ -33,8 +34,10 @@ def deadline_check(*, round_id: int) -> None:
 
     deadline = Round.objects.filter(pk=round_id).values_list("deadline", flat=True).first()
     if deadline is not None and timezone.now() > deadline:
-        raise RoundStateError(f"The deadline of this round passed on {deadline:%Y-%m-%d %H:%M} UTC: no more "
-                              "labels are accepted. Ask the round's coordinator to extend it.")
+        raise RoundStateError(
+            f"The deadline of this round passed on {deadline:%Y-%m-%d %H:%M} UTC: no more "
+            "labels are accepted. Ask the round's coordinator to extend it."
+        )
 
 
 def round_status_shared_lock(*, round_id: int) -> str:
@@ -48,8 +51,16 @@ def round_status_shared_lock(*, round_id: int) -> str:
     return Round.objects.values_list("status", flat=True).get(pk=round_id)
 
 
-def _check(*, assignment: Assignment, concept_code: str, confidence, rationale: str, free_text: str,
-           time_spent_seconds, idempotency_key: str):
+def _check(
+    *,
+    assignment: Assignment,
+    concept_code: str,
+    confidence,
+    rationale: str,
+    free_text: str,
+    time_spent_seconds,
+    idempotency_key: str,
+):
     concept = assignment.round.rubric_version.concepts.filter(code=concept_code).first()
     if concept is None:
         raise InvalidInput(f"'{concept_code}' is not a concept of this round's rubric")
@@ -61,8 +72,10 @@ def _check(*, assignment: Assignment, concept_code: str, confidence, rationale: 
         raise InvalidInput("confidence must be a whole number from 1 to 5")
     rationale = (rationale or "").strip()
     if len(rationale) < RATIONALE_MIN_LENGTH:
-        raise InvalidInput(f"the rationale needs at least {RATIONALE_MIN_LENGTH} characters: say what in the "
-                           "snippets made you choose this concept")
+        raise InvalidInput(
+            f"the rationale needs at least {RATIONALE_MIN_LENGTH} characters: say what in the "
+            "snippets made you choose this concept"
+        )
     free_text = (free_text or "").strip()
     if len(free_text) > FREE_TEXT_MAX_LENGTH:
         raise InvalidInput(f"the free-text name holds at most {FREE_TEXT_MAX_LENGTH} characters")
@@ -89,8 +102,17 @@ def _replay_of(*, assignment: Assignment, key: str) -> Label | None:
     return label
 
 
-def label_submit(*, assignment: Assignment, concept_code: str, confidence, rationale: str, free_text: str = "",
-                 time_spent_seconds=0.0, idempotency_key: str = "", by) -> LabelSubmission:
+def label_submit(
+    *,
+    assignment: Assignment,
+    concept_code: str,
+    confidence,
+    rationale: str,
+    free_text: str = "",
+    time_spent_seconds=0.0,
+    idempotency_key: str = "",
+    by,
+) -> LabelSubmission:
     """Create the assignment's label, or edit it while the round is open (the old state becomes a
     LabelRevision). A retry with an idempotency key already seen returns the label unchanged."""
     if assignment.rater_id != getattr(by, "pk", None):
@@ -99,8 +121,13 @@ def label_submit(*, assignment: Assignment, concept_code: str, confidence, ratio
         raise RoundStateError("Detection rounds take match answers, not labels.")
     key = (idempotency_key or "").strip()
     concept, confidence, rationale, free_text, time_spent = _check(
-        assignment=assignment, concept_code=concept_code, confidence=confidence, rationale=rationale,
-        free_text=free_text, time_spent_seconds=time_spent_seconds, idempotency_key=key,
+        assignment=assignment,
+        concept_code=concept_code,
+        confidence=confidence,
+        rationale=rationale,
+        free_text=free_text,
+        time_spent_seconds=time_spent_seconds,
+        idempotency_key=key,
     )
     with transaction.atomic():
         status = round_status_shared_lock(round_id=assignment.round_id)
@@ -116,26 +143,44 @@ def label_submit(*, assignment: Assignment, concept_code: str, confidence, ratio
             try:
                 with transaction.atomic():
                     label = Label.objects.create(
-                        assignment=assignment, concept=concept, free_text=free_text, confidence=confidence,
-                        rationale=rationale, time_spent_seconds=time_spent, idempotency_key=key,
+                        assignment=assignment,
+                        concept=concept,
+                        free_text=free_text,
+                        confidence=confidence,
+                        rationale=rationale,
+                        time_spent_seconds=time_spent,
+                        idempotency_key=key,
                     )
             except IntegrityError:
                 # A concurrent retry of this very submission won the race: answer as a replay.
                 replayed = _replay_of(assignment=assignment, key=key)
                 if replayed is None:
                     raise RoundStateError(
-                        "This item was labelled at the same moment from elsewhere; reload it.") from None
+                        "This item was labelled at the same moment from elsewhere; reload it."
+                    ) from None
                 return LabelSubmission(label=replayed, created=False, replayed=True)
-            audit_record(actor=by, action="label.submit", obj=label,
-                         payload={"assignment": assignment.pk, "concept": concept.code, "confidence": confidence})
+            audit_record(
+                actor=by,
+                action="label.submit",
+                obj=label,
+                payload={"assignment": assignment.pk, "concept": concept.code, "confidence": confidence},
+            )
             return LabelSubmission(label=label, created=True, replayed=False)
-        unchanged = (label.concept_id == concept.pk and label.free_text == free_text
-                     and label.confidence == confidence and label.rationale == rationale)
+        unchanged = (
+            label.concept_id == concept.pk
+            and label.free_text == free_text
+            and label.confidence == confidence
+            and label.rationale == rationale
+        )
         if unchanged:
             return LabelSubmission(label=label, created=False, replayed=True)
         LabelRevision.objects.create(
-            label=label, concept_code=label.concept.code, free_text=label.free_text, confidence=label.confidence,
-            rationale=label.rationale, idempotency_key=label.idempotency_key,
+            label=label,
+            concept_code=label.concept.code,
+            free_text=label.free_text,
+            confidence=label.confidence,
+            rationale=label.rationale,
+            idempotency_key=label.idempotency_key,
         )
         previous = label.concept.code
         label.concept = concept
@@ -145,6 +190,10 @@ def label_submit(*, assignment: Assignment, concept_code: str, confidence, ratio
         label.time_spent_seconds += time_spent
         label.idempotency_key = key
         label.save()
-        audit_record(actor=by, action="label.edit", obj=label,
-                     payload={"assignment": assignment.pk, "from": previous, "to": concept.code})
+        audit_record(
+            actor=by,
+            action="label.edit",
+            obj=label,
+            payload={"assignment": assignment.pk, "from": previous, "to": concept.code},
+        )
     return LabelSubmission(label=label, created=False, replayed=False)

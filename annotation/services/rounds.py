@@ -1,4 +1,5 @@
 """The round lifecycle: create (with its latents and assignments), open, close, reveal, follow up, discuss."""
+
 from __future__ import annotations
 
 import random
@@ -30,8 +31,15 @@ SELECTION_RULES = {
 COMMENT_MAX_LENGTH = 5000
 
 
-def latents_select(*, sae: SAE, rule: str, n_latents: int | None = None, indices: Sequence[int] = (),
-                   seed: int = 0, for_detection: bool = False) -> list[Latent]:
+def latents_select(
+    *,
+    sae: SAE,
+    rule: str,
+    n_latents: int | None = None,
+    indices: Sequence[int] = (),
+    seed: int = 0,
+    for_detection: bool = False,
+) -> list[Latent]:
     """Pick latents of `sae` by rule. Detection rounds draw only from latents with a consensus label."""
     if rule not in SELECTION_RULES:
         raise InvalidInput(f"unknown selection rule '{rule}'; choose one of {', '.join(SELECTION_RULES)}")
@@ -39,7 +47,8 @@ def latents_select(*, sae: SAE, rule: str, n_latents: int | None = None, indices
     if for_detection:
         candidates = candidates.filter(
             status=Latent.Status.CONSENSUS,
-            consensus__sae=sae, consensus__method=PLATFORM_CONSENSUS_METHOD,
+            consensus__sae=sae,
+            consensus__method=PLATFORM_CONSENSUS_METHOD,
         )
     if rule == "hand":
         wanted = list(dict.fromkeys(int(index) for index in indices))
@@ -62,18 +71,31 @@ def latents_select(*, sae: SAE, rule: str, n_latents: int | None = None, indices
     elif rule == "lowest_entropy":
         selected = list(candidates.filter(tag_entropy__isnull=False).order_by("tag_entropy", "index")[:n_latents])
     else:
-        selected = list(candidates.filter(
-            consensus__sae=sae, consensus__method=PLATFORM_CONSENSUS_METHOD, consensus__routing="another_round",
-        ).distinct().order_by("index")[:n_latents])
+        selected = list(
+            candidates.filter(
+                consensus__sae=sae,
+                consensus__method=PLATFORM_CONSENSUS_METHOD,
+                consensus__routing="another_round",
+            )
+            .distinct()
+            .order_by("index")[:n_latents]
+        )
     if not selected:
         raise InvalidInput(f"the rule '{rule}' selects no latent of {sae.name}")
     return selected
 
 
 def _raters_default(*, institutions: Sequence[Institution]):
-    return get_user_model().objects.filter(
-        is_active=True, profile__role__in=[Role.PHYSICIAN, Role.SENIOR], profile__institution__in=institutions,
-    ).select_related("profile").order_by("pk")
+    return (
+        get_user_model()
+        .objects.filter(
+            is_active=True,
+            profile__role__in=[Role.PHYSICIAN, Role.SENIOR],
+            profile__institution__in=institutions,
+        )
+        .select_related("profile")
+        .order_by("pk")
+    )
 
 
 def _check_raters(*, raters, institutions: Sequence[Institution]) -> dict:
@@ -100,12 +122,29 @@ def _check_sae_shareable(*, sae: SAE, institutions: Sequence[Institution]) -> No
             )
 
 
-def round_create(*, name: str, kind: str, sae: SAE, rubric_version: RubricVersion,
-                 institutions: Sequence[Institution], overlap: int, repeat_fraction: float = 0.0, blind: bool = True,
-                 selection_rule: str, n_latents: int | None = None, latent_indices: Sequence[int] = (),
-                 deadline: datetime | None = None, raters=None, seed: int | None = None,
-                 parent: Round | None = None, detection_per_side: int = 5, min_repeats: int = 3,
-                 routing: RoutingConfig | None = None, simulated: bool = False, by) -> Round:
+def round_create(
+    *,
+    name: str,
+    kind: str,
+    sae: SAE,
+    rubric_version: RubricVersion,
+    institutions: Sequence[Institution],
+    overlap: int,
+    repeat_fraction: float = 0.0,
+    blind: bool = True,
+    selection_rule: str,
+    n_latents: int | None = None,
+    latent_indices: Sequence[int] = (),
+    deadline: datetime | None = None,
+    raters=None,
+    seed: int | None = None,
+    parent: Round | None = None,
+    detection_per_side: int = 5,
+    min_repeats: int = 3,
+    routing: RoutingConfig | None = None,
+    simulated: bool = False,
+    by,
+) -> Round:
     """A draft round with its latents and every rater's queue; detection rounds also get their items.
 
     Every rater gets at least `min_repeats` hidden repeats whatever `repeat_fraction` says; `routing`
@@ -129,45 +168,96 @@ def round_create(*, name: str, kind: str, sae: SAE, rubric_version: RubricVersio
     routing = routing if routing is not None else RoutingConfig()
     _check_sae_shareable(sae=sae, institutions=institutions)
     seed = secrets.randbelow(2**31) if seed is None else seed
-    latents = latents_select(sae=sae, rule=selection_rule, n_latents=n_latents, indices=latent_indices, seed=seed,
-                             for_detection=kind == Round.Kind.DETECTION)
+    latents = latents_select(
+        sae=sae,
+        rule=selection_rule,
+        n_latents=n_latents,
+        indices=latent_indices,
+        seed=seed,
+        for_detection=kind == Round.Kind.DETECTION,
+    )
     raters = list(raters) if raters is not None else list(_raters_default(institutions=institutions))
     institution_of = _check_raters(raters=raters, institutions=institutions)
-    plan = assignment_plan(latents=[latent.pk for latent in latents], raters=institution_of, overlap=overlap,
-                           repeat_fraction=repeat_fraction, seed=seed, min_repeats=min_repeats)
+    plan = assignment_plan(
+        latents=[latent.pk for latent in latents],
+        raters=institution_of,
+        overlap=overlap,
+        repeat_fraction=repeat_fraction,
+        seed=seed,
+        min_repeats=min_repeats,
+    )
     with transaction.atomic():
         round_ = Round.objects.create(
-            name=name.strip(), kind=kind, sae=sae, rubric_version=rubric_version, coordinator=by, overlap=overlap,
-            repeat_fraction=repeat_fraction, min_repeats=min_repeats, blind=blind, deadline=deadline, parent=parent,
-            routing_min_rounds=routing.min_rounds, routing_entropy_ceiling=routing.entropy_ceiling,
-            routing_top_posterior_floor=routing.top_posterior_floor, simulated=simulated,
+            name=name.strip(),
+            kind=kind,
+            sae=sae,
+            rubric_version=rubric_version,
+            coordinator=by,
+            overlap=overlap,
+            repeat_fraction=repeat_fraction,
+            min_repeats=min_repeats,
+            blind=blind,
+            deadline=deadline,
+            parent=parent,
+            routing_min_rounds=routing.min_rounds,
+            routing_entropy_ceiling=routing.entropy_ceiling,
+            routing_top_posterior_floor=routing.top_posterior_floor,
+            simulated=simulated,
             selection_rule=selection_rule,
-            selection_parameters={"n_latents": len(latents), "seed": seed,
-                                  "indices": [latent.index for latent in latents] if selection_rule == "hand" else []},
+            selection_parameters={
+                "n_latents": len(latents),
+                "seed": seed,
+                "indices": [latent.index for latent in latents] if selection_rule == "hand" else [],
+            },
         )
         round_.institutions.set(institutions)
         round_.latents.set(latents)
         originals = Assignment.objects.bulk_create(
             Assignment(round=round_, latent_id=item.latent, rater_id=item.rater, position=item.position)
-            for item in plan if not item.is_repeat
+            for item in plan
+            if not item.is_repeat
         )
         original_of = {(a.latent_id, a.rater_id): a.pk for a in originals}
         Assignment.objects.bulk_create(
-            Assignment(round=round_, latent_id=item.latent, rater_id=item.rater, position=item.position,
-                       is_repeat=True, repeat_of_id=original_of[(item.latent, item.rater)])
-            for item in plan if item.is_repeat
+            Assignment(
+                round=round_,
+                latent_id=item.latent,
+                rater_id=item.rater,
+                position=item.position,
+                is_repeat=True,
+                repeat_of_id=original_of[(item.latent, item.rater)],
+            )
+            for item in plan
+            if item.is_repeat
         )
         if kind == Round.Kind.DETECTION:
             detection_items_create(round=round_, latents=latents, per_side=detection_per_side, seed=seed)
-        audit_record(actor=by, action="round.create", obj=round_, payload={
-            "kind": kind, "sae": sae.pk, "rubric_version": rubric_version.pk, "rule": selection_rule,
-            "n_latents": len(latents), "n_raters": len(institution_of), "overlap": overlap,
-            "repeat_fraction": repeat_fraction, "min_repeats": min_repeats, "blind": blind, "seed": seed,
-            "routing": {"min_rounds": routing.min_rounds, "entropy_ceiling": routing.entropy_ceiling,
-                        "top_posterior_floor": routing.top_posterior_floor}, "simulated": simulated,
-            "institutions": [institution.code for institution in institutions],
-            "parent": parent.pk if parent else None,
-        })
+        audit_record(
+            actor=by,
+            action="round.create",
+            obj=round_,
+            payload={
+                "kind": kind,
+                "sae": sae.pk,
+                "rubric_version": rubric_version.pk,
+                "rule": selection_rule,
+                "n_latents": len(latents),
+                "n_raters": len(institution_of),
+                "overlap": overlap,
+                "repeat_fraction": repeat_fraction,
+                "min_repeats": min_repeats,
+                "blind": blind,
+                "seed": seed,
+                "routing": {
+                    "min_rounds": routing.min_rounds,
+                    "entropy_ceiling": routing.entropy_ceiling,
+                    "top_posterior_floor": routing.top_posterior_floor,
+                },
+                "simulated": simulated,
+                "institutions": [institution.code for institution in institutions],
+                "parent": parent.pk if parent else None,
+            },
+        )
     return round_
 
 
@@ -211,8 +301,12 @@ def round_close(*, round: Round, by) -> Round:  # noqa: A002
         round_.status = Round.Status.CLOSED
         round_.closed_at = timezone.now()
         round_.save(update_fields=["status", "closed_at"])
-        audit_record(actor=by, action="round.close", obj=round_,
-                     payload={"n_labels": round_.assignments.filter(label__isnull=False).count()})
+        audit_record(
+            actor=by,
+            action="round.close",
+            obj=round_,
+            payload={"n_labels": round_.assignments.filter(label__isnull=False).count()},
+        )
         round_statistics_request(round=round_, by=by)
     _copy_state(source=round_, target=round)
     round.statistics_status, round.statistics_token = round_.statistics_status, round_.statistics_token
@@ -236,8 +330,16 @@ def round_reveal(*, round: Round, by) -> Round:  # noqa: A002
     return round_
 
 
-def round_follow_up_create(*, parent: Round, guidelines: str, concepts: Sequence[ConceptSpec] | None = None,
-                           name: str = "", deadline: datetime | None = None, token: str = "", by) -> Round:
+def round_follow_up_create(
+    *,
+    parent: Round,
+    guidelines: str,
+    concepts: Sequence[ConceptSpec] | None = None,
+    name: str = "",
+    deadline: datetime | None = None,
+    token: str = "",
+    by,
+) -> Round:
     """After a calibration round's discussion: a new rubric version and a calibration round on the same
     latents, raters and institutions, so that its alpha answers whether agreement rose.
 
@@ -259,14 +361,27 @@ def round_follow_up_create(*, parent: Round, guidelines: str, concepts: Sequence
                 return made
         version = rubric_version_create(parent=parent.rubric_version, guidelines=guidelines, concepts=concepts, by=by)
         follow_up = round_create(
-            name=name or f"{parent.name} — follow-up (rubric v{version.version})", kind=Round.Kind.CALIBRATION,
-            sae=parent.sae, rubric_version=version, institutions=list(parent.institutions.all()),
-            overlap=parent.overlap, repeat_fraction=parent.repeat_fraction, blind=parent.blind,
-            min_repeats=parent.min_repeats, simulated=parent.simulated, routing=RoutingConfig(
-                min_rounds=parent.routing_min_rounds, entropy_ceiling=parent.routing_entropy_ceiling,
-                top_posterior_floor=parent.routing_top_posterior_floor),
-            selection_rule="hand", latent_indices=indices,
-            deadline=deadline, raters=raters, parent=parent, by=by,
+            name=name or f"{parent.name} — follow-up (rubric v{version.version})",
+            kind=Round.Kind.CALIBRATION,
+            sae=parent.sae,
+            rubric_version=version,
+            institutions=list(parent.institutions.all()),
+            overlap=parent.overlap,
+            repeat_fraction=parent.repeat_fraction,
+            blind=parent.blind,
+            min_repeats=parent.min_repeats,
+            simulated=parent.simulated,
+            routing=RoutingConfig(
+                min_rounds=parent.routing_min_rounds,
+                entropy_ceiling=parent.routing_entropy_ceiling,
+                top_posterior_floor=parent.routing_top_posterior_floor,
+            ),
+            selection_rule="hand",
+            latent_indices=indices,
+            deadline=deadline,
+            raters=raters,
+            parent=parent,
+            by=by,
         )
         if token:
             follow_up.selection_parameters = {**follow_up.selection_parameters, "follow_up_token": token}
@@ -282,12 +397,18 @@ def round_delete(*, round: Round, by) -> None:  # noqa: A002
         if round_.status != Round.Status.DRAFT:
             raise RoundStateError(f"Only a draft round can be deleted; '{round_.name}' is {round_.status}.")
         version = round_.rubric_version
-        audit_record(actor=by, action="round.delete", obj=round_,
-                     payload={"name": round_.name, "rubric_version": version.pk})
+        audit_record(
+            actor=by, action="round.delete", obj=round_, payload={"name": round_.name, "rubric_version": version.pk}
+        )
         round_.delete()
         latest = version.rubric.versions.order_by("-version").first()
-        if (version.version > 1 and latest is not None and latest.pk == version.pk
-                and not version.rounds.exists() and not version.children.exists()):
+        if (
+            version.version > 1
+            and latest is not None
+            and latest.pk == version.pk
+            and not version.rounds.exists()
+            and not version.children.exists()
+        ):
             version.delete()
 
 
@@ -301,8 +422,12 @@ def round_deadline_set(*, round: Round, deadline: datetime | None, by) -> Round:
             raise InvalidInput("the deadline is in the past")
         round_.deadline = deadline
         round_.save(update_fields=["deadline"])
-        audit_record(actor=by, action="round.deadline", obj=round_,
-                     payload={"deadline": deadline.isoformat() if deadline else None})
+        audit_record(
+            actor=by,
+            action="round.deadline",
+            obj=round_,
+            payload={"deadline": deadline.isoformat() if deadline else None},
+        )
     round.deadline = deadline
     return round_
 

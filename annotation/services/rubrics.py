@@ -1,4 +1,5 @@
 """Rubrics and their versions: a tree of concepts (plus the reserved codes) with guidelines."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -55,15 +56,22 @@ def concepts_check(*, concepts: Sequence[ConceptSpec]) -> list[ConceptSpec]:
 
 def _concepts_save(*, version: RubricVersion, specs: Sequence[ConceptSpec]) -> None:
     Concept.objects.bulk_create(
-        Concept(rubric_version=version, code=spec.code.strip(), name=spec.name.strip(), description=spec.description,
-                parent_code=spec.parent_code.strip(), synonyms=list(spec.synonyms),
-                protected=spec.protected)
+        Concept(
+            rubric_version=version,
+            code=spec.code.strip(),
+            name=spec.name.strip(),
+            description=spec.description,
+            parent_code=spec.parent_code.strip(),
+            synonyms=list(spec.synonyms),
+            protected=spec.protected,
+        )
         for spec in specs
     )
 
 
-def rubric_create(*, name: str, description: str = "", guidelines: str = "", concepts: Sequence[ConceptSpec],
-                  by) -> RubricVersion:
+def rubric_create(
+    *, name: str, description: str = "", guidelines: str = "", concepts: Sequence[ConceptSpec], by
+) -> RubricVersion:
     """A new rubric with its version 1."""
     if not name.strip():
         raise InvalidInput("the rubric needs a name")
@@ -74,18 +82,26 @@ def rubric_create(*, name: str, description: str = "", guidelines: str = "", con
         rubric = Rubric.objects.create(name=name.strip(), description=description, created_by=by)
         version = RubricVersion.objects.create(rubric=rubric, version=1, guidelines=guidelines)
         _concepts_save(version=version, specs=specs)
-        audit_record(actor=by, action="rubric.create", obj=version,
-                     payload={"rubric": rubric.name, "n_concepts": len(specs)})
+        audit_record(
+            actor=by, action="rubric.create", obj=version, payload={"rubric": rubric.name, "n_concepts": len(specs)}
+        )
     return version
 
 
-def rubric_version_create(*, parent: RubricVersion, guidelines: str, concepts: Sequence[ConceptSpec] | None = None,
-                          by) -> RubricVersion:
+def rubric_version_create(
+    *, parent: RubricVersion, guidelines: str, concepts: Sequence[ConceptSpec] | None = None, by
+) -> RubricVersion:
     """The next version of a rubric, derived from `parent`; `concepts` None keeps the parent's concepts."""
     if concepts is None:
         concepts = [
-            ConceptSpec(code=c.code, name=c.name, parent_code=c.parent_code, description=c.description,
-                        synonyms=tuple(c.synonyms), protected=c.protected)
+            ConceptSpec(
+                code=c.code,
+                name=c.name,
+                parent_code=c.parent_code,
+                description=c.description,
+                synonyms=tuple(c.synonyms),
+                protected=c.protected,
+            )
             for c in parent.concepts.all()
         ]
     specs = concepts_check(concepts=concepts)
@@ -95,6 +111,10 @@ def rubric_version_create(*, parent: RubricVersion, guidelines: str, concepts: S
         latest = rubric.versions.order_by("-version").values_list("version", flat=True).first() or 0
         version = RubricVersion.objects.create(rubric=rubric, version=latest + 1, guidelines=guidelines, parent=parent)
         _concepts_save(version=version, specs=specs)
-        audit_record(actor=by, action="rubric_version.create", obj=version,
-                     payload={"parent": parent.pk, "version": version.version, "n_concepts": len(specs)})
+        audit_record(
+            actor=by,
+            action="rubric_version.create",
+            obj=version,
+            payload={"parent": parent.pk, "version": version.version, "n_concepts": len(specs)},
+        )
     return version

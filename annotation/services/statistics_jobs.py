@@ -7,6 +7,7 @@ token), computes outside any transaction while it reports progress at most every
 seconds, writes the results in one short transaction and ends `done` (or `failed` with the error). A
 redelivered message of a finished computation, or one superseded by a newer request, is dropped.
 """
+
 from __future__ import annotations
 
 import logging
@@ -35,8 +36,12 @@ def round_statistics_request(*, round: Round, by) -> Round:  # noqa: A002
     token = uuid.uuid4().hex
     with transaction.atomic():
         Round.objects.filter(pk=round.pk).update(
-            statistics_status=Status.QUEUED, statistics_progress=0.0, statistics_token=token,
-            statistics_message="queued: waiting for a worker", statistics_updated_at=timezone.now())
+            statistics_status=Status.QUEUED,
+            statistics_progress=0.0,
+            statistics_token=token,
+            statistics_message="queued: waiting for a worker",
+            statistics_updated_at=timezone.now(),
+        )
         audit_record(actor=by, action="round.statistics.request", obj=round)
         transaction.on_commit(lambda: _send(round_id=round.pk, token=token))
     round.statistics_status, round.statistics_token = Status.QUEUED, token
@@ -58,7 +63,9 @@ def _send(*, round_id: int, token: str) -> None:
         logger.warning("statistics of round %s could not be queued (%s)", round_id, error)
         Round.objects.filter(pk=round_id, statistics_token=token, statistics_status=Status.QUEUED).update(
             statistics_message="the job queue did not take the computation; press Recompute statistics to "
-                               "send it again", statistics_updated_at=timezone.now())
+            "send it again",
+            statistics_updated_at=timezone.now(),
+        )
 
 
 def _reporter(*, round_id: int, token: str):
@@ -70,8 +77,10 @@ def _reporter(*, round_id: int, token: str):
             return
         last[0] = now
         Round.objects.filter(pk=round_id, statistics_token=token, statistics_status=Status.RUNNING).update(
-            statistics_progress=min(max(fraction, 0.0), 1.0), statistics_message=message[:300],
-            statistics_updated_at=timezone.now())
+            statistics_progress=min(max(fraction, 0.0), 1.0),
+            statistics_message=message[:300],
+            statistics_updated_at=timezone.now(),
+        )
 
     return report
 
@@ -79,9 +88,15 @@ def _reporter(*, round_id: int, token: str):
 def round_statistics_run(*, round_id: int, token: str) -> str:
     """The worker's side: claim, compute, write once, finish. Returns the final status (or why it was dropped)."""
     claimed = Round.objects.filter(
-        pk=round_id, statistics_token=token, statistics_status__in=[Status.QUEUED, Status.RUNNING],
-    ).update(statistics_status=Status.RUNNING, statistics_progress=0.0, statistics_message="started",
-             statistics_updated_at=timezone.now())
+        pk=round_id,
+        statistics_token=token,
+        statistics_status__in=[Status.QUEUED, Status.RUNNING],
+    ).update(
+        statistics_status=Status.RUNNING,
+        statistics_progress=0.0,
+        statistics_message="started",
+        statistics_updated_at=timezone.now(),
+    )
     if not claimed:
         logger.info("statistics of round %s: request %s is finished or superseded; dropped", round_id, token)
         return "dropped"
@@ -91,11 +106,16 @@ def round_statistics_run(*, round_id: int, token: str) -> str:
     except Exception as error:  # noqa: BLE001 - the round says why; "Recompute statistics" tries again
         logger.exception("statistics of round %s failed", round_id)
         Round.objects.filter(pk=round_id, statistics_token=token).update(
-            statistics_status=Status.FAILED, statistics_message=f"failed: {type(error).__name__}: {error}"[:300],
-            statistics_updated_at=timezone.now())
+            statistics_status=Status.FAILED,
+            statistics_message=f"failed: {type(error).__name__}: {error}"[:300],
+            statistics_updated_at=timezone.now(),
+        )
         return Status.FAILED
     alpha = summary.alpha.get("nominal") if summary.alpha else None
     Round.objects.filter(pk=round_id, statistics_token=token).update(
-        statistics_status=Status.DONE, statistics_progress=1.0, statistics_updated_at=timezone.now(),
-        statistics_message=f"{summary.n_labels} labels" + (f", α = {alpha:.3f}" if alpha is not None else ""))
+        statistics_status=Status.DONE,
+        statistics_progress=1.0,
+        statistics_updated_at=timezone.now(),
+        statistics_message=f"{summary.n_labels} labels" + (f", α = {alpha:.3f}" if alpha is not None else ""),
+    )
     return Status.DONE

@@ -289,9 +289,16 @@ def krippendorff_alpha(
 
     def undefined(reason: str) -> AlphaResult:
         return AlphaResult(
-            alpha=float("nan"), level=level, ci=None, n_units=int(pairable.sum()),
-            n_raters=int((~np.isnan(pairable_codes)).any(axis=0).sum()), n_pairable=int(counts[pairable].sum()),
-            n_draws=n_draws, confidence=confidence, defined=False, reason=reason,
+            alpha=float("nan"),
+            level=level,
+            ci=None,
+            n_units=int(pairable.sum()),
+            n_raters=int((~np.isnan(pairable_codes)).any(axis=0).sum()),
+            n_pairable=int(counts[pairable].sum()),
+            n_draws=n_draws,
+            confidence=confidence,
+            defined=False,
+            reason=reason,
         )
 
     if not pairable.any():
@@ -314,11 +321,16 @@ def krippendorff_alpha(
     if n_draws:
         rng = np.random.default_rng(seed)
         block = max(1, _BOOTSTRAP_BLOCK // max(counts.shape[0], counts.shape[1] ** 2))
-        alphas = np.concatenate([
-            parts.alphas(multiplicity=_bootstrap_multiplicities(
-                rng=rng, n_units=counts.shape[0], n_draws=min(block, n_draws - start)))
-            for start in range(0, n_draws, block)
-        ])
+        alphas = np.concatenate(
+            [
+                parts.alphas(
+                    multiplicity=_bootstrap_multiplicities(
+                        rng=rng, n_units=counts.shape[0], n_draws=min(block, n_draws - start)
+                    )
+                )
+                for start in range(0, n_draws, block)
+            ]
+        )
         tail = (1 - confidence) / 2
         if np.isnan(alphas).all():
             ci = (float("nan"), float("nan"))
@@ -365,7 +377,8 @@ def fleiss_kappa(*, counts: np.ndarray) -> FleissKappa:
         more = f" and {odd.size - 5} more" if odd.size > 5 else ""
         raise ValueError(
             f"Fleiss' kappa needs the same number of ratings on every unit, but most rows have {usual:g} while "
-            f"{listed}{more} (missing ratings?); use Krippendorff's alpha, which allows missing values")
+            f"{listed}{more} (missing ratings?); use Krippendorff's alpha, which allows missing values"
+        )
     n_raters = per_unit[0]
     if n_raters < 2:
         raise ValueError(f"Fleiss' kappa needs at least two ratings per unit; every row has {n_raters:g}")
@@ -438,7 +451,7 @@ def cohen_kappa_from_labels(
     """Cohen's kappa of two raters' labels on the same items; items either rater left missing are skipped."""
     if len(first) != len(second):
         raise ValueError("both label sequences must cover the same items")
-    pairs = [(a, b) for a, b in zip(first, second) if not _missing(a) and not _missing(b)]
+    pairs = [(a, b) for a, b in zip(first, second, strict=False) if not _missing(a) and not _missing(b)]
     if not pairs:
         raise ValueError("no item has a label from both raters")
     categories = sorted({label for pair in pairs for label in pair}, key=str)

@@ -180,8 +180,7 @@ class _SharedStructure:
         rho = (off[self.related].sum() + 1.0) / (off.sum() + 2.0)
         n_related = self.related.sum(axis=1, keepdims=True)
         n_unrelated = self.unrelated.sum(axis=1, keepdims=True)
-        prior = (rho * self.related / np.maximum(n_related, 1)
-                 + (1 - rho) * self.unrelated / np.maximum(n_unrelated, 1))
+        prior = rho * self.related / np.maximum(n_related, 1) + (1 - rho) * self.unrelated / np.maximum(n_unrelated, 1)
         # A code with no related (or no unrelated) code puts that share on the others.
         return prior / np.maximum(prior.sum(axis=1, keepdims=True), 1e-300)
 
@@ -232,8 +231,10 @@ def bayesian_dawid_skene(
     # float32 blocks and tables: the E-step streams (units, K) arrays, so half the bytes is nearly half the
     # time; sums of ~5 log-probabilities keep ~1e-6 relative precision, far below `tolerance`. Each block's
     # transpose is built once here: building it in every iteration cost more Python than the product.
-    blocks = [(start, stop, block.astype(np.float32), block.T.tocsr().astype(np.float32))
-              for start, stop, block in unit_blocks(given_by_unit=given_by_unit)]
+    blocks = [
+        (start, stop, block.astype(np.float32), block.T.tocsr().astype(np.float32))
+        for start, stop, block in unit_blocks(given_by_unit=given_by_unit)
+    ]
     share = config.ambiguous_share
     width = 2 * n_labels if share > 0 else n_labels
     posterior = posterior.astype(np.float32)
@@ -292,7 +293,7 @@ def bayesian_dawid_skene(
             change = max(change, float(moved.max()))
             previous[...] = unit_posterior
             tallies += block_t @ clear_part
-            class_total += ones[:stop - start] @ unit_posterior
+            class_total += ones[: stop - start] @ unit_posterior
         new_counts = _counts(tallies=tallies, n_raters=n_raters)
         if change > 1.5 * last_change:
             relaxation = 1.0  # the extrapolation overshoots on this data: plain coordinate ascent from here on

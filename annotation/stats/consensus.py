@@ -84,18 +84,24 @@ class ConsensusResult:
         units = {
             unit: {
                 "label": names[best],
-                "posterior": dict(zip(names, row.tolist())),
+                "posterior": dict(zip(names, row.tolist(), strict=False)),
                 "entropy": float(entropy),
                 "n_labels": int(n_labels),
                 "n_raters": int(n_raters),
             }
             for unit, best, row, entropy, n_labels, n_raters in zip(
-                self.units, self.map_index.tolist(), self.posterior, self.entropy, self._per_unit(self.n_labels),
-                self._per_unit(self.n_raters))
+                self.units,
+                self.map_index.tolist(),
+                self.posterior,
+                self.entropy,
+                self._per_unit(self.n_labels),
+                self._per_unit(self.n_raters),
+                strict=False,
+            )
         }
         raters = {
             rater: {"accuracy": float(accuracy), "weight": float(weight)}
-            for rater, accuracy, weight in zip(self.raters, self.rater_accuracy, self.rater_weight)
+            for rater, accuracy, weight in zip(self.raters, self.rater_accuracy, self.rater_weight, strict=False)
         }
         return {"method": self.method, "units": units, "raters": raters}
 
@@ -123,8 +129,10 @@ _BLOCK_UNITS = 8192
 def unit_blocks(*, given_by_unit: sparse.csr_matrix) -> list[tuple[int, int, sparse.csr_matrix]]:
     """(start, stop, rows) of a CSR (units, ·) matrix in blocks of units whose (units, K) work fits the cache."""
     n_units = given_by_unit.shape[0]
-    return [(start, min(start + _BLOCK_UNITS, n_units), given_by_unit[start:start + _BLOCK_UNITS])
-            for start in range(0, n_units, _BLOCK_UNITS)]
+    return [
+        (start, min(start + _BLOCK_UNITS, n_units), given_by_unit[start : start + _BLOCK_UNITS])
+        for start in range(0, n_units, _BLOCK_UNITS)
+    ]
 
 
 def weight_vector(*, ratings: Ratings, weights: Mapping[str, float] | None) -> np.ndarray:
@@ -231,9 +239,10 @@ def dawid_skene(
     log_likelihood = -np.inf
     converged = False
     iteration = 0
-    for iteration in range(1, config.max_iterations + 1):
-        priors, confusion = _maximisation(tallies=tallies, class_total=class_total, n_units=n_units,
-                                          n_raters=n_raters, smoothing=config.smoothing)
+    for iteration in range(1, config.max_iterations + 1):  # noqa: B007 (read after the loop)
+        priors, confusion = _maximisation(
+            tallies=tallies, class_total=class_total, n_units=n_units, n_raters=n_raters, smoothing=config.smoothing
+        )
         log_confusion = np.log(np.maximum(confusion, _TINY)).reshape(n_raters * n_labels, n_labels)
         log_priors = np.log(np.maximum(priors, _TINY))
         posterior = np.empty((n_units, n_labels))
@@ -257,8 +266,9 @@ def dawid_skene(
             converged = True
             break
 
-    priors, confusion = _maximisation(tallies=tallies, class_total=class_total, n_units=n_units, n_raters=n_raters,
-                                      smoothing=config.smoothing)
+    priors, confusion = _maximisation(
+        tallies=tallies, class_total=class_total, n_units=n_units, n_raters=n_raters, smoothing=config.smoothing
+    )
     confusion = confusion.transpose(0, 2, 1)
     accuracy = np.einsum("k,rkk->r", priors, confusion)
     n_labels, n_raters = unit_counts(ratings=ratings)

@@ -68,7 +68,7 @@ def test_retest_kappa(
     categories = sorted({*first, *repeat}, key=str)
     index = {category: position for position, category in enumerate(categories)}
     table = np.zeros((len(categories), len(categories)))
-    for a, b in zip(first, repeat):
+    for a, b in zip(first, repeat, strict=False):
         table[index[a], index[b]] += 1
     result = cohen_kappa_from_table(table=table)
     if np.isnan(result.kappa):
@@ -137,9 +137,7 @@ def rationale_learnability(
     """
     if n_folds < 1:
         raise ValueError("n_folds must be at least 1")
-    texts = [
-        mask_concept_terms(text=item.text, terms=concept_terms.get(item.concept, ())) for item in rationales
-    ]
+    texts = [mask_concept_terms(text=item.text, terms=concept_terms.get(item.concept, ())) for item in rationales]
     concepts = np.array([item.concept for item in rationales], dtype=object)
     latents = np.array([item.latent for item in rationales], dtype=object)
     raters = np.array([item.rater for item in rationales], dtype=object)
@@ -160,11 +158,18 @@ def rationale_learnability(
         # One BLAS thread: these fits are tiny, and L-BFGS's threaded calls cost 5× more than they save.
         with threadpool_limits(limits=1):
             predicted, baseline = _predict_by_latent_folds(
-                texts=texts, concepts=concepts, latents=latents, mine=mine, others=others,
-                n_folds=n_folds, rng=rng, seed=seed,
+                texts=texts,
+                concepts=concepts,
+                latents=latents,
+                mine=mine,
+                others=others,
+                n_folds=n_folds,
+                rng=rng,
+                seed=seed,
             )
-        results[rater] = _score(rater=rater, truth=concepts[mine], predicted=predicted, baseline=baseline,
-                                min_items=min_items)
+        results[rater] = _score(
+            rater=rater, truth=concepts[mine], predicted=predicted, baseline=baseline, min_items=min_items
+        )
     return results
 
 
@@ -370,8 +375,16 @@ def test_retest_shrunk(*, ratings: Ratings, prior_pairs: float = 4.0, confidence
         if n == 0:
             return TestRetestInterval(rater, None, None, None, None, 0, 0, "no repeat pairs")
         if chance is None or chance >= 1:
-            return TestRetestInterval(rater, None, None, None, agreeing / n, n, agreeing,
-                                      "kappa undefined: one concept throughout the scope's labels")
+            return TestRetestInterval(
+                rater,
+                None,
+                None,
+                None,
+                agreeing / n,
+                n,
+                agreeing,
+                "kappa undefined: one concept throughout the scope's labels",
+            )
         mean = agreeing / n if raw else a / (a + b)
         low, high = (float(v) for v in beta_distribution.ppf([tail, 1 - tail], a, b))
         if raw:  # Brown, Cai & DasGupta's boundary rule for the Jeffreys interval
@@ -381,16 +394,23 @@ def test_retest_shrunk(*, ratings: Ratings, prior_pairs: float = 4.0, confidence
     per_rater = {rater: (int(p.first.size), int((p.first == p.repeat).sum())) for rater, p in pairs.items()}
     n_total = sum(n for n, _ in per_rater.values())
     agreeing_total = sum(a for _, a in per_rater.values())
-    pooled = interval(rater="", n=n_total, agreeing=agreeing_total, a=agreeing_total + 0.5,
-                      b=n_total - agreeing_total + 0.5, raw=True)
+    pooled = interval(
+        rater="", n=n_total, agreeing=agreeing_total, a=agreeing_total + 0.5, b=n_total - agreeing_total + 0.5, raw=True
+    )
     pool = agreeing_total / n_total if n_total else 0.0
     raters = {
-        rater: interval(rater=rater, n=n, agreeing=agreeing, a=prior_pairs * pool + 0.5 + agreeing,
-                        b=prior_pairs * (1 - pool) + 0.5 + n - agreeing)
+        rater: interval(
+            rater=rater,
+            n=n,
+            agreeing=agreeing,
+            a=prior_pairs * pool + 0.5 + agreeing,
+            b=prior_pairs * (1 - pool) + 0.5 + n - agreeing,
+        )
         for rater, (n, agreeing) in per_rater.items()
     }
-    return PooledTestRetest(pooled=pooled, raters=raters, chance_agreement=chance, prior_pairs=prior_pairs,
-                            confidence=confidence)
+    return PooledTestRetest(
+        pooled=pooled, raters=raters, chance_agreement=chance, prior_pairs=prior_pairs, confidence=confidence
+    )
 
 
 test_retest_shrunk.__test__ = False

@@ -71,8 +71,10 @@ def route_latent(
 
     if not problems:
         decision = CONSENSUS
-        reason = (f"entropy {entropy:.3f} ≤ {config.entropy_ceiling} and "
-                  f"top posterior {top_posterior:.3f} ≥ {config.top_posterior_floor}")
+        reason = (
+            f"entropy {entropy:.3f} ≤ {config.entropy_ceiling} and "
+            f"top posterior {top_posterior:.3f} ≥ {config.top_posterior_floor}"
+        )
     elif rounds_with_labels >= config.min_rounds:
         decision = ADJUDICATE
         reason = f"{' and '.join(problems)} after {rounds_with_labels} rounds (≥ {config.min_rounds})"
@@ -98,5 +100,5 @@ def route_latents(
             top_posterior=float(min(max(top_posterior, 0.0), 1.0)),
             config=config,
         )
-        for unit, entropy, top_posterior in zip(consensus.units, consensus.entropy, top)
+        for unit, entropy, top_posterior in zip(consensus.units, consensus.entropy, top, strict=False)
     }

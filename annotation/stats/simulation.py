@@ -127,10 +127,10 @@ def simulate(*, regime: Regime, seed: int) -> Simulation:
     rng = np.random.default_rng(seed)
     codes, parents = _codes(regime)
     n_concepts, per_group = regime.n_concepts, regime.concepts_per_group
-    kinds = (["rater"] * len(regime.rater_accuracy) + ["spammer"] * regime.n_spammers
-             + ["confuser"] * regime.n_confusers)
-    accuracy = np.array([*regime.rater_accuracy, *[0.0] * regime.n_spammers,
-                         *[regime.confuser_accuracy] * regime.n_confusers])
+    kinds = ["rater"] * len(regime.rater_accuracy) + ["spammer"] * regime.n_spammers + ["confuser"] * regime.n_confusers
+    accuracy = np.array(
+        [*regime.rater_accuracy, *[0.0] * regime.n_spammers, *[regime.confuser_accuracy] * regime.n_confusers]
+    )
     kind = np.array([{"rater": 0, "spammer": 1, "confuser": 2}[name] for name in kinds])
 
     truth = rng.integers(0, n_concepts, size=regime.n_units)
@@ -154,10 +154,15 @@ def simulate(*, regime: Regime, seed: int) -> Simulation:
     to_sibling = wrong & (rng.random(n) < regime.sibling_share)
     to_anywhere = wrong & ~to_sibling
     perceived_group = perceived // per_group * per_group
-    label[to_sibling] = _random_other(rng=rng, concept=perceived[to_sibling], size_of_set=per_group,
-                                      offset=perceived_group[to_sibling])
-    label[to_anywhere] = _random_other(rng=rng, concept=perceived[to_anywhere], size_of_set=n_concepts,
-                                       offset=np.zeros(int(to_anywhere.sum()), dtype=np.int64))
+    label[to_sibling] = _random_other(
+        rng=rng, concept=perceived[to_sibling], size_of_set=per_group, offset=perceived_group[to_sibling]
+    )
+    label[to_anywhere] = _random_other(
+        rng=rng,
+        concept=perceived[to_anywhere],
+        size_of_set=n_concepts,
+        offset=np.zeros(int(to_anywhere.sum()), dtype=np.int64),
+    )
     spam = kind[rater_index] == 1
     label[spam] = rng.integers(0, n_concepts, size=int(spam.sum()))
     within = perceived - perceived_group
@@ -174,39 +179,101 @@ def simulate(*, regime: Regime, seed: int) -> Simulation:
         occasion=np.zeros(n, dtype=np.int64),
     )
     consistency = np.where(kind == 1, 0.0, np.where(kind == 2, regime.confuser_swap, accuracy**2))
-    weights = {rater: combine_weights(test_retest=float(kappa), learnability=None)
-               for rater, kappa in zip(ratings.raters, consistency)}
-    return Simulation(regime=regime, ratings=ratings, truth=truth, ambiguous=ambiguous, parents=parents,
-                      rater_kind=tuple(kinds), weights=weights)
+    weights = {
+        rater: combine_weights(test_retest=float(kappa), learnability=None)
+        for rater, kappa in zip(ratings.raters, consistency, strict=False)
+    }
+    return Simulation(
+        regime=regime,
+        ratings=ratings,
+        truth=truth,
+        ambiguous=ambiguous,
+        parents=parents,
+        rater_kind=tuple(kinds),
+        weights=weights,
+    )
 
 
 # The regimes of issue 9: the sparse calibration round, the dense 18-rater round, and variations.
-SPARSE = Regime(name="sparse", n_units=300, n_groups=4, concepts_per_group=5, labels_per_unit=3,
-                rater_accuracy=(0.9, 0.85, 0.75, 0.7, 0.6, 0.55), ambiguous_share=0.2)
-DENSE = Regime(name="dense", n_units=600, n_groups=4, concepts_per_group=5, labels_per_unit=5,
-               rater_accuracy=(0.9, 0.85, 0.85, 0.8, 0.8, 0.75, 0.75, 0.7, 0.7, 0.65, 0.65, 0.6, 0.6, 0.55, 0.5,
-                               0.5),
-               n_spammers=1, n_confusers=1, ambiguous_share=0.1)
-SPARSE_MANY_RATERS = Regime(name="sparse-12-raters", n_units=400, n_groups=5, concepts_per_group=6,
-                            labels_per_unit=3,
-                            rater_accuracy=(0.9, 0.85, 0.8, 0.8, 0.75, 0.7, 0.7, 0.65, 0.6, 0.55),
-                            n_spammers=1, n_confusers=1, ambiguous_share=0.15, workload_skew=1.0)
-HIGHLY_AMBIGUOUS = Regime(name="ambiguous-40%", n_units=300, n_groups=4, concepts_per_group=5, labels_per_unit=3,
-                          rater_accuracy=(0.9, 0.85, 0.8, 0.7, 0.65), ambiguous_share=0.4)
-FEW_CONCEPTS = Regime(name="8-concepts-2-labels", n_units=250, n_groups=2, concepts_per_group=4,
-                      labels_per_unit=2, rater_accuracy=(0.9, 0.8, 0.7, 0.6), ambiguous_share=0.2)
+SPARSE = Regime(
+    name="sparse",
+    n_units=300,
+    n_groups=4,
+    concepts_per_group=5,
+    labels_per_unit=3,
+    rater_accuracy=(0.9, 0.85, 0.75, 0.7, 0.6, 0.55),
+    ambiguous_share=0.2,
+)
+DENSE = Regime(
+    name="dense",
+    n_units=600,
+    n_groups=4,
+    concepts_per_group=5,
+    labels_per_unit=5,
+    rater_accuracy=(0.9, 0.85, 0.85, 0.8, 0.8, 0.75, 0.75, 0.7, 0.7, 0.65, 0.65, 0.6, 0.6, 0.55, 0.5, 0.5),
+    n_spammers=1,
+    n_confusers=1,
+    ambiguous_share=0.1,
+)
+SPARSE_MANY_RATERS = Regime(
+    name="sparse-12-raters",
+    n_units=400,
+    n_groups=5,
+    concepts_per_group=6,
+    labels_per_unit=3,
+    rater_accuracy=(0.9, 0.85, 0.8, 0.8, 0.75, 0.7, 0.7, 0.65, 0.6, 0.55),
+    n_spammers=1,
+    n_confusers=1,
+    ambiguous_share=0.15,
+    workload_skew=1.0,
+)
+HIGHLY_AMBIGUOUS = Regime(
+    name="ambiguous-40%",
+    n_units=300,
+    n_groups=4,
+    concepts_per_group=5,
+    labels_per_unit=3,
+    rater_accuracy=(0.9, 0.85, 0.8, 0.7, 0.65),
+    ambiguous_share=0.4,
+)
+FEW_CONCEPTS = Regime(
+    name="8-concepts-2-labels",
+    n_units=250,
+    n_groups=2,
+    concepts_per_group=4,
+    labels_per_unit=2,
+    rater_accuracy=(0.9, 0.8, 0.7, 0.6),
+    ambiguous_share=0.2,
+)
 # The dense round with every ordinary rater 0.05 less accurate: majority vote ~0.84 as in issue 9's figures.
-DENSE_HARD = Regime(name="dense-hard", n_units=600, n_groups=4, concepts_per_group=5, labels_per_unit=5,
-                    rater_accuracy=tuple(round(accuracy - 0.05, 2) for accuracy in DENSE.rater_accuracy),
-                    n_spammers=1, n_confusers=1, ambiguous_share=0.1)
+DENSE_HARD = Regime(
+    name="dense-hard",
+    n_units=600,
+    n_groups=4,
+    concepts_per_group=5,
+    labels_per_unit=5,
+    rater_accuracy=tuple(round(accuracy - 0.05, 2) for accuracy in DENSE.rater_accuracy),
+    n_spammers=1,
+    n_confusers=1,
+    ambiguous_share=0.1,
+)
 REGIMES = (SPARSE, DENSE, DENSE_HARD, SPARSE_MANY_RATERS, HIGHLY_AMBIGUOUS, FEW_CONCEPTS)
 
 
 def scale_regime(*, n_labels: int) -> Regime:
     """A large round for timing: 100 raters, 5 judgments per latent, 20 concepts."""
     accuracy = tuple(np.linspace(0.5, 0.95, 98).round(3).tolist())
-    return Regime(name=f"scale-{n_labels}", n_units=n_labels // 5, n_groups=4, concepts_per_group=5,
-                  labels_per_unit=5, rater_accuracy=accuracy, n_spammers=1, n_confusers=1, ambiguous_share=0.1)
+    return Regime(
+        name=f"scale-{n_labels}",
+        n_units=n_labels // 5,
+        n_groups=4,
+        concepts_per_group=5,
+        labels_per_unit=5,
+        rater_accuracy=accuracy,
+        n_spammers=1,
+        n_confusers=1,
+        ambiguous_share=0.1,
+    )
 
 
 @dataclass(frozen=True)
@@ -229,8 +296,9 @@ def expected_calibration_error(*, posterior: np.ndarray, truth: np.ndarray, n_bi
     correct = np.argmax(posterior, axis=1) == truth
     bins = np.minimum((confidence * n_bins).astype(np.int64), n_bins - 1)
     size = np.bincount(bins, minlength=n_bins)
-    gap = np.abs(np.bincount(bins, weights=correct, minlength=n_bins)
-                 - np.bincount(bins, weights=confidence, minlength=n_bins))
+    gap = np.abs(
+        np.bincount(bins, weights=correct, minlength=n_bins) - np.bincount(bins, weights=confidence, minlength=n_bins)
+    )
     return float(gap.sum() / size.sum())
 
 

@@ -208,7 +208,7 @@ def repeat_pairs(*, ratings: Ratings) -> dict[str, RepeatPairs]:
     n_raters = len(ratings.raters)
     pair_key = ratings.unit_index * n_raters + ratings.rater_index
     first = ratings.occasion == 0
-    first_category = dict(zip(pair_key[first].tolist(), ratings.category_index[first].tolist()))
+    first_category = dict(zip(pair_key[first].tolist(), ratings.category_index[first].tolist(), strict=False))
     pairs: dict[str, RepeatPairs] = {}
     repeats = np.flatnonzero(ratings.occasion > 0)
     for rater in range(n_raters):

@@ -1,4 +1,5 @@
 """Template helpers for the annotation pages: token highlights and inline charts, all escaped."""
+
 from __future__ import annotations
 
 from html import escape
@@ -19,8 +20,10 @@ def _token_span(text: str, activation: float, shade: float) -> str:
     if activation <= 0:
         return f'<span class="tok">{escape(text)}</span>'
     value = f"{float(activation):.3f}"
-    return (f'<span class="tok" tabindex="0" role="mark" style="--a:{float(shade):.3f}" data-act="{value}" '
-            f'aria-label="{escape(text)}, activation {value}">{escape(text)}</span>')
+    return (
+        f'<span class="tok" tabindex="0" role="mark" style="--a:{float(shade):.3f}" data-act="{value}" '
+        f'aria-label="{escape(text)}, activation {value}">{escape(text)}</span>'
+    )
 
 
 @register.simple_tag
@@ -34,8 +37,11 @@ def token_spans(example) -> str:
     parts = ["… "] if example.cut_left else []
     if example.segments:
         for segment in example.segments:
-            parts.append(escape(segment.text) if segment.activation is None
-                         else _token_span(segment.text, segment.activation, segment.shade))
+            parts.append(
+                escape(segment.text)
+                if segment.activation is None
+                else _token_span(segment.text, segment.activation, segment.shade)
+            )
         if example.cut_right:
             parts.append(" …")
         return mark_safe("".join(parts))  # noqa: S308 - every text part escaped above

@@ -1,4 +1,5 @@
 """Server-rendered pages of annotation; each asks accounts.permissions before it shows or changes anything."""
+
 from .coordinator import (
     round_action,
     round_create,
@@ -14,7 +15,23 @@ from .review import adjudication_decide, adjudication_queue, export, latent_brow
 from .rubrics import rubric_create, rubric_edit, rubric_list
 
 __all__ = [
-    "adjudication_decide", "adjudication_queue", "export", "home", "item", "latent_browser", "latent_detail",
-    "queue", "round_action", "round_create", "round_dashboard", "round_discussion", "round_follow_up",
-    "round_list", "round_queue", "round_statistics_status", "rubric_create", "rubric_edit", "rubric_list",
+    "adjudication_decide",
+    "adjudication_queue",
+    "export",
+    "home",
+    "item",
+    "latent_browser",
+    "latent_detail",
+    "queue",
+    "round_action",
+    "round_create",
+    "round_dashboard",
+    "round_discussion",
+    "round_follow_up",
+    "round_list",
+    "round_queue",
+    "round_statistics_status",
+    "rubric_create",
+    "rubric_edit",
+    "rubric_list",
 ]

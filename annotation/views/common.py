@@ -1,4 +1,5 @@
 """Helpers shared by the annotation pages: role gates and round look-ups that ask the permission module."""
+
 from __future__ import annotations
 
 from functools import wraps

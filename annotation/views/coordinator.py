@@ -1,4 +1,5 @@
 """Coordinator pages: rounds (create, dashboard, open/close/reveal, follow-up), discussion, rubrics."""
+
 from __future__ import annotations
 
 import uuid
@@ -27,11 +28,15 @@ from .rubrics import concept_formset, concept_rows
 def round_list(request):
     if not (can_manage_rounds(request.user) or can_read_labels(request.user)):
         return redirect("queue")  # raters follow their rounds from their queue; dashboards are not theirs
-    return render(request, "annotation/round_list.html", {
-        "rounds": selectors.round_list(user=request.user).order_by("-created_at"),
-        "can_create": can_manage_rounds(request.user),
-        "can_watch": can_manage_rounds(request.user) or can_read_labels(request.user),
-    })
+    return render(
+        request,
+        "annotation/round_list.html",
+        {
+            "rounds": selectors.round_list(user=request.user).order_by("-created_at"),
+            "can_create": can_manage_rounds(request.user),
+            "can_watch": can_manage_rounds(request.user) or can_read_labels(request.user),
+        },
+    )
 
 
 @role_required(can_manage_rounds)
@@ -44,14 +49,25 @@ def round_create(request):
         data = form.cleaned_data
         try:
             round_ = services.round_create(
-                name=data["name"], kind=data["kind"], sae=data["sae"], rubric_version=data["rubric_version"],
-                institutions=list(data["institutions"]), overlap=data["overlap"],
-                repeat_fraction=data["repeat_fraction"], blind=data["blind"], selection_rule=data["selection_rule"],
-                n_latents=data["n_latents"], latent_indices=data["latent_indices"], deadline=data["deadline"],
-                seed=data["seed"], min_repeats=data["min_repeats"],
-                routing=RoutingConfig(min_rounds=data["routing_min_rounds"],
-                                      entropy_ceiling=data["routing_entropy_ceiling"],
-                                      top_posterior_floor=data["routing_top_posterior_floor"]),
+                name=data["name"],
+                kind=data["kind"],
+                sae=data["sae"],
+                rubric_version=data["rubric_version"],
+                institutions=list(data["institutions"]),
+                overlap=data["overlap"],
+                repeat_fraction=data["repeat_fraction"],
+                blind=data["blind"],
+                selection_rule=data["selection_rule"],
+                n_latents=data["n_latents"],
+                latent_indices=data["latent_indices"],
+                deadline=data["deadline"],
+                seed=data["seed"],
+                min_repeats=data["min_repeats"],
+                routing=RoutingConfig(
+                    min_rounds=data["routing_min_rounds"],
+                    entropy_ceiling=data["routing_entropy_ceiling"],
+                    top_posterior_floor=data["routing_top_posterior_floor"],
+                ),
                 by=request.user,
             )
         except services.InvalidInput as error:
@@ -70,8 +86,13 @@ def round_dashboard(request, round_id: int):
         "can_manage": access.may_manage_round(request.user, round_),
         "progress": selectors.round_progress(round=round_),
         "institutions": round_.institutions.all(),
-        "reports": {}, "alpha": None, "alpha_hierarchical": None, "report_rows": [], "trend": [],
-        "by_entropy": [], "reliability": [],
+        "reports": {},
+        "alpha": None,
+        "alpha_hierarchical": None,
+        "report_rows": [],
+        "trend": [],
+        "by_entropy": [],
+        "reliability": [],
         "deadline_form": DeadlineForm(initial={"deadline": round_.deadline}),
         "now": timezone.now(),
     }
@@ -79,16 +100,19 @@ def round_dashboard(request, round_id: int):
     # While the statistics job runs it shows the job's progress, not the previous computation's numbers.
     if access.round_content_readable(request.user, round_) and not round_.statistics_pending:
         reports = selectors.round_reports(round=round_)
-        context.update({
-            "reports": reports,
-            "alpha": reports.get("krippendorff_alpha:nominal"),
-            "alpha_hierarchical": reports.get("krippendorff_alpha:hierarchical"),
-            "report_rows": sorted(round_.agreement_reports.all(), key=lambda r: (r.metric, r.level)),
-            "trend": selectors.round_alpha_trend(round=round_) if round_.kind == Round.Kind.CALIBRATION else [],
-            "by_entropy": selectors.round_latents_by_entropy(round=round_)[:200],
-            "reliability": RaterReliability.objects.of_round(round_.pk)
-                           .select_related("rater__profile").order_by("-weight"),
-        })
+        context.update(
+            {
+                "reports": reports,
+                "alpha": reports.get("krippendorff_alpha:nominal"),
+                "alpha_hierarchical": reports.get("krippendorff_alpha:hierarchical"),
+                "report_rows": sorted(round_.agreement_reports.all(), key=lambda r: (r.metric, r.level)),
+                "trend": selectors.round_alpha_trend(round=round_) if round_.kind == Round.Kind.CALIBRATION else [],
+                "by_entropy": selectors.round_latents_by_entropy(round=round_)[:200],
+                "reliability": RaterReliability.objects.of_round(round_.pk)
+                .select_related("rater__profile")
+                .order_by("-weight"),
+            }
+        )
     return render(request, "annotation/round_dashboard.html", context)
 
 
@@ -96,11 +120,15 @@ def round_dashboard(request, round_id: int):
 def round_statistics_status(request, round_id: int):
     """The statistics job's state, polled by the dashboard (round_statistics.js)."""
     round_ = watched_round(request, round_id)
-    return JsonResponse({
-        "status": round_.statistics_status, "progress": round_.statistics_progress,
-        "message": round_.statistics_message, "pending": round_.statistics_pending,
-        "updated_at": round_.statistics_updated_at.isoformat() if round_.statistics_updated_at else None,
-    })
+    return JsonResponse(
+        {
+            "status": round_.statistics_status,
+            "progress": round_.statistics_progress,
+            "message": round_.statistics_message,
+            "pending": round_.statistics_pending,
+            "updated_at": round_.statistics_updated_at.isoformat() if round_.statistics_updated_at else None,
+        }
+    )
 
 
 _ACTIONS = {
@@ -117,22 +145,36 @@ def round_action(request, round_id: int, action: str):
     round_ = managed_round(request, round_id)
     if action == "close" and request.POST.get("confirmed") != "yes":
         # Closing cannot be undone: without the page's confirmation dialog (no script), ask on a page.
-        return render(request, "annotation/round_close_confirm.html", {
-            "round": round_, "progress": selectors.round_progress(round=round_)})
+        return render(
+            request,
+            "annotation/round_close_confirm.html",
+            {"round": round_, "progress": selectors.round_progress(round=round_)},
+        )
     if action == "delete":
-        return run_service(request, lambda: services.round_delete(round=round_, by=request.user),
-                           success=f"Draft round '{round_.name}' deleted.", redirect_to=reverse("round-list-page"))
+        return run_service(
+            request,
+            lambda: services.round_delete(round=round_, by=request.user),
+            success=f"Draft round '{round_.name}' deleted.",
+            redirect_to=reverse("round-list-page"),
+        )
     if action == "deadline":
         form = DeadlineForm(request.POST)
         if not form.is_valid():
             messages.error(request, "Give the deadline as a date and time.")
             return redirect("round-dashboard", round_id=round_.pk)
-        return run_service(request, lambda: services.round_deadline_set(
-            round=round_, deadline=form.cleaned_data["deadline"], by=request.user),
-            success="Deadline updated.", redirect_to=reverse("round-dashboard", args=[round_.pk]))
+        return run_service(
+            request,
+            lambda: services.round_deadline_set(round=round_, deadline=form.cleaned_data["deadline"], by=request.user),
+            success="Deadline updated.",
+            redirect_to=reverse("round-dashboard", args=[round_.pk]),
+        )
     service, success = _ACTIONS[action]
-    return run_service(request, lambda: service(round=round_, by=request.user), success=success,
-                       redirect_to=reverse("round-dashboard", args=[round_.pk]))
+    return run_service(
+        request,
+        lambda: service(round=round_, by=request.user),
+        success=success,
+        redirect_to=reverse("round-dashboard", args=[round_.pk]),
+    )
 
 
 @role_required(can_manage_rounds)
@@ -143,31 +185,50 @@ def round_follow_up(request, round_id: int):
     round_ = managed_round(request, round_id)
     parent_version = round_.rubric_version
     concepts = list(parent_version.concepts.all())
-    form = FollowUpForm(request.POST or None, initial={"guidelines": parent_version.guidelines,
-                                                       "token": uuid.uuid4().hex})
+    form = FollowUpForm(
+        request.POST or None, initial={"guidelines": parent_version.guidelines, "token": uuid.uuid4().hex}
+    )
     formset = concept_formset(request, concepts=concepts)
     diff = None
     if request.method == "POST" and form.is_valid() and formset.is_valid():
         data, specs = form.cleaned_data, formset.specs()
-        diff = selectors.rubric_diff(before=concepts, after=specs, guidelines_before=parent_version.guidelines,
-                                     guidelines_after=data["guidelines"])
+        diff = selectors.rubric_diff(
+            before=concepts,
+            after=specs,
+            guidelines_before=parent_version.guidelines,
+            guidelines_after=data["guidelines"],
+        )
         if request.POST.get("action") == "save":
             try:
                 follow_up = services.round_follow_up_create(
-                    parent=round_, guidelines=data["guidelines"], concepts=specs, name=data["name"],
-                    deadline=data["deadline"], token=data["token"], by=request.user,
+                    parent=round_,
+                    guidelines=data["guidelines"],
+                    concepts=specs,
+                    name=data["name"],
+                    deadline=data["deadline"],
+                    token=data["token"],
+                    by=request.user,
                 )
             except (services.InvalidInput, services.RoundStateError) as error:
                 form.add_error(None, str(error))
             else:
                 version = follow_up.rubric_version.version
-                messages.success(request, f"Rubric v{version} and the follow-up draft round '{follow_up.name}' "
-                                          "are ready.")
+                messages.success(
+                    request, f"Rubric v{version} and the follow-up draft round '{follow_up.name}' are ready."
+                )
                 return redirect("round-dashboard", round_id=follow_up.pk)
-    return render(request, "annotation/round_follow_up.html", {
-        "round": round_, "form": form, "formset": formset, "rows": concept_rows(formset), "diff": diff,
-        "existing": round_.follow_ups.select_related("rubric_version").order_by("-created_at"),
-    })
+    return render(
+        request,
+        "annotation/round_follow_up.html",
+        {
+            "round": round_,
+            "form": form,
+            "formset": formset,
+            "rows": concept_rows(formset),
+            "diff": diff,
+            "existing": round_.follow_ups.select_related("rubric_version").order_by("-created_at"),
+        },
+    )
 
 
 @role_required(lambda user: role_of(user) is not None)
@@ -194,7 +255,13 @@ def round_discussion(request, round_id: int):
                 return redirect(f"{reverse('round-discussion', args=[round_.pk])}#latent-{latent.pk}")
         else:
             messages.error(request, "Write a comment first.")
-    return render(request, "annotation/round_discussion.html", {
-        "round": round_, "distribution": selectors.round_distribution(round=round_), "can_discuss": can_discuss,
-        "can_manage": access.may_manage_round(request.user, round_),
-    })
+    return render(
+        request,
+        "annotation/round_discussion.html",
+        {
+            "round": round_,
+            "distribution": selectors.round_distribution(round=round_),
+            "can_discuss": can_discuss,
+            "can_manage": access.may_manage_round(request.user, round_),
+        },
+    )

@@ -1,4 +1,5 @@
 """Pages after labelling: senior adjudication, the researchers' latent browser, and exports."""
+
 from __future__ import annotations
 
 from django.contrib import messages
@@ -18,8 +19,11 @@ from .common import role_required
 
 @role_required(can_adjudicate)
 def adjudication_queue(request):
-    return render(request, "annotation/adjudication_queue.html",
-                  {"latents": selectors.adjudication_queue(user=request.user)[:500]})
+    return render(
+        request,
+        "annotation/adjudication_queue.html",
+        {"latents": selectors.adjudication_queue(user=request.user)[:500]},
+    )
 
 
 def _latent_or_404(latents, latent_id: int) -> Latent:
@@ -39,35 +43,61 @@ def adjudication_decide(request, latent_id: int):
     if request.method == "POST" and form.is_valid():
         concept = next(c for c in concepts if str(c.pk) == str(form.cleaned_data["concept"]))
         try:
-            services.adjudication_record(latent=latent, concept=concept, rationale=form.cleaned_data["rationale"],
-                                         by=request.user)
+            services.adjudication_record(
+                latent=latent, concept=concept, rationale=form.cleaned_data["rationale"], by=request.user
+            )
         except (services.InvalidInput, services.RoundStateError) as error:
             form.add_error(None, str(error))
         else:
             messages.success(request, f"Latent {latent.index} adjudicated as {concept.code}.")
             return redirect("adjudication-queue")
-    return render(request, "annotation/adjudication_decide.html", {
-        "latent": latent, "form": form, "history": selectors.latent_history(latent=latent, user=request.user),
-        **selectors.latent_label_distribution(latent=latent),
-        "evidence": selectors.latent_evidence(latent=latent, user=request.user),
-    })
+    return render(
+        request,
+        "annotation/adjudication_decide.html",
+        {
+            "latent": latent,
+            "form": form,
+            "history": selectors.latent_history(latent=latent, user=request.user),
+            **selectors.latent_label_distribution(latent=latent),
+            "evidence": selectors.latent_evidence(latent=latent, user=request.user),
+        },
+    )
 
 
 @role_required(can_read_labels)
 def latent_browser(request):
     sort = request.GET.get("sort", "index")
     sae = request.GET.get("sae", "")
-    latents = selectors.latent_browse(user=request.user, q=request.GET.get("q", ""), sort=sort,
-                                      sae_id=int(sae) if sae.isdigit() else None,
-                                      status=request.GET.get("status", ""))
+    latents = selectors.latent_browse(
+        user=request.user,
+        q=request.GET.get("q", ""),
+        sort=sort,
+        sae_id=int(sae) if sae.isdigit() else None,
+        status=request.GET.get("status", ""),
+    )
     page = Paginator(latents, 50).get_page(request.GET.get("page"))
-    return render(request, "annotation/latent_browser.html", {
-        "page": page, "q": request.GET.get("q", ""), "sort": sort, "sae": sae,
-        "status": request.GET.get("status", ""), "statuses": Latent.Status.choices,
-        "sorts": [("index", "Index"), ("density", "Density ↓"), ("agreement", "Agreement ↓"),
-                  ("-agreement", "Agreement ↑"), ("entropy", "Entropy ↓"), ("-entropy", "Entropy ↑"),
-                  ("detection", "Detection accuracy ↓"), ("-detection", "Detection accuracy ↑")],
-    })
+    return render(
+        request,
+        "annotation/latent_browser.html",
+        {
+            "page": page,
+            "q": request.GET.get("q", ""),
+            "sort": sort,
+            "sae": sae,
+            "status": request.GET.get("status", ""),
+            "statuses": Latent.Status.choices,
+            "sorts": [
+                ("index", "Index"),
+                ("density", "Density ↓"),
+                ("agreement", "Agreement ↓"),
+                ("-agreement", "Agreement ↑"),
+                ("entropy", "Entropy ↓"),
+                ("-entropy", "Entropy ↑"),
+                ("detection", "Detection accuracy ↓"),
+                ("-detection", "Detection accuracy ↑"),
+            ],
+        },
+    )
 
 
 @role_required(can_read_labels)
@@ -75,14 +105,20 @@ def latent_detail(request, latent_id: int):
     latent = _latent_or_404(latents_readable(request.user), latent_id)
     if not access.may_read_latent_labels(request.user, latent):
         raise Http404("No such latent.")
-    return render(request, "annotation/latent_detail.html", {
-        "latent": latent, "history": selectors.latent_history(latent=latent, user=request.user),
-        **selectors.latent_label_distribution(latent=latent),
-        "evidence": selectors.latent_evidence(latent=latent, user=request.user),
-        # The latent page shows the logit effects in their own card (_logit_effects.html).
-        "context_panel": selectors.latent_context(latent=latent), "link_neighbours": True,
-        "logit_effects_elsewhere": True,
-    })
+    return render(
+        request,
+        "annotation/latent_detail.html",
+        {
+            "latent": latent,
+            "history": selectors.latent_history(latent=latent, user=request.user),
+            **selectors.latent_label_distribution(latent=latent),
+            "evidence": selectors.latent_evidence(latent=latent, user=request.user),
+            # The latent page shows the logit effects in their own card (_logit_effects.html).
+            "context_panel": selectors.latent_context(latent=latent),
+            "link_neighbours": True,
+            "logit_effects_elsewhere": True,
+        },
+    )
 
 
 @role_required(can_export)
@@ -98,13 +134,20 @@ def export(request):
             form.add_error("round", "Unknown round.")
         elif watched is not None and data["kind"] == "latents" and watched.statistics_pending:
             # The per-latent file carries the round's agreement and consensus: not before they exist.
-            form.add_error("round", f"The statistics of '{watched.name}' are still computing "
-                                    f"({watched.statistics_progress:.0%}); export the latents when they are done.")
+            form.add_error(
+                "round",
+                f"The statistics of '{watched.name}' are still computing "
+                f"({watched.statistics_progress:.0%}); export the latents when they are done.",
+            )
         if data["sae"] and not saes_readable(request.user).filter(pk=data["sae"]).exists():
             form.add_error("sae", "Unknown SAE.")
     if request.GET and form.is_valid():
         data = form.cleaned_data
-        scope = exports.ExportScope(round_id=data["round"], sae_id=data["sae"], institution=data["institution"],
-                                    include_simulated=data["include_simulated"])
+        scope = exports.ExportScope(
+            round_id=data["round"],
+            sae_id=data["sae"],
+            institution=data["institution"],
+            include_simulated=data["include_simulated"],
+        )
         return exports.export_response(user=request.user, scope=scope, kind=data["kind"], fmt=data["format"])
     return render(request, "annotation/export.html", {"form": form})

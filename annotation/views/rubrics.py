@@ -1,5 +1,6 @@
 """Coordinator pages for rubrics: the list, a new rubric, and the editor that derives the next version
 (concepts as a tree, the change shown before it is saved)."""
+
 from __future__ import annotations
 
 from django.contrib import messages
@@ -23,8 +24,9 @@ def concept_rows(formset) -> list[tuple]:
     for form in formset.forms:
         source = form.data if formset.is_bound else form.initial
         code = (source.get(f"{form.prefix}-code", "") if formset.is_bound else source.get("code", "")).strip()
-        parent = (source.get(f"{form.prefix}-parent_code", "") if formset.is_bound
-                  else source.get("parent_code", "")).strip()
+        parent = (
+            source.get(f"{form.prefix}-parent_code", "") if formset.is_bound else source.get("parent_code", "")
+        ).strip()
         if code:
             parents[code] = parent
     rows = []
@@ -62,15 +64,21 @@ def rubric_create(request):
     if request.method == "POST" and form.is_valid() and formset.is_valid():
         data = form.cleaned_data
         try:
-            version = services.rubric_create(name=data["name"], description=data["description"],
-                                             guidelines=data["guidelines"], concepts=formset.specs(), by=request.user)
+            version = services.rubric_create(
+                name=data["name"],
+                description=data["description"],
+                guidelines=data["guidelines"],
+                concepts=formset.specs(),
+                by=request.user,
+            )
         except services.InvalidInput as error:
             form.add_error(None, str(error))
         else:
             messages.success(request, f"Rubric {version} created with {version.concepts.count()} concepts.")
             return redirect("rubric-edit", rubric_id=version.rubric_id)
-    return render(request, "annotation/rubric_create.html", {"form": form, "formset": formset,
-                                                             "rows": concept_rows(formset)})
+    return render(
+        request, "annotation/rubric_create.html", {"form": form, "formset": formset, "rows": concept_rows(formset)}
+    )
 
 
 @role_required(can_manage_rounds)
@@ -91,19 +99,33 @@ def rubric_edit(request, rubric_id: int):
             form.add_error(None, f"Version {latest.version} was saved while you edited: review the change again.")
         else:
             specs = formset.specs()
-            diff = selectors.rubric_diff(before=concepts, after=specs, guidelines_before=latest.guidelines,
-                                         guidelines_after=form.cleaned_data["guidelines"])
+            diff = selectors.rubric_diff(
+                before=concepts,
+                after=specs,
+                guidelines_before=latest.guidelines,
+                guidelines_after=form.cleaned_data["guidelines"],
+            )
             if request.POST.get("action") == "save" and not diff.empty:
                 try:
-                    version = services.rubric_version_create(parent=latest, guidelines=form.cleaned_data["guidelines"],
-                                                             concepts=specs, by=request.user)
+                    version = services.rubric_version_create(
+                        parent=latest, guidelines=form.cleaned_data["guidelines"], concepts=specs, by=request.user
+                    )
                 except services.InvalidInput as error:
                     form.add_error(None, str(error))
                 else:
                     messages.success(request, f"Saved {version} ({version.concepts.count()} concepts).")
                     return redirect("rubric-edit", rubric_id=rubric.pk)
-    return render(request, "annotation/rubric_edit.html", {
-        "rubric": rubric, "latest": latest, "tree": selectors.concepts_tree(concepts), "form": form,
-        "formset": formset, "rows": concept_rows(formset), "diff": diff,
-        "versions": rubric.versions.order_by("-version"),
-    })
+    return render(
+        request,
+        "annotation/rubric_edit.html",
+        {
+            "rubric": rubric,
+            "latest": latest,
+            "tree": selectors.concepts_tree(concepts),
+            "form": form,
+            "formset": formset,
+            "rows": concept_rows(formset),
+            "diff": diff,
+            "versions": rubric.versions.order_by("-version"),
+        },
+    )

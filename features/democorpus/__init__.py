@@ -1,4 +1,5 @@
 """Concord's own synthetic clinical corpus (no real patients): file paths, loading and a quick slice."""
+
 from __future__ import annotations
 
 import json

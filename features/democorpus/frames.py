@@ -1,4 +1,5 @@
 """The demo corpus's writing style: institutions, sentence frames, invented names and boilerplate (pure data)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -19,22 +20,48 @@ def _split(text: str) -> tuple[str, ...]:
 
 
 INSTITUTIONS: tuple[Institution, ...] = (
-    Institution("ALDER", "Alderbrook Valley Hospital", "terse", (
-        ("hpi", "HPI:"), ("assessment_plan", "A/P:"), ("labs", "Labs:"), ("imaging", "Imaging:"),
-        ("medications", "Meds:"))),
-    Institution("BIRCH", "Birchmere Regional Medical Center", "verbose", (
-        ("hpi", "HISTORY OF PRESENT ILLNESS:"), ("assessment_plan", "ASSESSMENT AND PLAN:"),
-        ("labs", "LABORATORY DATA:"), ("imaging", "IMAGING:"), ("medications", "MEDICATIONS:"))),
-    Institution("CEDAR", "Cedarholt University Hospital", "reference", (
-        ("hpi", "History:"), ("assessment_plan", "Assessment/Plan:"), ("labs", "Results:"),
-        ("imaging", "Radiology:"), ("medications", "Current medications:"))),
+    Institution(
+        "ALDER",
+        "Alderbrook Valley Hospital",
+        "terse",
+        (
+            ("hpi", "HPI:"),
+            ("assessment_plan", "A/P:"),
+            ("labs", "Labs:"),
+            ("imaging", "Imaging:"),
+            ("medications", "Meds:"),
+        ),
+    ),
+    Institution(
+        "BIRCH",
+        "Birchmere Regional Medical Center",
+        "verbose",
+        (
+            ("hpi", "HISTORY OF PRESENT ILLNESS:"),
+            ("assessment_plan", "ASSESSMENT AND PLAN:"),
+            ("labs", "LABORATORY DATA:"),
+            ("imaging", "IMAGING:"),
+            ("medications", "MEDICATIONS:"),
+        ),
+    ),
+    Institution(
+        "CEDAR",
+        "Cedarholt University Hospital",
+        "reference",
+        (
+            ("hpi", "History:"),
+            ("assessment_plan", "Assessment/Plan:"),
+            ("labs", "Results:"),
+            ("imaging", "Radiology:"),
+            ("medications", "Current medications:"),
+        ),
+    ),
 )
 
 DURATIONS = _split("2 days | 3 days | 5 days | 1 week | several days | 2 weeks | 48 hours | 1 month")
 SINCES = _split("yesterday | last night | this morning | 2 days ago | the weekend")
 STUDY_TIMES = _split("today | on admission | hospital day 2 | this AM | yesterday")
-DESTINATIONS = _split("home | home with home health services | to a skilled nursing facility | "
-                      "to acute rehabilitation")
+DESTINATIONS = _split("home | home with home health services | to a skilled nursing facility | to acute rehabilitation")
 
 # Frames: {m} is a mention of the frame's concept ({M} capitalised). Other slots come from its profile
 # ({sym}, {lab}, {labnote}, {drug}, {plan}, {status}, {spec}, {mod}/{find}, {treat}, {course}), the patient
@@ -165,35 +192,69 @@ FRAMES: dict[str, tuple[str, ...]] = {
 
 # A second asserted concept in the same snippet: {m} and the banks belong to that concept.
 COMORBID_FRAMES: dict[str, tuple[str, ...]] = {
-    "hpi": ("PMH also notable for {m}.", "Also with a history of {m}.", "Other history includes {m} and {bg}.",
-            "Comorbid {m}, followed by {spec}.", "Known {m}, on {hdrug}."),
-    "assessment_plan": ("#{M}: {plan}.", "{M} - {status}; {plan}.", "{M}: continue {drug}.",
-                        "Secondary problem {m}: {plan}."),
+    "hpi": (
+        "PMH also notable for {m}.",
+        "Also with a history of {m}.",
+        "Other history includes {m} and {bg}.",
+        "Comorbid {m}, followed by {spec}.",
+        "Known {m}, on {hdrug}.",
+    ),
+    "assessment_plan": (
+        "#{M}: {plan}.",
+        "{M} - {status}; {plan}.",
+        "{M}: continue {drug}.",
+        "Secondary problem {m}: {plan}.",
+    ),
     "labs": ("Also {lab} from known {m}.", "{Lab} reflects underlying {m}.", "{Labnote} ({m})."),
-    "imaging": ("Background of {m}.", "Comparison limited; patient with known {m}.",
-                "Additional history: {m}."),
+    "imaging": ("Background of {m}.", "Comparison limited; patient with known {m}.", "Additional history: {m}."),
     "medications": ("Also on {drug} for {m}.", "Continue {drug} for {m}.", "{M}: {drug}."),
 }
-COMORBID_PAIR_FRAMES = ("PMH also notable for {a} and {b}.", "Comorbidities: {a}, {b}.",
-                        "Other active problems: {a} and {b}.", "Also followed for {a} and {b}.")
+COMORBID_PAIR_FRAMES = (
+    "PMH also notable for {a} and {b}.",
+    "Comorbidities: {a}, {b}.",
+    "Other active problems: {a} and {b}.",
+    "Also followed for {a} and {b}.",
+)
 
 # Each cue stands before the mention, at most a few words from it.
 NEGATION_FRAMES: dict[str, tuple[str, ...]] = {
-    "any": ("No evidence of {m}.", "Denies history of {m}.", "Negative for {m}.", "No signs of {m}.",
-            "No known {m}.", "Without evidence of {m}.", "No prior history of {m}.",
-            "{Pron} denies any prior {m}.", "Never diagnosed with {m}."),
+    "any": (
+        "No evidence of {m}.",
+        "Denies history of {m}.",
+        "Negative for {m}.",
+        "No signs of {m}.",
+        "No known {m}.",
+        "Without evidence of {m}.",
+        "No prior history of {m}.",
+        "{Pron} denies any prior {m}.",
+        "Never diagnosed with {m}.",
+    ),
     "hpi": ("Denies prior {m}.", "No personal or family history of {m}."),
-    "assessment_plan": ("No clinical evidence of {m} at this time.", "Not consistent with {m}.",
-                        "No features to suggest {m}."),
+    "assessment_plan": (
+        "No clinical evidence of {m} at this time.",
+        "Not consistent with {m}.",
+        "No features to suggest {m}.",
+    ),
     "labs": ("No laboratory evidence of {m}.", "Labs without evidence of {m}."),
-    "imaging": ("No radiographic evidence of {m}.", "No acute findings to suggest {m}.",
-                "Imaging without signs of {m}."),
+    "imaging": (
+        "No radiographic evidence of {m}.",
+        "No acute findings to suggest {m}.",
+        "Imaging without signs of {m}.",
+    ),
     "medications": ("No medications for {m}.", "Not on treatment for {m}."),
 }
 UNCERTAINTY_FRAMES: dict[str, tuple[str, ...]] = {
-    "any": ("Cannot rule out {m}.", "Possible {m}.", "R/o {m}.", "Concern for {m}.",
-            "Cannot exclude early {m}.", "Differential includes {m}.", "Suspected {m}, workup in progress.",
-            "Evaluate for possible {m}.", "Question of {m} raised by ED."),
+    "any": (
+        "Cannot rule out {m}.",
+        "Possible {m}.",
+        "R/o {m}.",
+        "Concern for {m}.",
+        "Cannot exclude early {m}.",
+        "Differential includes {m}.",
+        "Suspected {m}, workup in progress.",
+        "Evaluate for possible {m}.",
+        "Question of {m} raised by ED.",
+    ),
     "imaging": ("Findings may represent {m}.", "Questionable {m}; clinical correlation recommended."),
     "labs": ("Possible early {m}; repeat labs in AM.",),
     "assessment_plan": ("Rule out {m}.", "Possible {m}; will reassess."),
@@ -202,19 +263,39 @@ UNCERTAINTY_FRAMES: dict[str, tuple[str, ...]] = {
 }
 # Sentences with no concept at all, for realistic context.
 FILLER_FRAMES: dict[str, tuple[str, ...]] = {
-    "hpi": ("Denies fevers, chills or night sweats.", "No recent travel or sick contacts.",
-            "Lives alone, independent in ADLs.", "Former smoker, {r_10_40} pack-years.",
-            "Vitals on arrival: T 37.{r_0_8} C, HR {r_72_118}, BP {r_104_168}/{r_58_96}, RR {r_14_24}, "
-            "SpO2 {r_91_99}% on RA."),
-    "assessment_plan": ("Code status: full code.", "DVT prophylaxis with SC heparin.",
-                        "Dispo: home when medically stable.", "PT/OT evaluation ordered.",
-                        "Diet: regular as tolerated."),
-    "labs": ("CBC otherwise unremarkable.", "LFTs within normal limits.", "{Nlab}, {nlab2}.",
-             "Coags within normal limits."),
-    "imaging": ("Comparison: none available.", "Prior studies reviewed.", "Study limited by motion artifact.",
-                "Preliminary read discussed with the radiologist."),
-    "medications": ("Allergies: NKDA.", "Allergies: penicillin (rash).", "Med rec reviewed with pharmacy.",
-                    "Also taking {odrug}."),
+    "hpi": (
+        "Denies fevers, chills or night sweats.",
+        "No recent travel or sick contacts.",
+        "Lives alone, independent in ADLs.",
+        "Former smoker, {r_10_40} pack-years.",
+        "Vitals on arrival: T 37.{r_0_8} C, HR {r_72_118}, BP {r_104_168}/{r_58_96}, RR {r_14_24}, "
+        "SpO2 {r_91_99}% on RA.",
+    ),
+    "assessment_plan": (
+        "Code status: full code.",
+        "DVT prophylaxis with SC heparin.",
+        "Dispo: home when medically stable.",
+        "PT/OT evaluation ordered.",
+        "Diet: regular as tolerated.",
+    ),
+    "labs": (
+        "CBC otherwise unremarkable.",
+        "LFTs within normal limits.",
+        "{Nlab}, {nlab2}.",
+        "Coags within normal limits.",
+    ),
+    "imaging": (
+        "Comparison: none available.",
+        "Prior studies reviewed.",
+        "Study limited by motion artifact.",
+        "Preliminary read discussed with the radiologist.",
+    ),
+    "medications": (
+        "Allergies: NKDA.",
+        "Allergies: penicillin (rash).",
+        "Med rec reviewed with pharmacy.",
+        "Also taking {odrug}.",
+    ),
 }
 
 # Discharge-summary narrative (the out-of-distribution slice).
@@ -247,13 +328,10 @@ NARRATIVE_COMORBID_FRAMES = (
 )
 NARRATIVE_DISCHARGE_FRAMES = (
     "{Pron} was discharged {dest} on {ddrug} with follow-up in the {spec} clinic in {r_2_4} weeks.",
-    "At the time of discharge {pron} was ambulating independently and was sent {dest} on {ddrug} and "
-    "{odrugn}.",
-    "{Pron} will continue {ddrug} after discharge and will see {pos} primary care physician within "
-    "{r_5_14} days.",
+    "At the time of discharge {pron} was ambulating independently and was sent {dest} on {ddrug} and {odrugn}.",
+    "{Pron} will continue {ddrug} after discharge and will see {pos} primary care physician within {r_5_14} days.",
     "Discharge diagnoses included {m} and {bgone}; {pron} was discharged {dest}.",
-    "{Pron} was discharged {dest} in stable condition on {ddrug}, with instructions to return for "
-    "worsening symptoms.",
+    "{Pron} was discharged {dest} in stable condition on {ddrug}, with instructions to return for worsening symptoms.",
 )
 NARRATIVE_NEGATION_FRAMES = (
     "A study obtained during the admission showed no evidence of {m}.",
@@ -269,13 +347,17 @@ NARRATIVE_UNCERTAINTY_FRAMES = (
 )
 
 # Invented people and documents: no name here belongs to a real person.
-FIRST_NAMES = _split("Aurelia | Bastian | Corrin | Delphine | Emrys | Fenna | Galen | Hollis | Ilse | Jory | "
-                     "Kestrel | Linnea | Marek | Niamh | Orrin | Petra | Quill | Rosalind | Soren | Talia | "
-                     "Ulric | Vesna | Wren | Yannick")
-SURNAMES = _split("Ambervale | Brackwater | Cindergrove | Dunmarrow | Elderwick | Fallowmere | Glenthorne | "
-                  "Hazelrigg | Ivorstone | Juniperlee | Kettleby | Larkspur | Mosswood | Nettlefold | "
-                  "Oakhurst-Vale | Pennywhistle | Quarrington | Rookwell | Silverthane | Thistlecombe | "
-                  "Umberfield | Wrenmoor")
+FIRST_NAMES = _split(
+    "Aurelia | Bastian | Corrin | Delphine | Emrys | Fenna | Galen | Hollis | Ilse | Jory | "
+    "Kestrel | Linnea | Marek | Niamh | Orrin | Petra | Quill | Rosalind | Soren | Talia | "
+    "Ulric | Vesna | Wren | Yannick"
+)
+SURNAMES = _split(
+    "Ambervale | Brackwater | Cindergrove | Dunmarrow | Elderwick | Fallowmere | Glenthorne | "
+    "Hazelrigg | Ivorstone | Juniperlee | Kettleby | Larkspur | Mosswood | Nettlefold | "
+    "Oakhurst-Vale | Pennywhistle | Quarrington | Rookwell | Silverthane | Thistlecombe | "
+    "Umberfield | Wrenmoor"
+)
 CREDENTIALS = ("MD", "DO", "MD, PhD", "NP", "PA-C")
 BOILERPLATE_FRAMES: tuple[tuple[str, str], ...] = (
     ("signature", "Electronically signed by {clinician}, {credential} on {date} at {time}."),
@@ -283,12 +365,16 @@ BOILERPLATE_FRAMES: tuple[tuple[str, str], ...] = (
     ("footer", "Page {r_1_2} of {r_3_4}"),
     ("header", "{institution} - Department of Internal Medicine - Progress Note"),
     ("header", "Patient: {patient}   MRN: {r_10_99}-{r_100_999}-{r_100_999}   DOB: {dob}"),
-    ("footer", "This note was created with voice recognition software; please excuse transcription "
-               "errors."),
-    ("signature", "Attending attestation: I saw and examined the patient and agree with the resident's "
-                  "findings and plan as documented above."),
-    ("disclaimer", "CONFIDENTIAL: this document contains protected health information. Unauthorized "
-                   "disclosure is prohibited."),
+    ("footer", "This note was created with voice recognition software; please excuse transcription errors."),
+    (
+        "signature",
+        "Attending attestation: I saw and examined the patient and agree with the resident's "
+        "findings and plan as documented above.",
+    ),
+    (
+        "disclaimer",
+        "CONFIDENTIAL: this document contains protected health information. Unauthorized disclosure is prohibited.",
+    ),
     ("signature", "Cosigned by {clinician}, {credential}. Date/Time: {date} {time}"),
     ("footer", "Printed on {date} {time} by user {r_1000_9999}. Page {r_2_3} of {r_3_5}"),
     ("header", "*** Addendum *** See below for additional documentation."),
@@ -301,6 +387,5 @@ BOILERPLATE_FRAMES: tuple[tuple[str, str], ...] = (
 DISCHARGE_BOILERPLATE_FRAMES: tuple[tuple[str, str], ...] = (
     ("header", "DISCHARGE SUMMARY. {institution}. Admission date: {date}. Discharge date: {date2}."),
     ("signature", "Discharging attending: {clinician}, {credential}. Electronically signed {date2} at {time}."),
-    ("footer", "Copies of this summary were sent to the primary care office on file. Page {r_1_2} of "
-               "{r_3_4}."),
+    ("footer", "Copies of this summary were sent to the primary care office on file. Page {r_1_2} of {r_3_4}."),
 )

@@ -16,6 +16,7 @@ insurance."). A declined or undocumented answer ("race/ethnicity declined", "ins
 documented") is no tag. The social sentences come from their own random stream per snippet, so the
 clinical text of every snippet is the same as without them.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,20 +29,63 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from features.democorpus.concepts import (
-    BACKGROUND, COMPLAINTS, CONCEPTS, FREQUENCY_WORDS, GROUPS, NORMAL_LABS, OTHER_DRUGS, PROFILES, ROUTE_WORDS,
-    Concept, ConceptGroup, Drug, Lab,
+    BACKGROUND,
+    COMPLAINTS,
+    CONCEPTS,
+    FREQUENCY_WORDS,
+    GROUPS,
+    NORMAL_LABS,
+    OTHER_DRUGS,
+    PROFILES,
+    ROUTE_WORDS,
+    Concept,
+    ConceptGroup,
+    Drug,
+    Lab,
 )
 from features.democorpus.frames import (
-    BOILERPLATE_FRAMES, COMORBID_FRAMES, COMORBID_PAIR_FRAMES, CREDENTIALS, DESTINATIONS,
-    DISCHARGE_BOILERPLATE_FRAMES, DURATIONS, FILLER_FRAMES, FIRST_NAMES, FRAMES, INSTITUTIONS,
-    NARRATIVE_COMORBID_FRAMES, NARRATIVE_COURSE_FRAMES, NARRATIVE_DISCHARGE_FRAMES, NARRATIVE_INTRO_FRAMES,
-    NARRATIVE_NEGATION_FRAMES, NARRATIVE_UNCERTAINTY_FRAMES, NEGATION_FRAMES, SINCES, STUDY_TIMES, SURNAMES,
-    UNCERTAINTY_FRAMES, Institution,
+    BOILERPLATE_FRAMES,
+    COMORBID_FRAMES,
+    COMORBID_PAIR_FRAMES,
+    CREDENTIALS,
+    DESTINATIONS,
+    DISCHARGE_BOILERPLATE_FRAMES,
+    DURATIONS,
+    FILLER_FRAMES,
+    FIRST_NAMES,
+    FRAMES,
+    INSTITUTIONS,
+    NARRATIVE_COMORBID_FRAMES,
+    NARRATIVE_COURSE_FRAMES,
+    NARRATIVE_DISCHARGE_FRAMES,
+    NARRATIVE_INTRO_FRAMES,
+    NARRATIVE_NEGATION_FRAMES,
+    NARRATIVE_UNCERTAINTY_FRAMES,
+    NEGATION_FRAMES,
+    SINCES,
+    STUDY_TIMES,
+    SURNAMES,
+    UNCERTAINTY_FRAMES,
+    Institution,
 )
 
-__all__ = ["CONCEPTS", "GROUPS", "Concept", "ConceptGroup", "DEFAULT_SEED", "DEFAULT_N", "DEFAULT_OOD_N",
-           "SECTIONS", "CORPUS_FILE", "OOD_FILE", "generate_snippets", "generate_ood", "to_jsonl",
-           "write_corpus", "main"]
+__all__ = [
+    "CONCEPTS",
+    "GROUPS",
+    "Concept",
+    "ConceptGroup",
+    "DEFAULT_SEED",
+    "DEFAULT_N",
+    "DEFAULT_OOD_N",
+    "SECTIONS",
+    "CORPUS_FILE",
+    "OOD_FILE",
+    "generate_snippets",
+    "generate_ood",
+    "to_jsonl",
+    "write_corpus",
+    "main",
+]
 
 DEFAULT_SEED = 0
 DEFAULT_N = 3200
@@ -115,10 +159,14 @@ def _patient(rng: random.Random) -> dict[str, str]:
     female = rng.random() < 0.5
     age = rng.randint(19, 94)
     return {
-        "age": str(age), "an": "an" if age in (11, 18) or str(age).startswith("8") else "a",
-        "sexw": "woman" if female else "man", "sexa": "F" if female else "M",
-        "sexl": "female" if female else "male", "pron": "she" if female else "he",
-        "pos": "her" if female else "his", "title": "Ms." if female else "Mr.",
+        "age": str(age),
+        "an": "an" if age in (11, 18) or str(age).startswith("8") else "a",
+        "sexw": "woman" if female else "man",
+        "sexa": "F" if female else "M",
+        "sexl": "female" if female else "male",
+        "pron": "she" if female else "he",
+        "pos": "her" if female else "his",
+        "title": "Ms." if female else "Mr.",
         "surname": rng.choice(SURNAMES),
     }
 
@@ -194,7 +242,7 @@ class _Slots(dict):
             drawn = self.rng.randint(low, high)
             value = str(drawn) if key[0] == "r" else f"{drawn / 10:.1f}"
         elif key.rstrip("0123456789") in ("mod", "find"):
-            self._study(key[len(key.rstrip("0123456789")):])
+            self._study(key[len(key.rstrip("0123456789")) :])
             return self[key]
         else:
             value = self._draw(key.rstrip("0123456789"))
@@ -217,11 +265,18 @@ class _Slots(dict):
         if bank in ("odrug", "odrugn"):
             return _drug_text(self._pick("odrug", OTHER_DRUGS), rng, home=True, words=bank == "odrugn")
         banks = {
-            "sym": lambda: profile.symptoms, "labnote": lambda: profile.lab_notes,
-            "plan": lambda: profile.plans, "status": lambda: profile.statuses,
-            "treat": lambda: profile.treatments, "course": lambda: profile.courses,
-            "spec": lambda: profile.specialties, "cc": lambda: COMPLAINTS, "dur": lambda: DURATIONS,
-            "since": lambda: SINCES, "when": lambda: STUDY_TIMES, "dest": lambda: DESTINATIONS,
+            "sym": lambda: profile.symptoms,
+            "labnote": lambda: profile.lab_notes,
+            "plan": lambda: profile.plans,
+            "status": lambda: profile.statuses,
+            "treat": lambda: profile.treatments,
+            "course": lambda: profile.courses,
+            "spec": lambda: profile.specialties,
+            "cc": lambda: COMPLAINTS,
+            "dur": lambda: DURATIONS,
+            "since": lambda: SINCES,
+            "when": lambda: STUDY_TIMES,
+            "dest": lambda: DESTINATIONS,
         }
         if bank in banks:
             return self._text(bank, banks[bank]())
@@ -266,13 +321,19 @@ def _boilerplate(rng: random.Random, institution: Institution, frames, external_
     section, frame = rng.choice(frames)
     note = _Note(rng, institution, _patient(rng))
     text = _Slots(note, None).fill(frame)
-    metadata = {"note_type": "boilerplate", "section": section, "institution": institution.code,
-                "negated": [], "uncertain": []}
+    metadata = {
+        "note_type": "boilerplate",
+        "section": section,
+        "institution": institution.code,
+        "negated": [],
+        "uncertain": [],
+    }
     return _record(external_id, text, metadata, [], note)
 
 
-def _pick_concepts(rng: random.Random, primary: Concept, n_extra: int, p_negated: float,
-                   p_uncertain: float) -> tuple[list[Concept], Concept | None, Concept | None]:
+def _pick_concepts(
+    rng: random.Random, primary: Concept, n_extra: int, p_negated: float, p_uncertain: float
+) -> tuple[list[Concept], Concept | None, Concept | None]:
     """The asserted concepts (primary first), and at most one negated and one uncertain other."""
     profile = PROFILES[primary.code]
     asserted = [primary]
@@ -290,12 +351,20 @@ def _pick_concepts(rng: random.Random, primary: Concept, n_extra: int, p_negated
 
 _SEX_SLOTS = {"sexw", "sexa", "sexl", "pron", "pos", "title"}
 # Social-history sentence parts: (text, tag or None for a declined or undocumented answer).
-RACE_ETHNICITY = (("identifies as Black", "RACE_ETHNICITY:black"), ("identifies as White", "RACE_ETHNICITY:white"),
-                  ("identifies as Hispanic/Latino", "RACE_ETHNICITY:hispanic"),
-                  ("identifies as Asian", "RACE_ETHNICITY:asian"), ("race/ethnicity declined", None))
-INSURANCE = (("Medicaid insurance", "INSURANCE:medicaid"), ("Medicare insurance", "INSURANCE:medicare"),
-             ("private insurance", "INSURANCE:private"), ("uninsured", "INSURANCE:uninsured"),
-             ("insurance not documented", None))
+RACE_ETHNICITY = (
+    ("identifies as Black", "RACE_ETHNICITY:black"),
+    ("identifies as White", "RACE_ETHNICITY:white"),
+    ("identifies as Hispanic/Latino", "RACE_ETHNICITY:hispanic"),
+    ("identifies as Asian", "RACE_ETHNICITY:asian"),
+    ("race/ethnicity declined", None),
+)
+INSURANCE = (
+    ("Medicaid insurance", "INSURANCE:medicaid"),
+    ("Medicare insurance", "INSURANCE:medicare"),
+    ("private insurance", "INSURANCE:private"),
+    ("uninsured", "INSURANCE:uninsured"),
+    ("insurance not documented", None),
+)
 SOCIAL_RATE = {"chart": 0.3, "discharge": 0.4}
 _COUNTED_SENTENCE_END = re.compile(r"[.!?](?=\s+[A-Z#(]|$)")
 
@@ -315,8 +384,12 @@ def _protected_tags(note: _Note) -> list[str]:
 
 def _record(external_id: str, text: str, metadata: dict, asserted: Sequence[Concept], note: _Note) -> dict:
     metadata = {**metadata, "protected": sorted(_protected_tags(note))}
-    return {"external_id": external_id, "text": text, "metadata": metadata,
-            "concept_tags": sorted(c.code for c in asserted)}
+    return {
+        "external_id": external_id,
+        "text": text,
+        "metadata": metadata,
+        "concept_tags": sorted(c.code for c in asserted),
+    }
 
 
 def _with_social(record: dict, seed: int, style: str) -> dict:
@@ -336,8 +409,11 @@ def _with_social(record: dict, seed: int, style: str) -> dict:
         parts.append(rng.choice(INSURANCE))
     sentence = "Social history: " + ", ".join(text for text, _ in parts) + "."
     tags = set(record["metadata"]["protected"]) | {tag for _, tag in parts if tag}
-    return {**record, "text": f"{record['text']} {sentence}",
-            "metadata": {**record["metadata"], "protected": sorted(tags)}}
+    return {
+        **record,
+        "text": f"{record['text']} {sentence}",
+        "metadata": {**record["metadata"], "protected": sorted(tags)},
+    }
 
 
 def _snippet(rng: random.Random, external_id: str) -> dict:
@@ -389,9 +465,13 @@ def _snippet(rng: random.Random, external_id: str) -> dict:
         parts[0], parts[1] = parts[1], parts[0]
     if rng.random() < 0.25 and not _HEADER_START.match(parts[0]):
         parts[0] = f"{dict(institution.section_labels)[section]} {parts[0]}"
-    metadata = {"note_type": note_type, "section": section, "institution": institution.code,
-                "negated": [negated.code] if negated else [],
-                "uncertain": [uncertain.code] if uncertain else []}
+    metadata = {
+        "note_type": note_type,
+        "section": section,
+        "institution": institution.code,
+        "negated": [negated.code] if negated else [],
+        "uncertain": [uncertain.code] if uncertain else [],
+    }
     return _record(external_id, " ".join(parts), metadata, asserted, note)
 
 
@@ -421,10 +501,13 @@ def _narrative(rng: random.Random, external_id: str) -> dict:
     parts = [slots.fill(rng.choice(NARRATIVE_INTRO_FRAMES)), slots.fill(rng.choice(NARRATIVE_COURSE_FRAMES))]
     parts += middle
     parts.append(slots.fill(rng.choice(NARRATIVE_DISCHARGE_FRAMES)))
-    metadata = {"note_type": "discharge_summary", "section": "hospital_course",
-                "institution": institution.code,
-                "negated": [negated.code] if negated else [],
-                "uncertain": [uncertain.code] if uncertain else []}
+    metadata = {
+        "note_type": "discharge_summary",
+        "section": "hospital_course",
+        "institution": institution.code,
+        "negated": [negated.code] if negated else [],
+        "uncertain": [uncertain.code] if uncertain else [],
+    }
     return _record(external_id, " ".join(parts), metadata, asserted, note)
 
 
@@ -445,8 +528,9 @@ def to_jsonl(records: Sequence[dict]) -> str:
     return "".join(json.dumps(record, sort_keys=True, ensure_ascii=True) + "\n" for record in records)
 
 
-def write_corpus(*, out_dir: Path, seed: int = DEFAULT_SEED, n: int = DEFAULT_N,
-                 n_ood: int = DEFAULT_OOD_N) -> tuple[Path, Path]:
+def write_corpus(
+    *, out_dir: Path, seed: int = DEFAULT_SEED, n: int = DEFAULT_N, n_ood: int = DEFAULT_OOD_N
+) -> tuple[Path, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     corpus, ood = out_dir / CORPUS_FILE, out_dir / OOD_FILE
     corpus.write_bytes(to_jsonl(generate_snippets(seed=seed, n=n)).encode("ascii"))

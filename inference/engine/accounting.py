@@ -4,6 +4,7 @@ Pure: reads counters from NVML (when `pynvml` is installed and a GPU is present)
 powercap tree, and does arithmetic. RAPL counts the whole CPU package, not one process: on a shared
 machine it over-attributes, which the `method` field makes visible.
 """
+
 from __future__ import annotations
 
 import math
@@ -29,25 +30,41 @@ class Footprint:
         return asdict(self)
 
 
-def footprint(*, device_seconds: float, energy_joules: float | None, method: str, watts: float,
-              carbon_intensity_kg_per_kwh: float, device_hour_price: float) -> Footprint:
+def footprint(
+    *,
+    device_seconds: float,
+    energy_joules: float | None,
+    method: str,
+    watts: float,
+    carbon_intensity_kg_per_kwh: float,
+    device_hour_price: float,
+) -> Footprint:
     """Energy measured (`energy_joules`) or, when None, `watts` × seconds, marked `estimated`."""
     if device_seconds < 0 or watts < 0 or carbon_intensity_kg_per_kwh < 0 or device_hour_price < 0:
         raise ValueError("seconds, watts, carbon intensity and price must be ≥ 0")
     if energy_joules is None or not math.isfinite(energy_joules) or energy_joules < 0:
         energy_joules, method = watts * device_seconds, "estimated"
     kwh = energy_joules / JOULES_PER_KWH
-    return Footprint(device_seconds=device_seconds, energy_kwh=kwh, method=method,
-                     co2_kg=kwh * carbon_intensity_kg_per_kwh, cost=device_seconds / 3600.0 * device_hour_price)
+    return Footprint(
+        device_seconds=device_seconds,
+        energy_kwh=kwh,
+        method=method,
+        co2_kg=kwh * carbon_intensity_kg_per_kwh,
+        cost=device_seconds / 3600.0 * device_hour_price,
+    )
 
 
 def sum_footprints(footprints: list[Footprint]) -> Footprint:
     """Totals; the method is the weakest one among the parts (any estimate makes the total estimated)."""
     methods = {f.method for f in footprints}
     method = "estimated" if "estimated" in methods or not methods else ("rapl" if "rapl" in methods else "nvml")
-    return Footprint(device_seconds=sum(f.device_seconds for f in footprints),
-                     energy_kwh=sum(f.energy_kwh for f in footprints), method=method,
-                     co2_kg=sum(f.co2_kg for f in footprints), cost=sum(f.cost for f in footprints))
+    return Footprint(
+        device_seconds=sum(f.device_seconds for f in footprints),
+        energy_kwh=sum(f.energy_kwh for f in footprints),
+        method=method,
+        co2_kg=sum(f.co2_kg for f in footprints),
+        cost=sum(f.cost for f in footprints),
+    )
 
 
 # --- counters ---------------------------------------------------------------------------------------------
@@ -150,10 +167,12 @@ class DeviceSpec:
 
 
 DEVICES = {
-    "a100": DeviceSpec(name="NVIDIA A100 80GB SXM", peak_flops=312e12, memory_bytes=80e9, bandwidth=2.04e12,
-                       watts=400.0),
-    "h100": DeviceSpec(name="NVIDIA H100 80GB SXM", peak_flops=989e12, memory_bytes=80e9, bandwidth=3.35e12,
-                       watts=700.0),
+    "a100": DeviceSpec(
+        name="NVIDIA A100 80GB SXM", peak_flops=312e12, memory_bytes=80e9, bandwidth=2.04e12, watts=400.0
+    ),
+    "h100": DeviceSpec(
+        name="NVIDIA H100 80GB SXM", peak_flops=989e12, memory_bytes=80e9, bandwidth=3.35e12, watts=700.0
+    ),
 }
 
 
@@ -174,9 +193,20 @@ class TrainingEstimate:
         return asdict(self)
 
 
-def estimate_training(*, tokens: float, d_in: int, width: int, k: int | None, device: str, batch_size: int = 4096,
-                      utilisation: float = 0.4, host_model_params: float = 0.0, pue: float = 1.1,
-                      carbon_intensity_kg_per_kwh: float = 0.4, device_hour_price: float = 3.0) -> TrainingEstimate:
+def estimate_training(
+    *,
+    tokens: float,
+    d_in: int,
+    width: int,
+    k: int | None,
+    device: str,
+    batch_size: int = 4096,
+    utilisation: float = 0.4,
+    host_model_params: float = 0.0,
+    pue: float = 1.1,
+    carbon_intensity_kg_per_kwh: float = 0.4,
+    device_hour_price: float = 3.0,
+) -> TrainingEstimate:
     """Project an SAE training run from a FLOP and memory model.
 
     FLOPs per token: encoder forward 2·d_in·W and backward 4·d_in·W (dense); decoder forward and backward
@@ -203,8 +233,14 @@ def estimate_training(*, tokens: float, d_in: int, width: int, k: int | None, de
     gpu_hours = seconds / 3600.0
     energy_kwh = gpu_hours * spec.watts / 1000.0 * pue
     return TrainingEstimate(
-        device=spec.name, flops=flops, compute_seconds=compute_seconds, memory_seconds=memory_seconds,
-        gpu_hours=gpu_hours, min_gpus=max(1, math.ceil(state_bytes / (0.9 * spec.memory_bytes))),
-        state_bytes=state_bytes, energy_kwh=energy_kwh, co2_kg=energy_kwh * carbon_intensity_kg_per_kwh,
+        device=spec.name,
+        flops=flops,
+        compute_seconds=compute_seconds,
+        memory_seconds=memory_seconds,
+        gpu_hours=gpu_hours,
+        min_gpus=max(1, math.ceil(state_bytes / (0.9 * spec.memory_bytes))),
+        state_bytes=state_bytes,
+        energy_kwh=energy_kwh,
+        co2_kg=energy_kwh * carbon_intensity_kg_per_kwh,
         cost=gpu_hours * device_hour_price,
     )

@@ -238,10 +238,15 @@ def write_activation_arrays(
     table = np.full((n, len(TOKEN_COLUMNS)), -1, dtype=np.int32)
     table[:, 0], table[:, 1], table[:, 2] = snippet_index, positions, token_ids
     out_dir.mkdir(parents=True, exist_ok=True)
-    writer = ShardWriter(out_dir, {k: v.shape[1] for k, v in activations.items()}, dtype=dtype, shard_tokens=shard_tokens)
+    writer = ShardWriter(
+        out_dir, {k: v.shape[1] for k, v in activations.items()}, dtype=dtype, shard_tokens=shard_tokens
+    )
     try:
         for start in range(0, n, shard_tokens):
-            writer.append(table[start : start + shard_tokens], {k: v[start : start + shard_tokens] for k, v in activations.items()})
+            writer.append(
+                table[start : start + shard_tokens],
+                {k: v[start : start + shard_tokens] for k, v in activations.items()},
+            )
         shards = writer.finish()
     except BaseException:
         writer.abort()
@@ -297,16 +302,16 @@ class ActivationStore:
         self.hook_name = hook_name
         self.directory = Path(manifest.directory)
         self.d_in = manifest.hooks[hook_name]
-        self._shards = [
-            np.load(self.directory / hook_name / shard.file, mmap_mode="r") for shard in manifest.shards
-        ]
+        self._shards = [np.load(self.directory / hook_name / shard.file, mmap_mode="r") for shard in manifest.shards]
         self._token_shards = [
             np.load(self.directory / TOKENS_DIRECTORY / shard.file, mmap_mode="r") for shard in manifest.shards
         ]
-        for shard, array in zip(manifest.shards, self._shards):
+        for shard, array in zip(manifest.shards, self._shards, strict=False):
             if array.shape != (shard.n_tokens, self.d_in):
-                raise ValueError(f"shard {shard.file} of {hook_name} has shape {array.shape}, manifest says "
-                                 f"{(shard.n_tokens, self.d_in)}")
+                raise ValueError(
+                    f"shard {shard.file} of {hook_name} has shape {array.shape}, manifest says "
+                    f"{(shard.n_tokens, self.d_in)}"
+                )
         self._starts = np.array([shard.start for shard in manifest.shards] + [manifest.n_tokens], dtype=np.int64)
         self._token_table: np.ndarray | None = None
         self._snippet_offsets: np.ndarray | None = None
@@ -506,7 +511,7 @@ def mean_and_scale(
     if n == 0:
         raise ValueError("the activation store holds no tokens")
     total = np.zeros(store.d_in, dtype=np.float64)
-    for done, start in enumerate(range(0, n, batch_tokens)):
+    for start in range(0, n, batch_tokens):
         total += store.rows(start, start + batch_tokens).sum(axis=0, dtype=np.float64)
         if progress is not None:
             progress(0.5 * min(1.0, (start + batch_tokens) / n), "mean")

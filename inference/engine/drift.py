@@ -47,8 +47,14 @@ class DriftConfig:
     def __post_init__(self) -> None:
         if not 0 < self.fdr < 1:
             raise ValueError("fdr must be in (0, 1)")
-        for name in ("min_abs_log2_ratio", "min_rate", "divergence_threshold", "fve_drop_threshold",
-                     "flagged_share_threshold", "l0_distance_threshold"):
+        for name in (
+            "min_abs_log2_ratio",
+            "min_rate",
+            "divergence_threshold",
+            "fve_drop_threshold",
+            "flagged_share_threshold",
+            "l0_distance_threshold",
+        ):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0")
         if self.pseudocount <= 0:
@@ -73,19 +79,29 @@ class CorpusStatistics:
         return self.firing_counts / max(self.n_tokens, 1)
 
     def to_dict(self) -> dict:
-        return {"n_tokens": self.n_tokens, "firing_counts": self.firing_counts.tolist(),
-                "l0_histogram": self.l0_histogram.tolist(), "fve": self.fve, "mse": self.mse}
+        return {
+            "n_tokens": self.n_tokens,
+            "firing_counts": self.firing_counts.tolist(),
+            "l0_histogram": self.l0_histogram.tolist(),
+            "fve": self.fve,
+            "mse": self.mse,
+        }
 
     @classmethod
     def from_dict(cls, data: dict) -> CorpusStatistics:
-        return cls(n_tokens=int(data["n_tokens"]), firing_counts=np.asarray(data["firing_counts"], dtype=np.int64),
-                   l0_histogram=np.asarray(data["l0_histogram"], dtype=np.int64), fve=float(data["fve"]),
-                   mse=float(data["mse"]))
+        return cls(
+            n_tokens=int(data["n_tokens"]),
+            firing_counts=np.asarray(data["firing_counts"], dtype=np.int64),
+            l0_histogram=np.asarray(data["l0_histogram"], dtype=np.int64),
+            fve=float(data["fve"]),
+            mse=float(data["mse"]),
+        )
 
 
 @torch.inference_mode()
-def corpus_statistics(*, batches: Iterable[torch.Tensor], encode: Encode, decode: Decode,
-                      device: torch.device | str = "cpu") -> CorpusStatistics:
+def corpus_statistics(
+    *, batches: Iterable[torch.Tensor], encode: Encode, decode: Decode, device: torch.device | str = "cpu"
+) -> CorpusStatistics:
     """Stream raw activation batches [n, d_in] through the SAE once."""
     device = torch.device(device)
     counts: torch.Tensor | None = None
@@ -108,8 +124,13 @@ def corpus_statistics(*, batches: Iterable[torch.Tensor], encode: Encode, decode
     if counts is None or l0_hist is None:
         raise ValueError("the corpus gave no tokens")
     metrics = reconstruction.compute()
-    return CorpusStatistics(n_tokens=n_tokens, firing_counts=counts.cpu().numpy(), l0_histogram=l0_hist.cpu().numpy(),
-                            fve=float(metrics.fve), mse=float(metrics.mse))
+    return CorpusStatistics(
+        n_tokens=n_tokens,
+        firing_counts=counts.cpu().numpy(),
+        l0_histogram=l0_hist.cpu().numpy(),
+        fve=float(metrics.fve),
+        mse=float(metrics.mse),
+    )
 
 
 def benjamini_hochberg(p_values: np.ndarray) -> np.ndarray:
@@ -191,24 +212,33 @@ class DriftReport:
         return data
 
 
-def compare_corpora(*, reference: CorpusStatistics, corpus: CorpusStatistics,
-                    config: DriftConfig = DriftConfig()) -> DriftReport:
+def compare_corpora(
+    *, reference: CorpusStatistics, corpus: CorpusStatistics, config: DriftConfig = DriftConfig()
+) -> DriftReport:
     if reference.firing_counts.shape != corpus.firing_counts.shape:
         raise ValueError("the two corpora were encoded by SAEs of different widths")
     n_ref, n_new = reference.n_tokens, corpus.n_tokens
     c_ref, c_new = reference.firing_counts, corpus.firing_counts
     rate_ref, rate_new = reference.rates, corpus.rates
     log_ratio = np.log2((c_new + config.pseudocount) / (n_new + 2 * config.pseudocount)) - np.log2(
-        (c_ref + config.pseudocount) / (n_ref + 2 * config.pseudocount))
+        (c_ref + config.pseudocount) / (n_ref + 2 * config.pseudocount)
+    )
     tested = np.flatnonzero((rate_ref >= config.min_rate) | (rate_new >= config.min_rate))
     q = np.ones(c_ref.size)
     if tested.size:
         q[tested] = benjamini_hochberg(two_proportion_p_values(c_new[tested], n_new, c_ref[tested], n_ref))
     flagged_mask = np.zeros(c_ref.size, dtype=bool)
     flagged_mask[tested] = (q[tested] <= config.fdr) & (np.abs(log_ratio[tested]) >= config.min_abs_log2_ratio)
-    flagged = [FlaggedLatent(index=int(i), rate_reference=float(rate_ref[i]), rate_corpus=float(rate_new[i]),
-                             log_ratio=float(log_ratio[i]), q_value=float(q[i]))
-               for i in sorted(np.flatnonzero(flagged_mask), key=lambda i: -abs(log_ratio[i]))]
+    flagged = [
+        FlaggedLatent(
+            index=int(i),
+            rate_reference=float(rate_ref[i]),
+            rate_corpus=float(rate_new[i]),
+            log_ratio=float(log_ratio[i]),
+            q_value=float(q[i]),
+        )
+        for i in sorted(np.flatnonzero(flagged_mask), key=lambda i: -abs(log_ratio[i]))
+    ]
     divergence = jensen_shannon(c_ref, c_new)
     l0_distance = total_variation(reference.l0_histogram, corpus.l0_histogram)
     flagged_share = len(flagged) / tested.size if tested.size else 0.0
@@ -224,9 +254,19 @@ def compare_corpora(*, reference: CorpusStatistics, corpus: CorpusStatistics,
         return float((np.arange(histogram.size) * histogram).sum() / max(histogram.sum(), 1))
 
     return DriftReport(
-        drift=bool(reasons), reasons=reasons, fve_reference=reference.fve, fve_corpus=corpus.fve,
-        divergence=divergence, l0_distance=l0_distance, mean_l0_reference=mean_l0(reference.l0_histogram),
-        mean_l0_corpus=mean_l0(corpus.l0_histogram), n_tokens_reference=n_ref, n_tokens_corpus=n_new,
-        n_tested=int(tested.size), flagged=flagged, rates_reference=rate_ref.tolist(),
-        rates_corpus=rate_new.tolist(), config=config.to_dict(),
+        drift=bool(reasons),
+        reasons=reasons,
+        fve_reference=reference.fve,
+        fve_corpus=corpus.fve,
+        divergence=divergence,
+        l0_distance=l0_distance,
+        mean_l0_reference=mean_l0(reference.l0_histogram),
+        mean_l0_corpus=mean_l0(corpus.l0_histogram),
+        n_tokens_reference=n_ref,
+        n_tokens_corpus=n_new,
+        n_tested=int(tested.size),
+        flagged=flagged,
+        rates_reference=rate_ref.tolist(),
+        rates_corpus=rate_new.tolist(),
+        config=config.to_dict(),
     )

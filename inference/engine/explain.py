@@ -73,8 +73,15 @@ def _windows(tokenizer, text: str, max_length: int):
     if not getattr(tokenizer, "is_fast", False):
         raise ValueError("explaining a note needs a fast tokenizer (character offsets)")
     return tokenizer(
-        [text], truncation=True, max_length=max_length, return_overflowing_tokens=True, stride=0,
-        padding=True, return_tensors="pt", return_special_tokens_mask=True, return_offsets_mapping=True,
+        [text],
+        truncation=True,
+        max_length=max_length,
+        return_overflowing_tokens=True,
+        stride=0,
+        padding=True,
+        return_tensors="pt",
+        return_special_tokens_mask=True,
+        return_offsets_mapping=True,
     )
 
 
@@ -97,8 +104,9 @@ def explain_note(
     if not text.strip():
         return NoteActivations(tokens=[], n_windows=0)
     device = torch.device(device)
-    limit = min(config.max_length, int(getattr(handle.tokenizer, "model_max_length", config.max_length) or
-                                       config.max_length))
+    limit = min(
+        config.max_length, int(getattr(handle.tokenizer, "model_max_length", config.max_length) or config.max_length)
+    )
     encoding = _windows(handle.tokenizer, text, limit)
     keep = encoding["attention_mask"].bool() & ~encoding["special_tokens_mask"].bool()
     offsets = encoding["offset_mapping"]
@@ -122,17 +130,28 @@ def explain_note(
         values, indices = torch.where(mask, z, torch.zeros_like(z)).topk(width, dim=1)
         n_keep = counts.clamp(max=width).tolist()
         values, indices = values.cpu().tolist(), indices.cpu().tolist()
-        per_hook[name] = ([row[:n] for row, n in zip(indices, n_keep)], [row[:n] for row, n in zip(values, n_keep)])
+        per_hook[name] = (
+            [row[:n] for row, n in zip(indices, n_keep, strict=False)],
+            [row[:n] for row, n in zip(values, n_keep, strict=False)],
+        )
     tokens = []
     seen: set[tuple[int, int]] = set()
     for position, (start, end) in enumerate(spans):
         if (start, end) in seen:  # no stride: windows never overlap, but guard against repeated offsets
             continue
         seen.add((start, end))
-        tokens.append(ExplainedToken(
-            text=text[start:end], start=int(start), end=int(end),
-            latents={name: [ActiveLatent(index=i, activation=v)
-                            for i, v in zip(per_hook[name][0][position], per_hook[name][1][position])]
-                     for name in hook_names},
-        ))
+        tokens.append(
+            ExplainedToken(
+                text=text[start:end],
+                start=int(start),
+                end=int(end),
+                latents={
+                    name: [
+                        ActiveLatent(index=i, activation=v)
+                        for i, v in zip(per_hook[name][0][position], per_hook[name][1][position], strict=False)
+                    ]
+                    for name in hook_names
+                },
+            )
+        )
     return NoteActivations(tokens=tokens, n_windows=int(encoding["input_ids"].shape[0]))

@@ -33,8 +33,8 @@ from inference.engine.saes import (
     BatchTopKSAE,
     JumpReLUConfig,
     MatryoshkaSAE,
-    NormalisedSAE,
     Normalisation,
+    NormalisedSAE,
     ReLUConfig,
     SAEConfig,
     SparseAutoencoder,
@@ -102,8 +102,14 @@ class LoadedSAE:
         return NormalisedSAE(self.sae, self.normalisation)
 
 
-def save_sae(*, sae: SparseAutoencoder, normalisation: Normalisation, directory: str | os.PathLike[str],
-             metadata: dict[str, Any] | None = None, fold: bool = False) -> Path:
+def save_sae(
+    *,
+    sae: SparseAutoencoder,
+    normalisation: Normalisation,
+    directory: str | os.PathLike[str],
+    metadata: dict[str, Any] | None = None,
+    fold: bool = False,
+) -> Path:
     """Write sae as a SAELens v6 directory and return its path.
 
     metadata: JSON-ready keys for cfg.json's `metadata` (SAELens reads `model_name`, `hook_name`, ...:
@@ -126,11 +132,13 @@ def save_sae(*, sae: SparseAutoencoder, normalisation: Normalisation, directory:
     elif not normalisation.is_identity():
         metadata["input_normalisation"] = {
             "rule": "encode (x - mean) * scale, not x; the reconstruction is x_hat / scale + mean "
-                    "(MedSAE normalisation, not folded into the weights)",
-            "mean": normalisation.to_dict()["mean"], "scale": normalisation.scale,
+            "(MedSAE normalisation, not folded into the weights)",
+            "mean": normalisation.to_dict()["mean"],
+            "scale": normalisation.scale,
         }
-    tensors = {name: value.detach().to("cpu", torch.float32).contiguous()
-               for name, value in sae.export_tensors().items()}
+    tensors = {
+        name: value.detach().to("cpu", torch.float32).contiguous() for name, value in sae.export_tensors().items()
+    }
     concord: dict[str, Any] = {
         "format_version": FORMAT_VERSION,
         "architecture": sae.architecture,
@@ -165,8 +173,9 @@ def save_sae(*, sae: SparseAutoencoder, normalisation: Normalisation, directory:
     path.mkdir(parents=True, exist_ok=True)
     # Weights first, config last, each renamed into place: a reader never sees a config whose
     # weights are half written.
-    _replace_atomically(path / WEIGHTS_FILENAME,
-                        lambda temporary: save_file(tensors, temporary, metadata={"format": "pt"}))
+    _replace_atomically(
+        path / WEIGHTS_FILENAME, lambda temporary: save_file(tensors, temporary, metadata={"format": "pt"})
+    )
     _replace_atomically(path / CFG_FILENAME, lambda temporary: temporary.write_text(text))
     return path
 
@@ -192,8 +201,14 @@ def _replace_atomically(target: Path, write: Any) -> None:
         temporary.unlink(missing_ok=True)
 
 
-def export_sae_directory(*, source: str | os.PathLike[str], target: str | os.PathLike[str], fold: bool = True,
-                         model_name: str | None = None, metadata: dict[str, Any] | None = None) -> list[str]:
+def export_sae_directory(
+    *,
+    source: str | os.PathLike[str],
+    target: str | os.PathLike[str],
+    fold: bool = True,
+    model_name: str | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> list[str]:
     """Write the SAE stored at source as a SAELens directory for other tools; returns the warnings.
 
     fold (the default) stores weights that read raw activations, so SAELens computes Concord's
@@ -202,17 +217,22 @@ def export_sae_directory(*, source: str | os.PathLike[str], target: str | os.Pat
     the stored one (exports name the model by its id, never a local path); metadata adds keys.
     """
     loaded = load_sae(source)
-    kept = {key: value for key, value in loaded.metadata.items()
-            if key not in ("concord", "sae_lens_version", "input_normalisation")}
+    kept = {
+        key: value
+        for key, value in loaded.metadata.items()
+        if key not in ("concord", "sae_lens_version", "input_normalisation")
+    }
     kept.update(metadata or {})
     if model_name is not None:
         kept["model_name"] = model_name
     messages = []
     if not fold and not loaded.normalisation.is_identity():
-        messages.append("unfolded export: these weights expect normalised activations, (x - mean) * scale, "
-                        "as stated in metadata.input_normalisation; SAELens or any other tool fed raw "
-                        "activations computes different latents. Export with fold on unless you will "
-                        "normalise the inputs yourself.")
+        messages.append(
+            "unfolded export: these weights expect normalised activations, (x - mean) * scale, "
+            "as stated in metadata.input_normalisation; SAELens or any other tool fed raw "
+            "activations computes different latents. Export with fold on unless you will "
+            "normalise the inputs yourself."
+        )
         warnings.warn(messages[-1], UnfoldedExportWarning, stacklevel=2)
     save_sae(sae=loaded.sae, normalisation=loaded.normalisation, directory=target, metadata=kept, fold=fold)
     return messages
@@ -239,8 +259,12 @@ def load_sae(directory: str | os.PathLike[str]) -> LoadedSAE:
         sae_cfg, normalisation = _concord_config(cfg, concord)
     else:
         sae_cfg, normalisation = _saelens_config(cfg), Normalisation.identity(cfg["d_in"])
-    expected = {"W_enc": (cfg["d_in"], cfg["d_sae"]), "b_enc": (cfg["d_sae"],),
-                "W_dec": (cfg["d_sae"], cfg["d_in"]), "b_dec": (cfg["d_in"],)}
+    expected = {
+        "W_enc": (cfg["d_in"], cfg["d_sae"]),
+        "b_enc": (cfg["d_sae"],),
+        "W_dec": (cfg["d_sae"], cfg["d_in"]),
+        "b_dec": (cfg["d_in"],),
+    }
     if cfg["architecture"] == "jumprelu":
         expected["threshold"] = (cfg["d_sae"],)
     tensors = _read_tensors(path / WEIGHTS_FILENAME, expected)
@@ -259,8 +283,10 @@ def load_sae(directory: str | os.PathLike[str]) -> LoadedSAE:
     if isinstance(sae, BatchTopKSAE):
         threshold = tensors.pop("threshold")
         if not bool((threshold == threshold[0]).all()):
-            raise SAEFormatError(f"{WEIGHTS_FILENAME}: a batchtopk SAE needs one global threshold, "
-                                 "but tensor 'threshold' differs between latents")
+            raise SAEFormatError(
+                f"{WEIGHTS_FILENAME}: a batchtopk SAE needs one global threshold, "
+                "but tensor 'threshold' differs between latents"
+            )
         sae.threshold.copy_(threshold[0])
     elif "threshold" in tensors and bool((tensors["threshold"] < 0).any()):
         raise SAEFormatError(f"{WEIGHTS_FILENAME}: tensor 'threshold' has negative entries")
@@ -288,23 +314,28 @@ def _read_cfg(path: Path) -> dict[str, Any]:
         raise SAEFormatError(f"{CFG_FILENAME}: missing key 'architecture'")
     supported = sorted(set(SAELENS_ARCHITECTURE.values()))
     if architecture not in supported:
-        raise SAEFormatError(f"{CFG_FILENAME}: unknown architecture {architecture!r}; "
-                             f"supported: {', '.join(supported)}")
+        raise SAEFormatError(
+            f"{CFG_FILENAME}: unknown architecture {architecture!r}; supported: {', '.join(supported)}"
+        )
     if not isinstance(cfg.get("apply_b_dec_to_input", True), bool):
         raise SAEFormatError(f"{CFG_FILENAME}: 'apply_b_dec_to_input' must be true or false")
     normalize = cfg.get("normalize_activations", "none")
     if normalize not in ("none", None):
         reason = _UNSUPPORTED_NORMALISATION.get(normalize, "an unknown normalisation mode")
-        raise SAEFormatError(f"{CFG_FILENAME}: normalize_activations={normalize!r} is not supported: {reason}. "
-                             "Fold the normalisation into the weights (SAELens: fold_activation_norm_scaling_factor "
-                             "or fold_activation_whitening) and save again with normalize_activations='none'")
+        raise SAEFormatError(
+            f"{CFG_FILENAME}: normalize_activations={normalize!r} is not supported: {reason}. "
+            "Fold the normalisation into the weights (SAELens: fold_activation_norm_scaling_factor "
+            "or fold_activation_whitening) and save again with normalize_activations='none'"
+        )
     rescale = cfg.get("rescale_acts_by_decoder_norm", False)
     if not isinstance(rescale, bool):
         raise SAEFormatError(f"{CFG_FILENAME}: 'rescale_acts_by_decoder_norm' must be true or false")
     if rescale and architecture != "topk":
-        raise SAEFormatError(f"{CFG_FILENAME}: rescale_acts_by_decoder_norm=true on a {architecture!r} SAE: "
-                             "SAELens applies it only to topk and ignores it here, so the intended "
-                             "encoding is ambiguous; fold the decoder norms into the weights first")
+        raise SAEFormatError(
+            f"{CFG_FILENAME}: rescale_acts_by_decoder_norm=true on a {architecture!r} SAE: "
+            "SAELens applies it only to topk and ignores it here, so the intended "
+            "encoding is ambiguous; fold the decoder norms into the weights first"
+        )
     if cfg.get("reshape_activations", "none") not in ("none", None):
         raise SAEFormatError(f"{CFG_FILENAME}: reshape_activations={cfg['reshape_activations']!r} is not supported")
     return cfg
@@ -312,11 +343,11 @@ def _read_cfg(path: Path) -> dict[str, Any]:
 
 _UNSUPPORTED_NORMALISATION = {
     "expected_average_only_in": "the weights expect activations scaled by a dataset-wide factor that "
-                                "the directory does not store",
+    "the directory does not store",
     "constant_norm_rescale": "each token is rescaled by its own norm, which Concord's fixed affine "
-                             "normalisation cannot express",
+    "normalisation cannot express",
     "layer_norm": "each token is layer-normalised by its own mean and spread, which Concord's fixed affine "
-                  "normalisation cannot express",
+    "normalisation cannot express",
     "covariance_whitening": "the whitening matrix is not part of the directory's weights",
 }
 
@@ -333,8 +364,10 @@ def _concord_config(cfg: dict[str, Any], concord: Any) -> tuple[SAEConfig, Norma
     except (ValueError, TypeError) as error:
         raise SAEFormatError(f"{where}.config: {error}") from error
     if SAELENS_ARCHITECTURE[sae_cfg.architecture] != cfg["architecture"]:
-        raise SAEFormatError(f"{where}: a {sae_cfg.architecture} SAE is stored as "
-                             f"{SAELENS_ARCHITECTURE[sae_cfg.architecture]!r}, not {cfg['architecture']!r}")
+        raise SAEFormatError(
+            f"{where}: a {sae_cfg.architecture} SAE is stored as "
+            f"{SAELENS_ARCHITECTURE[sae_cfg.architecture]!r}, not {cfg['architecture']!r}"
+        )
     for key in ("d_in", "d_sae"):
         if getattr(sae_cfg, key) != cfg[key]:
             raise SAEFormatError(f"{where}.config: {key}={getattr(sae_cfg, key)} but cfg.json says {cfg[key]}")
@@ -372,12 +405,13 @@ def _read_tensors(path: Path, expected: dict[str, tuple[int, ...]]) -> dict[str,
             unexpected = sorted(names - set(expected))
             if unexpected:
                 raise SAEFormatError(f"{WEIGHTS_FILENAME}: unexpected tensor(s) {', '.join(map(repr, unexpected))}")
-            for name, shape in expected.items():
+            for name in expected:
                 try:
                     tensors[name] = handle.get_tensor(name)
                 except Exception as error:  # safetensors raises its own error types for short files
-                    raise SAEFormatError(f"{WEIGHTS_FILENAME}: tensor '{name}' cannot be read "
-                                         f"(truncated file?): {error}") from error
+                    raise SAEFormatError(
+                        f"{WEIGHTS_FILENAME}: tensor '{name}' cannot be read (truncated file?): {error}"
+                    ) from error
     except SAEFormatError:
         raise
     except Exception as error:
@@ -385,12 +419,12 @@ def _read_tensors(path: Path, expected: dict[str, tuple[int, ...]]) -> dict[str,
     for name, shape in expected.items():
         tensor = tensors[name]
         if tuple(tensor.shape) != shape:
-            raise SAEFormatError(f"{WEIGHTS_FILENAME}: tensor '{name}' has shape {list(tensor.shape)}, "
-                                 f"expected {list(shape)}")
+            raise SAEFormatError(
+                f"{WEIGHTS_FILENAME}: tensor '{name}' has shape {list(tensor.shape)}, expected {list(shape)}"
+            )
         if tensor.dtype not in _FLOATS:
             raise SAEFormatError(f"{WEIGHTS_FILENAME}: tensor '{name}' has dtype {tensor.dtype}, expected a float type")
         if not bool(torch.isfinite(tensor).all()):
             raise SAEFormatError(f"{WEIGHTS_FILENAME}: tensor '{name}' contains NaN or infinite values")
         tensors[name] = tensor.to(torch.float32)
     return tensors
-

@@ -84,8 +84,7 @@ def parse_hook_name(name: str, *, n_layers: int | None = None) -> HookPoint:
     match = _HOOK_NAME.match(name)
     if match is None:
         raise ValueError(
-            f"hook name {name!r} is not of the form blocks.<layer>.hook_<site> "
-            f"with site one of {', '.join(SITES)}"
+            f"hook name {name!r} is not of the form blocks.<layer>.hook_<site> with site one of {', '.join(SITES)}"
         )
     layer, site = int(match.group(1)), match.group(2)
     if site not in SITES:

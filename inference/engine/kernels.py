@@ -24,8 +24,9 @@ import torch.nn.functional as F
 # stable since 2.0); spend that one warning here, silenced, rather than in a training step.
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
-    torch.sparse_csr_tensor(torch.zeros(2, dtype=torch.long), torch.zeros(0, dtype=torch.long), torch.zeros(0),
-                            size=(1, 1))
+    torch.sparse_csr_tensor(
+        torch.zeros(2, dtype=torch.long), torch.zeros(0, dtype=torch.long), torch.zeros(0), size=(1, 1)
+    )
 
 
 @dataclass(frozen=True, eq=False)
@@ -162,8 +163,9 @@ class _GatherEncode(torch.autograd.Function):
             # d pre / d b_dec = -W_enc^T, so the bias gradient is one matvec with the column sums.
             grad_b_dec = -(W_enc @ column_sums).to(b_dec.dtype) if need_b_dec else None
         if need_x:
-            grad_x = F.embedding_bag(col, W_enc.t().contiguous(), offsets=crow[:-1], per_sample_weights=grad,
-                                     mode="sum").to(x.dtype)
+            grad_x = F.embedding_bag(
+                col, W_enc.t().contiguous(), offsets=crow[:-1], per_sample_weights=grad, mode="sum"
+            ).to(x.dtype)
         if need_W_enc:
             centred = (x - b_dec).to(W_enc.dtype)
             grad_W_enc = transposed_product(crow, col, grad, centred, ctx.d_sae).t()
@@ -216,8 +218,9 @@ def _rows(crow: torch.Tensor, nnz: int) -> torch.Tensor:
     return torch.repeat_interleave(torch.arange(crow.shape[0] - 1, device=crow.device), counts, output_size=nnz)
 
 
-def transposed_product(crow: torch.Tensor, col: torch.Tensor, values: torch.Tensor, dense: torch.Tensor,
-                       n_cols: int) -> torch.Tensor:
+def transposed_product(
+    crow: torch.Tensor, col: torch.Tensor, values: torch.Tensor, dense: torch.Tensor, n_cols: int
+) -> torch.Tensor:
     """[n_cols, D] = S^T @ dense for the CSR matrix S [n, n_cols] = (crow, col, values), dense [n, D].
 
     Builds S^T in CSR form (a stable sort of the column indices) so that the product is an
@@ -229,8 +232,9 @@ def transposed_product(crow: torch.Tensor, col: torch.Tensor, values: torch.Tens
         order = torch.argsort(col, stable=True)
         crow_t = torch.zeros(n_cols + 1, dtype=torch.long, device=col.device)
         crow_t[1:] = torch.bincount(col, minlength=n_cols).cumsum(0)
-        transposed = torch.sparse_csr_tensor(crow_t, rows[order], values[order], size=(n_cols, dense.shape[0]),
-                                             check_invariants=False)
+        transposed = torch.sparse_csr_tensor(
+            crow_t, rows[order], values[order], size=(n_cols, dense.shape[0]), check_invariants=False
+        )
         return transposed @ dense
 
     def fallback() -> torch.Tensor:
@@ -244,26 +248,42 @@ def transposed_product(crow: torch.Tensor, col: torch.Tensor, values: torch.Tens
     return _sparse_or_fallback("transposed_product", dense.device, sparse, fallback)
 
 
-def sampled_row_products(crow: torch.Tensor, col: torch.Tensor, left: torch.Tensor,
-                         right: torch.Tensor) -> torch.Tensor:
+def sampled_row_products(
+    crow: torch.Tensor, col: torch.Tensor, left: torch.Tensor, right: torch.Tensor
+) -> torch.Tensor:
     """[nnz] <left[row], right[col]> at each stored entry; left [n, D], right [n_cols, D] (SDDMM)."""
 
     def sparse() -> torch.Tensor:
-        pattern = torch.sparse_csr_tensor(crow, col, torch.ones_like(col, dtype=left.dtype),
-                                          size=(left.shape[0], right.shape[0]), check_invariants=False)
+        pattern = torch.sparse_csr_tensor(
+            crow,
+            col,
+            torch.ones_like(col, dtype=left.dtype),
+            size=(left.shape[0], right.shape[0]),
+            check_invariants=False,
+        )
         return torch.sparse.sampled_addmm(pattern, left, right.t(), beta=0.0).values()
 
     def fallback() -> torch.Tensor:
         rows = _rows(crow, col.shape[0])
         step = max(1, _FALLBACK_CHUNK_ELEMENTS // max(left.shape[1], 1))
-        return torch.cat([(left[rows[part]] * right[col[part]]).sum(dim=1)
-                          for part in (slice(start, start + step) for start in range(0, col.shape[0], step))])
+        return torch.cat(
+            [
+                (left[rows[part]] * right[col[part]]).sum(dim=1)
+                for part in (slice(start, start + step) for start in range(0, col.shape[0], step))
+            ]
+        )
 
     return _sparse_or_fallback("sampled_row_products", left.device, sparse, fallback)
 
 
-def gather_encode(x: torch.Tensor, b_dec: torch.Tensor, W_enc: torch.Tensor, b_enc: torch.Tensor,
-                  pre: torch.Tensor, codes: SparseCodes) -> torch.Tensor:
+def gather_encode(
+    x: torch.Tensor,
+    b_dec: torch.Tensor,
+    W_enc: torch.Tensor,
+    b_enc: torch.Tensor,
+    pre: torch.Tensor,
+    codes: SparseCodes,
+) -> torch.Tensor:
     """[nnz] differentiable pre-activations at `codes`' pattern; `pre` is the detached [n, d_sae]."""
     return _GatherEncode.apply(x, b_dec, W_enc, b_enc, pre.detach(), codes)
 

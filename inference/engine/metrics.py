@@ -52,7 +52,9 @@ class ReconstructionAccumulator:
         """x, x_hat [n, d_in]; z [n, d_sae]."""
         x, x_hat, z = (torch.as_tensor(t).detach().to(torch.float64) for t in (x, x_hat, z))
         if x.shape != x_hat.shape or x.ndim != 2 or z.ndim != 2 or z.shape[0] != x.shape[0]:
-            raise ValueError(f"shapes must be x, x_hat [n, d_in] and z [n, d_sae]; got {x.shape}, {x_hat.shape}, {z.shape}")
+            raise ValueError(
+                f"shapes must be x, x_hat [n, d_in] and z [n, d_sae]; got {x.shape}, {x_hat.shape}, {z.shape}"
+            )
         self.n += x.shape[0]
         self.d_in = x.shape[1]
         self.squared_error += float((x - x_hat).pow(2).sum())
@@ -112,7 +114,9 @@ class CELossResult:
     n_tokens: int  # predicted tokens scored
 
 
-def _next_token_loss_sum(logits: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[float, int]:
+def _next_token_loss_sum(
+    logits: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor
+) -> tuple[float, int]:
     """Summed cross-entropy of predicting token t+1 at t, where both are real tokens."""
     valid = (attention_mask[:, 1:] & attention_mask[:, :-1]).bool()
     predictions = logits[:, :-1][valid].float()
@@ -162,7 +166,9 @@ def ce_loss_recovered(
         else:
             x_hat = reconstruct(original[keep].float())
             if x_hat.shape != original[keep].shape:
-                raise ValueError(f"reconstruct returned shape {tuple(x_hat.shape)}, expected {tuple(original[keep].shape)}")
+                raise ValueError(
+                    f"reconstruct returned shape {tuple(x_hat.shape)}, expected {tuple(original[keep].shape)}"
+                )
             spliced[keep] = x_hat.to(original.dtype)
         return replace_output(output, spliced)
 
@@ -171,7 +177,9 @@ def ce_loss_recovered(
     model = handle.model
     with torch.inference_mode(), forward_hooks([(module, splice)]):
         for start in range(0, len(texts), batch_size):
-            encoding = tokenize(handle.tokenizer, texts[start : start + batch_size], max_length=max_length, offsets=False)
+            encoding = tokenize(
+                handle.tokenizer, texts[start : start + batch_size], max_length=max_length, offsets=False
+            )
             inputs = model_inputs(encoding, device, causal=True)
             keep = encoding["attention_mask"].bool() if splice_special_tokens else kept_token_mask(encoding)
             mode["keep"] = keep.to(device)
@@ -203,8 +211,9 @@ class MonosemanticityResult:
     constant_concepts: list[str]  # tags present in all or no snippets: r = 0 with every latent
 
 
-def pearson_blocks(*, snippet_max: np.ndarray, tags: np.ndarray,
-                   chunk_latents: int = 1024) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+def pearson_blocks(
+    *, snippet_max: np.ndarray, tags: np.ndarray, chunk_latents: int = 1024
+) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
     """Pearson r of every latent column of snippet_max [n_snippets, n_latents] with every 0/1 tag column
     of tags [n_snippets, n_tags], in latent chunks: yields (first latent, r [chunk, n_tags], the
     columns' centred norms [chunk]); r is 0 where a column or a tag is constant."""
@@ -272,5 +281,5 @@ def monosemanticity(
         max_entropy=math.log2(len(names)),
         n_scored=n_scored,
         n_skipped=n_latents - n_scored,
-        constant_concepts=[name for name, constant in zip(names, constant_tag) if constant],
+        constant_concepts=[name for name, constant in zip(names, constant_tag, strict=False) if constant],
     )

@@ -131,9 +131,7 @@ class _RunningStats:
         self.count += torch.bincount(latent, minlength=self.count.numel())
         self.total.index_add_(0, latent, values.to(torch.float64))
         fine = ((torch.log10(values) - _LOG10_MIN) * _BINS_PER_DECADE).floor().clamp_(0, _FINE_BINS - 1).long()
-        self.fine_histogram.view(-1).index_add_(
-            0, latent * _FINE_BINS + fine, torch.ones_like(fine, dtype=torch.int32)
-        )
+        self.fine_histogram.view(-1).index_add_(0, latent * _FINE_BINS + fine, torch.ones_like(fine, dtype=torch.int32))
 
         snippet_max = z.new_zeros((n_segments, z.shape[1]))
         # an expanded index is a stride-0 view: no [n, d_sae] int64 tensor is materialised
@@ -204,9 +202,7 @@ def _quantile_picks(
             hi = preferred_hi
         chosen = lo + rng.choice(hi - lo, size=min(config.n_per_quantile, hi - lo), replace=False)
         for rank in np.sort(chosen)[::-1]:
-            picks.append(
-                (int(ascending_snippets[rank]), _Pick(latent, "quantile", b, float(ascending_values[rank])))
-            )
+            picks.append((int(ascending_snippets[rank]), _Pick(latent, "quantile", b, float(ascending_values[rank]))))
     return edges, picks
 
 
@@ -359,12 +355,12 @@ def _read_examples(
         x = np.concatenate([store.rows(lo, hi) for lo, hi in ranges])
         z = encode(torch.from_numpy(x).to(device)).float().cpu().numpy()
         row = 0
-        for snippet, (lo, hi) in zip(group, ranges):
+        for snippet, (lo, hi) in zip(group, ranges, strict=False):
             picks = picks_by_snippet[snippet]
             columns = z[row : row + hi - lo, [pick.latent for pick in picks]].T  # [n_picks, n_tok]
             row += hi - lo
             tokens = store.token_strings(store.token_ids[lo:hi])
-            for pick, values in zip(picks, columns):
+            for pick, values in zip(picks, columns, strict=False):
                 peak = int(values.argmax()) if values.size else 0
                 start, stop = 0, values.size
                 if config.window is not None:
@@ -413,8 +409,9 @@ class LogitEffects:
 
 
 @torch.no_grad()
-def logit_effects(*, directions: torch.Tensor, unembedding: torch.Tensor, centre: bool = False, k: int = 10,
-                  chunk_latents: int = 64) -> LogitEffects:
+def logit_effects(
+    *, directions: torch.Tensor, unembedding: torch.Tensor, centre: bool = False, k: int = 10, chunk_latents: int = 64
+) -> LogitEffects:
     """The direct effect of each latent on the next-token logits: its decoder direction through the
     unembedding, the largest and smallest k entries (the "logit lens" of a latent, as Neuronpedia
     and Anthropic's feature pages show it).
@@ -435,7 +432,7 @@ def logit_effects(*, directions: torch.Tensor, unembedding: torch.Tensor, centre
     outputs = {name: [] for name in ("raised_ids", "raised", "lowered_ids", "lowered")}
     W_U = unembedding.float()
     for start in range(0, d_sae, chunk_latents):
-        chunk = directions[start:start + chunk_latents].float().to(W_U.device)
+        chunk = directions[start : start + chunk_latents].float().to(W_U.device)
         if centre:
             chunk = chunk - chunk.mean(dim=1, keepdim=True)
         logits = chunk @ W_U.T  # [chunk, vocab]

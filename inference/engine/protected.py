@@ -36,9 +36,14 @@ def attribute_of(tag: str) -> str:
     return tag.split(":", 1)[0]
 
 
-def protected_associations(*, snippet_max: np.ndarray, tags: np.ndarray, tag_names: Sequence[str],
-                           config: ProtectedConfig = ProtectedConfig(),
-                           chunk_latents: int = 1024) -> list[list[ProtectedAssociation]]:
+def protected_associations(
+    *,
+    snippet_max: np.ndarray,
+    tags: np.ndarray,
+    tag_names: Sequence[str],
+    config: ProtectedConfig = ProtectedConfig(),
+    chunk_latents: int = 1024,
+) -> list[list[ProtectedAssociation]]:
     """Per latent, its associations with r >= threshold, strongest first.
 
     snippet_max [n_snippets, n_latents]; tags [n_snippets, n_tags] 0/1, one column per tag_names.
@@ -54,7 +59,7 @@ def protected_associations(*, snippet_max: np.ndarray, tags: np.ndarray, tag_nam
         return out
     for start, r, _norm in pearson_blocks(snippet_max=snippet_max, tags=tags, chunk_latents=chunk_latents):
         r = np.where(scored[None, :], r, 0.0)
-        for row, column in zip(*np.nonzero(r >= config.threshold)):
+        for row, column in zip(*np.nonzero(r >= config.threshold), strict=False):
             value = float(r[row, column])
             if math.isfinite(value):
                 name = tag_names[column]

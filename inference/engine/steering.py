@@ -107,8 +107,16 @@ class SteeringResult:
     notes: list[str] = field(default_factory=list)
 
 
-def steer(*, handle: HostModelHandle, hook_name: str, encode: Encode, decode: Decode, intervention: Intervention,
-          prompt: str, generation: GenerationConfig) -> SteeringResult:
+def steer(
+    *,
+    handle: HostModelHandle,
+    hook_name: str,
+    encode: Encode,
+    decode: Decode,
+    intervention: Intervention,
+    prompt: str,
+    generation: GenerationConfig,
+) -> SteeringResult:
     """Generate from prompt with and without the intervention at hook_name. encode/decode map raw
     activations [n, d_in] to codes [n, d_sae] and back (e.g. a NormalisedSAE's)."""
     if handle.kind != "causal":
@@ -129,8 +137,11 @@ def steer(*, handle: HostModelHandle, hook_name: str, encode: Encode, decode: De
         if not state["active"]:
             return None
         h = output_tensor(output)
-        keep = ~torch.isin(state["ids"], torch.tensor(sorted(special), dtype=torch.long, device=h.device)) \
-            if special else torch.ones_like(state["ids"], dtype=torch.bool)
+        keep = (
+            ~torch.isin(state["ids"], torch.tensor(sorted(special), dtype=torch.long, device=h.device))
+            if special
+            else torch.ones_like(state["ids"], dtype=torch.bool)
+        )
         if not bool(keep.any()):
             return None
         x = h[keep].float()
@@ -146,8 +157,9 @@ def steer(*, handle: HostModelHandle, hook_name: str, encode: Encode, decode: De
         input_ids = torch.tensor([ids], dtype=torch.long, device=device)
         state["active"], state["ids"] = steered, input_ids
         try:
-            return model(input_ids=input_ids, attention_mask=torch.ones_like(input_ids), use_cache=False
-                         ).logits[0].float()
+            return (
+                model(input_ids=input_ids, attention_mask=torch.ones_like(input_ids), use_cache=False).logits[0].float()
+            )
         finally:
             state["active"] = False
 
@@ -167,7 +179,7 @@ def steer(*, handle: HostModelHandle, hook_name: str, encode: Encode, decode: De
             ids.append(next_id)
             if eos is not None and next_id == eos:
                 break
-        return ids[len(prompt_ids):]
+        return ids[len(prompt_ids) :]
 
     with torch.inference_mode(), forward_hooks([(module, hook)]):
         baseline_ids = generate(steered=False)
@@ -180,12 +192,16 @@ def steer(*, handle: HostModelHandle, hook_name: str, encode: Encode, decode: De
         kl = (base_log.exp() * (base_log - steer_log)).sum(dim=-1).clamp_min(0.0)
 
     def continuation(ids: list[int]) -> Continuation:
-        return Continuation(token_ids=ids, tokens=[tokenizer.decode([i]) for i in ids],
-                            text=tokenizer.decode(ids, skip_special_tokens=True))
+        return Continuation(
+            token_ids=ids,
+            tokens=[tokenizer.decode([i]) for i in ids],
+            text=tokenizer.decode(ids, skip_special_tokens=True),
+        )
 
     return SteeringResult(
         prompt_tokens=[tokenizer.decode([i]) for i in prompt_ids],
-        baseline=continuation(baseline_ids), steered=continuation(steered_ids),
+        baseline=continuation(baseline_ids),
+        steered=continuation(steered_ids),
         kl=[float(value) for value in kl.tolist()],
         kl_tokens=[tokenizer.decode([i]) for i in baseline_ids],
         edited_positions=state["edited"],

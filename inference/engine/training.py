@@ -120,28 +120,49 @@ class TrainingConfig:
     """Ask torch for deterministic kernels: needed for bit-identical resume on CUDA, slower; CPU runs are anyway."""
 
     RESUMABLE_CHANGES: ClassVar[tuple[str, ...]] = (
-        "steps", "checkpoint_every", "log_every", "eval_batch_size", "device", "deterministic")
+        "steps",
+        "checkpoint_every",
+        "log_every",
+        "eval_batch_size",
+        "device",
+        "deterministic",
+    )
     """Fields that may differ between a checkpoint and the run resuming it (`steps` extends a run)."""
 
     def __post_init__(self) -> None:
-        for name in ("steps", "batch_size", "log_every", "eval_batch_size", "dead_window_tokens",
-                     "max_holdout_tokens", "normalisation_tokens"):
+        for name in (
+            "steps",
+            "batch_size",
+            "log_every",
+            "eval_batch_size",
+            "dead_window_tokens",
+            "max_holdout_tokens",
+            "normalisation_tokens",
+        ):
             value = getattr(self, name)
             require(is_int(value) and value > 0, f"{name} must be a positive integer, got {value!r}")
         for name in ("warmup_steps", "sparsity_warmup_steps", "checkpoint_every", "seed"):
             value = getattr(self, name)
             require(is_int(value) and value >= 0, f"{name} must be a non-negative integer, got {value!r}")
-        require(self.lr is None or (is_number(self.lr) and 0 < self.lr < math.inf),
-                f"lr must be None (width-scaled default) or a positive number, got {self.lr!r}")
+        require(
+            self.lr is None or (is_number(self.lr) and 0 < self.lr < math.inf),
+            f"lr must be None (width-scaled default) or a positive number, got {self.lr!r}",
+        )
         betas = tuple(self.adam_betas) if isinstance(self.adam_betas, (list, tuple)) else ()
-        require(len(betas) == 2 and all(is_number(b) and 0 <= b < 1 for b in betas),
-                f"adam_betas must be two numbers in [0, 1), got {self.adam_betas!r}")
+        require(
+            len(betas) == 2 and all(is_number(b) and 0 <= b < 1 for b in betas),
+            f"adam_betas must be two numbers in [0, 1), got {self.adam_betas!r}",
+        )
         object.__setattr__(self, "adam_betas", betas)
         require(is_number(self.adam_eps) and self.adam_eps > 0, f"adam_eps must be positive, got {self.adam_eps!r}")
-        require(is_number(self.decay_start) and 0 <= self.decay_start <= 1,
-                f"decay_start must be a fraction in [0, 1], got {self.decay_start!r}")
-        require(is_number(self.holdout_fraction) and 0 < self.holdout_fraction <= 0.5,
-                f"holdout_fraction must be in (0, 0.5], got {self.holdout_fraction!r}")
+        require(
+            is_number(self.decay_start) and 0 <= self.decay_start <= 1,
+            f"decay_start must be a fraction in [0, 1], got {self.decay_start!r}",
+        )
+        require(
+            is_number(self.holdout_fraction) and 0 < self.holdout_fraction <= 0.5,
+            f"holdout_fraction must be in (0, 0.5], got {self.holdout_fraction!r}",
+        )
         require(self.dtype in _DTYPES, f"dtype must be one of {sorted(_DTYPES)}, got {self.dtype!r}")
         require(isinstance(self.device, str) and self.device != "", f"device must be a string, got {self.device!r}")
         require(isinstance(self.deterministic, bool), f"deterministic must be a bool, got {self.deterministic!r}")
@@ -151,8 +172,9 @@ class TrainingConfig:
         return self if self.lr is not None else dataclasses.replace(self, lr=default_learning_rate(d_sae))
 
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v)
-                for f in dataclasses.fields(self)}
+        return {
+            f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v) for f in dataclasses.fields(self)
+        }
 
 
 @dataclass(eq=False)
@@ -173,7 +195,7 @@ class TrainingResult:
 def default_learning_rate(d_sae: int) -> float:
     """2e-4 / sqrt(d_sae / 2**14): sparsify's width scaling of Adam's rate (see `TrainingConfig.lr`)."""
     require(is_int(d_sae) and d_sae > 0, f"d_sae must be a positive integer, got {d_sae!r}")
-    return 2e-4 / math.sqrt(d_sae / 2 ** 14)
+    return 2e-4 / math.sqrt(d_sae / 2**14)
 
 
 def learning_rate(cfg: TrainingConfig, step: int) -> float:
@@ -258,8 +280,14 @@ class _State:
     device_seconds: float = 0.0
 
 
-def train_sae(*, sae_cfg: SAEConfig, train_cfg: TrainingConfig, activations: Activations,
-              checkpoint_dir: str | os.PathLike[str] | None = None, progress: Progress | None = None) -> TrainingResult:
+def train_sae(
+    *,
+    sae_cfg: SAEConfig,
+    train_cfg: TrainingConfig,
+    activations: Activations,
+    checkpoint_dir: str | os.PathLike[str] | None = None,
+    progress: Progress | None = None,
+) -> TrainingResult:
     """Train an SAE on activations [n, d_in], evaluating on the held-out tail.
 
     With a checkpoint_dir, a checkpoint is written every `checkpoint_every` steps and at the end, and
@@ -268,8 +296,10 @@ def train_sae(*, sae_cfg: SAEConfig, train_cfg: TrainingConfig, activations: Act
     """
     train_cfg = train_cfg.for_width(sae_cfg.d_sae)
     n_rows = len(activations)
-    require(len(activations.shape) == 2 and activations.shape[1] == sae_cfg.d_in,
-            f"activations have shape {tuple(activations.shape)}, the SAE expects [n, d_in={sae_cfg.d_in}]")
+    require(
+        len(activations.shape) == 2 and activations.shape[1] == sae_cfg.d_in,
+        f"activations have shape {tuple(activations.shape)}, the SAE expects [n, d_in={sae_cfg.d_in}]",
+    )
     require(n_rows >= 2, f"need at least 2 activation rows, got {n_rows}")
     n_holdout = holdout_size(n_rows, train_cfg)
     n_train = n_rows - n_holdout
@@ -298,40 +328,68 @@ def train_sae(*, sae_cfg: SAEConfig, train_cfg: TrainingConfig, activations: Act
             synchronize(device)
             return seconds_before + time.perf_counter() - segment_start
 
-        _run_steps(state, train_cfg, activations, n_train, device, compute_dtype, directory, fingerprint, elapsed,
-                   report)
+        _run_steps(
+            state, train_cfg, activations, n_train, device, compute_dtype, directory, fingerprint, elapsed, report
+        )
         report(state.step / train_cfg.steps, f"evaluating on {n_holdout} held-out tokens")
-        metrics = evaluate_sae(sae=state.sae, normalisation=state.normalisation, activations=activations,
-                               rows=np.arange(n_train, n_rows), batch_size=train_cfg.eval_batch_size,
-                               device=device, compute_dtype=compute_dtype)
+        metrics = evaluate_sae(
+            sae=state.sae,
+            normalisation=state.normalisation,
+            activations=activations,
+            rows=np.arange(n_train, n_rows),
+            batch_size=train_cfg.eval_batch_size,
+            device=device,
+            compute_dtype=compute_dtype,
+        )
         metrics["dead_fraction"] = state.dead.fraction()
         metrics["tokens_trained"] = float(state.step * train_cfg.batch_size)
         device_seconds = elapsed()
     finally:
         torch.use_deterministic_algorithms(previous_determinism)
     report(1.0, f"done: fve={metrics['fve']:.4f} l0={metrics['l0']:.1f} dead={metrics['dead_fraction']:.3f}")
-    return TrainingResult(sae=state.sae.eval(), normalisation=state.normalisation, metrics=metrics,
-                          steps_done=state.step, device_seconds=device_seconds, history=state.history)
+    return TrainingResult(
+        sae=state.sae.eval(),
+        normalisation=state.normalisation,
+        metrics=metrics,
+        steps_done=state.step,
+        device_seconds=device_seconds,
+        history=state.history,
+    )
 
 
-def _fresh_state(sae_cfg: SAEConfig, cfg: TrainingConfig, activations: Activations, n_train: int,
-                 device: torch.device) -> _State:
+def _fresh_state(
+    sae_cfg: SAEConfig, cfg: TrainingConfig, activations: Activations, n_train: int, device: torch.device
+) -> _State:
     sample_size = min(cfg.normalisation_tokens, n_train)
     sample = np.sort(np.random.default_rng([cfg.seed]).choice(n_train, size=sample_size, replace=False))
     normalisation = Normalisation.fit(_Rows(activations, sample))
     sae = build_sae(sae_cfg, seed=cfg.seed, device=device)
-    return _State(sae=sae, optimizer=_optimizer(sae, cfg, device), normalisation=normalisation,
-                  dead=_DeadLatents(sae_cfg.d_sae, cfg.dead_window_tokens, device))
+    return _State(
+        sae=sae,
+        optimizer=_optimizer(sae, cfg, device),
+        normalisation=normalisation,
+        dead=_DeadLatents(sae_cfg.d_sae, cfg.dead_window_tokens, device),
+    )
 
 
 def _optimizer(sae: SparseAutoencoder, cfg: TrainingConfig, device: torch.device) -> torch.optim.Optimizer:
-    return torch.optim.Adam(sae.parameters(), lr=cfg.lr, betas=cfg.adam_betas, eps=cfg.adam_eps,
-                            fused=supports_fused_adam(device) or None)
+    return torch.optim.Adam(
+        sae.parameters(), lr=cfg.lr, betas=cfg.adam_betas, eps=cfg.adam_eps, fused=supports_fused_adam(device) or None
+    )
 
 
-def _run_steps(state: _State, cfg: TrainingConfig, activations: Activations, n_train: int, device: torch.device,
-               compute_dtype: torch.dtype, directory: Path | None, fingerprint: dict[str, Any],
-               elapsed: Callable[[], float], report: Progress) -> None:
+def _run_steps(
+    state: _State,
+    cfg: TrainingConfig,
+    activations: Activations,
+    n_train: int,
+    device: torch.device,
+    compute_dtype: torch.dtype,
+    directory: Path | None,
+    fingerprint: dict[str, Any],
+    elapsed: Callable[[], float],
+    report: Progress,
+) -> None:
     sae, optimizer = state.sae.train(), state.optimizer
     mean = state.normalisation.mean.to(device)
     scale = state.normalisation.scale
@@ -364,8 +422,10 @@ def _run_steps(state: _State, cfg: TrainingConfig, activations: Activations, n_t
             if done % cfg.log_every == 0 or done == cfg.steps:
                 entry = _history_entry(state, out, learning_rate(cfg, step))
                 state.history.append(entry)
-                report(done / cfg.steps, f"step {done}/{cfg.steps} loss {entry['loss']:.4f} "
-                                         f"mse {entry['mse']:.4f} l0 {entry['l0']:.1f}")
+                report(
+                    done / cfg.steps,
+                    f"step {done}/{cfg.steps} loss {entry['loss']:.4f} mse {entry['mse']:.4f} l0 {entry['l0']:.1f}",
+                )
             periodic = cfg.checkpoint_every and done % cfg.checkpoint_every == 0
             if directory is not None and (done == cfg.steps or periodic):
                 state.device_seconds = elapsed()
@@ -385,9 +445,16 @@ def _history_entry(state: _State, out: Any, lr: float) -> dict[str, float]:
 
 
 @torch.no_grad()
-def evaluate_sae(*, sae: SparseAutoencoder, normalisation: Normalisation, activations: Activations,
-                 rows: np.ndarray | None = None, batch_size: int = 4096, device: torch.device | None = None,
-                 compute_dtype: torch.dtype = torch.float32) -> dict[str, float]:
+def evaluate_sae(
+    *,
+    sae: SparseAutoencoder,
+    normalisation: Normalisation,
+    activations: Activations,
+    rows: np.ndarray | None = None,
+    batch_size: int = 4096,
+    device: torch.device | None = None,
+    compute_dtype: torch.dtype = torch.float32,
+) -> dict[str, float]:
     """Reconstruction metrics of sae (inference mode) on activations[rows] (default: all rows).
 
     mse: per element, raw units. mse_normalised: ||x' - x_hat'||^2 per token in normalised units (the
@@ -406,7 +473,7 @@ def evaluate_sae(*, sae: SparseAutoencoder, normalisation: Normalisation, activa
     mean = normalisation.mean.to(device)
     try:
         for start in range(0, len(rows), batch_size):
-            x = (_read(activations, rows[start:start + batch_size]).to(device) - mean) * normalisation.scale
+            x = (_read(activations, rows[start : start + batch_size]).to(device) - mean) * normalisation.scale
             with torch.autocast(device.type, dtype=compute_dtype, enabled=compute_dtype != torch.float32):
                 if isinstance(sae, TopKSAE):  # CSR codes: no dense [batch, d_sae] activations to hold
                     codes = sae.encode_sparse(x)
@@ -430,7 +497,7 @@ def evaluate_sae(*, sae: SparseAutoencoder, normalisation: Normalisation, activa
     variance = sums["sq_norm"] - (total.pow(2).sum().item() / n)
     fvu = sums["sq_err"] / variance if variance > 0 else math.nan
     metrics = {
-        "mse": sums["sq_err"] / (n * sae.d_in) / normalisation.scale ** 2,
+        "mse": sums["sq_err"] / (n * sae.d_in) / normalisation.scale**2,
         "mse_normalised": sums["sq_err"] / n,
         "fvu": fvu,
         "fve": 1.0 - fvu,
@@ -446,6 +513,7 @@ def evaluate_sae(*, sae: SparseAutoencoder, normalisation: Normalisation, activa
 # Checkpoints: directory/step-XXXXXXXXXX/{state.safetensors, optimizer.pt, state.json}, written to a
 # temporary sibling and renamed into place, so a kill leaves either the old or the new one whole.
 
+
 def _write_checkpoint(directory: Path, state: _State, fingerprint: dict[str, Any]) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     final = directory / f"step-{state.step:010d}"
@@ -460,9 +528,15 @@ def _write_checkpoint(directory: Path, state: _State, fingerprint: dict[str, Any
     # Adam's state is tensors, numbers and tuples only, so `torch.load(weights_only=True)` reads it
     # back without unpickling arbitrary objects.
     torch.save(state.optimizer.state_dict(), temporary / "optimizer.pt")
-    meta = {"format": _CHECKPOINT_FORMAT, "fingerprint": fingerprint, "step": state.step,
-            "tokens_seen": state.dead.tokens_seen, "normalisation_scale": state.normalisation.scale,
-            "history": state.history, "device_seconds": state.device_seconds}
+    meta = {
+        "format": _CHECKPOINT_FORMAT,
+        "fingerprint": fingerprint,
+        "step": state.step,
+        "tokens_seen": state.dead.tokens_seen,
+        "normalisation_scale": state.normalisation.scale,
+        "history": state.history,
+        "device_seconds": state.device_seconds,
+    }
     (temporary / "state.json").write_text(json.dumps(meta))
     for path in temporary.iterdir():
         with open(path, "rb") as handle:
@@ -482,13 +556,17 @@ def latest_checkpoint(directory: str | os.PathLike[str]) -> Path | None:
     directory = Path(directory)
     if not directory.is_dir():
         return None
-    steps = [(int(m.group(1)), p) for p in directory.iterdir()
-             if (m := _CHECKPOINT.match(p.name)) and (p / "state.json").is_file()]
+    steps = [
+        (int(m.group(1)), p)
+        for p in directory.iterdir()
+        if (m := _CHECKPOINT.match(p.name)) and (p / "state.json").is_file()
+    ]
     return max(steps)[1] if steps else None
 
 
-def _resume(directory: Path, fingerprint: dict[str, Any], sae_cfg: SAEConfig, cfg: TrainingConfig,
-            device: torch.device) -> _State | None:
+def _resume(
+    directory: Path, fingerprint: dict[str, Any], sae_cfg: SAEConfig, cfg: TrainingConfig, device: torch.device
+) -> _State | None:
     path = latest_checkpoint(directory)
     if path is None:
         return None
@@ -507,8 +585,15 @@ def _resume(directory: Path, fingerprint: dict[str, Any], sae_cfg: SAEConfig, cf
     dead.tokens_since_fired.copy_(tensors["tokens_since_fired"])
     dead.tokens_seen = int(meta["tokens_seen"])
     normalisation = Normalisation(mean=tensors["normalisation_mean"], scale=float(meta["normalisation_scale"]))
-    return _State(sae=sae, optimizer=optimizer, normalisation=normalisation, dead=dead, step=int(meta["step"]),
-                  history=list(meta["history"]), device_seconds=float(meta["device_seconds"]))
+    return _State(
+        sae=sae,
+        optimizer=optimizer,
+        normalisation=normalisation,
+        dead=dead,
+        step=int(meta["step"]),
+        history=list(meta["history"]),
+        device_seconds=float(meta["device_seconds"]),
+    )
 
 
 def _check_fingerprint(saved: dict[str, Any], current: dict[str, Any], path: Path) -> None:

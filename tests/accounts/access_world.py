@@ -6,6 +6,7 @@ text, SAE and round names, job parameters, comments, adjudication rationale) con
 label's rationale and free text name its rater (SECRET-<username>-, FREE-<username>), so that a response
 can be searched for someone else's judgment.
 """
+
 from __future__ import annotations
 
 import json
@@ -73,16 +74,19 @@ def label_visible_by_spec(viewer, mark: tuple[str, int, int]) -> bool:
         return frozen and sees_sae
     if role == Role.COORDINATOR:
         institution = viewer.profile.institution_id
-        takes_part = (round_.coordinator.profile.institution_id == institution
-                      or round_.institutions.filter(pk=institution).exists())
+        takes_part = (
+            round_.coordinator.profile.institution_id == institution
+            or round_.institutions.filter(pk=institution).exists()
+        )
         return frozen and sees_sae and takes_part
     rated = round_.assignments.filter(rater=viewer).exists()
     if round_.status == Round.Status.REVEALED and rated and sees_sae:
         return True
     if role == Role.SENIOR and frozen and sees_sae:
         latent = Latent.objects.get(pk=latent_id)
-        still_labelling = Assignment.objects.filter(latent=latent, rater=viewer,
-                                                    round__status__in=[Round.Status.DRAFT, Round.Status.OPEN])
+        still_labelling = Assignment.objects.filter(
+            latent=latent, rater=viewer, round__status__in=[Round.Status.DRAFT, Round.Status.OPEN]
+        )
         return latent.status == Latent.Status.AMBIGUOUS and not still_labelling.exists()
     return False
 
@@ -158,8 +162,11 @@ class World:
         return self.raters[0]
 
     def own_assignment(self, round_key: str = "open") -> Assignment:
-        return Assignment.objects.filter(round=getattr(self, round_key), rater=self.rater, is_repeat=False).order_by(
-            "position").first()
+        return (
+            Assignment.objects.filter(round=getattr(self, round_key), rater=self.rater, is_repeat=False)
+            .order_by("position")
+            .first()
+        )
 
     def actor(self, role: str, where: str):
         """One user per role and institution, made once. Own's physician is a rater of every round; own's
@@ -171,20 +178,24 @@ class World:
                 self.users[key] = self.rater
             else:
                 institution = self.own if where == "own" else self.other
-                self.users[key] = factories.user(role=role, institution_obj=institution,
-                                                 username=f"{where}_{role}_actor")
+                self.users[key] = factories.user(
+                    role=role, institution_obj=institution, username=f"{where}_{role}_actor"
+                )
         return self.users[key]
 
 
 def build_world() -> World:
     own, other = factories.institution("own"), factories.institution("other")
     coordinator = factories.user(role=Role.COORDINATOR, institution_obj=own, username="own_coordinator")
-    raters = [factories.user(role=Role.PHYSICIAN, institution_obj=own, username="own_p1"),
-              factories.user(role=Role.PHYSICIAN, institution_obj=own, username="own_p2"),
-              factories.user(role=Role.SENIOR, institution_obj=own, username="own_s1")]
+    raters = [
+        factories.user(role=Role.PHYSICIAN, institution_obj=own, username="own_p1"),
+        factories.user(role=Role.PHYSICIAN, institution_obj=own, username="own_p2"),
+        factories.user(role=Role.SENIOR, institution_obj=own, username="own_s1"),
+    ]
     researcher = factories.user(role=Role.RESEARCHER, institution_obj=own, username="own_researcher")
-    sae = worlds.sae_with_examples(n_latents=4, institution=own,
-                                   snippet_text=lambda i: f"{PRIVATE} patient {i} denies chest pain heart failure")
+    sae = worlds.sae_with_examples(
+        n_latents=4, institution=own, snippet_text=lambda i: f"{PRIVATE} patient {i} denies chest pain heart failure"
+    )
     SAE.objects.filter(pk=sae.pk).update(name=f"{PRIVATE}-sae")
     Corpus.objects.filter(pk=sae.activation_set.corpus_id).update(name=f"{PRIVATE}-corpus")
     Latent.objects.filter(sae=sae).update(histogram={"counts": [1], "edges": [0.0, 1.0], "note": PRIVATE})
@@ -193,13 +204,19 @@ def build_world() -> World:
     version = worlds.rubric(by=coordinator)
 
     def labelled_round(kind: str) -> Round:
-        round_ = worlds.make_round(by=coordinator, sae=sae, version=version, institutions=[own], raters_list=raters,
-                                   overlap=3, kind=kind)
+        round_ = worlds.make_round(
+            by=coordinator, sae=sae, version=version, institutions=[own], raters_list=raters, overlap=3, kind=kind
+        )
         Round.objects.filter(pk=round_.pk).update(name=f"{PRIVATE}-{kind}-{round_.pk}")
         for assignment in Assignment.objects.filter(round=round_).select_related("round__rubric_version", "rater"):
-            services.label_submit(assignment=assignment, concept_code="HF" if assignment.latent.index % 2 else "AKI",
-                                  confidence=4, rationale=rationale_for(assignment),
-                                  free_text=free_text_for(assignment), by=assignment.rater)
+            services.label_submit(
+                assignment=assignment,
+                concept_code="HF" if assignment.latent.index % 2 else "AKI",
+                confidence=4,
+                rationale=rationale_for(assignment),
+                free_text=free_text_for(assignment),
+                by=assignment.rater,
+            )
         round_.refresh_from_db()
         return round_
 
@@ -207,32 +224,55 @@ def build_world() -> World:
     worlds.close_round(round=revealed, by=coordinator)
     services.round_reveal(round=revealed, by=coordinator)
     latent = sae.latents.get(index=1)
-    comment = services.comment_create(round=revealed, latent=latent, text=f"{PRIVATE} comment by the rater",
-                                      by=raters[0])
+    comment = services.comment_create(
+        round=revealed, latent=latent, text=f"{PRIVATE} comment by the rater", by=raters[0]
+    )
     open_round = labelled_round("production")
-    draft = worlds.make_round(by=coordinator, sae=sae, version=version, institutions=[own], raters_list=raters,
-                              overlap=1, open_it=False)
+    draft = worlds.make_round(
+        by=coordinator, sae=sae, version=version, institutions=[own], raters_list=raters, overlap=1, open_it=False
+    )
     Round.objects.filter(pk=draft.pk).update(name=f"{PRIVATE}-draft-{draft.pk}")
     decided = sae.latents.get(index=2)
     Latent.objects.filter(pk=decided.pk).update(status=Latent.Status.AMBIGUOUS)
     concept = version.concepts.get(code="AKI")
-    services.adjudication_record(latent=decided, concept=concept, by=raters[2],
-                                 rationale=f"{PRIVATE} decided on the renal reading after review")
+    services.adjudication_record(
+        latent=decided, concept=concept, by=raters[2], rationale=f"{PRIVATE} decided on the renal reading after review"
+    )
     ambiguous = sae.latents.get(index=3)
     Latent.objects.filter(pk=ambiguous.pk).update(status=Latent.Status.AMBIGUOUS)
     from accounts.tokens import api_token_create
 
     token, _secret = api_token_create(user=researcher, name=f"{PRIVATE} script")
-    job = Job.objects.create(kind=Job.Kind.TRAIN_SAE, created_by=researcher, queue="gpu",
-                             parameters={"name": f"{PRIVATE}-job", "activation_set": sae.activation_set_id})
+    job = Job.objects.create(
+        kind=Job.Kind.TRAIN_SAE,
+        created_by=researcher,
+        queue="gpu",
+        parameters={"name": f"{PRIVATE}-job", "activation_set": sae.activation_set_id},
+    )
     from inference.models import Sweep
 
     sweep = Sweep.objects.create(name=f"{PRIVATE}-sweep", activation_set=sae.activation_set, created_by=researcher)
     Job.objects.filter(pk=job.pk).update(sweep=sweep)
-    return World(own=own, other=other, corpus=sae.activation_set.corpus, sae=sae, shared_sae=shared_sae,
-                 activation_set=sae.activation_set, hook=sae.hook_point, coordinator=coordinator, raters=raters,
-                 revealed=revealed, open=open_round, draft=draft, latent=latent, ambiguous=ambiguous, job=job,
-                 comment=comment, token=token, sweep=sweep)
+    return World(
+        own=own,
+        other=other,
+        corpus=sae.activation_set.corpus,
+        sae=sae,
+        shared_sae=shared_sae,
+        activation_set=sae.activation_set,
+        hook=sae.hook_point,
+        coordinator=coordinator,
+        raters=raters,
+        revealed=revealed,
+        open=open_round,
+        draft=draft,
+        latent=latent,
+        ambiguous=ambiguous,
+        job=job,
+        comment=comment,
+        token=token,
+        sweep=sweep,
+    )
 
 
 def api_client(user) -> APIClient:

@@ -1,4 +1,5 @@
 """Abuse limits: login lockout (django-axes), API throttles per user and per address, password policy."""
+
 from __future__ import annotations
 
 import pytest
@@ -25,8 +26,10 @@ def _fresh_counters():
 def test_fifty_wrong_passwords_then_the_right_one_does_not_log_in():
     factories.user(role=Role.PHYSICIAN, username="dr-target")
     client = Client()
-    statuses = [client.post("/accounts/login/", {"username": "dr-target", "password": f"guess-{i}"}).status_code
-                for i in range(50)]
+    statuses = [
+        client.post("/accounts/login/", {"username": "dr-target", "password": f"guess-{i}"}).status_code
+        for i in range(50)
+    ]
     assert statuses[0] == 200  # the form again, with its error
     assert statuses[-1] == 429
     response = client.post("/accounts/login/", {"username": "dr-target", "password": PASSWORD})

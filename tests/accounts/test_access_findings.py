@@ -1,5 +1,6 @@
 """One test per access finding of issue 10 (High 1 and 2, and the /rounds/ links of finding 8), each failing on
 the code before the fix: the scenario as the attacker ran it, then what must happen instead."""
+
 from __future__ import annotations
 
 import re
@@ -32,12 +33,14 @@ def _marks_of_round(text: str, round_: Round) -> set:
 
 # -- High 1: blind means blind --------------------------------------------------------------------------------
 
+
 def test_a_senior_still_labelling_a_latent_cannot_open_its_adjudication_page(world):
     """dr_ash: a senior of an open blind round who has not labelled the latent yet asked /adjudication/<id>/
     and read the others' labels, rationales and pseudonyms."""
     senior = world.raters[2]
-    Label.objects.filter(assignment__round=world.open, assignment__rater=senior,
-                         assignment__latent=world.latent).delete()
+    Label.objects.filter(
+        assignment__round=world.open, assignment__rater=senior, assignment__latent=world.latent
+    ).delete()
     client = api_client(senior)
     response = client.get(f"/adjudication/{world.latent.pk}/")
     assert response.status_code == 404 and not label_marks(body_text(response))
@@ -45,8 +48,14 @@ def test_a_senior_still_labelling_a_latent_cannot_open_its_adjudication_page(wor
     Latent.objects.filter(pk=world.latent.pk).update(status=Latent.Status.AMBIGUOUS)
     response = client.get(f"/adjudication/{world.latent.pk}/")
     assert response.status_code == 404 and not label_marks(body_text(response))
-    assert client.post("/api/v1/adjudications/create/", {"latent": world.latent.pk, "concept_code": "HF",
-                                                         "rationale": "x" * 30}, format="json").status_code == 409
+    assert (
+        client.post(
+            "/api/v1/adjudications/create/",
+            {"latent": world.latent.pk, "concept_code": "HF", "rationale": "x" * 30},
+            format="json",
+        ).status_code
+        == 409
+    )
 
 
 def test_the_adjudication_page_is_only_for_latents_in_the_queue_and_shows_no_open_round_label(world):
@@ -86,6 +95,7 @@ def test_watchers_see_progress_not_content_of_an_open_round(world):
 
 # -- High 2: a foreign id answers like an absent one, for reads and writes ----------------------------------------
 
+
 def _same(first, second) -> bool:
     normal = [re.sub(r"\b\d+\b", "<ID>", body_text(response)) for response in (first, second)]
     return first.status_code == second.status_code and normal[0] == normal[1]
@@ -94,8 +104,7 @@ def _same(first, second) -> bool:
 def test_a_researcher_cannot_train_on_another_institutions_activation_set(world):
     client = api_client(world.actor(Role.RESEARCHER, "other"))
     body = {"arch": "topk", "width": 16, "k": 2, "steps": 10}
-    foreign = client.post("/api/v1/jobs/train-sae/", {**body, "activation_set": world.activation_set.pk},
-                          format="json")
+    foreign = client.post("/api/v1/jobs/train-sae/", {**body, "activation_set": world.activation_set.pk}, format="json")
     absent = client.post("/api/v1/jobs/train-sae/", {**body, "activation_set": ABSENT_ID}, format="json")
     assert foreign.status_code == 400 and _same(foreign, absent)
     assert not Job.objects.filter(kind=Job.Kind.TRAIN_SAE).exclude(pk=world.job.pk).exists()
@@ -116,12 +125,14 @@ def test_a_researcher_cannot_import_into_another_institutions_private_list(world
 
     def upload(code):
         file = SimpleUploadedFile("notes.jsonl", b'{"external_id": "a", "text": "x"}\n')
-        return client.post("/api/v1/jobs/import-corpus/", {"file": file, "name": "notes", "institution": code},
-                           format="multipart")
+        return client.post(
+            "/api/v1/jobs/import-corpus/", {"file": file, "name": "notes", "institution": code}, format="multipart"
+        )
 
     foreign, absent = upload(world.own.code), upload(ABSENT_CODE)
     assert foreign.status_code == 400 and foreign.json() == {
-        "institution": [msg.replace(ABSENT_CODE, world.own.code) for msg in absent.json()["institution"]]}
+        "institution": [msg.replace(ABSENT_CODE, world.own.code) for msg in absent.json()["institution"]]
+    }
     assert not Job.objects.filter(kind=Job.Kind.IMPORT_CORPUS).exists()
     assert upload(world.other.code).status_code == 202  # into their own institution: yes
 
@@ -154,11 +165,19 @@ def test_a_corpus_name_clash_never_reveals_another_institutions_private_corpus(w
 def test_raters_from_another_institution_are_unknown_pseudonyms(world):
     """A pseudonym of another institution's rater named them by username in the error."""
     client = api_client(world.actor(Role.COORDINATOR, "other"))
-    body = {"name": "probe", "kind": "calibration", "sae": world.shared_sae.pk, "rubric_version":
-            world.revealed.rubric_version_id, "institutions": [world.other.code], "selection_rule": "hand",
-            "latent_indices": [0], "overlap": 1}
-    foreign = client.post("/api/v1/rounds/create/", {**body, "raters": [world.raters[1].profile.pseudonym]},
-                          format="json")
+    body = {
+        "name": "probe",
+        "kind": "calibration",
+        "sae": world.shared_sae.pk,
+        "rubric_version": world.revealed.rubric_version_id,
+        "institutions": [world.other.code],
+        "selection_rule": "hand",
+        "latent_indices": [0],
+        "overlap": 1,
+    }
+    foreign = client.post(
+        "/api/v1/rounds/create/", {**body, "raters": [world.raters[1].profile.pseudonym]}, format="json"
+    )
     absent = client.post("/api/v1/rounds/create/", {**body, "raters": ["R-0000000000"]}, format="json")
     assert foreign.status_code == 400 and foreign.json() == absent.json()
     assert world.raters[1].username not in body_text(foreign)
@@ -178,8 +197,9 @@ def test_the_django_admin_lists_what_the_access_functions_give(world):
 
     from accounts.admin import ConcordAdmin
 
-    concord = [model for model, model_admin in django_admin.site._registry.items()
-               if isinstance(model_admin, ConcordAdmin)]
+    concord = [
+        model for model, model_admin in django_admin.site._registry.items() if isinstance(model_admin, ConcordAdmin)
+    ]
     assert len(concord) > 15
     for model in concord:
         url = f"/admin/{model._meta.app_label}/{model._meta.model_name}/"

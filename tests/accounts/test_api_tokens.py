@@ -1,5 +1,6 @@
 """Personal API tokens: created on a page (shown once, stored as sha256), used as Bearer, last use shown,
 revoked; every action audited; one user never sees or revokes another's."""
+
 from __future__ import annotations
 
 import hashlib

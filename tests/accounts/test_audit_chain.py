@@ -1,5 +1,6 @@
 """The audit log is hash-chained; verify_audit names the first tampered row; exports and job launches
 are audited."""
+
 from __future__ import annotations
 
 import threading
@@ -16,8 +17,7 @@ from tests.annotation.conftest import api_world, client_for  # noqa: F401 - fixt
 
 
 def _events(n: int, actor=None):
-    return [audit_record(actor=actor, action="test.event", payload={"n": i, "text": "é ü", "x": 1.5})
-            for i in range(n)]
+    return [audit_record(actor=actor, action="test.event", payload={"n": i, "text": "é ü", "x": 1.5}) for i in range(n)]
 
 
 def _tamper(sql: str, params) -> None:
@@ -42,8 +42,9 @@ def test_each_row_holds_the_hash_of_the_previous_one(postgres):
     events = _events(5, actor=factories.user(role=Role.RESEARCHER))
     assert events[0].previous_hash == (
         AuditEvent.objects.filter(id__lt=events[0].pk).order_by("-id").values_list("hash", flat=True).first()
-        or GENESIS_HASH)
-    for before, after in zip(events, events[1:]):
+        or GENESIS_HASH
+    )
+    for before, after in zip(events, events[1:], strict=False):
         assert after.previous_hash == before.hash and len(after.hash) == 64
     assert "audit log intact" in _verify_output()
 
@@ -63,8 +64,7 @@ def test_verify_audit_notices_a_row_recomputed_after_an_edit(postgres):
     events = _events(4)
     events[1].payload = {"n": 42}
     forged = events[1].compute_hash()
-    _tamper("UPDATE accounts_auditevent SET payload = %s, hash = %s WHERE id = %s",
-            ['{"n": 42}', forged, events[1].pk])
+    _tamper("UPDATE accounts_auditevent SET payload = %s, hash = %s WHERE id = %s", ['{"n": 42}', forged, events[1].pk])
     result = audit_chain_verify()
     assert result.broken_at == events[2].pk and "link" in result.reason
 
@@ -107,8 +107,7 @@ def test_every_api_export_is_audited(api_world, url, fmt):
     assert response.status_code == 200
     b"".join(response.streaming_content)
     event = AuditEvent.objects.get(action__startswith="export.")
-    assert (event.actor, event.payload["format"], event.payload["round"]) == (researcher, fmt,
-                                                                             api_world["revealed"].pk)
+    assert (event.actor, event.payload["format"], event.payload["round"]) == (researcher, fmt, api_world["revealed"].pk)
 
 
 @pytest.mark.django_db
@@ -118,8 +117,15 @@ def test_the_export_page_and_the_command_are_audited(api_world, client, tmp_path
     response = client.get("/export/", {"round": api_world["revealed"].pk, "kind": "labels", "format": "csv"})
     assert response.status_code == 200
     assert AuditEvent.objects.filter(action="export.labels", actor=coordinator).count() == 1
-    call_command("export_labels", "--round", str(api_world["revealed"].pk), "--format", "csv",
-                 "--out", str(tmp_path / "labels.csv"))
+    call_command(
+        "export_labels",
+        "--round",
+        str(api_world["revealed"].pk),
+        "--format",
+        "csv",
+        "--out",
+        str(tmp_path / "labels.csv"),
+    )
     assert AuditEvent.objects.filter(action="export.labels", actor=None).count() == 1
     assert AuditEvent.objects.filter(action="export.latents", actor=None).count() == 1
 
@@ -134,5 +140,6 @@ def test_every_job_launch_is_audited(tmp_path):
     with path.open("rb") as handle:
         response = client.post("/api/v1/jobs/import-corpus/", {"file": handle, "name": "n"}, format="multipart")
     assert response.status_code == 202
-    assert AuditEvent.objects.filter(action="job.create.import_corpus", actor=researcher,
-                                     object_id=str(response.json()["id"])).exists()
+    assert AuditEvent.objects.filter(
+        action="job.create.import_corpus", actor=researcher, object_id=str(response.json()["id"])
+    ).exists()

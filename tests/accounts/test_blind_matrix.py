@@ -7,6 +7,7 @@ policy stands between it and the viewer. A leak is another rater's label (ration
 that the blind rule forbids, or the round's agreement, consensus or reliability shown to someone who may
 not read its content yet, or a search that finds latents by labels the searcher may not read.
 """
+
 from __future__ import annotations
 
 import csv
@@ -89,8 +90,12 @@ def _views(world, viewer) -> dict[str, tuple[str, str]]:
 
 
 def _searched_label(world) -> Label:
-    return Label.objects.get(assignment__round=world.revealed, assignment__rater=world.raters[1],
-                             assignment__latent=world.latent, assignment__is_repeat=False)
+    return Label.objects.get(
+        assignment__round=world.revealed,
+        assignment__rater=world.raters[1],
+        assignment__latent=world.latent,
+        assignment__is_repeat=False,
+    )
 
 
 def _searched_free_text(world) -> str:
@@ -137,8 +142,9 @@ def test_blind_matrix_leaks_nothing(postgres, no_throttles):
             client = api_client(viewer)
             client.raise_request_exception = False
             raters_see_rows = status == Round.Status.REVEALED and role_name in ("physician, rater", "senior, rater")
-            searched_visible = label_visible_by_spec(viewer, (world.raters[1].username, world.revealed.pk,
-                                                              world.latent.pk))
+            searched_visible = label_visible_by_spec(
+                viewer, (world.raters[1].username, world.revealed.pk, world.latent.pk)
+            )
             for view, (url, kind) in _views(world, viewer).items():
                 response = client.get(url)
                 requests += 1
@@ -165,14 +171,25 @@ def test_blind_matrix_leaks_nothing(postgres, no_throttles):
                 if "SECRET-" in text and not label_leaks(viewer, text, cache):
                     seen[(role_name, status, view, "labels")] = True
     Round.objects.filter(pk=world.revealed.pk).update(status=Round.Status.REVEALED)
-    record("blind", {"requests": requests, "leaks": len(leaks), "viewers": len(viewers), "statuses": len(STATUSES),
-                     "views": len(_views(world, world.rater)), "allowed_content_seen": len(seen)})
+    record(
+        "blind",
+        {
+            "requests": requests,
+            "leaks": len(leaks),
+            "viewers": len(viewers),
+            "statuses": len(STATUSES),
+            "views": len(_views(world, world.rater)),
+            "allowed_content_seen": len(seen),
+        },
+    )
     assert not leaks, "\n".join(leaks[:40])
     # The probe sees content where the rule allows it, so the zero above is the policy's, not blindness.
-    for expected in [("physician, rater", "revealed", "api distribution", "labels"),
-                     ("coordinator, own", "closed", "api labels of the round", "labels"),
-                     ("coordinator, own", "closed", "page dashboard"),
-                     ("researcher, own", "closed", "export labels of the round", "labels"),
-                     ("senior, not a rater", "closed", "page adjudication", "labels"),
-                     ("admin", "revealed", "api agreement")]:
+    for expected in [
+        ("physician, rater", "revealed", "api distribution", "labels"),
+        ("coordinator, own", "closed", "api labels of the round", "labels"),
+        ("coordinator, own", "closed", "page dashboard"),
+        ("researcher, own", "closed", "export labels of the round", "labels"),
+        ("senior, not a rater", "closed", "page adjudication", "labels"),
+        ("admin", "revealed", "api agreement"),
+    ]:
         assert seen.get(expected), f"{expected} shows nothing: the probe would miss a leak there"

@@ -1,4 +1,5 @@
 """The data model's rules are enforced by PostgreSQL itself, not only by forms."""
+
 from __future__ import annotations
 
 import pytest
@@ -19,17 +20,21 @@ def labelled(postgres):
     rater = factories.user()
     version = RubricVersion.objects.create(rubric=Rubric.objects.create(name="r"), version=1)
     concept = Concept.objects.create(rubric_version=version, code="HF", name="Heart failure")
-    round_ = Round.objects.create(name="c1", kind="calibration", sae=sae, rubric_version=version,
-                                  coordinator=coordinator)
+    round_ = Round.objects.create(
+        name="c1", kind="calibration", sae=sae, rubric_version=version, coordinator=coordinator
+    )
     latent = sae.latents.first()
     assignment = Assignment.objects.create(round=round_, latent=latent, rater=rater, position=0)
-    return {"sae": sae, "round": round_, "latent": latent, "rater": rater, "assignment": assignment,
-            "concept": concept}
+    return {"sae": sae, "round": round_, "latent": latent, "rater": rater, "assignment": assignment, "concept": concept}
 
 
 def _label(assignment, concept, **overrides):
-    fields = {"assignment": assignment, "concept": concept, "confidence": 3,
-              "rationale": "Fires on furosemide and raised BNP in every example."}
+    fields = {
+        "assignment": assignment,
+        "concept": concept,
+        "confidence": 3,
+        "rationale": "Fires on furosemide and raised BNP in every example.",
+    }
     fields.update(overrides)
     return Label.objects.create(**fields)
 
@@ -70,18 +75,26 @@ def test_snippet_external_id_unique_per_corpus(postgres):
 
 def test_assignment_unique_per_round_latent_rater_repeat(labelled):
     with pytest.raises(IntegrityError), transaction.atomic():
-        Assignment.objects.create(round=labelled["round"], latent=labelled["latent"], rater=labelled["rater"],
-                                  position=5)
-    repeat = Assignment.objects.create(round=labelled["round"], latent=labelled["latent"], rater=labelled["rater"],
-                                       position=6, is_repeat=True, repeat_of=labelled["assignment"])
+        Assignment.objects.create(
+            round=labelled["round"], latent=labelled["latent"], rater=labelled["rater"], position=5
+        )
+    repeat = Assignment.objects.create(
+        round=labelled["round"],
+        latent=labelled["latent"],
+        rater=labelled["rater"],
+        position=6,
+        is_repeat=True,
+        repeat_of=labelled["assignment"],
+    )
     assert repeat.pk
 
 
 def test_repeat_without_original_refused(labelled):
     other = labelled["sae"].latents.last()
     with pytest.raises(IntegrityError), transaction.atomic():
-        Assignment.objects.create(round=labelled["round"], latent=other, rater=labelled["rater"], position=7,
-                                  is_repeat=True)
+        Assignment.objects.create(
+            round=labelled["round"], latent=other, rater=labelled["rater"], position=7, is_repeat=True
+        )
 
 
 def test_round_overlap_must_be_positive(labelled):

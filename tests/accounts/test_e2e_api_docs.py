@@ -1,5 +1,6 @@
 """In Chromium with every outside address blocked: /api/docs/ renders Swagger UI from our own static
 files, under the Content-Security-Policy; the token page works there too."""
+
 from __future__ import annotations
 
 from urllib.parse import urlparse

@@ -3,6 +3,7 @@ javascript: URL, SVG and attribute-breakout payloads; every view renders them; n
 
 Each payload calls window.__xss(n) (defined before any page script runs) or alert(); the test reads the
 calls, the dialogs, CSP violation reports and the DOM (no element built from a payload) on every page."""
+
 from __future__ import annotations
 
 import pytest
@@ -67,6 +68,7 @@ def _world(payload: str) -> dict:
     """Every supplied text carries `payload`: institution, corpus, snippets and tokens, SAE, rubric
     (name, guidelines, concept names, descriptions, synonyms), rounds, labels, comments, adjudication,
     specialty, best tag, API token name."""
+
     def short(n: int) -> str:
         return payload[:n]
 
@@ -88,61 +90,143 @@ def _world(payload: str) -> dict:
         example.activations = [0.0, 4.0, 0.5]
         example.save(update_fields=["tokens", "activations"])
     version = services.rubric_create(
-        name=short(200), description=payload, guidelines=payload,
-        concepts=[ConceptSpec("HF", short(200), "", payload, (short(200),)), ConceptSpec("AKI", "Kidney " + short(190))],
-        by=coordinator)
+        name=short(200),
+        description=payload,
+        guidelines=payload,
+        concepts=[
+            ConceptSpec("HF", short(200), "", payload, (short(200),)),
+            ConceptSpec("AKI", "Kidney " + short(190)),
+        ],
+        by=coordinator,
+    )
     everyone = [physician, *colleagues, senior]
-    calibration = worlds.make_round(by=coordinator, sae=sae, version=version, institutions=[own],
-                                    raters_list=everyone, overlap=4)
+    calibration = worlds.make_round(
+        by=coordinator, sae=sae, version=version, institutions=[own], raters_list=everyone, overlap=4
+    )
     Round.objects.filter(pk=calibration.pk).update(name=short(200))
     for index, assignment in enumerate(Assignment.objects.filter(round=calibration).select_related("round", "rater")):
-        services.label_submit(assignment=assignment, concept_code="HF" if index % 2 else "AKI", confidence=3,
-                              free_text=short(300), rationale=f"{payload} rationale {index}", by=assignment.rater)
+        services.label_submit(
+            assignment=assignment,
+            concept_code="HF" if index % 2 else "AKI",
+            confidence=3,
+            free_text=short(300),
+            rationale=f"{payload} rationale {index}",
+            by=assignment.rater,
+        )
     worlds.close_round(round=calibration, by=coordinator)
     services.round_reveal(round=calibration, by=coordinator)
     latent = sae.latents.order_by("index").first()
     services.comment_create(round=calibration, latent=latent, text=payload, by=coordinator)
     Latent.objects.filter(pk=latent.pk).update(status=Latent.Status.AMBIGUOUS)
-    open_round = worlds.make_round(by=coordinator, sae=sae, version=version, institutions=[own],
-                                   raters_list=[physician, *colleagues], overlap=2, kind="production")
+    open_round = worlds.make_round(
+        by=coordinator,
+        sae=sae,
+        version=version,
+        institutions=[own],
+        raters_list=[physician, *colleagues],
+        overlap=2,
+        kind="production",
+    )
     Round.objects.filter(pk=open_round.pk).update(name=short(199) + "2")
     decided = sae.latents.order_by("index")[1]
     Latent.objects.filter(pk=decided.pk).update(status=Latent.Status.AMBIGUOUS)
-    services.adjudication_record(latent=decided, concept=version.concepts.get(code="HF"),
-                                 rationale=f"{payload} adjudicated", by=senior)
+    services.adjudication_record(
+        latent=decided, concept=version.concepts.get(code="HF"), rationale=f"{payload} adjudicated", by=senior
+    )
     api_token_create(user=physician, name=short(100))
     api_token_create(user=researcher, name=short(100))
     snippet = Snippet.objects.filter(corpus_id=sae.activation_set.corpus_id).first()
-    job = Job.objects.create(kind=Job.Kind.TRAIN_SAE, queue="gpu", status=Job.Status.FAILED, message=payload,
-                             parameters={"name": short(200), "sweep_group": short(100),
-                                         "activation_set_id": sae.activation_set_id}, created_by=researcher)
-    return {"job": job, "coordinator": coordinator, "physician": physician, "senior": senior, "researcher": researcher,
-            "admin": admin, "sae": sae, "calibration": calibration, "open": open_round, "latent": latent,
-            "decided": decided, "version": version, "snippet": snippet}
+    job = Job.objects.create(
+        kind=Job.Kind.TRAIN_SAE,
+        queue="gpu",
+        status=Job.Status.FAILED,
+        message=payload,
+        parameters={"name": short(200), "sweep_group": short(100), "activation_set_id": sae.activation_set_id},
+        created_by=researcher,
+    )
+    return {
+        "job": job,
+        "coordinator": coordinator,
+        "physician": physician,
+        "senior": senior,
+        "researcher": researcher,
+        "admin": admin,
+        "sae": sae,
+        "calibration": calibration,
+        "open": open_round,
+        "latent": latent,
+        "decided": decided,
+        "version": version,
+        "snippet": snippet,
+    }
 
 
 def _views(world) -> dict[str, list[str]]:
     c, o, latent = world["calibration"].pk, world["open"].pk, world["latent"].pk
     return {
-        "physician": ["/", "/queue/", f"/rounds/{o}/queue/", f"/rounds/{o}/items/1/", f"/rounds/{o}/items/2/",
-                      f"/rounds/{c}/queue/", f"/rounds/{c}/items/1/", f"/rounds/{c}/discussion/",
-                      "/labelled-latents/", f"/labelled-latents/{latent}/", "/account/tokens/",
-                      "/api/v1/assignments/", "/api/v1/me/", f"/api/v1/rounds/{c}/distribution/",
-                      f"/api/v1/rounds/{c}/comments/"],
-        "coordinator": ["/", "/rounds/", f"/rounds/{c}/", f"/rounds/{o}/", f"/rounds/{c}/discussion/",
-                        f"/rounds/{c}/follow-up/new/", "/rounds/new/", "/rubrics/new/", "/export/",
-                        "/labelled-latents/", f"/labelled-latents/{latent}/",
-                        f"/labelled-latents/{world['decided'].pk}/", "/api/v1/rounds/", "/api/v1/labels/",
-                        f"/api/v1/rubric-versions/{world['version'].pk}/", "/api/v1/institutions/", "/rubrics/",
-                        f"/rubrics/{world['version'].rubric_id}/"],
+        "physician": [
+            "/",
+            "/queue/",
+            f"/rounds/{o}/queue/",
+            f"/rounds/{o}/items/1/",
+            f"/rounds/{o}/items/2/",
+            f"/rounds/{c}/queue/",
+            f"/rounds/{c}/items/1/",
+            f"/rounds/{c}/discussion/",
+            "/labelled-latents/",
+            f"/labelled-latents/{latent}/",
+            "/account/tokens/",
+            "/api/v1/assignments/",
+            "/api/v1/me/",
+            f"/api/v1/rounds/{c}/distribution/",
+            f"/api/v1/rounds/{c}/comments/",
+        ],
+        "coordinator": [
+            "/",
+            "/rounds/",
+            f"/rounds/{c}/",
+            f"/rounds/{o}/",
+            f"/rounds/{c}/discussion/",
+            f"/rounds/{c}/follow-up/new/",
+            "/rounds/new/",
+            "/rubrics/new/",
+            "/export/",
+            "/labelled-latents/",
+            f"/labelled-latents/{latent}/",
+            f"/labelled-latents/{world['decided'].pk}/",
+            "/api/v1/rounds/",
+            "/api/v1/labels/",
+            f"/api/v1/rubric-versions/{world['version'].pk}/",
+            "/api/v1/institutions/",
+            "/rubrics/",
+            f"/rubrics/{world['version'].rubric_id}/",
+        ],
         "senior": ["/", "/adjudication/", f"/adjudication/{latent}/", f"/labelled-latents/{world['decided'].pk}/"],
-        "researcher": ["/", "/api/v1/corpora/", "/api/v1/saes/", f"/api/v1/latents/{latent}/",
-                       "/api/v1/snippets/", "/api/v1/jobs/", "/account/tokens/", "/export/", "/jobs/",
-                       f"/jobs/{world['job'].pk}/", f"/jobs/saes/{world['sae'].pk}/"],
-        "admin": ["/admin/", "/admin/accounts/auditevent/", "/admin/accounts/institution/",
-                  "/admin/accounts/profile/", "/admin/accounts/apitoken/", "/admin/features/corpus/",
-                  f"/admin/features/snippet/{world['snippet'].pk}/change/", "/admin/annotation/label/",
-                  "/admin/annotation/round/", "/api/docs/"],
+        "researcher": [
+            "/",
+            "/api/v1/corpora/",
+            "/api/v1/saes/",
+            f"/api/v1/latents/{latent}/",
+            "/api/v1/snippets/",
+            "/api/v1/jobs/",
+            "/account/tokens/",
+            "/export/",
+            "/jobs/",
+            f"/jobs/{world['job'].pk}/",
+            f"/jobs/saes/{world['sae'].pk}/",
+        ],
+        "admin": [
+            "/admin/",
+            "/admin/accounts/auditevent/",
+            "/admin/accounts/institution/",
+            "/admin/accounts/profile/",
+            "/admin/accounts/apitoken/",
+            "/admin/features/corpus/",
+            f"/admin/features/snippet/{world['snippet'].pk}/change/",
+            "/admin/annotation/label/",
+            "/admin/annotation/round/",
+            "/api/docs/",
+        ],
     }
 
 
@@ -183,5 +267,7 @@ def test_no_payload_executes_in_any_view(group, live_server, browser_page):
     # The payloads were really on the pages, shown as text: the test is not passing on empty pages.
     assert visited == sum(len(paths) for paths in _views(world).values())
     assert rendered >= 20, rendered
-    print(f"XSS corpus group {group}: {len(PAYLOADS[group * 6:group * 6 + 6])} payloads, {visited} views, "
-          f"shown as text on {rendered}, executed 0")
+    print(
+        f"XSS corpus group {group}: {len(PAYLOADS[group * 6 : group * 6 + 6])} payloads, {visited} views, "
+        f"shown as text on {rendered}, executed 0"
+    )

@@ -1,5 +1,6 @@
 """Corpus and SAE imports refuse oversize, NUL, badly encoded and deeply nested input with a clear error
 naming the line, keep nothing, and leave no upload behind; import_sae copies only the SAELens files."""
+
 from __future__ import annotations
 
 import json
@@ -30,8 +31,7 @@ def _import(path, name="notes"):
 @pytest.mark.django_db
 def test_snippet_longer_than_the_limit_fails_naming_the_line(tmp_path, settings):
     settings.MAX_SNIPPET_CHARS = 20_000
-    path = _jsonl(tmp_path / "notes.jsonl", json.dumps(GOOD),
-                  json.dumps({"external_id": "huge", "text": "x" * 50_000}))
+    path = _jsonl(tmp_path / "notes.jsonl", json.dumps(GOOD), json.dumps({"external_id": "huge", "text": "x" * 50_000}))
     with pytest.raises(CommandError, match=r"line 2: 'text' is 50000 characters; the limit is 20000"):
         _import(path)
     assert not Corpus.objects.exists() and not Snippet.objects.exists()
@@ -47,12 +47,15 @@ def test_snippet_longer_than_the_limit_in_csv_fails_naming_the_line(tmp_path, se
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("record", [
-    {"external_id": "n2", "text": "Cr 2.3\u0000 AKI"},
-    {"external_id": "n\u00002", "text": "Cr 2.3"},
-    {"external_id": "n2", "text": "Cr 2.3", "metadata": {"section": "H\u0000PI"}},
-    {"external_id": "n2", "text": "Cr 2.3", "concept_tags": ["A\u0000KI"]},
-])
+@pytest.mark.parametrize(
+    "record",
+    [
+        {"external_id": "n2", "text": "Cr 2.3\u0000 AKI"},
+        {"external_id": "n\u00002", "text": "Cr 2.3"},
+        {"external_id": "n2", "text": "Cr 2.3", "metadata": {"section": "H\u0000PI"}},
+        {"external_id": "n2", "text": "Cr 2.3", "concept_tags": ["A\u0000KI"]},
+    ],
+)
 def test_nul_in_a_snippet_fails_naming_the_line_not_a_database_error(tmp_path, record):
     path = _jsonl(tmp_path / "notes.jsonl", json.dumps(GOOD), json.dumps(record))
     with pytest.raises(CommandError, match=r"line 2: '\w+' holds a NUL character") as caught:
@@ -63,8 +66,12 @@ def test_nul_in_a_snippet_fails_naming_the_line_not_a_database_error(tmp_path, r
 
 @pytest.mark.django_db
 def test_bad_encoding_fails_naming_the_line(tmp_path):
-    path = _jsonl(tmp_path / "notes.jsonl", json.dumps(GOOD), json.dumps(GOOD).replace("n1", "n2"),
-                  b'{"external_id": "n3", "text": "caf\xe9 au lait"}')
+    path = _jsonl(
+        tmp_path / "notes.jsonl",
+        json.dumps(GOOD),
+        json.dumps(GOOD).replace("n1", "n2"),
+        b'{"external_id": "n3", "text": "caf\xe9 au lait"}',
+    )
     with pytest.raises(CommandError, match=r"line 3: not UTF-8 \(byte 0xe9") as caught:
         _import(path)
     assert "UnicodeDecodeError" not in str(caught.value)
@@ -121,8 +128,12 @@ def _saved_sae(directory):
     from inference.engine.saes import Normalisation, TopKConfig, build_sae
 
     sae = build_sae(TopKConfig(d_in=8, d_sae=16, k=3), seed=0).eval()
-    save_sae(sae=sae, normalisation=Normalisation(mean=torch.zeros(8), scale=1.0), directory=directory,
-             metadata={"hook_name": "blocks.0.hook_resid_post"})
+    save_sae(
+        sae=sae,
+        normalisation=Normalisation(mean=torch.zeros(8), scale=1.0),
+        directory=directory,
+        metadata={"hook_name": "blocks.0.hook_resid_post"},
+    )
     return directory
 
 

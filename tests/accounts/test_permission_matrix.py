@@ -5,6 +5,7 @@ A leak is any of: another institution's private text (PRIVATEA) in a response to
 a foreign id that answers differently from an absent one (a hint that it exists); someone else's label
 that the blind rule does not allow (tests/accounts/access_world.label_visible_by_spec); a server error.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -99,17 +100,28 @@ def test_read_matrix_leaks_nothing(postgres, no_throttles):
                             continue
                         key = variant.split(":", 1)[1]
                         if not same_answer(foreign, absent, foreign_values[key], absent_values[key]):
-                            leaks.append(f"{role}/{where} GET {case.template}: own's {key} answers "
-                                         f"{foreign.status_code}, an absent one {absent.status_code}")
-    record("read", {"requests": requests, "leaks": len(leaks), "cases": len(READ_CASES),
-                    "actors": len(ROLES) * len(WHERE), "private_seen_by_own": private_seen_by_own,
-                    "responses_with_allowed_labels": labels_seen})
+                            leaks.append(
+                                f"{role}/{where} GET {case.template}: own's {key} answers "
+                                f"{foreign.status_code}, an absent one {absent.status_code}"
+                            )
+    record(
+        "read",
+        {
+            "requests": requests,
+            "leaks": len(leaks),
+            "cases": len(READ_CASES),
+            "actors": len(ROLES) * len(WHERE),
+            "private_seen_by_own": private_seen_by_own,
+            "responses_with_allowed_labels": labels_seen,
+        },
+    )
     assert not leaks, "\n".join(leaks[:40])
     # The probe sees what it looks for: own's people do read own's data and labels they may read.
     assert private_seen_by_own > 50 and labels_seen > 10
 
 
 # -- the original role × institution list counts, kept as a readable summary ---------------------------------
+
 
 @pytest.fixture
 def world(postgres):
@@ -118,15 +130,22 @@ def world(postgres):
     private = factories.corpus(name="private-A", institution_obj=own, n_snippets=2)
     shared = factories.corpus(name="shared", n_snippets=1)
     sae = factories.sae()
-    ActivationSet.objects.create(host_model=sae.hook_point.host_model, hook_point=sae.hook_point, corpus=private,
-                                 artifact_uri="/x")
+    ActivationSet.objects.create(
+        host_model=sae.hook_point.host_model, hook_point=sae.hook_point, corpus=private, artifact_uri="/x"
+    )
     sae.activation_set = ActivationSet.objects.get()
     sae.save()
     coordinator = factories.user(role=Role.COORDINATOR, institution_obj=own)
     rater = factories.user(role=Role.PHYSICIAN, institution_obj=own, username="rater-a")
     version = RubricVersion.objects.create(rubric=Rubric.objects.create(name="rubric"), version=1)
-    round_ = Round.objects.create(name="cal", kind="calibration", sae=sae, rubric_version=version,
-                                  coordinator=coordinator, status=Round.Status.OPEN)
+    round_ = Round.objects.create(
+        name="cal",
+        kind="calibration",
+        sae=sae,
+        rubric_version=version,
+        coordinator=coordinator,
+        status=Round.Status.OPEN,
+    )
     round_.institutions.add(own)
     Assignment.objects.create(round=round_, latent=sae.latents.first(), rater=rater, position=0)
     runner = factories.user(role=Role.RESEARCHER, institution_obj=own)
@@ -173,7 +192,10 @@ def test_read_endpoints_show_only_what_the_role_and_institution_may_see(world, r
     # Rounds: raters see rounds they label in, coordinators their institution's, researchers those on SAEs
     # they may see (the round's SAE is private to A), admins all.
     rounds_expected = {
-        Role.PHYSICIAN: int(is_own), Role.SENIOR: 0, Role.COORDINATOR: int(is_own), Role.RESEARCHER: int(is_own),
+        Role.PHYSICIAN: int(is_own),
+        Role.SENIOR: 0,
+        Role.COORDINATOR: int(is_own),
+        Role.RESEARCHER: int(is_own),
         Role.ADMIN: 1,
     }[role]
     assert _count(client, "/api/v1/rounds/") == rounds_expected

@@ -1,4 +1,5 @@
 """Size, NUL and nesting limits: clear 400/413 answers naming the field or the limit, never a 500."""
+
 from __future__ import annotations
 
 import json
@@ -22,9 +23,15 @@ def _post_json(client, url: str, body: str):
 
 
 def _round_body(world, **overrides) -> dict:
-    body = {"name": "round-x", "kind": "production", "sae": world["sae"].pk,
-            "rubric_version": world["version"].pk, "institutions": ["own"], "selection_rule": "random",
-            "n_latents": 2}
+    body = {
+        "name": "round-x",
+        "kind": "production",
+        "sae": world["sae"].pk,
+        "rubric_version": world["version"].pk,
+        "institutions": ["own"],
+        "selection_rule": "random",
+        "n_latents": 2,
+    }
     body.update(overrides)
     return body
 
@@ -39,8 +46,11 @@ def test_nul_in_round_institutions_answers_400_naming_the_field(api_world):
 
 def test_nul_in_follow_up_answers_400_naming_the_field(api_world):
     client = client_for(api_world["coordinator"])
-    response = client.post(f"/api/v1/rounds/{api_world['revealed'].pk}/follow-up/",
-                           {"guidelines": "Look at the peak\x00 token"}, format="json")
+    response = client.post(
+        f"/api/v1/rounds/{api_world['revealed'].pk}/follow-up/",
+        {"guidelines": "Look at the peak\x00 token"},
+        format="json",
+    )
     assert response.status_code == 400
     assert "guidelines" in response.json()
 
@@ -60,8 +70,12 @@ def test_deeply_nested_label_submission_answers_400_naming_the_field(api_world):
 
 def test_nul_anywhere_in_nested_json_is_named(api_world):
     client = client_for(api_world["coordinator"])
-    body = {"name": "r", "description": "", "guidelines": "",
-            "concepts": [{"code": "HF", "name": "Heart failure"}, {"code": "AKI", "name": "Kidney\x00 injury"}]}
+    body = {
+        "name": "r",
+        "description": "",
+        "guidelines": "",
+        "concepts": [{"code": "HF", "name": "Heart failure"}, {"code": "AKI", "name": "Kidney\x00 injury"}],
+    }
     response = client.post("/api/v1/rubrics/create/", body, format="json")
     assert response.status_code == 400
     assert "concepts[1].name" in response.json()["concepts"][0]
@@ -82,8 +96,11 @@ def test_nul_in_an_html_form_answers_400(api_world, client):
 def test_overlong_rationale_is_refused_naming_the_limit(api_world, settings):
     assignment = own_assignment(api_world)
     client = client_for(api_world["raters"][0])
-    response = client.post(f"/api/v1/assignments/{assignment.pk}/label/",
-                           {"concept_code": "HF", "confidence": 3, "rationale": "r" * 1_000_000}, format="json")
+    response = client.post(
+        f"/api/v1/assignments/{assignment.pk}/label/",
+        {"concept_code": "HF", "confidence": 3, "rationale": "r" * 1_000_000},
+        format="json",
+    )
     assert response.status_code == 400
     assert str(settings.MAX_TEXT_CHARS) in response.json()["rationale"][0]
     assert not Label.objects.filter(assignment=assignment).exists()

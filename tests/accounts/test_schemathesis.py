@@ -1,5 +1,6 @@
 """Schemathesis over /api/schema/: every operation, fuzzed as a physician and as a coordinator (each with a
 personal API token), answers without a server error and with responses that conform to the schema."""
+
 from __future__ import annotations
 
 import time
@@ -42,8 +43,14 @@ def _fuzz(schema, headers: dict[str, str]) -> tuple[int, int, list[str]]:
 
         examples = EXAMPLES_PER_READ if operation.method.upper() == "GET" else EXAMPLES_PER_WRITE
 
-        @settings(max_examples=examples, deadline=None, database=None, derandomize=True,
-                  phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
+        @settings(
+            max_examples=examples,
+            deadline=None,
+            database=None,
+            derandomize=True,
+            phases=[Phase.explicit, Phase.generate],
+            suppress_health_check=list(HealthCheck),
+        )
         @given(case=operation.as_strategy())
         def run(case):
             nonlocal n_cases, hostile_done
@@ -95,7 +102,8 @@ def test_schemathesis_finds_no_server_error_and_no_nonconforming_response(api_wo
     started = time.monotonic()
     n_operations, n_cases, failures = _fuzz(schema, {"Authorization": f"Bearer {secret}"})
     seconds = time.monotonic() - started
-    print(f"schemathesis as {role}: {n_operations} operations, {n_cases} cases, {len(failures)} failures, "
-          f"{seconds:.1f} s")
+    print(
+        f"schemathesis as {role}: {n_operations} operations, {n_cases} cases, {len(failures)} failures, {seconds:.1f} s"
+    )
     assert n_operations >= 40 and n_cases >= n_operations
     assert failures == []

@@ -6,6 +6,7 @@ non-admin of `other`; such a write that changes any row; a foreign id answered d
 one (status, and for JSON the body); someone else's label in a response the blind rule forbids; a server
 error.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -33,8 +34,20 @@ from .access_world import (
 from .matrix_cases import WRITE_CASES, ids, personal_stranger, variants
 
 pytestmark = pytest.mark.django_db
-WATCHED = [Job, Round, Label, LabelRevision, Comment, Adjudication, Corpus, Snippet, ActivationSet, SAE,
-           LatentExample, RubricVersion]
+WATCHED = [
+    Job,
+    Round,
+    Label,
+    LabelRevision,
+    Comment,
+    Adjudication,
+    Corpus,
+    Snippet,
+    ActivationSet,
+    SAE,
+    LatentExample,
+    RubricVersion,
+]
 
 
 @pytest.fixture
@@ -46,8 +59,13 @@ def no_throttles(monkeypatch):
 def _state():
     from accounts.models import ApiToken
 
-    return (row_counts(WATCHED), label_snapshot(), sorted(ApiToken.objects.values_list("pk", "revoked_at")),
-            sorted(Round.objects.values_list("pk", "status")), sorted(Job.objects.values_list("pk", "status")))
+    return (
+        row_counts(WATCHED),
+        label_snapshot(),
+        sorted(ApiToken.objects.values_list("pk", "revoked_at")),
+        sorted(Round.objects.values_list("pk", "status")),
+        sorted(Job.objects.values_list("pk", "status")),
+    )
 
 
 def _accepted(case, response) -> bool:
@@ -79,8 +97,10 @@ def test_write_matrix_leaks_nothing(postgres, no_throttles):
                         transaction.set_rollback(True)
                     requests += 1
                     answers[variant] = (response, filled)
-                    label = f"{role}/{where} POST {case.template} {sorted(case.private)} [{variant}] → " \
-                            f"{response.status_code}"
+                    label = (
+                        f"{role}/{where} POST {case.template} {sorted(case.private)} [{variant}] → "
+                        f"{response.status_code}"
+                    )
                     if response.status_code >= 500:
                         leaks.append(f"{label}: server error")
                     if marks := label_leaks(user, body_text(response), cache):
@@ -100,19 +120,40 @@ def test_write_matrix_leaks_nothing(postgres, no_throttles):
                             continue
                         key = variant.split(":", 1)[1]
                         if not same_answer(foreign, absent, foreign_values[key], absent_values[key]):
-                            leaks.append(f"{role}/{where} POST {case.template}: own's {key} answers "
-                                         f"{foreign.status_code} {body_text(foreign)[:120]!r}, an absent one "
-                                         f"{absent.status_code} {body_text(absent)[:120]!r}")
+                            leaks.append(
+                                f"{role}/{where} POST {case.template}: own's {key} answers "
+                                f"{foreign.status_code} {body_text(foreign)[:120]!r}, an absent one "
+                                f"{absent.status_code} {body_text(absent)[:120]!r}"
+                            )
     assert _state() == before
-    record("write", {"requests": requests, "leaks": len(leaks), "cases": len(WRITE_CASES),
-                     "actors": len(ROLES) * len(WHERE), "accepted_for_own_people": len(accepted_own)})
+    record(
+        "write",
+        {
+            "requests": requests,
+            "leaks": len(leaks),
+            "cases": len(WRITE_CASES),
+            "actors": len(ROLES) * len(WHERE),
+            "accepted_for_own_people": len(accepted_own),
+        },
+    )
     assert not leaks, "\n".join(leaks[:40])
     # The same requests do go through for the people whose data it is: the refusals above are the policy's.
-    for expected in [(Role.RESEARCHER, "job-train-sae"), (Role.RESEARCHER, "job-mine-latents"),
-                     (Role.RESEARCHER, "job-cache-activations"), (Role.RESEARCHER, "job-import-corpus"),
-                     (Role.RESEARCHER, "job-cancel"), (Role.RESEARCHER, "job-sweep"),
-                     (Role.RESEARCHER, "job-launch"), (Role.RESEARCHER, "job-cancel-page"), (Role.COORDINATOR, "round-close"),
-                     (Role.COORDINATOR, "round-create-api"), (Role.COORDINATOR, "round-create"),
-                     (Role.PHYSICIAN, "label-submit"), (Role.PHYSICIAN, "item"), (Role.PHYSICIAN, "round-comment-create"),
-                     (Role.SENIOR, "adjudication-create"), (Role.SENIOR, "adjudication-decide")]:
+    for expected in [
+        (Role.RESEARCHER, "job-train-sae"),
+        (Role.RESEARCHER, "job-mine-latents"),
+        (Role.RESEARCHER, "job-cache-activations"),
+        (Role.RESEARCHER, "job-import-corpus"),
+        (Role.RESEARCHER, "job-cancel"),
+        (Role.RESEARCHER, "job-sweep"),
+        (Role.RESEARCHER, "job-launch"),
+        (Role.RESEARCHER, "job-cancel-page"),
+        (Role.COORDINATOR, "round-close"),
+        (Role.COORDINATOR, "round-create-api"),
+        (Role.COORDINATOR, "round-create"),
+        (Role.PHYSICIAN, "label-submit"),
+        (Role.PHYSICIAN, "item"),
+        (Role.PHYSICIAN, "round-comment-create"),
+        (Role.SENIOR, "adjudication-create"),
+        (Role.SENIOR, "adjudication-decide"),
+    ]:
         assert expected in accepted_own, f"{expected} refused for own's people too"

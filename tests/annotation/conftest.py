@@ -1,4 +1,5 @@
 """Fixtures for annotation tests: a two-institution world behind the API, and Debian's Chromium for e2e."""
+
 from __future__ import annotations
 
 import os
@@ -29,15 +30,25 @@ def api_world(postgres):
     raters = [factories.user(role=Role.PHYSICIAN, institution_obj=own, username=f"rater-own-{i}") for i in range(3)]
     sae = worlds.sae_with_examples(n_latents=4, institution=own)
     version = worlds.rubric(by=coordinator)
-    revealed = worlds.make_round(by=coordinator, sae=sae, version=version, institutions=[own], raters_list=raters,
-                                 overlap=2)
+    revealed = worlds.make_round(
+        by=coordinator, sae=sae, version=version, institutions=[own], raters_list=raters, overlap=2
+    )
     worlds.label_everything(revealed, choose=lambda a: "HF" if a.latent.index % 2 else "AKI")
     worlds.close_round(round=revealed, by=coordinator)
     services.round_reveal(round=revealed, by=coordinator)
-    open_round = worlds.make_round(by=coordinator, sae=sae, version=version, institutions=[own], raters_list=raters,
-                                   overlap=2, kind="production")
-    return {"own": own, "other": other, "coordinator": coordinator, "raters": raters, "sae": sae,
-            "version": version, "revealed": revealed, "open": open_round}
+    open_round = worlds.make_round(
+        by=coordinator, sae=sae, version=version, institutions=[own], raters_list=raters, overlap=2, kind="production"
+    )
+    return {
+        "own": own,
+        "other": other,
+        "coordinator": coordinator,
+        "raters": raters,
+        "sae": sae,
+        "version": version,
+        "revealed": revealed,
+        "open": open_round,
+    }
 
 
 def actor(world, role: str, where: str):
@@ -90,8 +101,9 @@ def chromium():
         os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
         ARTIFACTS.mkdir(exist_ok=True)
         manager = sync_playwright().start()
-        _SHARED_BROWSER.update(manager=manager, users=0,
-                               browser=manager.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS))
+        _SHARED_BROWSER.update(
+            manager=manager, users=0, browser=manager.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        )
     _SHARED_BROWSER["users"] += 1
     try:
         yield _SHARED_BROWSER["browser"]

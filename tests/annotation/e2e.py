@@ -1,4 +1,5 @@
 """Shared steps of the browser tests: a blind calibration round with a hostile snippet, logging in."""
+
 from __future__ import annotations
 
 from accounts.models import Role
@@ -22,22 +23,43 @@ def blind_round_world():
     own, other = factories.institution("own"), factories.institution("other")
     coordinator = factories.user(role=Role.COORDINATOR, institution_obj=own, username="coord-dee")
     physician = factories.user(role=Role.PHYSICIAN, institution_obj=own, username="dr-ada")
-    colleagues = [factories.user(role=Role.PHYSICIAN, institution_obj=own, username="dr-ben"),
-                  factories.user(role=Role.PHYSICIAN, institution_obj=other, username="dr-cai")]
+    colleagues = [
+        factories.user(role=Role.PHYSICIAN, institution_obj=own, username="dr-ben"),
+        factories.user(role=Role.PHYSICIAN, institution_obj=other, username="dr-cai"),
+    ]
     sae = worlds.sae_with_examples(n_latents=2)
     for example in LatentExample.objects.filter(latent__sae=sae, kind="top", rank=0):
         example.tokens = ["Pt", "with", SNIPPET_PAYLOAD, "noted"]
         example.activations = [0.0, 1.0, 5.0, 0.2]
         example.save(update_fields=["tokens", "activations"])
     version = worlds.rubric(by=coordinator, guidelines="Name what the peak token shows. <b>not bold</b>")
-    round_ = worlds.make_round(by=coordinator, sae=sae, version=version, institutions=[own, other],
-                               raters_list=[physician, *colleagues], overlap=3, min_repeats=0)
+    round_ = worlds.make_round(
+        by=coordinator,
+        sae=sae,
+        version=version,
+        institutions=[own, other],
+        raters_list=[physician, *colleagues],
+        overlap=3,
+        min_repeats=0,
+    )
     for index, colleague in enumerate(colleagues):
         for assignment in Assignment.objects.filter(round=round_, rater=colleague).select_related("round"):
-            services.label_submit(assignment=assignment, concept_code="AKI" if index else "HF", confidence=3,
-                                  rationale=OTHER_RATIONALE if index else RATIONALE_PAYLOAD, by=colleague)
-    return {"coordinator": coordinator, "physician": physician, "colleagues": colleagues, "sae": sae,
-            "round": round_, "version": version, "own": own}
+            services.label_submit(
+                assignment=assignment,
+                concept_code="AKI" if index else "HF",
+                confidence=3,
+                rationale=OTHER_RATIONALE if index else RATIONALE_PAYLOAD,
+                by=colleague,
+            )
+    return {
+        "coordinator": coordinator,
+        "physician": physician,
+        "colleagues": colleagues,
+        "sae": sae,
+        "round": round_,
+        "version": version,
+        "own": own,
+    }
 
 
 def log_in(page, base_url: str, username: str) -> None:
@@ -55,8 +77,10 @@ def assert_no_script_ran(page) -> None:
 
 # The policy the hardening settings send: no inline script or event handler may run. Style attributes
 # (token shading, bar widths) stay allowed through style-src-attr.
-STRICT_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; style-src-attr 'unsafe-inline'; "
-              "img-src 'self' data:; object-src 'none'; base-uri 'self'; form-action 'self'")
+STRICT_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; style-src-attr 'unsafe-inline'; "
+    "img-src 'self' data:; object-src 'none'; base-uri 'self'; form-action 'self'"
+)
 
 
 def enforce_strict_csp(page, base_url: str) -> list[str]:
@@ -69,6 +93,8 @@ def enforce_strict_csp(page, base_url: str) -> list[str]:
         route.fulfill(response=response, headers=headers)
 
     page.route(f"{base_url}/**", add_header)
-    page.on("console", lambda message: violations.append(message.text)
-            if "Content Security Policy" in message.text else None)
+    page.on(
+        "console",
+        lambda message: violations.append(message.text) if "Content Security Policy" in message.text else None,
+    )
     return violations

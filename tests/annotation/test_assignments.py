@@ -1,4 +1,5 @@
 """Assignment planning: equal load ±1, institutions spread over each latent, repeats in the second half."""
+
 from __future__ import annotations
 
 from collections import Counter, defaultdict
@@ -15,13 +16,16 @@ def _raters(sizes: dict[str, int]) -> dict[str, str]:
     return {f"{institution}{i}": institution for institution, n in sizes.items() for i in range(n)}
 
 
-@pytest.mark.parametrize(("sizes", "n_latents", "overlap"), [
-    ({"a": 3, "b": 3, "c": 3}, 30, 3),
-    ({"a": 2, "b": 2, "c": 2, "d": 2}, 25, 3),
-    ({"a": 5, "b": 1}, 17, 2),
-    ({"a": 4}, 9, 4),
-    ({"a": 2, "b": 3, "c": 1}, 11, 2),
-])
+@pytest.mark.parametrize(
+    ("sizes", "n_latents", "overlap"),
+    [
+        ({"a": 3, "b": 3, "c": 3}, 30, 3),
+        ({"a": 2, "b": 2, "c": 2, "d": 2}, 25, 3),
+        ({"a": 5, "b": 1}, 17, 2),
+        ({"a": 4}, 9, 4),
+        ({"a": 2, "b": 3, "c": 1}, 11, 2),
+    ],
+)
 def test_plan_balances_load_within_one(sizes, n_latents, overlap):
     raters = _raters(sizes)
     plan = assignment_plan(latents=list(range(n_latents)), raters=raters, overlap=overlap, repeat_fraction=0.0, seed=1)
@@ -35,8 +39,9 @@ def test_plan_balances_load_within_one(sizes, n_latents, overlap):
     assert all(len(set(chosen)) == overlap == len(chosen) for chosen in per_latent.values())
 
 
-@pytest.mark.parametrize(("sizes", "overlap"), [({"a": 3, "b": 3, "c": 3}, 3), ({"a": 2, "b": 2, "c": 2}, 2),
-                                                 ({"a": 3, "b": 3}, 4)])
+@pytest.mark.parametrize(
+    ("sizes", "overlap"), [({"a": 3, "b": 3, "c": 3}, 3), ({"a": 2, "b": 2, "c": 2}, 2), ({"a": 3, "b": 3}, 4)]
+)
 def test_plan_spreads_each_latent_over_institutions(sizes, overlap):
     raters = _raters(sizes)
     plan = assignment_plan(latents=list(range(24)), raters=raters, overlap=overlap, repeat_fraction=0.0, seed=3)
@@ -73,16 +78,25 @@ def test_plan_is_reproducible_from_its_seed():
     assert first == again
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"overlap": 5}, "needs at least 5 raters"),
-    ({"overlap": 0}, "at least 1"),
-    ({"repeat_fraction": 1.5}, "between 0 and 1"),
-    ({"latents": []}, "no latents"),
-    ({"latents": [1, 1]}, "twice"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"overlap": 5}, "needs at least 5 raters"),
+        ({"overlap": 0}, "at least 1"),
+        ({"repeat_fraction": 1.5}, "between 0 and 1"),
+        ({"latents": []}, "no latents"),
+        ({"latents": [1, 1]}, "twice"),
+    ],
+)
 def test_plan_refuses_impossible_requests(kwargs, message):
-    arguments = {"latents": list(range(4)), "raters": _raters({"a": 2, "b": 2}), "overlap": 2, "repeat_fraction": 0.0,
-                 "seed": 0, **kwargs}
+    arguments = {
+        "latents": list(range(4)),
+        "raters": _raters({"a": 2, "b": 2}),
+        "overlap": 2,
+        "repeat_fraction": 0.0,
+        "seed": 0,
+        **kwargs,
+    }
     with pytest.raises(InvalidInput, match=message):
         assignment_plan(**arguments)
 
@@ -92,9 +106,16 @@ def test_round_create_saves_the_plan_and_respects_the_unique_constraint(postgres
     coordinator = worlds.coordinator()
     people = worlds.raters(per_institution={"a": 3, "b": 3, "c": 2})
     sae = worlds.sae_with_examples(n_latents=12)
-    round_ = worlds.make_round(by=coordinator, sae=sae, version=worlds.rubric(), raters_list=people, overlap=3,
-                               repeat_fraction=0.25, institutions=list({p.profile.institution for p in people}),
-                               open_it=False)
+    round_ = worlds.make_round(
+        by=coordinator,
+        sae=sae,
+        version=worlds.rubric(),
+        raters_list=people,
+        overlap=3,
+        repeat_fraction=0.25,
+        institutions=list({p.profile.institution for p in people}),
+        open_it=False,
+    )
     assignments = list(Assignment.objects.filter(round=round_))
     keys = [(a.latent_id, a.rater_id, a.is_repeat) for a in assignments]
     assert len(keys) == len(set(keys))
@@ -134,17 +155,25 @@ def test_round_create_refuses_institutions_that_may_not_see_a_private_corpus(pos
     sae = worlds.sae_with_examples(n_latents=3, institution=own)
     people = worlds.raters(per_institution={"own": 2, "other": 2})
     with pytest.raises(InvalidInput, match="private to own"):
-        worlds.make_round(by=worlds.coordinator(), sae=sae, version=worlds.rubric(), raters_list=people, overlap=2,
-                          institutions=[own, other])
+        worlds.make_round(
+            by=worlds.coordinator(),
+            sae=sae,
+            version=worlds.rubric(),
+            raters_list=people,
+            overlap=2,
+            institutions=[own, other],
+        )
 
 
-@pytest.mark.parametrize(("n_latents", "fraction", "expected"), [(34, 0.0, 3), (34, 0.1, 3), (60, 0.1, 3),
-                                                                   (120, 0.1, 4), (2, 0.0, 1)])
+@pytest.mark.parametrize(
+    ("n_latents", "fraction", "expected"), [(34, 0.0, 3), (34, 0.1, 3), (60, 0.1, 3), (120, 0.1, 4), (2, 0.0, 1)]
+)
 def test_every_rater_gets_at_least_min_repeats_late_in_the_queue(n_latents, fraction, expected):
     """A calibration round of ~17 items per rater at 10 % gave 2 repeats: too few for any test–retest."""
     raters = _raters({"a": 3, "b": 3})
-    plan = assignment_plan(latents=list(range(n_latents)), raters=raters, overlap=3, repeat_fraction=fraction,
-                           seed=2, min_repeats=3)
+    plan = assignment_plan(
+        latents=list(range(n_latents)), raters=raters, overlap=3, repeat_fraction=fraction, seed=2, min_repeats=3
+    )
     by_rater = defaultdict(list)
     for item in plan:
         by_rater[item.rater].append(item)

@@ -1,5 +1,6 @@
 """Request-level tests of the coordination fixes of issue 14 that have no browser behaviour: a follow-up
 submitted twice, the alpha trend past an empty draft, deadlines in the API, the debug 404 page."""
+
 from __future__ import annotations
 
 import json
@@ -32,18 +33,33 @@ def _closed_calibration():
 
 
 def _management(prefix: str, n: int) -> dict:
-    return {f"{prefix}-TOTAL_FORMS": str(n), f"{prefix}-INITIAL_FORMS": str(n), f"{prefix}-MIN_NUM_FORMS": "0",
-            f"{prefix}-MAX_NUM_FORMS": "1000"}
+    return {
+        f"{prefix}-TOTAL_FORMS": str(n),
+        f"{prefix}-INITIAL_FORMS": str(n),
+        f"{prefix}-MIN_NUM_FORMS": "0",
+        f"{prefix}-MAX_NUM_FORMS": "1000",
+    }
 
 
 def _follow_up_post(version: RubricVersion, *, token: str, action: str) -> dict:
     concepts = list(version.concepts.all())
-    data = {"guidelines": "v2: name the finding at the peak.", "name": "", "token": token, "action": action,
-            **_management("concepts", len(concepts))}
+    data = {
+        "guidelines": "v2: name the finding at the peak.",
+        "name": "",
+        "token": token,
+        "action": action,
+        **_management("concepts", len(concepts)),
+    }
     for i, concept in enumerate(concepts):
-        data.update({f"concepts-{i}-code": concept.code, f"concepts-{i}-name": concept.name,
-                     f"concepts-{i}-parent_code": concept.parent_code, f"concepts-{i}-description": concept.description,
-                     f"concepts-{i}-synonyms": ", ".join(concept.synonyms)})
+        data.update(
+            {
+                f"concepts-{i}-code": concept.code,
+                f"concepts-{i}-name": concept.name,
+                f"concepts-{i}-parent_code": concept.parent_code,
+                f"concepts-{i}-description": concept.description,
+                f"concepts-{i}-synonyms": ", ".join(concept.synonyms),
+            }
+        )
     return data
 
 
@@ -97,8 +113,14 @@ def test_labels_after_the_deadline_are_refused_by_the_api_with_a_clear_message(p
     coordinator = factories.user(role=Role.COORDINATOR, institution_obj=own)
     rater = factories.user(role=Role.PHYSICIAN, institution_obj=own)
     sae = worlds.sae_with_examples(n_latents=2)
-    round_ = worlds.make_round(by=coordinator, sae=sae, version=worlds.rubric(by=coordinator), institutions=[own],
-                               raters_list=[rater], overlap=1)
+    round_ = worlds.make_round(
+        by=coordinator,
+        sae=sae,
+        version=worlds.rubric(by=coordinator),
+        institutions=[own],
+        raters_list=[rater],
+        overlap=1,
+    )
     assignment = Assignment.objects.filter(round=round_).first()
     label = {"concept_code": "HF", "confidence": 4, "rationale": "Every top example peaks on failure after heart."}
     Round.objects.filter(pk=round_.pk).update(deadline=timezone.now() - timedelta(minutes=1))
@@ -127,7 +149,6 @@ def test_embedded_server_shows_concords_404_page_not_djangos_debug_page(postgres
     assert "URLconf" not in body and "technical_404" not in body
 
 
-
 def test_demo_rubric_gives_every_concept_a_description_and_keeps_synonyms(postgres):
     from config.demo import _rubric
 
@@ -135,8 +156,13 @@ def test_demo_rubric_gives_every_concept_a_description_and_keeps_synonyms(postgr
     concepts = list(version.concepts.all())
     # groups + concepts + reserved codes + the protected group and its four attributes
     assert len(concepts) == 28 + 5
-    assert {c.code for c in concepts if c.protected} == {"DEMOGRAPHICS", "RACE_ETHNICITY", "SEX_GENDER",
-                                                         "INSURANCE", "AGE_BAND"}
+    assert {c.code for c in concepts if c.protected} == {
+        "DEMOGRAPHICS",
+        "RACE_ETHNICITY",
+        "SEX_GENDER",
+        "INSURANCE",
+        "AGE_BAND",
+    }
     assert [c.code for c in concepts if not c.description.strip()] == []
     assert "HFpEF" in version.concepts.get(code="HF").synonyms
 
@@ -152,9 +178,15 @@ def test_closing_without_the_dialog_asks_on_a_page_first(postgres):
     own = factories.institution("own")
     coordinator = factories.user(role=Role.COORDINATOR, institution_obj=own)
     rater = factories.user(role=Role.PHYSICIAN, institution_obj=own)
-    round_ = worlds.make_round(by=coordinator, sae=worlds.sae_with_examples(n_latents=2),
-                               version=worlds.rubric(by=coordinator), institutions=[own], raters_list=[rater], overlap=1,
-                               min_repeats=0)
+    round_ = worlds.make_round(
+        by=coordinator,
+        sae=worlds.sae_with_examples(n_latents=2),
+        version=worlds.rubric(by=coordinator),
+        institutions=[own],
+        raters_list=[rater],
+        overlap=1,
+        min_repeats=0,
+    )
     client = Client()
     client.force_login(coordinator)
     asked = client.post(f"/rounds/{round_.pk}/close/")

@@ -1,6 +1,7 @@
 """In Chromium, the coordination pages as issue 14 asked: closing asks first, the rubric editor derives a
 version with the change shown before saving, drafts can be deleted, every link a role sees opens,
 error pages carry the navigation, and deadlines are shown, reminded and enforced."""
+
 from __future__ import annotations
 
 import re
@@ -19,8 +20,9 @@ from tests.annotation.conftest import screenshot
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
-def test_closing_asks_first_with_progress_and_the_page_tells_one_story(postgres, live_server, browser_page,
-                                                                      celery_worker):
+def test_closing_asks_first_with_progress_and_the_page_tells_one_story(
+    postgres, live_server, browser_page, celery_worker
+):
     world = e2e.blind_round_world()
     round_ = world["round"]
     page, base = browser_page, live_server.url
@@ -46,8 +48,14 @@ def test_closing_asks_first_with_progress_and_the_page_tells_one_story(postgres,
     page.wait_for_selector("#alpha-value, #stats-missing", timeout=120_000)
 
     # A round closed with no label at all says so, and only so.
-    empty = worlds.make_round(by=world["coordinator"], sae=world["sae"], version=world["version"],
-                              institutions=[world["own"]], raters_list=[world["physician"]], overlap=1)
+    empty = worlds.make_round(
+        by=world["coordinator"],
+        sae=world["sae"],
+        version=world["version"],
+        institutions=[world["own"]],
+        raters_list=[world["physician"]],
+        overlap=1,
+    )
     page.goto(f"{base}/rounds/{empty.pk}/")
     page.click("#close-round")
     assert "0 / " in page.locator("#close-dialog-progress").inner_text()
@@ -58,8 +66,7 @@ def test_closing_asks_first_with_progress_and_the_page_tells_one_story(postgres,
     screenshot(page, "dashboard-closed-empty")
 
 
-def test_rubric_editor_shows_the_tree_and_the_change_before_saving_a_new_version(postgres, live_server,
-                                                                                 browser_page):
+def test_rubric_editor_shows_the_tree_and_the_change_before_saving_a_new_version(postgres, live_server, browser_page):
     world = e2e.blind_round_world()
     rubric = world["version"].rubric
     page, base = browser_page, live_server.url
@@ -186,8 +193,14 @@ def test_deadline_is_shown_reminded_and_enforced_on_the_pages(postgres, live_ser
     assert "deadline of this round passed" in page.locator("#locked").inner_text()
     assert page.locator("#submit").is_disabled() and page.locator("#id_rationale").is_disabled()
     # A submission that gets through anyway (a page left open) is refused with the same message.
-    response = page.request.post(f"{base}/rounds/{round_.pk}/items/{assignment.position}/", form={
-        "csrfmiddlewaretoken": page.locator("input[name=csrfmiddlewaretoken]").first.input_value(),
-        "concept_code": "HF", "confidence": "3", "rationale": "Peaks on failure after heart, every time."})
+    response = page.request.post(
+        f"{base}/rounds/{round_.pk}/items/{assignment.position}/",
+        form={
+            "csrfmiddlewaretoken": page.locator("input[name=csrfmiddlewaretoken]").first.input_value(),
+            "concept_code": "HF",
+            "confidence": "3",
+            "rationale": "Peaks on failure after heart, every time.",
+        },
+    )
     assert "deadline of this round passed" in response.text()
     assert not Label.objects.filter(assignment=assignment).exists()

@@ -1,4 +1,5 @@
 """In Chromium under a strict Content-Security-Policy: every page works with no inline script."""
+
 from __future__ import annotations
 
 import pytest
@@ -32,8 +33,15 @@ def test_labelling_page_scripts_run_under_strict_csp(postgres, live_server, brow
     page.accept_dialogs = False
     page.context.clear_cookies()
     e2e.log_in(page, base, "coord-dee")
-    for path in ("/", "/rounds/", f"/rounds/{world['round'].pk}/", "/rounds/new/", "/rubrics/new/", "/rubrics/",
-                 f"/rubrics/{world['version'].rubric_id}/"):
+    for path in (
+        "/",
+        "/rounds/",
+        f"/rounds/{world['round'].pk}/",
+        "/rounds/new/",
+        "/rubrics/new/",
+        "/rubrics/",
+        f"/rubrics/{world['version'].rubric_id}/",
+    ):
         page.goto(f"{base}{path}")
     page.goto(f"{base}/rounds/{world['round'].pk}/")
     page.click("#close-round")

@@ -1,6 +1,7 @@
 """In Chromium, the labelling page as issue 14 asked: concept search ranking, draft autosave and the
 leave warning, guidelines at the top, original text with per-token shading, activation values by
 keyboard, the histogram's axes, and the latent's context (neighbours, logit effects)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -19,8 +20,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.django_db(transacti
 
 SEARCH_CONCEPTS = [
     ConceptSpec("CARDIO", "Cardiovascular"),
-    ConceptSpec("HF", "Heart failure", "CARDIO", "Reduced or preserved ejection fraction",
-                ("HFpEF", "HFrEF", "CHF")),
+    ConceptSpec("HF", "Heart failure", "CARDIO", "Reduced or preserved ejection fraction", ("HFpEF", "HFrEF", "CHF")),
     ConceptSpec("PE", "Pulmonary embolism", "CARDIO", "Clot in the pulmonary arteries", ("pulmonary emboli",)),
     ConceptSpec("PNA", "Pneumonia", "", "Infection of the lung parenchyma", ("CAP", "lobar pneumonia")),
 ]
@@ -34,16 +34,45 @@ def _world(*, blind: bool = True, kind: str = "calibration"):
     sae = worlds.sae_with_examples(n_latents=3, snippet_text=lambda i: SNIPPET)
     example = LatentExample.objects.filter(latent__sae=sae, latent__index=0, kind="top", rank=0).first()
     # Uncased WordPiece pieces of SNIPPET, as the demo's MiniLM stores them.
-    example.tokens = ["former", "smoke", "##r", ",", "40", "pack", "-", "years", ";", "hf", "##pe", "##f", "with",
-                      "ef", "55", "%", "."]
+    example.tokens = [
+        "former",
+        "smoke",
+        "##r",
+        ",",
+        "40",
+        "pack",
+        "-",
+        "years",
+        ";",
+        "hf",
+        "##pe",
+        "##f",
+        "with",
+        "ef",
+        "55",
+        "%",
+        ".",
+    ]
     example.activations = [0.0, 2.0, 4.0, 0.0, 0.0, 1.0, 0.0, 0.5, 0.0, 3.0, 3.0, 3.0, 0.0, 0.0, 0.0, 0.0, 0.0]
     example.max_activation = 4.0
     example.save()
     Latent.objects.filter(sae=sae).update(max_activation=5.0)
-    version = services.rubric_create(name="search rubric", concepts=SEARCH_CONCEPTS, guidelines="\n".join(
-        f"Guideline paragraph {i}: read the peak token first." for i in range(80)), by=coordinator)
-    round_ = worlds.make_round(by=coordinator, sae=sae, version=version, institutions=[own], raters_list=[physician],
-                               overlap=1, blind=blind, kind=kind)
+    version = services.rubric_create(
+        name="search rubric",
+        concepts=SEARCH_CONCEPTS,
+        guidelines="\n".join(f"Guideline paragraph {i}: read the peak token first." for i in range(80)),
+        by=coordinator,
+    )
+    round_ = worlds.make_round(
+        by=coordinator,
+        sae=sae,
+        version=version,
+        institutions=[own],
+        raters_list=[physician],
+        overlap=1,
+        blind=blind,
+        kind=kind,
+    )
     return {"round": round_, "sae": sae, "physician": physician, "coordinator": coordinator}
 
 
@@ -116,8 +145,7 @@ def test_draft_is_kept_restored_and_cleared_and_leaving_asks_first(postgres, liv
     assert page.evaluate("Object.keys(localStorage).filter(k => k.startsWith('concord-draft')).length") == 0
 
 
-def test_snippet_shows_original_text_with_values_by_keyboard_and_histogram_axes(postgres, live_server,
-                                                                                browser_page):
+def test_snippet_shows_original_text_with_values_by_keyboard_and_histogram_axes(postgres, live_server, browser_page):
     world = _world()
     page, base = browser_page, live_server.url
     e2e.log_in(page, base, "dr-ada")
@@ -165,8 +193,9 @@ def _write_decoder(tmp_path, sae) -> None:
     sae.save(update_fields=["artifact_uri"])
 
 
-def test_context_shows_neighbours_and_logit_effects_except_in_blind_calibration(postgres, live_server, browser_page,
-                                                                                 tmp_path):
+def test_context_shows_neighbours_and_logit_effects_except_in_blind_calibration(
+    postgres, live_server, browser_page, tmp_path
+):
     world = _world(blind=False, kind="production")
     sae = world["sae"]
     _write_decoder(tmp_path, sae)
@@ -174,14 +203,31 @@ def test_context_shows_neighbours_and_logit_effects_except_in_blind_calibration(
 
     neighbour = Latent.objects.get(sae=sae, index=2)
     Latent.objects.filter(pk=neighbour.pk).update(status=Latent.Status.CONSENSUS)
-    Consensus.objects.create(latent=neighbour, sae=sae, method=PLATFORM_CONSENSUS_METHOD, posterior={"PE": 0.9},
-                             map_concept="PE", entropy=0.1, n_labels=3)
+    Consensus.objects.create(
+        latent=neighbour,
+        sae=sae,
+        method=PLATFORM_CONSENSUS_METHOD,
+        posterior={"PE": 0.9},
+        map_concept="PE",
+        entropy=0.1,
+        n_labels=3,
+    )
     # Latent 1's SAE-wide consensus is still moving (its round is not settled): a rater does not see it.
-    Consensus.objects.create(latent=Latent.objects.get(sae=sae, index=1), sae=sae,
-                             method=PLATFORM_CONSENSUS_METHOD, posterior={"PNA": 0.6}, map_concept="PNA", entropy=0.7, n_labels=2)
+    Consensus.objects.create(
+        latent=Latent.objects.get(sae=sae, index=1),
+        sae=sae,
+        method=PLATFORM_CONSENSUS_METHOD,
+        posterior={"PNA": 0.6},
+        map_concept="PNA",
+        entropy=0.7,
+        n_labels=2,
+    )
     latent = Latent.objects.get(sae=sae, index=0)
-    latent.logit_effects = {"raised": [{"token": "embol", "id": 7, "logit": 2.5}],
-                            "lowered": [{"token": "normal", "id": 9, "logit": -1.5}], "method": "W_dec @ W_U"}
+    latent.logit_effects = {
+        "raised": [{"token": "embol", "id": 7, "logit": 2.5}],
+        "lowered": [{"token": "normal", "id": 9, "logit": -1.5}],
+        "method": "W_dec @ W_U",
+    }
     latent.save(update_fields=["logit_effects"])
     page, base = browser_page, live_server.url
     e2e.log_in(page, base, "dr-ada")
@@ -196,14 +242,21 @@ def test_context_shows_neighbours_and_logit_effects_except_in_blind_calibration(
     screenshot(page, "item-context")
 
     # In a blind calibration round nothing there could anchor the rater.
-    blind = worlds.make_round(by=world["coordinator"], sae=sae, version=world["round"].rubric_version,
-                              institutions=list(world["round"].institutions.all()),
-                              raters_list=[world["physician"]], overlap=1)
+    blind = worlds.make_round(
+        by=world["coordinator"],
+        sae=sae,
+        version=world["round"].rubric_version,
+        institutions=list(world["round"].institutions.all()),
+        raters_list=[world["physician"]],
+        overlap=1,
+    )
     assignment = Assignment.objects.get(round=blind, latent__index=0, is_repeat=False)
     page.goto(f"{base}/rounds/{blind.pk}/items/{assignment.position}/")
     assert page.locator("#context-hidden").is_visible()
-    assert page.locator("#neighbours").count() == 0 and "Pulmonary embolism" not in page.locator(
-        "#latent-context").inner_text()
+    assert (
+        page.locator("#neighbours").count() == 0
+        and "Pulmonary embolism" not in page.locator("#latent-context").inner_text()
+    )
 
     # A researcher's latent page shows the neighbours with every consensus label.
     factories.user(role=Role.RESEARCHER, institution_obj=world["round"].institutions.first(), username="res-eve")

@@ -1,5 +1,6 @@
 """In Chromium: a physician labels by keyboard in a blind round; the coordinator closes, sees alpha and
 reveals; hostile snippets and rationales render as text."""
+
 from __future__ import annotations
 
 import re
@@ -25,8 +26,9 @@ def _label_by_keyboard(page, *, search: str, name: str, confidence: str, rationa
     keyboard.type(rationale)
 
 
-def test_physician_labels_by_keyboard_blind_then_coordinator_closes_and_reveals(postgres, live_server, browser_page,
-                                                                              celery_worker):
+def test_physician_labels_by_keyboard_blind_then_coordinator_closes_and_reveals(
+    postgres, live_server, browser_page, celery_worker
+):
     world = e2e.blind_round_world()
     page, base = browser_page, live_server.url
     round_ = world["round"]
@@ -43,8 +45,13 @@ def test_physician_labels_by_keyboard_blind_then_coordinator_closes_and_reveals(
     assert form_box["x"] > evidence_box["x"] + evidence_box["width"] - 1 and form_box["y"] < evidence_box["y"] + 200
     assert page.locator("link[rel=prefetch]").count() == 1
 
-    _label_by_keyboard(page, search="heart fail", name="HFrEF mention", confidence="4",
-                       rationale="Peaks on failure right after heart, in every top example.")
+    _label_by_keyboard(
+        page,
+        search="heart fail",
+        name="HFrEF mention",
+        confidence="4",
+        rationale="Peaks on failure right after heart, in every top example.",
+    )
     assert page.locator("input[name=concept_code]:checked").get_attribute("value") == "HF"
     assert page.locator("input[name=confidence]:checked").get_attribute("value") == "4"
     screenshot(page, "02-physician-item-1-filled")
@@ -52,8 +59,9 @@ def test_physician_labels_by_keyboard_blind_then_coordinator_closes_and_reveals(
         page.keyboard.press("Control+Enter")
     assert page.url != first_url and page.locator("#item-title").inner_text() == "Item 2 of 2"
 
-    _label_by_keyboard(page, search="kidney", name="AKI", confidence="3",
-                       rationale="Creatinine rose overnight: the peaks sit on it.")
+    _label_by_keyboard(
+        page, search="kidney", name="AKI", confidence="3", rationale="Creatinine rose overnight: the peaks sit on it."
+    )
     screenshot(page, "03-physician-item-2-filled")
     with page.expect_navigation(url=re.compile(rf".*/rounds/{round_.pk}/queue/$")):
         page.keyboard.press("Control+Enter")

@@ -1,4 +1,5 @@
 """In Chromium: a senior adjudicates an ambiguous latent; a researcher exports every submitted label."""
+
 from __future__ import annotations
 
 import csv
@@ -21,8 +22,13 @@ def closed_world(postgres):
     world = e2e.blind_round_world()
     physician = world["physician"]
     for assignment in physician.assignments.filter(round=world["round"]).select_related("round"):
-        services.label_submit(assignment=assignment, concept_code="RENAL", confidence=2,
-                              rationale="Renal words around the peak token, I think.", by=physician)
+        services.label_submit(
+            assignment=assignment,
+            concept_code="RENAL",
+            confidence=2,
+            rationale="Renal words around the peak token, I think.",
+            by=physician,
+        )
     worlds.close_round(round=world["round"], by=world["coordinator"])
     return world
 

@@ -1,5 +1,6 @@
 """Exports: exact long-format columns, pseudonyms only, every label, three formats, streamed, readable by
 the agreement and consensus commands; the per-latent file beside it."""
+
 from __future__ import annotations
 
 import csv
@@ -19,9 +20,22 @@ from tests import factories
 from tests.annotation import worlds
 
 pytestmark = pytest.mark.django_db
-EXPECTED_COLUMNS = ["latent_id", "round_id", "round_kind", "rater", "institution", "role", "concept_code",
-                    "concept_name", "free_text", "confidence", "rationale", "is_repeat", "submitted_at",
-                    "rubric_version"]
+EXPECTED_COLUMNS = [
+    "latent_id",
+    "round_id",
+    "round_kind",
+    "rater",
+    "institution",
+    "role",
+    "concept_code",
+    "concept_name",
+    "free_text",
+    "confidence",
+    "rationale",
+    "is_repeat",
+    "submitted_at",
+    "rubric_version",
+]
 
 
 @pytest.fixture
@@ -29,10 +43,20 @@ def closed(postgres):
     coordinator = worlds.coordinator()
     people = worlds.raters(per_institution={"own": 2, "other": 2})
     sae = worlds.sae_with_examples(n_latents=5)
-    round_ = worlds.make_round(by=coordinator, sae=sae, version=worlds.rubric(), raters_list=people, overlap=3,
-                               repeat_fraction=0.34, institutions=list({p.profile.institution for p in people}))
-    worlds.label_everything(round_, choose=lambda a: "HF" if a.latent.index % 2 else "AKI",
-                            rationale='Says "heart failure", with a comma, and a\nnewline')
+    round_ = worlds.make_round(
+        by=coordinator,
+        sae=sae,
+        version=worlds.rubric(),
+        raters_list=people,
+        overlap=3,
+        repeat_fraction=0.34,
+        institutions=list({p.profile.institution for p in people}),
+    )
+    worlds.label_everything(
+        round_,
+        choose=lambda a: "HF" if a.latent.index % 2 else "AKI",
+        rationale='Says "heart failure", with a comma, and a\nnewline',
+    )
     worlds.close_round(round=round_, by=coordinator)
     return {"round": round_, "sae": sae, "people": people, "coordinator": coordinator}
 
@@ -78,15 +102,17 @@ def test_command_writes_jsonl_and_parquet(closed, tmp_path):
     import pyarrow.parquet as pq
 
     n = Label.objects.count()
-    call_command("export_labels", "--round", str(closed["round"].pk), "--format", "jsonl", "--out",
-                 str(tmp_path / "l.jsonl"))
+    call_command(
+        "export_labels", "--round", str(closed["round"].pk), "--format", "jsonl", "--out", str(tmp_path / "l.jsonl")
+    )
     lines = [json.loads(line) for line in (tmp_path / "l.jsonl").read_text().splitlines()]
     assert len(lines) == n and list(lines[0]) == EXPECTED_COLUMNS
     assert isinstance(lines[0]["is_repeat"], bool)
     latent_lines = [json.loads(line) for line in (tmp_path / "l.latents.jsonl").read_text().splitlines()]
     assert isinstance(latent_lines[0]["posterior"], dict)
-    call_command("export_labels", "--round", str(closed["round"].pk), "--format", "parquet", "--out",
-                 str(tmp_path / "l.parquet"))
+    call_command(
+        "export_labels", "--round", str(closed["round"].pk), "--format", "parquet", "--out", str(tmp_path / "l.parquet")
+    )
     table = pq.read_table(tmp_path / "l.parquet")
     assert table.num_rows == n and table.column_names == EXPECTED_COLUMNS
     assert pq.read_table(tmp_path / "l.latents.parquet").num_rows == 5
@@ -94,16 +120,20 @@ def test_command_writes_jsonl_and_parquet(closed, tmp_path):
 
 def test_institution_scope_keeps_only_that_institutions_raters(closed, tmp_path):
     out = tmp_path / "own.csv"
-    call_command("export_labels", "--sae", str(closed["sae"].pk), "--institution", "own", "--format", "csv",
-                 "--out", str(out))
+    call_command(
+        "export_labels", "--sae", str(closed["sae"].pk), "--institution", "own", "--format", "csv", "--out", str(out)
+    )
     rows = list(csv.DictReader(out.open(newline="", encoding="utf-8")))
     assert rows and {row["institution"] for row in rows} == {"own"}
 
 
-@pytest.mark.parametrize("arguments", [
-    ["--round", "999999", "--format", "csv"],
-    ["--sae", "999999", "--format", "csv"],
-])
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        ["--round", "999999", "--format", "csv"],
+        ["--sae", "999999", "--format", "csv"],
+    ],
+)
 def test_command_refuses_bad_input(closed, tmp_path, arguments):
     with pytest.raises(CommandError):
         call_command("export_labels", *arguments, "--out", str(tmp_path / "x.csv"))
@@ -113,8 +143,14 @@ def test_open_rounds_are_not_exported(postgres, tmp_path):
     coordinator = worlds.coordinator()
     people = worlds.raters(per_institution={"a": 2})
     sae = worlds.sae_with_examples(n_latents=2)
-    round_ = worlds.make_round(by=coordinator, sae=sae, version=worlds.rubric(), raters_list=people, overlap=2,
-                               institutions=[people[0].profile.institution])
+    round_ = worlds.make_round(
+        by=coordinator,
+        sae=sae,
+        version=worlds.rubric(),
+        raters_list=people,
+        overlap=2,
+        institutions=[people[0].profile.institution],
+    )
     worlds.label_everything(round_, choose=lambda a: "HF")
     call_command("export_labels", "--round", str(round_.pk), "--format", "csv", "--out", str(tmp_path / "o.csv"))
     assert (tmp_path / "o.csv").read_text().strip().splitlines() == [",".join(EXPECTED_COLUMNS)]

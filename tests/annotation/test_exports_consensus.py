@@ -1,5 +1,6 @@
 """The per-latent export carries the platform consensus (soft label = its posterior, n_labels and n_raters),
 and rounds labelled by simulated raters stay out of every export unless asked for."""
+
 from __future__ import annotations
 
 import json
@@ -23,18 +24,32 @@ def _closed(*, simulated: bool = False, sae=None, people=None, coordinator=None)
     people = people or worlds.raters(per_institution={"a": 3, "b": 3})
     sae = sae or worlds.sae_with_examples(n_latents=6)
     round_ = services.round_create(
-        name=f"export-{simulated}", kind="calibration", sae=sae, rubric_version=worlds.rubric(),
-        institutions=list({p.profile.institution for p in people}), overlap=3, selection_rule="hand",
-        latent_indices=list(range(6)), raters=people, seed=2, simulated=simulated,
-        routing=RoutingConfig(min_rounds=1), by=coordinator)
+        name=f"export-{simulated}",
+        kind="calibration",
+        sae=sae,
+        rubric_version=worlds.rubric(),
+        institutions=list({p.profile.institution for p in people}),
+        overlap=3,
+        selection_rule="hand",
+        latent_indices=list(range(6)),
+        raters=people,
+        seed=2,
+        simulated=simulated,
+        routing=RoutingConfig(min_rounds=1),
+        by=coordinator,
+    )
     services.round_open(round=round_, by=coordinator)
     raters_of: dict[int, list[int]] = {}
-    for latent_id, rater_id in (Assignment.objects.filter(round=round_, is_repeat=False)
-                                .order_by("latent_id", "rater_id").values_list("latent_id", "rater_id")):
+    for latent_id, rater_id in (
+        Assignment.objects.filter(round=round_, is_repeat=False)
+        .order_by("latent_id", "rater_id")
+        .values_list("latent_id", "rater_id")
+    ):
         raters_of.setdefault(latent_id, []).append(rater_id)
     # Latents 0–2: unanimous HF; 3–5: each of the three raters says something else.
-    worlds.label_everything(round_, choose=lambda a: "HF" if a.latent.index < 3 else
-                            THREE_WAY[raters_of[a.latent_id].index(a.rater_id)])
+    worlds.label_everything(
+        round_, choose=lambda a: "HF" if a.latent.index < 3 else THREE_WAY[raters_of[a.latent_id].index(a.rater_id)]
+    )
     worlds.close_round(round=round_, by=coordinator)
     return round_, sae, people, coordinator
 
@@ -79,8 +94,7 @@ def test_simulated_rounds_stay_out_of_exports_unless_asked(postgres, tmp_path):
     labels = (tmp_path / "labels.jsonl").read_text()
     assert labels == ""
     with pytest.raises(CommandError, match="simulated"):
-        call_command("export_labels", "--round", str(simulated.pk), "--format", "csv",
-                     "--out", str(tmp_path / "x.csv"))
+        call_command("export_labels", "--round", str(simulated.pk), "--format", "csv", "--out", str(tmp_path / "x.csv"))
     asked = _latent_rows(tmp_path, "--sae", str(sae.pk), "--include-simulated")
     assert len(asked) == 6
     rows = _latent_rows(tmp_path, "--round", str(simulated.pk), "--include-simulated")

@@ -1,4 +1,5 @@
 """A rater's endpoints: only their own items, no anchoring information, blind before reveal, idempotent."""
+
 from __future__ import annotations
 
 import json
@@ -13,8 +14,12 @@ from tests.annotation import worlds
 from tests.annotation.conftest import ROLES, WHERE, actor, client_for, own_assignment, set_status
 
 pytestmark = pytest.mark.django_db
-LABEL = {"concept_code": "HF", "confidence": 4, "free_text": "heart failure",
-         "rationale": "Every top example peaks on the word failure after heart."}
+LABEL = {
+    "concept_code": "HF",
+    "confidence": 4,
+    "free_text": "heart failure",
+    "rationale": "Every top example peaks on the word failure after heart.",
+}
 
 
 @pytest.mark.parametrize("where", WHERE)
@@ -45,8 +50,17 @@ def test_item_detail_carries_evidence_but_nothing_that_anchors(api_world):
     assert not evidence["histogram_counts"] and not evidence["histogram_edges"]
     assert all(token["text"] for example in evidence["top"] for token in example["tokens"])
     text = json.dumps(body)
-    for anchoring in ("best_tag", "tag_entropy", "concept_tags", "map_concept", "posterior", "consensus",
-                      "is_repeat", "repeat_of", "status\": \"consensus"):
+    for anchoring in (
+        "best_tag",
+        "tag_entropy",
+        "concept_tags",
+        "map_concept",
+        "posterior",
+        "consensus",
+        "is_repeat",
+        "repeat_of",
+        'status": "consensus',
+    ):
         assert anchoring not in text, anchoring
     listing = client.get(f"/api/v1/assignments/?round={api_world['open'].pk}").json()["results"]
     assert listing and all(set(item) == {"id", "round", "position", "has_label"} for item in listing)
@@ -54,9 +68,16 @@ def test_item_detail_carries_evidence_but_nothing_that_anchors(api_world):
 
 def test_hidden_repeats_look_like_any_other_item_but_show_examples_reshuffled(api_world):
     coordinator, raters = api_world["coordinator"], api_world["raters"]
-    round_ = worlds.make_round(by=coordinator, sae=api_world["sae"], version=api_world["version"],
-                               institutions=[api_world["own"]], raters_list=raters, overlap=3, repeat_fraction=0.5,
-                               kind="production")
+    round_ = worlds.make_round(
+        by=coordinator,
+        sae=api_world["sae"],
+        version=api_world["version"],
+        institutions=[api_world["own"]],
+        raters_list=raters,
+        overlap=3,
+        repeat_fraction=0.5,
+        kind="production",
+    )
     repeat = Assignment.objects.filter(round=round_, rater=raters[0], is_repeat=True).first()
     client = client_for(raters[0])
     first = client.get(f"/api/v1/assignments/{repeat.repeat_of_id}/").json()
@@ -70,8 +91,15 @@ def test_hidden_repeats_look_like_any_other_item_but_show_examples_reshuffled(ap
 def test_a_hidden_repeat_shows_a_different_draw_of_the_latents_examples(api_world):
     coordinator, raters = api_world["coordinator"], api_world["raters"]
     sae = worlds.sae_with_examples(n_latents=3, institution=api_world["own"], n_top=20)
-    round_ = worlds.make_round(by=coordinator, sae=sae, version=api_world["version"], institutions=[api_world["own"]],
-                               raters_list=raters, overlap=3, kind="production")
+    round_ = worlds.make_round(
+        by=coordinator,
+        sae=sae,
+        version=api_world["version"],
+        institutions=[api_world["own"]],
+        raters_list=raters,
+        overlap=3,
+        kind="production",
+    )
     assert round_.min_repeats == 3
     repeat = Assignment.objects.filter(round=round_, rater=raters[0], is_repeat=True).first()
     client = client_for(raters[0])
@@ -79,8 +107,10 @@ def test_a_hidden_repeat_shows_a_different_draw_of_the_latents_examples(api_worl
     again = client.get(f"/api/v1/assignments/{repeat.pk}/").json()["evidence"]
 
     def shown(evidence):
-        return {" ".join(token["text"] for token in example["tokens"]) + f"@{example['max_activation']:.3f}"
-                for example in evidence["top"]}
+        return {
+            " ".join(token["text"] for token in example["tokens"]) + f"@{example['max_activation']:.3f}"
+            for example in evidence["top"]
+        }
 
     assert len(first["top"]) == len(again["top"]) == 15  # a draw of 15 from the 20 mined
     assert shown(first) != shown(again)
@@ -92,12 +122,20 @@ def test_blind_round_shows_no_other_label_anywhere_before_reveal(api_world):
     rater, other_rater = api_world["raters"][0], api_world["raters"][1]
     round_ = api_world["open"]
     for assignment in Assignment.objects.filter(round=round_, rater=other_rater):
-        services.label_submit(assignment=assignment, concept_code="AKI", confidence=5,
-                              rationale="Another rater's secret reasoning here.", by=other_rater)
+        services.label_submit(
+            assignment=assignment,
+            concept_code="AKI",
+            confidence=5,
+            rationale="Another rater's secret reasoning here.",
+            by=other_rater,
+        )
     client = client_for(rater)
-    seen = [client.get("/api/v1/labels/").content, client.get(f"/api/v1/labels/?round={round_.pk}").content,
-            client.get(f"/api/v1/rounds/{round_.pk}/distribution/").content,
-            client.get(f"/api/v1/rounds/{round_.pk}/comments/").content]
+    seen = [
+        client.get("/api/v1/labels/").content,
+        client.get(f"/api/v1/labels/?round={round_.pk}").content,
+        client.get(f"/api/v1/rounds/{round_.pk}/distribution/").content,
+        client.get(f"/api/v1/rounds/{round_.pk}/comments/").content,
+    ]
     for assignment in Assignment.objects.filter(round=round_, rater=rater):
         seen.append(client.get(f"/api/v1/assignments/{assignment.pk}/").content)
         seen.append(client.get(f"/api/v1/assignments/{assignment.pk}/detection-items/").content)
@@ -128,10 +166,14 @@ def test_labelling_in_a_closed_round_is_a_conflict(api_world):
     assert client.post(f"/api/v1/assignments/{draft.pk}/label/", LABEL, format="json").status_code == 404
 
 
-@pytest.mark.parametrize(("payload", "field"), [
-    ({**LABEL, "rationale": "short"}, "rationale"), ({**LABEL, "confidence": 0}, "confidence"),
-    ({**LABEL, "concept_code": "NOPE"}, "detail"),
-])
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        ({**LABEL, "rationale": "short"}, "rationale"),
+        ({**LABEL, "confidence": 0}, "confidence"),
+        ({**LABEL, "concept_code": "NOPE"}, "detail"),
+    ],
+)
 def test_label_validation_errors_are_400(api_world, payload, field):
     client = client_for(api_world["raters"][0])
     response = client.post(f"/api/v1/assignments/{own_assignment(api_world).pk}/label/", payload, format="json")
@@ -145,19 +187,32 @@ def test_detection_items_never_say_which_snippets_activate(api_world):
     # entropy normalised over the two concepts (0.64) exceeds the default τ, so the latents wait for another
     # round. This test is about detection items: accept those labels with a lenient rule.
     services.sae_consensus_compute(sae=api_world["sae"], routing=RoutingConfig(entropy_ceiling=1.0))
-    detection = worlds.make_round(by=coordinator, sae=api_world["sae"], version=api_world["version"],
-                                  kind="detection", institutions=[api_world["own"]], raters_list=raters, overlap=1,
-                                  rule="hand")
+    detection = worlds.make_round(
+        by=coordinator,
+        sae=api_world["sae"],
+        version=api_world["version"],
+        kind="detection",
+        institutions=[api_world["own"]],
+        raters_list=raters,
+        overlap=1,
+        rule="hand",
+    )
     assignment = Assignment.objects.filter(round=detection, rater=raters[0]).first()
     client = client_for(raters[0])
     items = client.get(f"/api/v1/assignments/{assignment.pk}/detection-items/").json()
     assert items and all("is_activating" not in item and item["answer"] is None for item in items)
-    truth = dict(DetectionItem.objects.filter(round=detection, latent=assignment.latent)
-                 .values_list("pk", "is_activating"))
+    truth = dict(
+        DetectionItem.objects.filter(round=detection, latent=assignment.latent).values_list("pk", "is_activating")
+    )
     answers = [{"item": item["id"], "says_match": truth[item["id"]]} for item in items]
-    response = client.post(f"/api/v1/assignments/{assignment.pk}/detection-answers/", {"answers": answers},
-                           format="json")
+    response = client.post(
+        f"/api/v1/assignments/{assignment.pk}/detection-answers/", {"answers": answers}, format="json"
+    )
     assert response.status_code == 200 and response.json() == {"n": len(items)}
     stranger = client_for(raters[1])
-    assert stranger.post(f"/api/v1/assignments/{assignment.pk}/detection-answers/", {"answers": answers},
-                         format="json").status_code == 404
+    assert (
+        stranger.post(
+            f"/api/v1/assignments/{assignment.pk}/detection-answers/", {"answers": answers}, format="json"
+        ).status_code
+        == 404
+    )

@@ -1,4 +1,5 @@
 """Pure helpers of the labelling page: where tokens lie in the original text, and the logit-effects shape."""
+
 from __future__ import annotations
 
 from types import SimpleNamespace
@@ -11,8 +12,21 @@ def test_wordpiece_tokens_are_found_in_the_original_text_with_their_case():
     text = "Former smoker, 40 pack-years; HFpEF."
     tokens = ["former", "smoke", "##r", ",", "40", "pack", "-", "years", ";", "hf", "##pe", "##f", "."]
     spans = token_character_spans(text=text, tokens=tokens)
-    assert [text[a:b] for a, b in spans] == ["Former", "smoke", "r", ",", "40", "pack", "-", "years", ";", "HF",
-                                             "pE", "F", "."]
+    assert [text[a:b] for a, b in spans] == [
+        "Former",
+        "smoke",
+        "r",
+        ",",
+        "40",
+        "pack",
+        "-",
+        "years",
+        ";",
+        "HF",
+        "pE",
+        "F",
+        ".",
+    ]
 
 
 def test_bpe_and_special_tokens_and_a_token_absent_from_the_text():
@@ -35,9 +49,13 @@ def test_a_window_that_starts_mid_snippet_is_found_where_it_starts():
 
 
 def test_logit_effects_as_mining_stores_them():
-    latent = SimpleNamespace(logit_effects={"raised": [{"token": " embol", "id": 7, "logit": 2.5}],
-                                            "lowered": [{"token": "normal", "id": 9, "logit": -1.25}],
-                                            "method": "W_dec @ W_U"})
+    latent = SimpleNamespace(
+        logit_effects={
+            "raised": [{"token": " embol", "id": 7, "logit": 2.5}],
+            "lowered": [{"token": "normal", "id": 9, "logit": -1.25}],
+            "method": "W_dec @ W_U",
+        }
+    )
     assert _logit_effects(latent) == ([(" embol", 2.5)], [("normal", -1.25)])
     assert _logit_effects(SimpleNamespace(logit_effects={})) == ([], [])
     assert _logit_effects(SimpleNamespace()) == ([], [])

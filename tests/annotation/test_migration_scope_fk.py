@@ -1,12 +1,12 @@
 """Migration 0003 turns the "round:12" / "sae:3" scope strings into foreign keys, counts distinct raters,
 and drops rows whose scope names nothing."""
+
 from __future__ import annotations
 
 import pytest
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
-from annotation import services
 from annotation.models import Consensus, RaterReliability
 from tests.annotation import worlds
 
@@ -26,8 +26,14 @@ def test_scope_strings_become_foreign_keys(postgres):
     coordinator = worlds.coordinator()
     people = worlds.raters(per_institution={"a": 3})
     sae = worlds.sae_with_examples(n_latents=2)
-    round_ = worlds.make_round(by=coordinator, sae=sae, version=worlds.rubric(), raters_list=people, overlap=3,
-                               institutions=[people[0].profile.institution])
+    round_ = worlds.make_round(
+        by=coordinator,
+        sae=sae,
+        version=worlds.rubric(),
+        raters_list=people,
+        overlap=3,
+        institutions=[people[0].profile.institution],
+    )
     worlds.label_everything(round_, choose=lambda a: "HF")
     worlds.close_round(round=round_, by=coordinator)
     latent = sae.latents.get(index=0)
@@ -37,11 +43,17 @@ def test_scope_strings_become_foreign_keys(postgres):
         old = _migrate(BEFORE)
         OldConsensus = old.get_model("annotation", "Consensus")
         OldReliability = old.get_model("annotation", "RaterReliability")
-        row = {"latent_id": latent.pk, "method": "dawid-skene", "posterior": {"HF": 1.0}, "map_concept": "HF",
-               "entropy": 0.0, "n_labels": 4}
+        row = {
+            "latent_id": latent.pk,
+            "method": "dawid-skene",
+            "posterior": {"HF": 1.0},
+            "map_concept": "HF",
+            "entropy": 0.0,
+            "n_labels": 4,
+        }
         OldConsensus.objects.create(scope=f"round:{round_.pk}", **row)
         OldConsensus.objects.create(scope=f"sae:{sae.pk}", **row)
-        OldConsensus.objects.create(scope="sae:999999", **row)     # names no SAE
+        OldConsensus.objects.create(scope="sae:999999", **row)  # names no SAE
         OldConsensus.objects.create(scope="institution:1", **row)  # not a scope at all
         OldReliability.objects.create(rater_id=people[0].pk, scope=f"round:{round_.pk}", weight=0.5)
         OldReliability.objects.create(rater_id=people[0].pk, scope=f"sae:{sae.pk}", weight=0.7)

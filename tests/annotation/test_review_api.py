@@ -1,4 +1,5 @@
 """Adjudication, the latent browser and exports, for every role × institution."""
+
 from __future__ import annotations
 
 import csv
@@ -32,16 +33,22 @@ def test_adjudication_is_for_seniors_who_may_see_the_sae(api_world, role, where)
     assert queue.status_code == (200 if may_adjudicate else 403)
     if may_adjudicate:
         assert [row["id"] for row in queue.json()["results"]] == ([latent.pk] if sees_sae else [])
-    response = client.post("/api/v1/adjudications/create/",
-                           {"latent": latent.pk, "concept_code": "AKI", "rationale": RATIONALE}, format="json")
+    response = client.post(
+        "/api/v1/adjudications/create/",
+        {"latent": latent.pk, "concept_code": "AKI", "rationale": RATIONALE},
+        format="json",
+    )
     expected = (201 if sees_sae else 404) if may_adjudicate else 403
     assert response.status_code == expected
     assert Adjudication.objects.exists() == (expected == 201)
     if expected == 201:
         latent.refresh_from_db()
         assert latent.status == Latent.Status.ADJUDICATED
-        again = client.post("/api/v1/adjudications/create/",
-                            {"latent": latent.pk, "concept_code": "AKI", "rationale": RATIONALE}, format="json")
+        again = client.post(
+            "/api/v1/adjudications/create/",
+            {"latent": latent.pk, "concept_code": "AKI", "rationale": RATIONALE},
+            format="json",
+        )
         assert again.status_code == 409
 
 

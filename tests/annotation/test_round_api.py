@@ -1,4 +1,5 @@
 """Round endpoints: every transition through the API (409 for illegal ones) and every role × institution."""
+
 from __future__ import annotations
 
 import pytest
@@ -13,9 +14,19 @@ WATCHERS = MANAGERS | {(Role.RESEARCHER, "own")}  # researchers of `other` may n
 
 
 def _round_payload(world, **overrides):
-    return {"name": "API round", "kind": "calibration", "sae": world["sae"].pk, "rubric_version": world["version"].pk,
-            "institutions": ["own"], "overlap": 2, "repeat_fraction": 0.0, "blind": True, "selection_rule": "hand",
-            "latent_indices": [0, 1, 2], **overrides}
+    return {
+        "name": "API round",
+        "kind": "calibration",
+        "sae": world["sae"].pk,
+        "rubric_version": world["version"].pk,
+        "institutions": ["own"],
+        "overlap": 2,
+        "repeat_fraction": 0.0,
+        "blind": True,
+        "selection_rule": "hand",
+        "latent_indices": [0, 1, 2],
+        **overrides,
+    }
 
 
 def test_lifecycle_through_the_api(api_world):
@@ -41,8 +52,9 @@ def test_lifecycle_through_the_api(api_world):
     assert post("statistics", 200)["status"] == "closed"
     assert post("reveal", 200)["status"] == "revealed"
     assert post("reveal", 409)["detail"]
-    follow_up = client.post(f"/api/v1/rounds/{round_id}/follow-up/", {"guidelines": "v2: name the finding."},
-                            format="json")
+    follow_up = client.post(
+        f"/api/v1/rounds/{round_id}/follow-up/", {"guidelines": "v2: name the finding."}, format="json"
+    )
     assert follow_up.status_code == 201 and follow_up.json()["parent"] == round_id
     trend = client.get(f"/api/v1/rounds/{follow_up.json()['id']}/alpha-trend/").json()
     assert [point["round_id"] for point in trend] == [round_id, follow_up.json()["id"]]
@@ -59,12 +71,20 @@ def test_production_round_reveal_is_a_conflict(api_world):
 def test_round_create_validation(api_world):
     client = client_for(api_world["coordinator"])
     assert client.post("/api/v1/rounds/create/", _round_payload(api_world, overlap=9), format="json").status_code == 400
-    assert client.post("/api/v1/rounds/create/", _round_payload(api_world, institutions=["own", "other"]),
-                       format="json").status_code == 400  # other may not see the private corpus
-    assert client.post("/api/v1/rounds/create/", _round_payload(api_world, kind="bogus"),
-                       format="json").status_code == 400
-    response = client.post("/api/v1/rounds/create/", _round_payload(
-        api_world, raters=[r.profile.pseudonym for r in api_world["raters"][:2]]), format="json")
+    assert (
+        client.post(
+            "/api/v1/rounds/create/", _round_payload(api_world, institutions=["own", "other"]), format="json"
+        ).status_code
+        == 400
+    )  # other may not see the private corpus
+    assert (
+        client.post("/api/v1/rounds/create/", _round_payload(api_world, kind="bogus"), format="json").status_code == 400
+    )
+    response = client.post(
+        "/api/v1/rounds/create/",
+        _round_payload(api_world, raters=[r.profile.pseudonym for r in api_world["raters"][:2]]),
+        format="json",
+    )
     assert response.status_code == 201
 
 
@@ -129,8 +149,9 @@ def test_revealed_distribution_and_discussion(api_world, role, where):
         assert len(body) == 4 and all(item["labels"] for item in body)
         assert not any("rater-own" in str(item) for item in body)
     latent = api_world["revealed"].latents.first()
-    response = client.post(f"/api/v1/rounds/{round_id}/comments/create/", {"latent": latent.pk, "text": "<b>why</b>"},
-                           format="json")
+    response = client.post(
+        f"/api/v1/rounds/{round_id}/comments/create/", {"latent": latent.pk, "text": "<b>why</b>"}, format="json"
+    )
     may_discuss = rater or (role, where) in MANAGERS
     assert (response.status_code == 201) == may_discuss and response.status_code in (201, 403, 404)
     if may_discuss:
@@ -148,8 +169,9 @@ def test_distribution_is_hidden_before_reveal_even_from_the_rounds_raters(api_wo
     coordinator = client_for(api_world["coordinator"])
     assert coordinator.get(f"/api/v1/rounds/{api_world['revealed'].pk}/distribution/").status_code == 200
     latent = api_world["revealed"].latents.first()
-    response = coordinator.post(f"/api/v1/rounds/{api_world['revealed'].pk}/comments/create/",
-                                {"latent": latent.pk, "text": "x"}, format="json")
+    response = coordinator.post(
+        f"/api/v1/rounds/{api_world['revealed'].pk}/comments/create/", {"latent": latent.pk, "text": "x"}, format="json"
+    )
     assert response.status_code == 403
 
 
@@ -161,9 +183,13 @@ def test_rubrics_are_read_by_all_and_written_by_managers(api_world, role, where)
     version = client.get(f"/api/v1/rubric-versions/{api_world['version'].pk}/").json()
     assert {"HF", "UNINTERPRETABLE", "POLYSEMANTIC", "ARTIFACT"} <= {c["code"] for c in version["concepts"]}
     may_write = role in (Role.COORDINATOR, Role.ADMIN)
-    response = client.post("/api/v1/rubrics/create/", {"name": f"r-{role}-{where}", "concepts": [
-        {"code": "X", "name": "Something"}]}, format="json")
+    response = client.post(
+        "/api/v1/rubrics/create/",
+        {"name": f"r-{role}-{where}", "concepts": [{"code": "X", "name": "Something"}]},
+        format="json",
+    )
     assert response.status_code == (201 if may_write else 403)
-    response = client.post(f"/api/v1/rubric-versions/{api_world['version'].pk}/derive/", {"guidelines": "g"},
-                           format="json")
+    response = client.post(
+        f"/api/v1/rubric-versions/{api_world['version'].pk}/derive/", {"guidelines": "g"}, format="json"
+    )
     assert response.status_code == (201 if may_write else 403)

@@ -1,5 +1,6 @@
 """The round lifecycle services: transitions, labels (immutability, idempotency, history), follow-up,
 discussion, detection rounds and adjudication; each writes an audit event."""
+
 from __future__ import annotations
 
 import pytest
@@ -32,8 +33,15 @@ def world(postgres):
     people = worlds.raters(per_institution={"a": 2, "b": 2})
     sae = worlds.sae_with_examples(n_latents=4)
     version = worlds.rubric(by=coordinator)
-    round_ = worlds.make_round(by=coordinator, sae=sae, version=version, raters_list=people, overlap=2,
-                               institutions=list({p.profile.institution for p in people}), open_it=False)
+    round_ = worlds.make_round(
+        by=coordinator,
+        sae=sae,
+        version=version,
+        raters_list=people,
+        overlap=2,
+        institutions=list({p.profile.institution for p in people}),
+        open_it=False,
+    )
     return {"coordinator": coordinator, "people": people, "sae": sae, "version": version, "round": round_}
 
 
@@ -42,8 +50,14 @@ def _first_assignment(round_):
 
 
 def _submit(assignment, **overrides):
-    arguments = {"assignment": assignment, "concept_code": "HF", "confidence": 4, "rationale": RATIONALE,
-                 "by": assignment.rater, **overrides}
+    arguments = {
+        "assignment": assignment,
+        "concept_code": "HF",
+        "confidence": 4,
+        "rationale": RATIONALE,
+        "by": assignment.rater,
+        **overrides,
+    }
     return services.label_submit(**arguments)
 
 
@@ -55,21 +69,26 @@ def test_transitions_follow_draft_open_closed_revealed(world):
     services.round_reveal(round=round_, by=coordinator)
     round_.refresh_from_db()
     assert round_.status == Round.Status.REVEALED and round_.opened_at and round_.closed_at
-    actions = list(AuditEvent.objects.filter(object_id=str(round_.pk), object_type="annotation.Round")
-                   .order_by("created_at", "id").values_list("action", flat=True))
-    assert actions[:5] == ["round.create", "round.open", "round.close", "round.statistics.request",
-                           "round.statistics"]
+    actions = list(
+        AuditEvent.objects.filter(object_id=str(round_.pk), object_type="annotation.Round")
+        .order_by("created_at", "id")
+        .values_list("action", flat=True)
+    )
+    assert actions[:5] == ["round.create", "round.open", "round.close", "round.statistics.request", "round.statistics"]
     assert actions[-1] == "round.reveal"
 
 
-@pytest.mark.parametrize(("steps", "action", "message"), [
-    ([], services.round_close, "Only an open round can be closed"),
-    ([], services.round_reveal, "Only a closed round can be revealed"),
-    (["open"], services.round_open, "Only a draft round can be opened"),
-    (["open"], services.round_reveal, "Only a closed round"),
-    (["open", "close"], services.round_close, "is closed"),
-    (["open", "close"], services.round_open, "is closed"),
-])
+@pytest.mark.parametrize(
+    ("steps", "action", "message"),
+    [
+        ([], services.round_close, "Only an open round can be closed"),
+        ([], services.round_reveal, "Only a closed round can be revealed"),
+        (["open"], services.round_open, "Only a draft round can be opened"),
+        (["open"], services.round_reveal, "Only a closed round"),
+        (["open", "close"], services.round_close, "is closed"),
+        (["open", "close"], services.round_open, "is closed"),
+    ],
+)
 def test_illegal_transitions_are_refused(world, steps, action, message):
     round_, coordinator = world["round"], world["coordinator"]
     for step in steps:
@@ -79,9 +98,15 @@ def test_illegal_transitions_are_refused(world, steps, action, message):
 
 
 def test_production_rounds_are_never_revealed(world):
-    round_ = worlds.make_round(by=world["coordinator"], sae=world["sae"], version=world["version"], kind="production",
-                               raters_list=world["people"], overlap=2,
-                               institutions=list(world["round"].institutions.all()))
+    round_ = worlds.make_round(
+        by=world["coordinator"],
+        sae=world["sae"],
+        version=world["version"],
+        kind="production",
+        raters_list=world["people"],
+        overlap=2,
+        institutions=list(world["round"].institutions.all()),
+    )
     worlds.close_round(round=round_, by=world["coordinator"])
     with pytest.raises(RoundStateError, match="Only calibration rounds are revealed"):
         services.round_reveal(round=round_, by=world["coordinator"])
@@ -131,13 +156,16 @@ def test_idempotency_key_makes_retries_harmless(world):
         _submit(other, idempotency_key="same-key")
 
 
-@pytest.mark.parametrize(("overrides", "message"), [
-    ({"concept_code": "NOPE"}, "not a concept"),
-    ({"confidence": 6}, "1 to 5"),
-    ({"rationale": "too short"}, "at least 20"),
-    ({"free_text": "x" * 301}, "at most 300"),
-    ({"time_spent_seconds": -1}, "non-negative"),
-])
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"concept_code": "NOPE"}, "not a concept"),
+        ({"confidence": 6}, "1 to 5"),
+        ({"rationale": "too short"}, "at least 20"),
+        ({"free_text": "x" * 301}, "at most 300"),
+        ({"time_spent_seconds": -1}, "non-negative"),
+    ],
+)
 def test_label_input_is_validated(world, overrides, message):
     services.round_open(round=world["round"], by=world["coordinator"])
     with pytest.raises(InvalidInput, match=message):
@@ -158,15 +186,17 @@ def test_follow_up_creates_a_rubric_version_and_a_round_on_the_same_latents(worl
     with pytest.raises(RoundStateError, match="closed first"):
         services.round_follow_up_create(parent=round_, guidelines="new", by=coordinator)
     worlds.close_round(round=round_, by=coordinator)
-    follow_up = services.round_follow_up_create(parent=round_, guidelines="Say what fires, not the diagnosis.",
-                                                by=coordinator)
+    follow_up = services.round_follow_up_create(
+        parent=round_, guidelines="Say what fires, not the diagnosis.", by=coordinator
+    )
     assert follow_up.parent == round_ and follow_up.status == Round.Status.DRAFT
     assert follow_up.rubric_version.version == 2 and follow_up.rubric_version.parent == round_.rubric_version
     assert set(follow_up.latents.values_list("pk", flat=True)) == set(round_.latents.values_list("pk", flat=True))
     raters = set(Assignment.objects.filter(round=round_).values_list("rater", flat=True))
     assert set(Assignment.objects.filter(round=follow_up).values_list("rater", flat=True)) == raters
     assert set(follow_up.rubric_version.concepts.values_list("code", flat=True)) == set(
-        round_.rubric_version.concepts.values_list("code", flat=True))
+        round_.rubric_version.concepts.values_list("code", flat=True)
+    )
 
 
 def test_comments_open_with_the_reveal(world):
@@ -189,17 +219,32 @@ def _consensus_latents(world, n_rounds: int = 1, split: bool = False):
     rounds = [world["round"]]
     services.round_open(round=world["round"], by=coordinator)
     for _ in range(n_rounds - 1):
-        rounds.append(worlds.make_round(by=coordinator, sae=world["sae"], version=world["version"], kind="production",
-                                        raters_list=world["people"], overlap=2,
-                                        institutions=list(world["round"].institutions.all())))
+        rounds.append(
+            worlds.make_round(
+                by=coordinator,
+                sae=world["sae"],
+                version=world["version"],
+                kind="production",
+                raters_list=world["people"],
+                overlap=2,
+                institutions=list(world["round"].institutions.all()),
+            )
+        )
     for round_ in rounds:
         # A split latent's first rater (lowest id) says AKI, its other rater RENAL: every split latent is split.
         first_rater = {}
-        for latent_id, rater_id in Assignment.objects.filter(round=round_).order_by("-rater_id").values_list(
-                "latent_id", "rater_id"):
+        for latent_id, rater_id in (
+            Assignment.objects.filter(round=round_).order_by("-rater_id").values_list("latent_id", "rater_id")
+        ):
             first_rater[latent_id] = rater_id
-        worlds.label_everything(round_, choose=lambda a: "HF" if a.latent.index < 2 or not split else
-                                ("AKI" if first_rater[a.latent_id] == a.rater_id else "RENAL"))
+        worlds.label_everything(
+            round_,
+            choose=lambda a: (
+                "HF"
+                if a.latent.index < 2 or not split
+                else ("AKI" if first_rater[a.latent_id] == a.rater_id else "RENAL")
+            ),
+        )
         worlds.close_round(round=round_, by=coordinator)
 
 
@@ -207,9 +252,17 @@ def test_detection_round_measures_accuracy_and_validates_labels(world):
     _consensus_latents(world)
     coordinator = world["coordinator"]
     assert Latent.objects.filter(sae=world["sae"], status=Latent.Status.CONSENSUS).count() == 4
-    detection = worlds.make_round(by=coordinator, sae=world["sae"], version=world["version"], kind="detection",
-                                  raters_list=world["people"], overlap=2, rule="random", n_latents=2,
-                                  institutions=list(world["round"].institutions.all()))
+    detection = worlds.make_round(
+        by=coordinator,
+        sae=world["sae"],
+        version=world["version"],
+        kind="detection",
+        raters_list=world["people"],
+        overlap=2,
+        rule="random",
+        n_latents=2,
+        institutions=list(world["round"].institutions.all()),
+    )
     items = DetectionItem.objects.filter(round=detection)
     for latent_id in items.values_list("latent_id", flat=True).distinct():
         mine = items.filter(latent_id=latent_id)
@@ -238,9 +291,16 @@ def test_detection_round_measures_accuracy_and_validates_labels(world):
 
 def test_detection_answers_must_cover_every_snippet(world):
     _consensus_latents(world)
-    detection = worlds.make_round(by=world["coordinator"], sae=world["sae"], version=world["version"],
-                                  kind="detection", raters_list=world["people"], overlap=1, rule="hand",
-                                  institutions=list(world["round"].institutions.all()))
+    detection = worlds.make_round(
+        by=world["coordinator"],
+        sae=world["sae"],
+        version=world["version"],
+        kind="detection",
+        raters_list=world["people"],
+        overlap=1,
+        rule="hand",
+        institutions=list(world["round"].institutions.all()),
+    )
     assignment = Assignment.objects.filter(round=detection).select_related("round").first()
     item = DetectionItem.objects.filter(round=detection, latent_id=assignment.latent_id).first()
     with pytest.raises(InvalidInput, match="answer every snippet"):

@@ -1,5 +1,6 @@
 """Round statistics off the request path: closing or recomputing queues a `cpu` job; a real worker on Redis
 computes it; the dashboard, the round API and the agreement export say "still computing" until it ends."""
+
 from __future__ import annotations
 
 import time
@@ -26,8 +27,9 @@ def _labelled_round():
     raters = [factories.user(role=Role.PHYSICIAN, institution_obj=own) for _ in range(3)]
     sae = worlds.sae_with_examples(n_latents=6, institution=own)
     version = worlds.rubric(by=coordinator)
-    round_ = worlds.make_round(by=coordinator, sae=sae, version=version, institutions=[own], raters_list=raters,
-                               overlap=3)
+    round_ = worlds.make_round(
+        by=coordinator, sae=sae, version=version, institutions=[own], raters_list=raters, overlap=3
+    )
     worlds.label_everything(round_, choose=lambda a: "HF" if a.latent.index % 2 else "AKI")
     return round_, coordinator
 
@@ -58,8 +60,11 @@ def test_close_through_the_api_answers_at_once_and_a_worker_computes_the_statist
     assert (body["status"], body["statistics_status"], body["statistics_progress"]) == ("closed", "queued", 0.0)
     print(f"close request answered in {latency * 1000:.0f} ms")
 
-    round_ = wait_until(lambda: Round.objects.filter(pk=round_.pk, statistics_status__in=["done", "failed"]).first(),
-                        timeout=120, what="the statistics job to end")
+    round_ = wait_until(
+        lambda: Round.objects.filter(pk=round_.pk, statistics_status__in=["done", "failed"]).first(),
+        timeout=120,
+        what="the statistics job to end",
+    )
     assert (round_.statistics_status, round_.statistics_progress) == ("done", 1.0), round_.statistics_message
     print(f"close to statistics done: {time.perf_counter() - started:.1f} s")
     assert _statistics_written(round_)
@@ -82,8 +87,11 @@ def test_close_through_the_api_answers_at_once_and_a_worker_computes_the_statist
     AgreementReport.objects.filter(round=round_).delete()
     response = client.post(f"/api/v1/rounds/{round_.pk}/statistics/")
     assert response.status_code == 200 and response.json()["statistics_status"] == "queued"
-    round_ = wait_until(lambda: Round.objects.filter(pk=round_.pk, statistics_status="done").first(),
-                        timeout=120, what="the recomputation to end")
+    round_ = wait_until(
+        lambda: Round.objects.filter(pk=round_.pk, statistics_status="done").first(),
+        timeout=120,
+        what="the recomputation to end",
+    )
     assert _statistics_written(round_)
 
 

@@ -1,4 +1,5 @@
 """The `agreement` and `consensus` management commands: DESIGN §6 options, JSON shapes, exit status 2."""
+
 from __future__ import annotations
 
 import csv
@@ -30,8 +31,9 @@ def _run(*args: str) -> dict:
 )
 def test_agreement_prints_design_json(level, published):
     # Krippendorff (2011), "Computing Krippendorff's Alpha-Reliability", reliability data with missing values.
-    payload = _run("agreement", "--csv", str(KRIPPENDORFF_2011), "--level", level, "--bootstrap", "200",
-                   "--seed", "3", "--json")
+    payload = _run(
+        "agreement", "--csv", str(KRIPPENDORFF_2011), "--level", level, "--bootstrap", "200", "--seed", "3", "--json"
+    )
     assert list(payload) == ["alpha", "level", "ci", "n_units", "n_raters", "n_pairable"]
     assert payload["alpha"] == pytest.approx(published, abs=5e-7)
     assert payload["level"] == level
@@ -44,8 +46,22 @@ def test_agreement_custom_columns_and_no_bootstrap(tmp_path):
     path = tmp_path / "renamed.csv"
     text = KRIPPENDORFF_2011.read_text().replace("latent_id,rater,concept_code", "item,coder,score")
     path.write_text(text)
-    payload = _run("agreement", "--csv", str(path), "--unit-col", "item", "--rater-col", "coder",
-                   "--value-col", "score", "--level", "nominal", "--bootstrap", "0", "--json")
+    payload = _run(
+        "agreement",
+        "--csv",
+        str(path),
+        "--unit-col",
+        "item",
+        "--rater-col",
+        "coder",
+        "--value-col",
+        "score",
+        "--level",
+        "nominal",
+        "--bootstrap",
+        "0",
+        "--json",
+    )
     assert payload["ci"] is None and payload["alpha"] == pytest.approx(0.743421, abs=5e-7)
 
 
@@ -138,7 +154,10 @@ def test_manage_py_agreement_exits_2_with_message_on_stderr(tmp_path):
     empty.write_text("")
     completed = subprocess.run(
         [sys.executable, "manage.py", "agreement", "--csv", str(empty), "--level", "nominal", "--json"],
-        cwd=ROOT, capture_output=True, text=True, timeout=60,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert completed.returncode == 2
     assert "is empty" in completed.stderr and completed.stdout == ""
@@ -158,8 +177,9 @@ def test_agreement_over_one_unit_says_undefined(tmp_path):
     path.write_text("latent_id,rater,concept_code\nL1,a,PNA\nL1,b,CHF\nL2,a,PNA\n")
     payload = _run("agreement", "--csv", str(path), "--level", "nominal", "--json")
     assert payload["alpha"] is None and payload["ci"] is None and payload["n_units"] == 1
-    assert payload["reason"] == ("undefined (only one unit has two or more values; alpha needs at least two "
-                                 "pairable units)")
+    assert payload["reason"] == (
+        "undefined (only one unit has two or more values; alpha needs at least two pairable units)"
+    )
     out = StringIO()
     call_command("agreement", "--csv", str(path), "--level", "nominal", stdout=out)
     assert out.getvalue().startswith("nominal alpha undefined (only one unit")

@@ -1,5 +1,6 @@
 """Test–retest computes from the first repeat pair: stored per rater with an interval and the pairs it
 rests on, pooled per round with a CI, and the dashboard says how many pairs each figure rests on."""
+
 from __future__ import annotations
 
 import re
@@ -19,9 +20,19 @@ def _closed_round(*, min_repeats: int, n_latents: int, repeat_same: bool = True)
     people = worlds.raters(per_institution={"a": 2, "b": 2})
     sae = worlds.sae_with_examples(n_latents=n_latents)
     round_ = services.round_create(
-        name="retest", kind="calibration", sae=sae, rubric_version=worlds.rubric(), overlap=2,
-        institutions=list({p.profile.institution for p in people}), selection_rule="hand",
-        latent_indices=list(range(n_latents)), raters=people, seed=4, min_repeats=min_repeats, by=coordinator)
+        name="retest",
+        kind="calibration",
+        sae=sae,
+        rubric_version=worlds.rubric(),
+        overlap=2,
+        institutions=list({p.profile.institution for p in people}),
+        selection_rule="hand",
+        latent_indices=list(range(n_latents)),
+        raters=people,
+        seed=4,
+        min_repeats=min_repeats,
+        by=coordinator,
+    )
     services.round_open(round=round_, by=coordinator)
     codes = ("HF", "AKI", "AF", "NEG")
 
@@ -54,7 +65,7 @@ def test_one_pair_per_rater_gives_values_with_intervals_not_a_dash(postgres):
     assert pooled.n_pairable == 4 and pooled.value == pytest.approx(1.0) and pooled.ci_low < 0.9
     page = _dashboard(round_, coordinator)
     assert re.search(r"Round test–retest κ = 1\.00.*over 4 repeat pairs from 4 raters", page, re.S)
-    table = page[page.index('id="reliability"'):]
+    table = page[page.index('id="reliability"') :]
     assert table.count("<td>1</td>") >= 4  # each rater's figure rests on one pair, and says so
 
 

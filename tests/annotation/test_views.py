@@ -1,4 +1,5 @@
 """Server-rendered pages: role gates through the permission module, escaping, CSRF, state messages."""
+
 from __future__ import annotations
 
 import pytest
@@ -24,12 +25,21 @@ def _pages(world):
     revealed, open_round = world["revealed"].pk, world["open"].pk
     latent = world["sae"].latents.get(index=0).pk
     return {
-        "home": "/", "queue": "/queue/", "round-queue": f"/rounds/{open_round}/queue/",
+        "home": "/",
+        "queue": "/queue/",
+        "round-queue": f"/rounds/{open_round}/queue/",
         "item": f"/rounds/{open_round}/items/{own_assignment(world).position}/",
-        "rounds": "/rounds/", "round-new": "/rounds/new/", "dashboard": f"/rounds/{revealed}/",
-        "discussion": f"/rounds/{revealed}/discussion/", "follow-up": f"/rounds/{revealed}/follow-up/new/",
-        "rubric-new": "/rubrics/new/", "adjudication": "/adjudication/", "adjudicate": f"/adjudication/{latent}/",
-        "browser": "/labelled-latents/", "latent": f"/labelled-latents/{latent}/", "export": "/export/",
+        "rounds": "/rounds/",
+        "round-new": "/rounds/new/",
+        "dashboard": f"/rounds/{revealed}/",
+        "discussion": f"/rounds/{revealed}/discussion/",
+        "follow-up": f"/rounds/{revealed}/follow-up/new/",
+        "rubric-new": "/rubrics/new/",
+        "adjudication": "/adjudication/",
+        "adjudicate": f"/adjudication/{latent}/",
+        "browser": "/labelled-latents/",
+        "latent": f"/labelled-latents/{latent}/",
+        "export": "/export/",
     }
 
 
@@ -43,8 +53,11 @@ def _expected(role, where):
     return {
         # Raters follow their rounds from their queue: /rounds/ sends them there (it listed dashboards
         # that answered 403).
-        "home": 200, "queue": 200 if labeller else 403, "round-queue": 200 if rater else (404 if labeller else 403),
-        "item": 200 if rater else (404 if labeller else 403), "rounds": 302 if labeller else 200,
+        "home": 200,
+        "queue": 200 if labeller else 403,
+        "round-queue": 200 if rater else (404 if labeller else 403),
+        "item": 200 if rater else (404 if labeller else 403),
+        "rounds": 302 if labeller else 200,
         "round-new": 200 if role in (Role.COORDINATOR, Role.ADMIN) else 403,
         # A round on an SAE the user may not see does not exist for them.
         "dashboard": 200 if watcher else (403 if rater else 404),
@@ -54,7 +67,8 @@ def _expected(role, where):
         "adjudication": 200 if role in (Role.SENIOR, Role.ADMIN) else 403,
         # Only latents in the senior's queue (ambiguous after closed rounds); this one is not.
         "adjudicate": 404 if role in (Role.SENIOR, Role.ADMIN) else 403,
-        "browser": 200 if reader else 403, "latent": (200 if sees_sae else 404) if reader else 403,
+        "browser": 200 if reader else 403,
+        "latent": (200 if sees_sae else 404) if reader else 403,
         "export": 200 if reader else 403,
     }
 
@@ -81,8 +95,9 @@ def test_clinical_text_and_rationales_are_escaped(api_world):
     example.save()
     Label.objects.filter(assignment__round=api_world["revealed"]).update(rationale=f"Because {PAYLOAD} here")
     rater = _client(api_world["raters"][0])
-    assignment = Assignment.objects.filter(round=api_world["open"], rater=api_world["raters"][0],
-                                           latent=example.latent).first()
+    assignment = Assignment.objects.filter(
+        round=api_world["open"], rater=api_world["raters"][0], latent=example.latent
+    ).first()
     pages = [rater.get(f"/rounds/{api_world['open'].pk}/items/{assignment.position}/").content.decode()]
     pages.append(rater.get(f"/rounds/{api_world['revealed'].pk}/discussion/").content.decode())
     coordinator = _client(api_world["coordinator"])
@@ -97,8 +112,11 @@ def test_labelling_page_hides_anchoring_information(api_world):
     assignment = own_assignment(api_world)
     latent = assignment.latent
     Latent.objects.filter(pk=latent.pk).update(best_tag="SECRET_TAG")
-    html = _client(api_world["raters"][0]).get(f"/rounds/{api_world['open'].pk}/items/{assignment.position}/"
-                                               ).content.decode()
+    html = (
+        _client(api_world["raters"][0])
+        .get(f"/rounds/{api_world['open'].pk}/items/{assignment.position}/")
+        .content.decode()
+    )
     for anchoring in ("SECRET_TAG", "tag_entropy", "Consensus", "posterior", f"Latent {latent.index}"):
         assert anchoring not in html, anchoring
     assert "Item " in html
@@ -109,14 +127,22 @@ def test_label_form_saves_and_moves_on_then_refuses_after_close(api_world):
     client = _client(rater)
     items = list(Assignment.objects.filter(round=api_world["open"], rater=rater).order_by("position"))
     url = f"/rounds/{api_world['open'].pk}/items/{items[0].position}/"
-    form = {"concept_code": "HF", "confidence": "4", "free_text": "", "time_spent_seconds": "12",
-            "rationale": "The peak sits on failure after heart.", "idempotency_key": "web-1"}
+    form = {
+        "concept_code": "HF",
+        "confidence": "4",
+        "free_text": "",
+        "time_spent_seconds": "12",
+        "rationale": "The peak sits on failure after heart.",
+        "idempotency_key": "web-1",
+    }
     response = client.post(url, form)
     assert response.status_code == 302 and response["Location"].endswith(f"/items/{items[1].position}/")
     assert client.post(url, form).status_code == 302
     label = Label.objects.get(assignment=items[0])
-    assert label.time_spent_seconds == 12 and Label.objects.filter(assignment__rater=rater,
-                                                                   assignment__round=api_world["open"]).count() == 1
+    assert (
+        label.time_spent_seconds == 12
+        and Label.objects.filter(assignment__rater=rater, assignment__round=api_world["open"]).count() == 1
+    )
     short = client.post(url, {**form, "rationale": "short", "idempotency_key": "web-2"})
     assert short.status_code == 200 and "at least 20" in short.content.decode()
     worlds.close_round(round=api_world["open"], by=api_world["coordinator"])

@@ -1,5 +1,6 @@
 """Fixtures of the clinical tests: a tiny host model and SAE saved to disk (fast), and the MiniLM world
 (slow, built once per session); both registered as catalogue rows per test."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -20,9 +21,11 @@ from features.models import (
 from tests import factories
 
 TINY_HOOK = "blocks.1.hook_resid_post"
-TINY_TEXTS = ["patient reports chest pain radiating to the left arm with diaphoresis and nausea",
-              "she denies fever , history of type two diabetes on metformin",
-              "he has shortness of breath on exertion , no fever"]
+TINY_TEXTS = [
+    "patient reports chest pain radiating to the left arm with diaphoresis and nausea",
+    "she denies fever , history of type two diabetes on metformin",
+    "he has shortness of breath on exertion , no fever",
+]
 
 
 @pytest.fixture(scope="session")
@@ -39,8 +42,9 @@ def tiny_files(tmp_path_factory) -> dict[str, Path]:
     saes = {}
     for layer in (0, 1):
         sae = build_sae(config_from_dict({"architecture": "topk", "d_in": 32, "d_sae": 64, "k": 4}), seed=layer)
-        saes[layer] = save_sae(sae=sae.eval(), normalisation=Normalisation.identity(32),
-                               directory=root / f"sae-{layer}")
+        saes[layer] = save_sae(
+            sae=sae.eval(), normalisation=Normalisation.identity(32), directory=root / f"sae-{layer}"
+        )
     return {"model": root / "model", "sae0": saes[0], "sae1": saes[1]}
 
 
@@ -54,21 +58,32 @@ class TinyWorld:
 
 
 def register_tiny(files: dict[str, Path], *, institution=None) -> TinyWorld:
-    host = HostModel.objects.create(name=f"tiny-{factories._counter.__next__()}", source=str(files["model"]),
-                                    kind="encoder", d_model=32, n_layers=2)
+    host = HostModel.objects.create(
+        name=f"tiny-{factories._counter.__next__()}", source=str(files["model"]), kind="encoder", d_model=32, n_layers=2
+    )
     home = institution or factories.institution("home")
     corpus = Corpus.objects.create(name=f"private-notes-{host.pk}", institution=home, n_snippets=len(TINY_TEXTS))
-    Snippet.objects.bulk_create(Snippet(corpus=corpus, external_id=f"n{i}", text=text, position=i)
-                                for i, text in enumerate(TINY_TEXTS))
+    Snippet.objects.bulk_create(
+        Snippet(corpus=corpus, external_id=f"n{i}", text=text, position=i) for i, text in enumerate(TINY_TEXTS)
+    )
     made = {}
     for layer in (0, 1):
-        hook = HookPoint.objects.create(host_model=host, name=f"blocks.{layer}.hook_resid_post", layer=layer,
-                                        site="resid_post")
-        activation_set = ActivationSet.objects.create(host_model=host, hook_point=hook, corpus=corpus,
-                                                      artifact_uri="/nonexistent")
-        made[layer] = SAE.objects.create(name=f"tiny-sae-{host.pk}-{layer}", hook_point=hook,
-                                         activation_set=activation_set, architecture="topk", d_in=32, d_sae=64, k=4,
-                                         artifact_uri=str(files[f"sae{layer}"]))
+        hook = HookPoint.objects.create(
+            host_model=host, name=f"blocks.{layer}.hook_resid_post", layer=layer, site="resid_post"
+        )
+        activation_set = ActivationSet.objects.create(
+            host_model=host, hook_point=hook, corpus=corpus, artifact_uri="/nonexistent"
+        )
+        made[layer] = SAE.objects.create(
+            name=f"tiny-sae-{host.pk}-{layer}",
+            hook_point=hook,
+            activation_set=activation_set,
+            architecture="topk",
+            d_in=32,
+            d_sae=64,
+            k=4,
+            artifact_uri=str(files[f"sae{layer}"]),
+        )
         Latent.objects.bulk_create(Latent(sae=made[layer], index=i, max_activation=2.0) for i in range(64))
     return TinyWorld(host_model=host, sae=made[1], shallow_sae=made[0], home=home, corpus=corpus)
 

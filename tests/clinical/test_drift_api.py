@@ -1,4 +1,5 @@
 """Drift audits through the API and a real Celery worker (tiny host model), and who may launch and read them."""
+
 from __future__ import annotations
 
 import pytest
@@ -7,14 +8,18 @@ from rest_framework.test import APIClient
 from features.models import Corpus, Snippet
 from tests.conftest import wait_for_job
 
-OTHER_TEXTS = ["mri brain without contrast : no acute infarct", "afebrile , no acute distress",
-               "ct of the chest shows a small nodule in the right upper lobe"]
+OTHER_TEXTS = [
+    "mri brain without contrast : no acute infarct",
+    "afebrile , no acute distress",
+    "ct of the chest shows a small nodule in the right upper lobe",
+]
 
 
 def _other_corpus(institution) -> Corpus:
     corpus = Corpus.objects.create(name="other-notes", institution=institution, n_snippets=len(OTHER_TEXTS))
-    Snippet.objects.bulk_create(Snippet(corpus=corpus, external_id=f"o{i}", text=text, position=i)
-                                for i, text in enumerate(OTHER_TEXTS))
+    Snippet.objects.bulk_create(
+        Snippet(corpus=corpus, external_id=f"o{i}", text=text, position=i) for i, text in enumerate(OTHER_TEXTS)
+    )
     return corpus
 
 
@@ -27,8 +32,7 @@ def test_who_may_launch_a_drift_audit(tiny_world, people):
         api.force_authenticate(people[role])
         assert api.post("/api/v1/drift-audits/", body, format="json").status_code == expected, role
     api.force_authenticate(people["researcher"])
-    same = api.post("/api/v1/drift-audits/", {"sae": tiny_world.sae.pk, "corpus": tiny_world.corpus.pk},
-                    format="json")
+    same = api.post("/api/v1/drift-audits/", {"sae": tiny_world.sae.pk, "corpus": tiny_world.corpus.pk}, format="json")
     assert same.status_code == 400 and "reference corpus" in same.json()["detail"]
     bad = api.post("/api/v1/drift-audits/", {**body, "thresholds": {"nonsense": 1}}, format="json")
     assert bad.status_code == 400
@@ -41,12 +45,19 @@ def test_a_drift_audit_runs_on_a_worker_and_its_report_is_served(celery_worker, 
     from clinical.services import drift_audit_start  # noqa: F401 - the API is what this test drives
 
     corpus = _other_corpus(people["researcher"].profile.institution)
-    world_sae = people["researcher"].profile.institution.corpora.get(name__startswith="private-notes").activation_sets \
-        .get(hook_point__layer=1).saes.get()
+    world_sae = (
+        people["researcher"]
+        .profile.institution.corpora.get(name__startswith="private-notes")
+        .activation_sets.get(hook_point__layer=1)
+        .saes.get()
+    )
     api = APIClient()
     api.force_authenticate(people["researcher"])
-    response = api.post("/api/v1/drift-audits/", {"sae": world_sae.pk, "corpus": corpus.pk,
-                                                  "thresholds": {"divergence_threshold": 0.2}}, format="json")
+    response = api.post(
+        "/api/v1/drift-audits/",
+        {"sae": world_sae.pk, "corpus": corpus.pk, "thresholds": {"divergence_threshold": 0.2}},
+        format="json",
+    )
     assert response.status_code == 202
     job = wait_for_job(response.json()["job"], timeout=300)
     assert job.status == "succeeded", job.message

@@ -1,5 +1,6 @@
 """In Chromium: a physician pastes a note, sees the concepts with their uncertainty and the audit statement,
 and filters the shading by concept; a hostile note renders as text."""
+
 from __future__ import annotations
 
 import pytest
@@ -25,8 +26,14 @@ def test_physician_explains_a_note_and_filters_by_concept(postgres, live_server,
     factories.user(role=Role.PHYSICIAN, institution_obj=world.home, username="dr-eve", password=PASSWORD)
     fired = _fired_by_token(_explain_json(world.sae))
     chest, arm = fired[2][0], fired[8][0]
-    _label(world, coordinator, plan={chest: {"code": "MI", "top": 0.82, "routing": "consensus"},
-                                     arm: {"code": "HF", "top": 0.45, "entropy": 0.9, "routing": "another_round"}})
+    _label(
+        world,
+        coordinator,
+        plan={
+            chest: {"code": "MI", "top": 0.82, "routing": "consensus"},
+            arm: {"code": "HF", "top": 0.45, "entropy": 0.9, "routing": "another_round"},
+        },
+    )
     page, base = browser_page, live_server.url
     page.goto(f"{base}/accounts/login/")
     page.fill("#id_username", "dr-eve")

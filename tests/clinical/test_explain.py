@@ -1,5 +1,6 @@
 """Explaining a note through the command, the API and the page, on a tiny host model: spans, labels and
 uncertainty classes, nothing stored unless asked, every explanation audited, access per role and institution."""
+
 from __future__ import annotations
 
 import hashlib
@@ -30,20 +31,33 @@ def _explain_json(sae, text=NOTE) -> dict:
 
 def _label(world, coordinator, *, plan: dict[int, dict]):
     """Consensus rows for chosen latents of world.sae, and a closed round naming the rubric's concepts."""
-    version = rubric_create(name=f"rubric-{world.sae.pk}", by=coordinator, concepts=[
-        ConceptSpec(code="CARDIO", name="Cardiovascular"),
-        ConceptSpec(code="MI", name="Myocardial infarction", parent_code="CARDIO"),
-        ConceptSpec(code="HF", name="Heart failure", parent_code="CARDIO"),
-        ConceptSpec(code="SEX_GENDER", name="Sex/gender", protected=True)])
-    round_ = Round.objects.create(name="r", kind="production", sae=world.sae, rubric_version=version,
-                                  coordinator=coordinator, status="closed")
+    version = rubric_create(
+        name=f"rubric-{world.sae.pk}",
+        by=coordinator,
+        concepts=[
+            ConceptSpec(code="CARDIO", name="Cardiovascular"),
+            ConceptSpec(code="MI", name="Myocardial infarction", parent_code="CARDIO"),
+            ConceptSpec(code="HF", name="Heart failure", parent_code="CARDIO"),
+            ConceptSpec(code="SEX_GENDER", name="Sex/gender", protected=True),
+        ],
+    )
+    round_ = Round.objects.create(
+        name="r", kind="production", sae=world.sae, rubric_version=version, coordinator=coordinator, status="closed"
+    )
     for index, fields in plan.items():
         latent = Latent.objects.get(sae=world.sae, index=index)
         code = fields.pop("code")
         top = fields.pop("top")
-        Consensus.objects.create(latent=latent, sae=world.sae, method="bayesian-ds",
-                                 posterior={code: top, "HF" if code != "HF" else "MI": round(1 - top, 4)},
-                                 map_concept=code, entropy=fields.pop("entropy", 0.2), n_labels=3, **fields)
+        Consensus.objects.create(
+            latent=latent,
+            sae=world.sae,
+            method="bayesian-ds",
+            posterior={code: top, "HF" if code != "HF" else "MI": round(1 - top, 4)},
+            map_concept=code,
+            entropy=fields.pop("entropy", 0.2),
+            n_labels=3,
+            **fields,
+        )
     return version, round_
 
 
@@ -55,21 +69,28 @@ def test_command_prints_the_design_shape_with_spans_labels_and_classes(tiny_worl
     first = _explain_json(tiny_world.sae)
     assert set(first) == {"tokens", "concepts"}
     assert [token["text"] for token in first["tokens"]] == NOTE.split()
-    assert all(NOTE[t["start"]:t["end"]] == t["text"] for t in first["tokens"])
+    assert all(NOTE[t["start"] : t["end"]] == t["text"] for t in first["tokens"])
     assert all(set(latent) == LATENT_KEYS for t in first["tokens"] for latent in t["latents"])
-    assert all(latent["uncertainty"] == "unlabelled" and latent["label"] is None
-               for t in first["tokens"] for latent in t["latents"])
+    assert all(
+        latent["uncertainty"] == "unlabelled" and latent["label"] is None
+        for t in first["tokens"]
+        for latent in t["latents"]
+    )
     assert first["concepts"] == []
     fired = _fired_by_token(first)
     chest, arm = fired[2][0], fired[8][0]  # strongest latents on "chest" and on "arm"
     others = [i for i in fired[3] if i not in (chest, arm)]
     validated, ambiguous = others[0], others[1]
-    _label(tiny_world, people["coordinator"], plan={
-        chest: {"code": "MI", "top": 0.82, "routing": "consensus", "agreement": 0.67},
-        arm: {"code": "SEX_GENDER", "top": 0.9, "routing": "consensus"},
-        validated: {"code": "HF", "top": 0.7, "routing": "consensus", "detection_accuracy": 0.8},
-        ambiguous: {"code": "HF", "top": 0.45, "entropy": 0.9, "routing": "another_round"},
-    })
+    _label(
+        tiny_world,
+        people["coordinator"],
+        plan={
+            chest: {"code": "MI", "top": 0.82, "routing": "consensus", "agreement": 0.67},
+            arm: {"code": "SEX_GENDER", "top": 0.9, "routing": "consensus"},
+            validated: {"code": "HF", "top": 0.7, "routing": "consensus", "detection_accuracy": 0.8},
+            ambiguous: {"code": "HF", "top": 0.45, "entropy": 0.9, "routing": "another_round"},
+        },
+    )
     result = _explain_json(tiny_world.sae)
     by_index = {latent["index"]: latent for t in result["tokens"] for latent in t["latents"]}
     assert by_index[chest]["label"] == "MI" and by_index[chest]["uncertainty"] == "consensus"
@@ -91,11 +112,18 @@ def test_command_prints_the_design_shape_with_spans_labels_and_classes(tiny_worl
 
 def test_an_adjudicated_latent_carries_the_seniors_concept(tiny_world, people):
     chest = _fired_by_token(_explain_json(tiny_world.sae))[2][0]
-    version, _ = _label(tiny_world, people["coordinator"], plan={
-        chest: {"code": "HF", "top": 0.5, "entropy": 0.95, "routing": "adjudicate"}})
+    version, _ = _label(
+        tiny_world,
+        people["coordinator"],
+        plan={chest: {"code": "HF", "top": 0.5, "entropy": 0.95, "routing": "adjudicate"}},
+    )
     latent = Latent.objects.get(sae=tiny_world.sae, index=chest)
-    Adjudication.objects.create(latent=latent, senior=people["senior"], concept=version.concepts.get(code="MI"),
-                                rationale="Fires on chest pain radiating to the arm: infarction.")
+    Adjudication.objects.create(
+        latent=latent,
+        senior=people["senior"],
+        concept=version.concepts.get(code="MI"),
+        rationale="Fires on chest pain radiating to the arm: infarction.",
+    )
     result = _explain_json(tiny_world.sae)
     latent_row = next(x for t in result["tokens"] for x in t["latents"] if x["index"] == chest)
     assert (latent_row["label"], latent_row["uncertainty"]) == ("MI", "consensus")
@@ -113,8 +141,10 @@ def test_api_explains_for_every_role_of_the_institution_and_hides_a_private_sae_
         response = client.post("/api/v1/explain/", {"sae": tiny_world.sae.pk, "text": NOTE}, format="json")
         assert response.status_code == 404, role
     client.force_authenticate(None)
-    assert client.post("/api/v1/explain/", {"sae": tiny_world.sae.pk, "text": NOTE},
-                       format="json").status_code in (401, 403)
+    assert client.post("/api/v1/explain/", {"sae": tiny_world.sae.pk, "text": NOTE}, format="json").status_code in (
+        401,
+        403,
+    )
     assert AuditEvent.objects.filter(action="note.explain").count() == 4
     assert SavedNote.objects.count() == 0
 
@@ -122,8 +152,7 @@ def test_api_explains_for_every_role_of_the_institution_and_hides_a_private_sae_
 def test_a_note_is_kept_only_when_asked(tiny_world, people):
     client = APIClient()
     client.force_authenticate(people["physician"])
-    response = client.post("/api/v1/explain/", {"sae": tiny_world.sae.pk, "text": NOTE, "store": True},
-                           format="json")
+    response = client.post("/api/v1/explain/", {"sae": tiny_world.sae.pk, "text": NOTE, "store": True}, format="json")
     saved = SavedNote.objects.get()
     assert response.json()["saved_note_id"] == saved.pk and saved.text == NOTE and saved.owner == people["physician"]
     assert AuditEvent.objects.get(action="note.explain").payload["stored"] is True
@@ -131,10 +160,17 @@ def test_a_note_is_kept_only_when_asked(tiny_world, people):
 
 def test_a_rater_does_not_see_the_consensus_of_a_latent_they_are_rating(tiny_world, people):
     chest = _fired_by_token(_explain_json(tiny_world.sae))[2][0]
-    version, _ = _label(tiny_world, people["coordinator"], plan={chest: {"code": "MI", "top": 0.9,
-                                                                         "routing": "consensus"}})
-    open_round = Round.objects.create(name="open", kind="production", sae=tiny_world.sae, rubric_version=version,
-                                      coordinator=people["coordinator"], status="open")
+    version, _ = _label(
+        tiny_world, people["coordinator"], plan={chest: {"code": "MI", "top": 0.9, "routing": "consensus"}}
+    )
+    open_round = Round.objects.create(
+        name="open",
+        kind="production",
+        sae=tiny_world.sae,
+        rubric_version=version,
+        coordinator=people["coordinator"],
+        status="open",
+    )
     latent = Latent.objects.get(sae=tiny_world.sae, index=chest)
     Assignment.objects.create(round=open_round, latent=latent, rater=people["physician"], position=0)
     client = APIClient()
@@ -153,8 +189,7 @@ def test_page_shades_the_note_says_it_is_an_audit_and_shows_the_layer_flow(tiny_
     client.force_login(people["physician"])
     page = client.get("/explain/")
     assert page.status_code == 200 and "not a clinical finding" in page.content.decode()
-    response = client.post("/explain/", {"sae": tiny_world.sae.pk, "text": NOTE + " <script>x</script>",
-                                         "flow": "on"})
+    response = client.post("/explain/", {"sae": tiny_world.sae.pk, "text": NOTE + " <script>x</script>", "flow": "on"})
     html = response.content.decode()
     assert response.status_code == 200
     assert "represented Myocardial infarction on" in html and "consensus of 3 physicians, 0.82" in html

@@ -1,5 +1,6 @@
 """The demo's MiniLM and a TopK SAE trained on a split of the shipped corpus: drift audits of the shipped
 discharge-prose slice (drift) and of a held-out in-distribution split (no drift), and explaining a note."""
+
 from __future__ import annotations
 
 import io
@@ -35,21 +36,41 @@ def minilm(minilm_files):
     from inference.runtime import cache_clear
 
     cache_clear()
-    host = HostModel.objects.create(name="all-MiniLM-L6-v2", source=minilm_files.model_source, kind="encoder",
-                                    d_model=384, n_layers=6)
+    host = HostModel.objects.create(
+        name="all-MiniLM-L6-v2", source=minilm_files.model_source, kind="encoder", d_model=384, n_layers=6
+    )
     hook = HookPoint.objects.create(host_model=host, name=HOOK, layer=3, site="resid_post")
     corpora = {}
     for name, records in minilm_files.splits.items():
         corpus = Corpus.objects.create(name=f"demo-{name}", n_snippets=len(records))
-        Snippet.objects.bulk_create(Snippet(corpus=corpus, external_id=r["external_id"], text=r["text"],
-                                            metadata=r["metadata"], concept_tags=r["concept_tags"], position=i)
-                                    for i, r in enumerate(records))
+        Snippet.objects.bulk_create(
+            Snippet(
+                corpus=corpus,
+                external_id=r["external_id"],
+                text=r["text"],
+                metadata=r["metadata"],
+                concept_tags=r["concept_tags"],
+                position=i,
+            )
+            for i, r in enumerate(records)
+        )
         corpora[name] = corpus
-    activation_sets = {name: ActivationSet.objects.create(
-        host_model=host, hook_point=hook, corpus=corpora[name], artifact_uri=str(minilm_files.activation_dirs[name]))
-        for name in ("train", "held_out")}  # the discharge slice is captured by the audit itself
-    sae = SAE.objects.create(name="demo topk-512", hook_point=hook, activation_set=activation_sets["train"],
-                             architecture="topk", d_in=384, d_sae=512, k=16, artifact_uri=str(minilm_files.sae_dir))
+    activation_sets = {
+        name: ActivationSet.objects.create(
+            host_model=host, hook_point=hook, corpus=corpora[name], artifact_uri=str(minilm_files.activation_dirs[name])
+        )
+        for name in ("train", "held_out")
+    }  # the discharge slice is captured by the audit itself
+    sae = SAE.objects.create(
+        name="demo topk-512",
+        hook_point=hook,
+        activation_set=activation_sets["train"],
+        architecture="topk",
+        d_in=384,
+        d_sae=512,
+        k=16,
+        artifact_uri=str(minilm_files.sae_dir),
+    )
     Latent.objects.bulk_create(Latent(sae=sae, index=i) for i in range(512))
     return {"sae": sae, "corpora": corpora, "files": minilm_files}
 
@@ -81,9 +102,16 @@ def test_flagged_latents_carry_their_labels_and_the_page_plots_them(minilm, clie
     sae = minilm["sae"]
     first = _drift(sae, minilm["corpora"]["ood"])
     flagged = first["flagged"][0]
-    Consensus.objects.create(latent_id=flagged["latent_id"], sae=sae, method="bayesian-ds",
-                             posterior={"ARTIFACT": 0.9, "HF": 0.1}, map_concept="ARTIFACT", entropy=0.3, n_labels=3,
-                             routing="consensus")
+    Consensus.objects.create(
+        latent_id=flagged["latent_id"],
+        sae=sae,
+        method="bayesian-ds",
+        posterior={"ARTIFACT": 0.9, "HF": 0.1},
+        map_concept="ARTIFACT",
+        entropy=0.3,
+        n_labels=3,
+        routing="consensus",
+    )
     again = _drift(sae, minilm["corpora"]["ood"])
     assert again["flagged"][0]["label"] == "ARTIFACT" and again["flagged"][0]["uncertainty"] == "consensus"
     researcher = factories.user(role=Role.RESEARCHER)
@@ -108,13 +136,21 @@ def test_explaining_a_note_with_the_demo_sae(minilm):
     out = io.StringIO()
     call_command("explain_note", "--sae", str(sae.pk), "--text", note, "--json", stdout=out)
     result = json.loads(out.getvalue())
-    assert all(note[t["start"]:t["end"]] == t["text"] for t in result["tokens"])
+    assert all(note[t["start"] : t["end"]] == t["text"] for t in result["tokens"])
     assert "".join(t["text"] for t in result["tokens"]) == note.replace(" ", "")  # every character but spaces
     assert all(len(t["latents"]) == 16 for t in result["tokens"])  # TopK, k = 16
     strongest = max((x for t in result["tokens"] for x in t["latents"]), key=lambda x: x["activation"])
-    Consensus.objects.create(latent_id=strongest["latent_id"], sae=sae, method="bayesian-ds",
-                             posterior={"HF": 0.82, "MI": 0.18}, map_concept="HF", entropy=0.4, n_labels=3,
-                             routing="consensus", detection_accuracy=0.75)
+    Consensus.objects.create(
+        latent_id=strongest["latent_id"],
+        sae=sae,
+        method="bayesian-ds",
+        posterior={"HF": 0.82, "MI": 0.18},
+        map_concept="HF",
+        entropy=0.4,
+        n_labels=3,
+        routing="consensus",
+        detection_accuracy=0.75,
+    )
     out = io.StringIO()
     call_command("explain_note", "--sae", str(sae.pk), "--text", note, "--json", stdout=out)
     concepts = json.loads(out.getvalue())["concepts"]

@@ -1,5 +1,6 @@
 """Protected attributes end to end: a planted association in a real activation store and SAE is flagged by the
 scan, a corpus without one flags nothing; the badge, the report page, the API and the export column."""
+
 from __future__ import annotations
 
 import csv
@@ -45,26 +46,48 @@ def _planted_sae(tmp_path, *, planted: bool, tagged: bool, institution=None) -> 
     if planted:
         x[np.flatnonzero(has_tag) * N_TOKENS + 2, 0] += 5.0
     store_dir = tmp_path / f"acts-{planted}-{tagged}"
-    write_activation_arrays(store_dir, activations={"blocks.0.hook_resid_post": x},
-                            snippet_index=np.repeat(np.arange(N_SNIPPETS), N_TOKENS), n_snippets=N_SNIPPETS)
+    write_activation_arrays(
+        store_dir,
+        activations={"blocks.0.hook_resid_post": x},
+        snippet_index=np.repeat(np.arange(N_SNIPPETS), N_TOKENS),
+        n_snippets=N_SNIPPETS,
+    )
     sae = build_sae(config_from_dict({"architecture": "relu", "d_in": D_IN, "d_sae": D_SAE}), seed=0)
     with torch.no_grad():
         sae.b_dec.zero_()
         sae.W_enc[0, :] = 0.0  # no latent but 0 reads the planted dimension
         sae.W_enc[:, 0] = torch.nn.functional.one_hot(torch.tensor(0), D_IN).float()
         sae.b_enc[0] = -3.0
-    sae_dir = save_sae(sae=sae.eval(), normalisation=Normalisation.identity(D_IN), directory=tmp_path / f"sae-{planted}-{tagged}")
-    host = HostModel.objects.create(name=f"host-{planted}-{tagged}", source="local/none", kind="encoder",
-                                    d_model=D_IN, n_layers=1)
+    sae_dir = save_sae(
+        sae=sae.eval(), normalisation=Normalisation.identity(D_IN), directory=tmp_path / f"sae-{planted}-{tagged}"
+    )
+    host = HostModel.objects.create(
+        name=f"host-{planted}-{tagged}", source="local/none", kind="encoder", d_model=D_IN, n_layers=1
+    )
     hook = HookPoint.objects.create(host_model=host, name="blocks.0.hook_resid_post", layer=0, site="resid_post")
     corpus = Corpus.objects.create(name=f"notes-{planted}-{tagged}", institution=institution)
-    Snippet.objects.bulk_create(Snippet(corpus=corpus, external_id=str(i), text=f"note {i}", position=i,
-                                        metadata={"protected": [TAG] if tagged and has_tag[i] else []})
-                                for i in range(N_SNIPPETS))
-    activation_set = ActivationSet.objects.create(host_model=host, hook_point=hook, corpus=corpus,
-                                                  artifact_uri=str(store_dir))
-    row = SAE.objects.create(name=f"planted-{planted}-{tagged}", hook_point=hook, activation_set=activation_set,
-                             architecture="relu", d_in=D_IN, d_sae=D_SAE, artifact_uri=str(sae_dir))
+    Snippet.objects.bulk_create(
+        Snippet(
+            corpus=corpus,
+            external_id=str(i),
+            text=f"note {i}",
+            position=i,
+            metadata={"protected": [TAG] if tagged and has_tag[i] else []},
+        )
+        for i in range(N_SNIPPETS)
+    )
+    activation_set = ActivationSet.objects.create(
+        host_model=host, hook_point=hook, corpus=corpus, artifact_uri=str(store_dir)
+    )
+    row = SAE.objects.create(
+        name=f"planted-{planted}-{tagged}",
+        hook_point=hook,
+        activation_set=activation_set,
+        architecture="relu",
+        d_in=D_IN,
+        d_sae=D_SAE,
+        artifact_uri=str(sae_dir),
+    )
     Latent.objects.bulk_create(Latent(sae=row, index=i) for i in range(D_SAE))
     return row
 
@@ -120,16 +143,33 @@ def test_badges_report_page_api_and_export_column(tmp_path, client):
     assert api.get(f"/api/v1/saes/{sae.pk}/protected/").status_code == 404
 
     # the labelling page shows the badge in a blind round only once the rater has labelled the latent
-    version = rubric_create(name="protected rubric", by=coordinator, concepts=[
-        ConceptSpec(code="HF", name="Heart failure"), ConceptSpec(code="SEX_GENDER", name="Sex/gender", protected=True)])
+    version = rubric_create(
+        name="protected rubric",
+        by=coordinator,
+        concepts=[
+            ConceptSpec(code="HF", name="Heart failure"),
+            ConceptSpec(code="SEX_GENDER", name="Sex/gender", protected=True),
+        ],
+    )
     assert version.concepts.get(code="SEX_GENDER").protected and not version.concepts.get(code="HF").protected
-    round_ = Round.objects.create(name="blind", kind="production", sae=sae, rubric_version=version,
-                                  coordinator=coordinator, status="open", blind=True)
+    round_ = Round.objects.create(
+        name="blind",
+        kind="production",
+        sae=sae,
+        rubric_version=version,
+        coordinator=coordinator,
+        status="open",
+        blind=True,
+    )
     assignment = Assignment.objects.create(round=round_, latent=latent, rater=rater, position=0)
     client.force_login(rater)
     assert 'id="protected-badge"' not in client.get(f"/rounds/{round_.pk}/items/0/").content.decode()
-    Label.objects.create(assignment=assignment, concept=version.concepts.get(code="HF"), confidence=3,
-                         rationale="Fires on the first dimension only, like the planted one.")
+    Label.objects.create(
+        assignment=assignment,
+        concept=version.concepts.get(code="HF"),
+        confidence=3,
+        rationale="Fires on the first dimension only, like the planted one.",
+    )
     assert 'id="protected-badge"' in client.get(f"/rounds/{round_.pk}/items/0/").content.decode()
 
     round_.status = "closed"

@@ -1,4 +1,5 @@
 """The demo corpus: deterministic generation, shipped files in step with the code, truthful concept tags."""
+
 from __future__ import annotations
 
 import ast
@@ -22,11 +23,23 @@ CODES = {concept.code for concept in CONCEPTS}
 
 # The test's own reading of the text, independent of the generator's frames: NegEx-style cues that
 # act on a mention at most WINDOW words after them, within one clause.
-NEGATION_CUES = ("no", "denies", "denied", "negative for", "without", "not", "never", "free of",
-                 "absence of")
-UNCERTAINTY_CUES = ("possible", "possibly", "cannot rule out", "cannot exclude", "r/o", "rule out",
-                    "concern for", "question of", "questionable", "suspected", "suspicious for",
-                    "differential includes", "may represent", "evaluate for")
+NEGATION_CUES = ("no", "denies", "denied", "negative for", "without", "not", "never", "free of", "absence of")
+UNCERTAINTY_CUES = (
+    "possible",
+    "possibly",
+    "cannot rule out",
+    "cannot exclude",
+    "r/o",
+    "rule out",
+    "concern for",
+    "question of",
+    "questionable",
+    "suspected",
+    "suspicious for",
+    "differential includes",
+    "may represent",
+    "evaluate for",
+)
 WINDOW = 6
 CLAUSE_BREAK = re.compile(r"[.;!?](?=\s|$)|\bbut\b|\bhowever\b", re.IGNORECASE)
 # Discharge prose tells a past-tense story that ends in discharge; chart snippets rarely do either.
@@ -62,7 +75,7 @@ def _mention_starts(text: str, code: str) -> list[int]:
 def _cued(text: str, start: int, cues: list[re.Pattern]) -> bool:
     clause_start = max((m.end() for m in CLAUSE_BREAK.finditer(text, 0, start)), default=0)
     clause = text[clause_start:start]
-    return any(len(clause[match.end():].split()) <= WINDOW for cue in cues for match in cue.finditer(clause))
+    return any(len(clause[match.end() :].split()) <= WINDOW for cue in cues for match in cue.finditer(clause))
 
 
 def _reading(text: str, code: str) -> str:
@@ -98,14 +111,15 @@ def test_generator_same_seed_gives_identical_bytes():
     first = generator.to_jsonl(generator.generate_snippets(seed=7, n=400))
     second = generator.to_jsonl(generator.generate_snippets(seed=7, n=400))
     assert first == second
-    assert generator.to_jsonl(generator.generate_ood(seed=7, n=50)) == \
-        generator.to_jsonl(generator.generate_ood(seed=7, n=50))
+    assert generator.to_jsonl(generator.generate_ood(seed=7, n=50)) == generator.to_jsonl(
+        generator.generate_ood(seed=7, n=50)
+    )
 
 
 def test_generator_other_seed_gives_other_corpus():
     seven = generator.generate_snippets(seed=7, n=200)
     eight = generator.generate_snippets(seed=8, n=200)
-    assert sum(a["text"] != b["text"] for a, b in zip(seven, eight)) > 150
+    assert sum(a["text"] != b["text"] for a, b in zip(seven, eight, strict=False)) > 150
     assert generator.generate_ood(seed=7, n=20) != generator.generate_ood(seed=8, n=20)
 
 
@@ -116,7 +130,8 @@ def test_generator_prefix_is_stable_across_lengths():
 def test_shipped_files_equal_fresh_generation_with_default_seed():
     fresh = generator.to_jsonl(generator.generate_snippets(seed=generator.DEFAULT_SEED, n=generator.DEFAULT_N))
     assert democorpus.corpus_path().read_bytes() == fresh.encode("ascii"), (
-        "regenerate: python -m features.democorpus.generator --seed 0 --n 3200 --out features/democorpus/data/")
+        "regenerate: python -m features.democorpus.generator --seed 0 --n 3200 --out features/democorpus/data/"
+    )
     fresh_ood = generator.to_jsonl(generator.generate_ood(seed=generator.DEFAULT_SEED, n=generator.DEFAULT_OOD_N))
     assert democorpus.ood_path().read_bytes() == fresh_ood.encode("ascii")
 
@@ -214,8 +229,9 @@ def test_uncertain_concepts_are_not_tagged_and_follow_a_cue(records):
 
 def test_no_concept_is_mentioned_without_being_accounted_for(records):
     for record in records:
-        accounted = set(record["concept_tags"]) | set(record["metadata"]["negated"]) \
-            | set(record["metadata"]["uncertain"])
+        accounted = (
+            set(record["concept_tags"]) | set(record["metadata"]["negated"]) | set(record["metadata"]["uncertain"])
+        )
         unaccounted = [code for code in CODES - accounted if _mention_starts(record["text"], code)]
         assert not unaccounted, (record["external_id"], unaccounted, record["text"])
 
@@ -245,8 +261,23 @@ def test_snippets_have_one_to_four_sentences(corpus):
 
 def test_chart_style_markers_are_present(corpus):
     text = "\n".join(r["text"] for r in corpus)
-    for marker in ("CHF", "BNP", "Cr ", "eGFR", "HbA1c", "INR", "WBC", "SpO2", "(H)", "[L]", " IV BID",
-                   "mg PO BID", "Electronically signed by", "Dictated but not read", "Page "):
+    for marker in (
+        "CHF",
+        "BNP",
+        "Cr ",
+        "eGFR",
+        "HbA1c",
+        "INR",
+        "WBC",
+        "SpO2",
+        "(H)",
+        "[L]",
+        " IV BID",
+        "mg PO BID",
+        "Electronically signed by",
+        "Dictated but not read",
+        "Page ",
+    ):
         assert marker in text, marker
 
 
@@ -263,8 +294,12 @@ def test_ood_slice_has_a_different_narrative_style(corpus, ood):
 
 
 def test_shipped_data_stays_small():
-    files = [democorpus.corpus_path(), democorpus.ood_path(), PACKAGE / "data" / "LICENSE",
-             PACKAGE / "data" / "README.md"]
+    files = [
+        democorpus.corpus_path(),
+        democorpus.ood_path(),
+        PACKAGE / "data" / "LICENSE",
+        PACKAGE / "data" / "README.md",
+    ]
     assert all(path.exists() for path in files)
     assert sum(path.stat().st_size for path in files) < 2_200_000
 
@@ -291,10 +326,16 @@ def test_load_snippets_reads_every_line(corpus):
 FEMALE = re.compile(r"\b(woman|female|she|her|She|Her|Ms\.)\b|\d(F)\b|\by/?o F\b")
 MALE = re.compile(r"\b(man|male|he|his|He|His|Mr\.)\b|\d(M)\b|\by/?o M\b")
 AGE = re.compile(r"\b(\d{2})(?=[ -]?(?:year-old|y/o|yo|[MF]\b))")
-SOCIAL_TAGS = {"identifies as Black": "RACE_ETHNICITY:black", "identifies as White": "RACE_ETHNICITY:white",
-               "identifies as Hispanic/Latino": "RACE_ETHNICITY:hispanic", "identifies as Asian": "RACE_ETHNICITY:asian",
-               "Medicaid insurance": "INSURANCE:medicaid", "Medicare insurance": "INSURANCE:medicare",
-               "private insurance": "INSURANCE:private", "uninsured": "INSURANCE:uninsured"}
+SOCIAL_TAGS = {
+    "identifies as Black": "RACE_ETHNICITY:black",
+    "identifies as White": "RACE_ETHNICITY:white",
+    "identifies as Hispanic/Latino": "RACE_ETHNICITY:hispanic",
+    "identifies as Asian": "RACE_ETHNICITY:asian",
+    "Medicaid insurance": "INSURANCE:medicaid",
+    "Medicare insurance": "INSURANCE:medicare",
+    "private insurance": "INSURANCE:private",
+    "uninsured": "INSURANCE:uninsured",
+}
 
 
 def _expected_protected(text: str) -> set[str]:
@@ -345,7 +386,7 @@ def test_social_history_keeps_the_clinical_text_and_its_stream():
     rng = random.Random(4)
     clinical_only = [generator._snippet(rng, f"demo-{i:05d}") for i in range(1, 301)]
     with_social = generator.generate_snippets(seed=4, n=300)
-    for alone, full in zip(clinical_only, with_social):
+    for alone, full in zip(clinical_only, with_social, strict=False):
         assert full["text"].split(" Social history: ")[0] == alone["text"]
         assert full["concept_tags"] == alone["concept_tags"]
     assert sum("Social history: " in r["text"] for r in with_social) >= 30

@@ -3,6 +3,7 @@
 Every process starts in its own session so that `kill()` reaches the worker's main process and its pool
 children at once (kill -9 of the whole worker), and every one is stopped at teardown.
 """
+
 from __future__ import annotations
 
 import os
@@ -47,7 +48,10 @@ class RedisServer:
         with self.log.open("a") as log:
             self.process = subprocess.Popen(
                 ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         import redis
 
         deadline = time.monotonic() + 20
@@ -74,9 +78,15 @@ def worker_env(broker: str, **extra: str) -> dict[str, str]:
     database_url = f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
     from django.conf import settings
 
-    return {**os.environ, "DATABASE_URL": database_url, "CELERY_BROKER_URL": broker,
-            "ARTIFACT_ROOT": str(settings.ARTIFACT_ROOT), "DJANGO_SETTINGS_MODULE": "config.settings", "DEBUG": "1",
-            **extra}
+    return {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "CELERY_BROKER_URL": broker,
+        "ARTIFACT_ROOT": str(settings.ARTIFACT_ROOT),
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "DEBUG": "1",
+        **extra,
+    }
 
 
 class CeleryProcess:
@@ -85,8 +95,14 @@ class CeleryProcess:
     def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
         self.args, self.env, self.log = args, env, log
         with log.open("a") as out:
-            self.process = subprocess.Popen([sys.executable, "-m", "celery", "-A", "config", *args], cwd=ROOT,
-                                            env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "celery", "-A", "config", *args],
+                cwd=ROOT,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
 
     def kill(self) -> None:
         """SIGKILL to the whole process group: the main process and every pool child."""
@@ -98,10 +114,23 @@ class CeleryProcess:
         return self.process.poll() is None
 
 
-def start_worker(*, name: str, broker: str, log: Path, queues: str = "cpu,gpu", pool: str = "prefork",
-                 **env: str) -> CeleryProcess:
-    args = ["worker", "-Q", queues, f"--pool={pool}", "--concurrency=1", "-n", name, "-l", "info",
-            "--without-gossip", "--without-mingle", "--without-heartbeat"]
+def start_worker(
+    *, name: str, broker: str, log: Path, queues: str = "cpu,gpu", pool: str = "prefork", **env: str
+) -> CeleryProcess:
+    args = [
+        "worker",
+        "-Q",
+        queues,
+        f"--pool={pool}",
+        "--concurrency=1",
+        "-n",
+        name,
+        "-l",
+        "info",
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+    ]
     return CeleryProcess(args, worker_env(broker, **env), log)
 
 
@@ -145,6 +174,7 @@ def wait_until(predicate, *, timeout: float, what: str, poll: float = 0.1, detai
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}" + (
-                f"\n{detail()}" if detail is not None else ""))
+            raise AssertionError(
+                f"timed out after {timeout}s waiting for {what}" + (f"\n{detail()}" if detail is not None else "")
+            )
         time.sleep(poll)

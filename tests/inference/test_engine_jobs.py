@@ -1,4 +1,5 @@
 """The SAE pipeline through its doors: commands, the API and a real Celery worker on Redis."""
+
 from __future__ import annotations
 
 import io
@@ -38,8 +39,11 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 
 def _corpus_file(tmp_path: Path, copies: int = 10) -> Path:
     path = tmp_path / "notes.jsonl"
-    rows = [{"external_id": f"n{i}-{j}", "text": text, "concept_tags": tags}
-            for i in range(copies) for j, (text, tags) in enumerate(TAGGED)]
+    rows = [
+        {"external_id": f"n{i}-{j}", "text": text, "concept_tags": tags}
+        for i in range(copies)
+        for j, (text, tags) in enumerate(TAGGED)
+    ]
     path.write_text("".join(json.dumps(row) + "\n" for row in rows))
     return path
 
@@ -54,15 +58,41 @@ def _call(*args) -> str:
 @pytest.mark.django_db
 def test_cache_train_mine_through_the_commands(tiny_model_dir, tmp_path):
     _call("import_corpus", str(_corpus_file(tmp_path)), "--name", "notes")
-    _call("cache_activations", "--model", str(tiny_model_dir), "--hook", "blocks.1.hook_resid_post",
-          "--corpus", "notes", "--dtype", "float32")
+    _call(
+        "cache_activations",
+        "--model",
+        str(tiny_model_dir),
+        "--hook",
+        "blocks.1.hook_resid_post",
+        "--corpus",
+        "notes",
+        "--dtype",
+        "float32",
+    )
     activation_set = ActivationSet.objects.get()
     assert activation_set.n_tokens > 0 and activation_set.hook_point.layer == 1
     assert len(activation_set.normalisation["mean"]) == 32
 
     out_dir = tmp_path / "sae"
-    output = _call("train_sae", "--activation-set", str(activation_set.pk), "--arch", "topk", "--width", "64",
-                   "--k", "4", "--steps", "60", "--batch-size", "64", "--lr", "0.003", "--out", str(out_dir))
+    output = _call(
+        "train_sae",
+        "--activation-set",
+        str(activation_set.pk),
+        "--arch",
+        "topk",
+        "--width",
+        "64",
+        "--k",
+        "4",
+        "--steps",
+        "60",
+        "--batch-size",
+        "64",
+        "--lr",
+        "0.003",
+        "--out",
+        str(out_dir),
+    )
     metrics = json.loads(output.strip().splitlines()[-1])
     assert {"mse", "fve", "l0", "dead_fraction"} <= set(metrics)
     assert metrics["l0"] <= 4 + 1e-6
@@ -90,16 +120,43 @@ def test_training_on_a_causal_model_reports_ce_loss_recovered(tmp_path):
     handle.model.save_pretrained(model_dir)
     handle.tokenizer.save_pretrained(model_dir)
     _call("import_corpus", str(_corpus_file(tmp_path, copies=5)), "--name", "notes")
-    _call("cache_activations", "--model", str(model_dir), "--hook", "blocks.1.hook_resid_post", "--corpus", "notes",
-          "--dtype", "float32")
+    _call(
+        "cache_activations",
+        "--model",
+        str(model_dir),
+        "--hook",
+        "blocks.1.hook_resid_post",
+        "--corpus",
+        "notes",
+        "--dtype",
+        "float32",
+    )
     activation_set = ActivationSet.objects.get()
     assert activation_set.host_model.kind == "causal"
-    output = _call("train_sae", "--activation-set", str(activation_set.pk), "--arch", "topk", "--width", "64",
-                   "--k", "8", "--steps", "80", "--batch-size", "64", "--lr", "0.003", "--out", str(tmp_path / "sae"))
+    output = _call(
+        "train_sae",
+        "--activation-set",
+        str(activation_set.pk),
+        "--arch",
+        "topk",
+        "--width",
+        "64",
+        "--k",
+        "8",
+        "--steps",
+        "80",
+        "--batch-size",
+        "64",
+        "--lr",
+        "0.003",
+        "--out",
+        str(tmp_path / "sae"),
+    )
     metrics = json.loads(output.strip().splitlines()[-1])
     assert metrics["ce_loss_zero_ablated"] != metrics["ce_loss_clean"]
     expected = (metrics["ce_loss_zero_ablated"] - metrics["ce_loss_with_sae"]) / (
-        metrics["ce_loss_zero_ablated"] - metrics["ce_loss_clean"])
+        metrics["ce_loss_zero_ablated"] - metrics["ce_loss_clean"]
+    )
     assert metrics["ce_loss_recovered"] == pytest.approx(expected)
     assert SAE.objects.get().metrics["ce_loss_recovered"] == pytest.approx(expected)
 
@@ -110,19 +167,37 @@ def test_train_sae_from_npy_prints_metrics_json_last(tmp_path):
     rng = np.random.default_rng(0)
     path = tmp_path / "acts.npy"
     np.save(path, rng.standard_normal((2000, 16)).astype(np.float32))
-    output = _call("train_sae", "--activations", str(path), "--arch", "relu", "--width", "32", "--l1", "0.5",
-                   "--steps", "40", "--batch-size", "128", "--out", str(tmp_path / "out"))
+    output = _call(
+        "train_sae",
+        "--activations",
+        str(path),
+        "--arch",
+        "relu",
+        "--width",
+        "32",
+        "--l1",
+        "0.5",
+        "--steps",
+        "40",
+        "--batch-size",
+        "128",
+        "--out",
+        str(tmp_path / "out"),
+    )
     metrics = json.loads(output.strip().splitlines()[-1])
     assert {"mse", "fve", "l0", "dead_fraction"} <= set(metrics)
     assert not SAE.objects.exists()  # a bare .npy has no hook point to register the SAE under
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize(("args", "message"), [
-    (["--arch", "topk", "--width", "8", "--k", "9"], "k must be between 1 and the width"),
-    (["--arch", "topk", "--width", "0"], "width must be a positive"),
-    (["--arch", "relu", "--width", "8", "--lr", "0"], "learning rate"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--arch", "topk", "--width", "8", "--k", "9"], "k must be between 1 and the width"),
+        (["--arch", "topk", "--width", "0"], "width must be a positive"),
+        (["--arch", "relu", "--width", "8", "--lr", "0"], "learning rate"),
+    ],
+)
 def test_train_sae_refuses_bad_options_clearly(tmp_path, args, message):
     path = tmp_path / "acts.npy"
     np.save(path, np.zeros((10, 4), dtype=np.float32))
@@ -133,15 +208,32 @@ def test_train_sae_refuses_bad_options_clearly(tmp_path, args, message):
 @pytest.mark.django_db
 def test_train_sae_refuses_missing_file_and_cache_refuses_bad_hook(tmp_path, tiny_model_dir):
     with pytest.raises(CommandError, match="no such file"):
-        _call("train_sae", "--activations", str(tmp_path / "nope.npy"), "--arch", "topk", "--width", "8",
-              "--out", str(tmp_path / "o"))
+        _call(
+            "train_sae",
+            "--activations",
+            str(tmp_path / "nope.npy"),
+            "--arch",
+            "topk",
+            "--width",
+            "8",
+            "--out",
+            str(tmp_path / "o"),
+        )
     _call("import_corpus", str(_corpus_file(tmp_path, copies=1)), "--name", "c")
     with pytest.raises(CommandError, match="hook point 'blocks.9.hook_resid_post'"):
-        _call("cache_activations", "--model", str(tiny_model_dir), "--hook", "blocks.9.hook_resid_post",
-              "--corpus", "c")
+        _call(
+            "cache_activations", "--model", str(tiny_model_dir), "--hook", "blocks.9.hook_resid_post", "--corpus", "c"
+        )
     with pytest.raises(CommandError, match="no corpus"):
-        _call("cache_activations", "--model", str(tiny_model_dir), "--hook", "blocks.0.hook_resid_post",
-              "--corpus", "missing")
+        _call(
+            "cache_activations",
+            "--model",
+            str(tiny_model_dir),
+            "--hook",
+            "blocks.0.hook_resid_post",
+            "--corpus",
+            "missing",
+        )
 
 
 @pytest.mark.django_db
@@ -152,11 +244,27 @@ def test_export_folds_by_default_and_both_exports_import_to_the_same_latents(tin
     from inference.engine.formats import load_sae
 
     _call("import_corpus", str(_corpus_file(tmp_path, copies=2)), "--name", "notes")
-    _call("cache_activations", "--model", str(tiny_model_dir), "--hook", "blocks.0.hook_resid_post",
-          "--corpus", "notes")
+    _call(
+        "cache_activations", "--model", str(tiny_model_dir), "--hook", "blocks.0.hook_resid_post", "--corpus", "notes"
+    )
     activation_set = ActivationSet.objects.get()
-    _call("train_sae", "--activation-set", str(activation_set.pk), "--arch", "jumprelu", "--width", "48",
-          "--steps", "20", "--batch-size", "32", "--out", str(tmp_path / "trained"), "--name", "jr")
+    _call(
+        "train_sae",
+        "--activation-set",
+        str(activation_set.pk),
+        "--arch",
+        "jumprelu",
+        "--width",
+        "48",
+        "--steps",
+        "20",
+        "--batch-size",
+        "32",
+        "--out",
+        str(tmp_path / "trained"),
+        "--name",
+        "jr",
+    )
     sae = SAE.objects.get(name="jr")
     folded, unfolded = tmp_path / "folded", tmp_path / "unfolded"
     _call("export_sae", str(sae.pk), str(folded))
@@ -212,15 +320,27 @@ def test_worker_on_redis_trains_sae_from_the_api_with_progress(celery_worker, ti
     host_model = factories.host_model(n_layers=2, d_model=32)
     host_model.source = str(tiny_model_dir)
     host_model.save()
-    response = client.post("/api/v1/jobs/cache-activations/", {
-        "host_model": host_model.pk, "hook_name": "blocks.1.hook_resid_post", "corpus": corpus.pk,
-        "dtype": "float32"}, format="json")
+    response = client.post(
+        "/api/v1/jobs/cache-activations/",
+        {"host_model": host_model.pk, "hook_name": "blocks.1.hook_resid_post", "corpus": corpus.pk, "dtype": "float32"},
+        format="json",
+    )
     assert response.status_code == 202, response.content
     job = wait_for_job(response.json()["id"])
     assert job.status == "succeeded", job.message
-    response = client.post("/api/v1/jobs/train-sae/", {
-        "activation_set": job.result["activation_set_id"], "arch": "batchtopk", "width": 64, "k": 4,
-        "steps": 400, "batch_size": 64, "checkpoint_every": 100}, format="json")
+    response = client.post(
+        "/api/v1/jobs/train-sae/",
+        {
+            "activation_set": job.result["activation_set_id"],
+            "arch": "batchtopk",
+            "width": 64,
+            "k": 4,
+            "steps": 400,
+            "batch_size": 64,
+            "checkpoint_every": 100,
+        },
+        format="json",
+    )
     assert response.status_code == 202, response.content
     assert response.json()["queue"] == "gpu"
     job = wait_for_job(response.json()["id"], timeout=300)
@@ -256,8 +376,16 @@ def test_a_killed_training_job_resumes_from_its_checkpoint_to_the_same_weights(t
 
     path = tmp_path / "acts.npy"
     np.save(path, np.random.default_rng(1).standard_normal((3000, 16)).astype(np.float32))
-    options = {"activations_path": str(path), "arch": "topk", "width": 32, "k": 4, "steps": 60, "batch_size": 64,
-               "checkpoint_every": 20, "enqueue": False}
+    options = {
+        "activations_path": str(path),
+        "arch": "topk",
+        "width": 32,
+        "k": 4,
+        "steps": 60,
+        "batch_size": 64,
+        "checkpoint_every": 20,
+        "enqueue": False,
+    }
     whole = train_sae_request(out=str(tmp_path / "whole"), **options)
     assert job_run(job_id=whole.pk).status == "succeeded"
 

@@ -1,4 +1,5 @@
 """import_corpus: the command, the service and a real Celery worker on Redis."""
+
 from __future__ import annotations
 
 import json
@@ -14,8 +15,12 @@ from tests import factories
 from tests.conftest import wait_for_job
 
 GOOD = [
-    {"external_id": "n1", "text": "Pt with CHF exacerbation, BNP 1200.", "concept_tags": ["HF"],
-     "metadata": {"section": "HPI"}},
+    {
+        "external_id": "n1",
+        "text": "Pt with CHF exacerbation, BNP 1200.",
+        "concept_tags": ["HF"],
+        "metadata": {"section": "HPI"},
+    },
     {"external_id": "n2", "text": "Cr 2.3 up from 1.1, consistent with AKI.", "concept_tags": ["AKI"]},
     {"external_id": "n3", "text": "Seen 03/04/2025, MRN 12345678, call 555-123-4567. Jane Roe reviewed."},
 ]
@@ -46,8 +51,10 @@ def test_command_imports_csv_with_phi_scrubbing(tmp_path):
     names = tmp_path / "names.txt"
     names.write_text("Jane Roe\n")
     path = tmp_path / "notes.csv"
-    path.write_text('external_id,text,concept_tags\nc1,"Seen 03/04/2025, MRN 12345678, call 555-123-4567. '
-                    'Jane Roe reviewed.",HF;AKI\n')
+    path.write_text(
+        'external_id,text,concept_tags\nc1,"Seen 03/04/2025, MRN 12345678, call 555-123-4567. '
+        'Jane Roe reviewed.",HF;AKI\n'
+    )
     call_command("import_corpus", str(path), "--name", "csv", "--scrub-phi", "--phi-names", str(names))
     snippet = Snippet.objects.get()
     assert snippet.text == "Seen [DATE], [RECORD], call [PHONE]. [NAME] reviewed."
@@ -60,7 +67,10 @@ def test_command_imports_csv_with_phi_scrubbing(tmp_path):
     ("content", "message"),
     [
         ('{"external_id": "a", "text": "ok"}\n{"external_id": "b", "text": ', "line 2: not valid JSON"),
-        ('{"external_id": "a", "text": "ok"}\n{"external_id": "a", "text": "again"}\n', "line 2: external_id 'a' repeats line 1"),
+        (
+            '{"external_id": "a", "text": "ok"}\n{"external_id": "a", "text": "again"}\n',
+            "line 2: external_id 'a' repeats line 1",
+        ),
         ('{"external_id": "a", "text": ""}\n', "line 1: 'text' is missing or empty"),
         ('{"text": "no id"}\n', "line 1: 'external_id' is missing"),
         ('{"external_id": "a", "text": "x", "concept_tags": "[1, 2"}\n', "line 1: 'concept_tags' is not valid JSON"),

@@ -1,4 +1,5 @@
 """Compute, energy, CO₂ and money: the pure arithmetic, the counters, every job, SAE totals, projections."""
+
 from __future__ import annotations
 
 import io
@@ -27,23 +28,44 @@ from tests import factories
 
 
 def test_an_estimated_hour_at_400_watts_is_0_4_kwh_and_160_g_co2():
-    cost = footprint(device_seconds=3600, energy_joules=None, method="nvml", watts=400,
-                     carbon_intensity_kg_per_kwh=0.4, device_hour_price=3.0)
-    assert cost == Footprint(device_seconds=3600, energy_kwh=pytest.approx(0.4), method="estimated",
-                             co2_kg=pytest.approx(0.16), cost=pytest.approx(3.0))
+    cost = footprint(
+        device_seconds=3600,
+        energy_joules=None,
+        method="nvml",
+        watts=400,
+        carbon_intensity_kg_per_kwh=0.4,
+        device_hour_price=3.0,
+    )
+    assert cost == Footprint(
+        device_seconds=3600,
+        energy_kwh=pytest.approx(0.4),
+        method="estimated",
+        co2_kg=pytest.approx(0.16),
+        cost=pytest.approx(3.0),
+    )
 
 
 def test_measured_energy_is_kept_with_its_method():
-    cost = footprint(device_seconds=1800, energy_joules=7.2e6, method="rapl", watts=999,
-                     carbon_intensity_kg_per_kwh=0.25, device_hour_price=4.0)
+    cost = footprint(
+        device_seconds=1800,
+        energy_joules=7.2e6,
+        method="rapl",
+        watts=999,
+        carbon_intensity_kg_per_kwh=0.25,
+        device_hour_price=4.0,
+    )
     assert (cost.energy_kwh, cost.method, cost.co2_kg, cost.cost) == (2.0, "rapl", 0.5, 2.0)
 
 
 def test_a_total_is_estimated_as_soon_as_one_part_is():
     measured = Footprint(10, 1.0, "nvml", 0.4, 1.0)
     total = sum_footprints([measured, Footprint(20, 2.0, "estimated", 0.8, 2.0)])
-    assert (total.device_seconds, total.energy_kwh, total.co2_kg, total.method) == (30, 3.0, pytest.approx(1.2),
-                                                                                   "estimated")
+    assert (total.device_seconds, total.energy_kwh, total.co2_kg, total.method) == (
+        30,
+        3.0,
+        pytest.approx(1.2),
+        "estimated",
+    )
     assert sum_footprints([measured, measured]).method == "nvml"
 
 
@@ -96,14 +118,28 @@ def test_projection_reproduces_hundreds_to_thousands_of_gpu_hours_for_tens_of_bi
 def test_estimate_training_command_prints_json_and_refuses_bad_input(settings):
     settings.DEVICE_HOUR_PRICE = 2.0
     out = io.StringIO()
-    call_command("estimate_training", "--tokens", "5e10", "--d-in", "8192", "--width", "1048576", "--k", "64",
-                 "--device", "a100", "--json", stdout=out)
+    call_command(
+        "estimate_training",
+        "--tokens",
+        "5e10",
+        "--d-in",
+        "8192",
+        "--width",
+        "1048576",
+        "--k",
+        "64",
+        "--device",
+        "a100",
+        "--json",
+        stdout=out,
+    )
     result = json.loads(out.getvalue())
     assert {"gpu_hours", "kwh", "co2_kg", "cost"} <= set(result)
     assert result["cost"] == pytest.approx(result["gpu_hours"] * 2.0)
     with pytest.raises(CommandError, match="k must be between"):
-        call_command("estimate_training", "--tokens", "1e9", "--d-in", "8", "--width", "4", "--k", "9",
-                     stdout=io.StringIO())
+        call_command(
+            "estimate_training", "--tokens", "1e9", "--d-in", "8", "--width", "4", "--k", "9", stdout=io.StringIO()
+        )
 
 
 @pytest.mark.django_db
@@ -111,8 +147,7 @@ def test_every_job_records_device_seconds_energy_co2_and_cost_on_cpu(settings):
     settings.CPU_POWER_WATTS = 100.0
     settings.CARBON_INTENSITY_KG_PER_KWH = 0.5
     settings.DEVICE_HOUR_PRICE = 2.0
-    job = job_create(kind=Job.Kind.IMPORT_CORPUS, parameters={}, enqueue=False,
-                     by=factories.user(role=Role.RESEARCHER))
+    job = job_create(kind=Job.Kind.IMPORT_CORPUS, parameters={}, enqueue=False, by=factories.user(role=Role.RESEARCHER))
 
     def work(row, progress):
         progress.record(device="cpu")
@@ -136,14 +171,26 @@ def test_an_sae_costs_its_capture_training_and_mining_jobs():
 
     def spent(kind, seconds, kwh, **parameters):
         job = job_create(kind=kind, parameters=parameters, enqueue=False, by=researcher)
-        Job.objects.filter(pk=job.pk).update(status="succeeded", attempts=1, device_seconds=seconds, energy_kwh=kwh,
-                                             co2_kg=kwh * 0.4, cost=seconds / 3600 * 3, energy_method="estimated")
+        Job.objects.filter(pk=job.pk).update(
+            status="succeeded",
+            attempts=1,
+            device_seconds=seconds,
+            energy_kwh=kwh,
+            co2_kg=kwh * 0.4,
+            cost=seconds / 3600 * 3,
+            energy_method="estimated",
+        )
         return job
 
     capture = spent(Job.Kind.CACHE_ACTIVATIONS, 60, 0.01)
     sae.activation_set = ActivationSet.objects.create(
-        host_model=sae.hook_point.host_model, hook_point=sae.hook_point, corpus=factories.corpus(),
-        artifact_uri="/x", n_tokens=1, source_job_id=capture.pk)
+        host_model=sae.hook_point.host_model,
+        hook_point=sae.hook_point,
+        corpus=factories.corpus(),
+        artifact_uri="/x",
+        n_tokens=1,
+        source_job_id=capture.pk,
+    )
     sae.source_job_id = spent(Job.Kind.TRAIN_SAE, 3600, 0.4).pk
     sae.save()
     spent(Job.Kind.MINE_LATENTS, 120, 0.02, sae_id=sae.pk)

@@ -1,4 +1,5 @@
 """The compose file: beat, health checks and one shared artifact store; validated by docker when present."""
+
 from __future__ import annotations
 
 import shutil
@@ -37,6 +38,10 @@ def test_docker_compose_config_accepts_the_file(tmp_path):
         pytest.skip("docker compose is not installed")
     shutil.copy(DEPLOY / "compose.yaml", tmp_path / "compose.yaml")
     shutil.copy(DEPLOY / "env.example", tmp_path / ".env")
-    result = subprocess.run([docker, "compose", "-f", str(tmp_path / "compose.yaml"), "config", "-q"],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [docker, "compose", "-f", str(tmp_path / "compose.yaml"), "config", "-q"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr

@@ -1,5 +1,6 @@
 """In Chromium: a researcher watches a running job's bar and message move, reads its log, cancels it;
 launches mining from the form; a physician finds no jobs page."""
+
 from __future__ import annotations
 
 import threading
@@ -65,14 +66,20 @@ def test_a_researcher_follows_a_running_job_live_and_cancels_it(live_server, bro
 
 
 def test_a_researcher_launches_mining_from_the_form_and_a_physician_has_no_jobs_page(
-        live_server, browser_page, postgres):  # noqa: F811
+    live_server, browser_page, postgres
+):  # noqa: F811
     factories.user(role=Role.RESEARCHER, username="res-fay")
     factories.user(role=Role.PHYSICIAN, username="dr-gus")
     sae = factories.sae()
     from features.models import ActivationSet
 
-    sae.activation_set = ActivationSet.objects.create(host_model=sae.hook_point.host_model, hook_point=sae.hook_point,
-                                                      corpus=factories.corpus(), artifact_uri="/x", n_tokens=1)
+    sae.activation_set = ActivationSet.objects.create(
+        host_model=sae.hook_point.host_model,
+        hook_point=sae.hook_point,
+        corpus=factories.corpus(),
+        artifact_uri="/x",
+        n_tokens=1,
+    )
     sae.save()
     page, base = browser_page, live_server.url
     e2e.log_in(page, base, "res-fay")

@@ -1,4 +1,5 @@
 """Job lifecycle: cancelling through the API, and a running job noticing it was cancelled."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,5 +1,6 @@
 """Item 7: the job modules import one way (no circle, not even through a function-level import), one task
 runs every job by id, and one registry knows every kind."""
+
 from __future__ import annotations
 
 import ast

@@ -1,5 +1,6 @@
 """The researchers' jobs pages: access, forms validated as the API validates, progress JSON, sweep comparison,
 exports with compute and CO₂."""
+
 from __future__ import annotations
 
 import csv
@@ -43,8 +44,12 @@ def test_physicians_and_coordinators_never_see_the_jobs_pages():
 
 def test_a_researcher_of_another_institution_cannot_follow_or_cancel_a_job():
     own, other = factories.institution("own"), factories.institution("other")
-    job = job_create(kind=Job.Kind.IMPORT_CORPUS, parameters={}, enqueue=False,
-                     by=factories.user(role=Role.RESEARCHER, institution_obj=own))
+    job = job_create(
+        kind=Job.Kind.IMPORT_CORPUS,
+        parameters={},
+        enqueue=False,
+        by=factories.user(role=Role.RESEARCHER, institution_obj=own),
+    )
     stranger = _client(factories.user(role=Role.RESEARCHER, institution_obj=other))
     assert stranger.get(f"/jobs/{job.pk}/").status_code == 404
     assert stranger.post(f"/jobs/{job.pk}/cancel/").status_code == 404
@@ -72,19 +77,26 @@ def test_the_capture_form_refuses_a_foreign_private_corpus_exactly_as_the_api_do
     assert not Job.objects.exists()
 
 
-def test_the_train_form_reports_the_services_refusal_and_launches_a_valid_request(
-        django_capture_on_commit_callbacks):
+def test_the_train_form_reports_the_services_refusal_and_launches_a_valid_request(django_capture_on_commit_callbacks):
     researcher = factories.user(role=Role.RESEARCHER)
     sae = factories.sae()
-    activation_set = ActivationSet.objects.create(host_model=sae.hook_point.host_model, hook_point=sae.hook_point,
-                                                  corpus=factories.corpus(), artifact_uri="/x", n_tokens=10)
+    activation_set = ActivationSet.objects.create(
+        host_model=sae.hook_point.host_model,
+        hook_point=sae.hook_point,
+        corpus=factories.corpus(),
+        artifact_uri="/x",
+        n_tokens=10,
+    )
     client = _client(researcher)
-    refused = client.post("/jobs/launch/train/", {"activation_set": activation_set.pk, "arch": "topk", "width": 8,
-                                                   "k": 9})
+    refused = client.post(
+        "/jobs/launch/train/", {"activation_set": activation_set.pk, "arch": "topk", "width": 8, "k": 9}
+    )
     assert refused.status_code == 400 and "k must be between 1 and the width (8)" in refused.content.decode()
     with django_capture_on_commit_callbacks(execute=True):
-        launched = client.post("/jobs/launch/train/", {"activation_set": activation_set.pk, "arch": "topk",
-                                                        "width": 8, "k": 2, "steps": 10})
+        launched = client.post(
+            "/jobs/launch/train/",
+            {"activation_set": activation_set.pk, "arch": "topk", "width": 8, "k": 2, "steps": 10},
+        )
     job = Job.objects.get()
     assert launched.status_code == 302 and launched["Location"] == f"/jobs/{job.pk}/"
     assert (job.kind, job.queue, job.parameters["k"], job.created_by) == ("train_sae", "gpu", 2, researcher)
@@ -94,19 +106,33 @@ def test_the_train_form_reports_the_services_refusal_and_launches_a_valid_reques
 def test_a_sweep_from_the_form_creates_one_training_job_per_grid_point():
     researcher = factories.user(role=Role.RESEARCHER)
     sae = factories.sae()
-    activation_set = ActivationSet.objects.create(host_model=sae.hook_point.host_model, hook_point=sae.hook_point,
-                                                  corpus=factories.corpus(), artifact_uri="/x", n_tokens=10)
-    response = _client(researcher).post("/jobs/launch/sweep/", {
-        "activation_set": activation_set.pk, "arch": "topk", "widths": "16, 32", "ks": "2; 4", "steps": 5,
-        "name": "grid"})
+    activation_set = ActivationSet.objects.create(
+        host_model=sae.hook_point.host_model,
+        hook_point=sae.hook_point,
+        corpus=factories.corpus(),
+        artifact_uri="/x",
+        n_tokens=10,
+    )
+    response = _client(researcher).post(
+        "/jobs/launch/sweep/",
+        {
+            "activation_set": activation_set.pk,
+            "arch": "topk",
+            "widths": "16, 32",
+            "ks": "2; 4",
+            "steps": 5,
+            "name": "grid",
+        },
+    )
     sweep = Sweep.objects.get()
     assert response.status_code == 302 and response["Location"] == f"/jobs/sweeps/{sweep.pk}/"
     points = sorted((job.parameters["width"], job.parameters["k"]) for job in sweep.jobs.all())
     assert points == [(16, 2), (16, 4), (32, 2), (32, 4)]
     assert {job.queue for job in sweep.jobs.all()} == {"gpu"}
     assert {job.parameters["sweep_group"] for job in sweep.jobs.all()} == {sweep.group}
-    empty = _client(researcher).post("/jobs/launch/sweep/", {"activation_set": activation_set.pk, "arch": "relu",
-                                                             "widths": "16"})
+    empty = _client(researcher).post(
+        "/jobs/launch/sweep/", {"activation_set": activation_set.pk, "arch": "relu", "widths": "16"}
+    )
     assert empty.status_code == 400 and "give at least one L1 coefficient" in empty.content.decode()
 
 
@@ -119,10 +145,16 @@ def test_pareto_front_keeps_only_undominated_points():
 def test_the_sweep_page_plots_fve_against_l0_and_lists_each_sae():
     researcher = factories.user(role=Role.RESEARCHER)
     sae = factories.sae()
-    activation_set = ActivationSet.objects.create(host_model=sae.hook_point.host_model, hook_point=sae.hook_point,
-                                                  corpus=factories.corpus(), artifact_uri="/x", n_tokens=10)
-    sweep = Sweep.objects.create(name="s", activation_set=activation_set, parameters={"arch": "topk"},
-                                 created_by=researcher)
+    activation_set = ActivationSet.objects.create(
+        host_model=sae.hook_point.host_model,
+        hook_point=sae.hook_point,
+        corpus=factories.corpus(),
+        artifact_uri="/x",
+        n_tokens=10,
+    )
+    sweep = Sweep.objects.create(
+        name="s", activation_set=activation_set, parameters={"arch": "topk"}, created_by=researcher
+    )
     job_create(kind=Job.Kind.TRAIN_SAE, parameters={}, by=researcher, enqueue=False, sweep=sweep)
     for index, (l0, fve) in enumerate([(4, 0.8), (8, 0.9), (6, 0.7)]):
         other = factories.sae(hook=sae.hook_point)
@@ -131,7 +163,7 @@ def test_the_sweep_page_plots_fve_against_l0_and_lists_each_sae():
         other.save()
     page = _client(researcher).get(f"/jobs/sweeps/{sweep.pk}/").content.decode()
     assert page.count('class="pareto-point on-front"') == 2 and page.count('class="pareto-point"') == 1
-    assert "<polyline" in page and page.count("<tr><td><a href=\"/jobs/saes/") == 3
+    assert "<polyline" in page and page.count('<tr><td><a href="/jobs/saes/') == 3
     chart = pareto_chart([{"sae": None, "l0": 4, "fve": 0.8}, {"sae": None, "l0": 8, "fve": 0.9}])
     assert chart["points"][0]["x"] < chart["points"][1]["x"] and chart["points"][0]["y"] > chart["points"][1]["y"]
 
@@ -139,8 +171,11 @@ def test_the_sweep_page_plots_fve_against_l0_and_lists_each_sae():
 def test_the_export_carries_compute_energy_co2_and_cost_of_each_job():
     researcher = factories.user(role=Role.RESEARCHER)
     job = job_create(kind=Job.Kind.IMPORT_CORPUS, parameters={}, by=researcher, enqueue=False)
-    Job.objects.filter(pk=job.pk).update(device_seconds=36.0, energy_kwh=0.001, co2_kg=0.0004, cost=0.03,
-                                         energy_method="estimated", attempts=1)
+    Job.objects.filter(pk=job.pk).update(
+        device_seconds=36.0, energy_kwh=0.001, co2_kg=0.0004, cost=0.03, energy_method="estimated", attempts=1
+    )
     rows = list(csv.DictReader(io.StringIO(_client(researcher).get("/jobs/export.csv").content.decode())))
-    assert rows[0]["job_id"] == str(job.pk) and rows[0]["co2_kg"] == "0.0004" and rows[0]["energy_method"] == "estimated"
+    assert (
+        rows[0]["job_id"] == str(job.pk) and rows[0]["co2_kg"] == "0.0004" and rows[0]["energy_method"] == "estimated"
+    )
     assert rows[0]["uuid"] == str(job.uuid)

@@ -3,6 +3,7 @@
 Each test runs its own redis-server (own port, `--save ''`) and its own Celery worker and beat
 processes, all killed at teardown.
 """
+
 from __future__ import annotations
 
 import json
@@ -45,14 +46,16 @@ def own_processes(request, tmp_path, postgres):
 
 def _corpus_file(tmp_path: Path, name: str, rows: int = 5) -> Path:
     path = tmp_path / f"{name}.jsonl"
-    path.write_text("".join(json.dumps({"external_id": f"{name}-{i}", "text": f"note {i} of {name}"}) + "\n"
-                            for i in range(rows)))
+    path.write_text(
+        "".join(json.dumps({"external_id": f"{name}-{i}", "text": f"note {i} of {name}"}) + "\n" for i in range(rows))
+    )
     return path
 
 
 @pytest.mark.django_db(transaction=True)
 def test_kill_9_of_the_whole_worker_mid_training_a_fresh_worker_finishes_from_the_checkpoint(
-        tmp_path, own_processes, settings):
+    tmp_path, own_processes, settings
+):
     lease, sweep = 4.0, 1.0
     redis_server = RedisServer(REDIS_PORTS["kill"], tmp_path / "redis.log").start()
     own_processes.append(redis_server)
@@ -63,27 +66,45 @@ def test_kill_9_of_the_whole_worker_mid_training_a_fresh_worker_finishes_from_th
         first = start_worker(name="first@kill", broker=redis_server.url, log=tmp_path / "first.log", **env)
         own_processes.append(first)
         wait_for_worker(app, "first@kill", first)
-        job = train_sae_request(activations_path=str(path), arch="topk", width=32, k=4, steps=800, batch_size=64,
-                                checkpoint_every=50, out=str(tmp_path / "sae"))
+        job = train_sae_request(
+            activations_path=str(path),
+            arch="topk",
+            width=32,
+            k=4,
+            steps=800,
+            batch_size=64,
+            checkpoint_every=50,
+            out=str(tmp_path / "sae"),
+        )
         checkpoints = Path(settings.ARTIFACT_ROOT) / "checkpoints" / str(job.uuid)
-        wait_until(lambda: Job.objects.get(pk=job.pk).status == "running" and any(checkpoints.glob("step-*")),
-                   timeout=180, what="training to write a checkpoint")
+        wait_until(
+            lambda: Job.objects.get(pk=job.pk).status == "running" and any(checkpoints.glob("step-*")),
+            timeout=180,
+            what="training to write a checkpoint",
+        )
         holder = Job.objects.get(pk=job.pk).worker
         first.kill()  # SIGKILL to the main process and its pool child: nobody acknowledges, nobody reports
         killed_at = time.monotonic()
         assert Job.objects.get(pk=job.pk).status == "running"
 
-        beat = start_beat(broker=redis_server.url, log=tmp_path / "beat.log", schedule=tmp_path / "beat-schedule",
-                          **env)
+        beat = start_beat(
+            broker=redis_server.url, log=tmp_path / "beat.log", schedule=tmp_path / "beat-schedule", **env
+        )
         own_processes.append(beat)
         second = start_worker(name="second@kill", broker=redis_server.url, log=tmp_path / "second.log", **env)
         own_processes.append(second)
-        requeued = wait_until(lambda: Job.objects.filter(pk=job.pk, attempts=2).first(), timeout=120,
-                              what="the sweeper to hand the job to the fresh worker")
+        requeued = wait_until(
+            lambda: Job.objects.filter(pk=job.pk, attempts=2).first(),
+            timeout=120,
+            what="the sweeper to hand the job to the fresh worker",
+        )
         recovered_after = time.monotonic() - killed_at
-        finished = wait_until(lambda: (row := Job.objects.get(pk=job.pk)).is_finished and row, timeout=300,
-                              what="the resumed job to finish",
-                              detail=lambda: Job.objects.get(pk=job.pk).log_tail[-1500:])
+        finished = wait_until(
+            lambda: (row := Job.objects.get(pk=job.pk)).is_finished and row,
+            timeout=300,
+            what="the resumed job to finish",
+            detail=lambda: Job.objects.get(pk=job.pk).log_tail[-1500:],
+        )
     assert finished.status == "succeeded", finished.message
     assert finished.attempts == 2 and "lease expired" in finished.log_tail and holder in finished.log_tail
     assert "resumed at step" in finished.log_tail
@@ -105,8 +126,14 @@ def test_jobs_queued_when_a_redis_without_persistence_restarts_all_finish(tmp_pa
     settings.JOB_QUEUED_GRACE_SECONDS = 2.0
     researcher = factories.user(role=Role.RESEARCHER)
     with broker(redis_server.url):
-        jobs = [job_create(kind=Job.Kind.IMPORT_CORPUS, by=researcher, parameters={
-            "path": str(_corpus_file(tmp_path, f"c{i}")), "name": f"restart-{i}"}) for i in range(3)]
+        jobs = [
+            job_create(
+                kind=Job.Kind.IMPORT_CORPUS,
+                by=researcher,
+                parameters={"path": str(_corpus_file(tmp_path, f"c{i}")), "name": f"restart-{i}"},
+            )
+            for i in range(3)
+        ]
         import redis
 
         client = redis.Redis(port=redis_server.port)
@@ -115,13 +142,20 @@ def test_jobs_queued_when_a_redis_without_persistence_restarts_all_finish(tmp_pa
         redis_server.start()  # no persistence: the three messages are gone
         assert client.llen("cpu") == 0
         assert {job.status for job in Job.objects.filter(pk__in=[j.pk for j in jobs])} == {"queued"}
-        own_processes.append(start_beat(broker=redis_server.url, log=tmp_path / "beat.log",
-                                        schedule=tmp_path / "beat-schedule", **env))
+        own_processes.append(
+            start_beat(broker=redis_server.url, log=tmp_path / "beat.log", schedule=tmp_path / "beat-schedule", **env)
+        )
         worker = start_worker(name="after@restart", broker=redis_server.url, log=tmp_path / "worker.log", **env)
         own_processes.append(worker)
         finished = wait_until(
-            lambda: (rows := list(Job.objects.filter(pk__in=[j.pk for j in jobs]))) and all(
-                row.is_finished for row in rows) and rows, timeout=240, what="every queued job to finish")
+            lambda: (
+                (rows := list(Job.objects.filter(pk__in=[j.pk for j in jobs])))
+                and all(row.is_finished for row in rows)
+                and rows
+            ),
+            timeout=240,
+            what="every queued job to finish",
+        )
     assert {row.status for row in finished} == {"succeeded"}, [(row.status, row.message) for row in finished]
     assert all("re-sent: its message was lost" in row.log_tail for row in finished)
     assert all(row.attempts == 1 for row in finished)
@@ -139,9 +173,11 @@ def test_with_redis_stopped_launching_answers_503_and_leaves_nothing_behind(tmp_
     with broker(redis_server.url):
         redis_server.stop()
         started = time.monotonic()
-        response = client.post("/api/v1/jobs/import-corpus/", {
-            "file": SimpleUploadedFile("notes.jsonl", b'{"external_id": "a", "text": "x"}\n'), "name": "refused"},
-            format="multipart")
+        response = client.post(
+            "/api/v1/jobs/import-corpus/",
+            {"file": SimpleUploadedFile("notes.jsonl", b'{"external_id": "a", "text": "x"}\n'), "name": "refused"},
+            format="multipart",
+        )
         elapsed = time.monotonic() - started
         assert response.status_code == 503, response.content
         assert "job queue is not reachable" in response.json()["detail"]

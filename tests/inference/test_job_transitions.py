@@ -1,4 +1,5 @@
 """Job transitions that cannot race: conditional claims, cancel against finish, the lease and the sweeper."""
+
 from __future__ import annotations
 
 import threading
@@ -18,8 +19,7 @@ from tests import factories
 
 
 def _job(**fields) -> Job:
-    job = job_create(kind=Job.Kind.IMPORT_CORPUS, parameters={}, by=factories.user(role=Role.RESEARCHER),
-                     enqueue=False)
+    job = job_create(kind=Job.Kind.IMPORT_CORPUS, parameters={}, by=factories.user(role=Role.RESEARCHER), enqueue=False)
     if fields:
         Job.objects.filter(pk=job.pk).update(**fields)
         job.refresh_from_db()
@@ -147,8 +147,12 @@ def test_only_one_of_two_workers_claims_a_job():
 
 @pytest.mark.django_db
 def test_a_duplicate_message_while_the_lease_lives_runs_nothing():
-    job = _job(status=Job.Status.RUNNING, worker="elsewhere pid 42", attempts=1,
-               lease_expires_at=timezone.now() + timedelta(minutes=5))
+    job = _job(
+        status=Job.Status.RUNNING,
+        worker="elsewhere pid 42",
+        attempts=1,
+        lease_expires_at=timezone.now() + timedelta(minutes=5),
+    )
     calls = []
     seen = job_run(job_id=job.pk, work=lambda row, progress: calls.append(1) or {})
     assert calls == [] and (seen.status, seen.worker, seen.attempts) == ("running", "elsewhere pid 42", 1)
@@ -156,8 +160,12 @@ def test_a_duplicate_message_while_the_lease_lives_runs_nothing():
 
 @pytest.mark.django_db
 def test_a_job_whose_lease_expired_is_claimed_again_and_resumes(settings):
-    job = _job(status=Job.Status.RUNNING, worker="dead-node pid 42", attempts=1,
-               lease_expires_at=timezone.now() - timedelta(seconds=1))
+    job = _job(
+        status=Job.Status.RUNNING,
+        worker="dead-node pid 42",
+        attempts=1,
+        lease_expires_at=timezone.now() - timedelta(seconds=1),
+    )
     finished = job_run(job_id=job.pk, work=lambda row, progress: {"ok": True})
     assert (finished.status, finished.attempts, finished.worker) == ("succeeded", 2, worker_name())
     assert "started (attempt 2)" in finished.log_tail
@@ -169,8 +177,12 @@ def test_the_sweeper_requeues_an_expired_lease_then_gives_up_saying_why(settings
     expired = timezone.now() - timedelta(seconds=5)
     retry = _job(status=Job.Status.RUNNING, worker="gone pid 7", attempts=1, lease_expires_at=expired)
     spent = _job(status=Job.Status.RUNNING, worker="gone pid 8", attempts=2, lease_expires_at=expired)
-    alive = _job(status=Job.Status.RUNNING, worker="busy pid 9", attempts=1,
-                 lease_expires_at=timezone.now() + timedelta(minutes=5))
+    alive = _job(
+        status=Job.Status.RUNNING,
+        worker="busy pid 9",
+        attempts=1,
+        lease_expires_at=timezone.now() + timedelta(minutes=5),
+    )
     counts = jobs_sweep()
     assert (counts["requeued"], counts["failed"]) == (1, 1)
     retry.refresh_from_db()
@@ -199,11 +211,20 @@ def test_the_sweeper_gives_a_sweep_training_job_its_lost_mining_job_once(setting
 
     settings.JOB_QUEUED_GRACE_SECONDS = 0
     sae = factories.sae()
-    activation_set = ActivationSet.objects.create(host_model=sae.hook_point.host_model, hook_point=sae.hook_point,
-                                                  corpus=factories.corpus(), artifact_uri="/x", n_tokens=1)
+    activation_set = ActivationSet.objects.create(
+        host_model=sae.hook_point.host_model,
+        hook_point=sae.hook_point,
+        corpus=factories.corpus(),
+        artifact_uri="/x",
+        n_tokens=1,
+    )
     sweep = Sweep.objects.create(name="s", activation_set=activation_set, parameters={"n_top": 7})
-    job = _job(status=Job.Status.SUCCEEDED, result={"sae_id": sae.pk}, attempts=1,
-               finished_at=timezone.now() - timedelta(seconds=5))
+    job = _job(
+        status=Job.Status.SUCCEEDED,
+        result={"sae_id": sae.pk},
+        attempts=1,
+        finished_at=timezone.now() - timedelta(seconds=5),
+    )
     Job.objects.filter(pk=job.pk).update(kind=Job.Kind.TRAIN_SAE, sweep=sweep)
     assert jobs_sweep()["followed_up"] == 1
     assert jobs_sweep()["followed_up"] == 0

@@ -1,4 +1,5 @@
 """`train_sae` without --lr: the width-scaled default learning rate, recorded, recovers a planted dictionary."""
+
 from __future__ import annotations
 
 import io
@@ -20,9 +21,25 @@ def test_train_sae_command_without_lr_uses_the_width_scaled_default_and_recovers
     path = tmp_path / "planted.npy"
     np.save(path, activations)
     out = io.StringIO()
-    call_command("train_sae", "--activations", str(path), "--arch", "topk", "--width", "256", "--k", "3",
-                 "--steps", "800", "--batch-size", "256", "--out", str(tmp_path / "sae"), stdout=out,
-                 stderr=io.StringIO())
+    call_command(
+        "train_sae",
+        "--activations",
+        str(path),
+        "--arch",
+        "topk",
+        "--width",
+        "256",
+        "--k",
+        "3",
+        "--steps",
+        "800",
+        "--batch-size",
+        "256",
+        "--out",
+        str(tmp_path / "sae"),
+        stdout=out,
+        stderr=io.StringIO(),
+    )
     metrics = json.loads(out.getvalue().strip().splitlines()[-1])
     loaded = load_sae(tmp_path / "sae")
     assert loaded.metadata["training"]["lr"] == pytest.approx(default_learning_rate(256))

@@ -1,4 +1,5 @@
 """A small activation set on disk, registered like a captured one: what sweeps and benchmarks train on."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -12,8 +13,9 @@ from tests import factories
 HOOK = "blocks.0.hook_resid_post"
 
 
-def synthetic_activation_set(*, n_snippets: int = 40, tokens_per_snippet: int = 12, d_in: int = 8,
-                             seed: int = 0) -> ActivationSet:
+def synthetic_activation_set(
+    *, n_snippets: int = 40, tokens_per_snippet: int = 12, d_in: int = 8, seed: int = 0
+) -> ActivationSet:
     """Sparse non-negative activations over a factory corpus (half its snippets tagged HF)."""
     rng = np.random.default_rng(seed)
     corpus = factories.corpus(n_snippets=n_snippets)
@@ -26,8 +28,20 @@ def synthetic_activation_set(*, n_snippets: int = 40, tokens_per_snippet: int = 
     directory = Path(settings.ARTIFACT_ROOT) / "activations" / f"synthetic-{corpus.pk}"
     from inference.engine.activations import write_activation_arrays
 
-    write_activation_arrays(directory, activations={HOOK: x}, snippet_index=snippet_index, n_snippets=n_snippets,
-                            token_ids=rng.integers(0, 20, size=n), vocabulary={i: f"w{i}" for i in range(20)})
+    write_activation_arrays(
+        directory,
+        activations={HOOK: x},
+        snippet_index=snippet_index,
+        n_snippets=n_snippets,
+        token_ids=rng.integers(0, 20, size=n),
+        vocabulary={i: f"w{i}" for i in range(20)},
+    )
     return ActivationSet.objects.create(
-        host_model=host, hook_point=hook, corpus=corpus, artifact_uri=str(directory), n_tokens=n, dtype="float32",
-        normalisation={"mean": [float(v) for v in x.mean(axis=0)], "scale": 1.0})
+        host_model=host,
+        hook_point=hook,
+        corpus=corpus,
+        artifact_uri=str(directory),
+        n_tokens=n,
+        dtype="float32",
+        normalisation={"mean": [float(v) for v in x.mean(axis=0)], "scale": 1.0},
+    )

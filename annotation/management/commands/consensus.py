@@ -1,4 +1,5 @@
 """consensus --csv FILE --method {majority,weighted,dawid-skene,bayesian-ds} --json: soft consensus labels of a label CSV."""
+
 from __future__ import annotations
 
 import json
@@ -17,9 +18,11 @@ CONCEPT_NAME_COLUMN = "concept_name"
 
 
 class Command(BaseCommand):
-    help = ("Consensus per unit over a long-format CSV. weighted weighs raters, and dawid-skene and bayesian-ds "
-            "start from a vote weighted, by test–retest (rows with is_repeat) and rationale learnability "
-            "(rationale and concept_name columns) when present. n_labels counts judgments, n_raters distinct raters.")
+    help = (
+        "Consensus per unit over a long-format CSV. weighted weighs raters, and dawid-skene and bayesian-ds "
+        "start from a vote weighted, by test–retest (rows with is_repeat) and rationale learnability "
+        "(rationale and concept_name columns) when present. n_labels counts judgments, n_raters distinct raters."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--csv", required=True, type=Path, help="long-format CSV, e.g. an export_labels file")
@@ -37,16 +40,24 @@ class Command(BaseCommand):
         if not path.is_file():
             raise CommandError(f"{path}: no such file", returncode=BAD_INPUT)
         try:
-            ratings = read_long_csv(path=path, unit_column=options["unit_col"], rater_column=options["rater_col"],
-                                    value_column=options["value_col"],
-                                    extra_columns=(RATIONALE_COLUMN, CONCEPT_NAME_COLUMN))
+            ratings = read_long_csv(
+                path=path,
+                unit_column=options["unit_col"],
+                rater_column=options["rater_col"],
+                value_column=options["value_col"],
+                extra_columns=(RATIONALE_COLUMN, CONCEPT_NAME_COLUMN),
+            )
         except ValueError as error:
             raise CommandError(str(error), returncode=BAD_INPUT) from error
 
         weights = None
         if method != "majority":
-            weights = {rater: weight.weight for rater, weight in rater_weights(
-                ratings=ratings, rationale_column=RATIONALE_COLUMN, concept_terms=_concept_names(ratings)).items()}
+            weights = {
+                rater: weight.weight
+                for rater, weight in rater_weights(
+                    ratings=ratings, rationale_column=RATIONALE_COLUMN, concept_terms=_concept_names(ratings)
+                ).items()
+            }
         result = consensus_fit(method=method, ratings=ratings, weights=weights)
 
         payload = result.to_json()
@@ -54,9 +65,11 @@ class Command(BaseCommand):
             self.stdout.write(json.dumps(payload, allow_nan=False))
         else:
             for unit, summary in payload["units"].items():
-                self.stdout.write(f"{unit}\t{summary['label']}\tp={summary['posterior'][summary['label']]:.3f}\t"
-                                  f"entropy={summary['entropy']:.3f}\tn_labels={summary['n_labels']}\t"
-                                  f"n_raters={summary['n_raters']}")
+                self.stdout.write(
+                    f"{unit}\t{summary['label']}\tp={summary['posterior'][summary['label']]:.3f}\t"
+                    f"entropy={summary['entropy']:.3f}\tn_labels={summary['n_labels']}\t"
+                    f"n_raters={summary['n_raters']}"
+                )
 
 
 def _concept_names(ratings) -> dict[str, list[str]]:
@@ -65,7 +78,7 @@ def _concept_names(ratings) -> dict[str, list[str]]:
     if names is None:
         return {}
     terms: dict[str, list[str]] = {}
-    for category, name in zip(ratings.category_index.tolist(), names):
+    for category, name in zip(ratings.category_index.tolist(), names, strict=False):
         if name.strip():
             terms.setdefault(str(ratings.categories[category]), [])
             if name.strip() not in terms[str(ratings.categories[category])]:

@@ -1,5 +1,6 @@
 """drift_audit --sae ID --corpus NAME [--reference NAME] --json: label-free drift of a corpus against the
 SAE's training corpus (firing rates, active-latent counts, FVE, divergence)."""
+
 from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
@@ -20,8 +21,12 @@ class Command(BaseCommand):
         parser.add_argument("--corpus", required=True, help="name of the corpus to audit")
         parser.add_argument("--reference", help="name of the reference corpus (default: the SAE's training corpus)")
         for key in DRIFT_CONFIG_KEYS:
-            parser.add_argument(f"--{key.replace('_', '-')}", type=float, dest=key,
-                                help="threshold override (see inference/engine/drift.py DriftConfig)")
+            parser.add_argument(
+                f"--{key.replace('_', '-')}",
+                type=float,
+                dest=key,
+                help="threshold override (see inference/engine/drift.py DriftConfig)",
+            )
         parser.add_argument("--json", action="store_true")
 
     def handle(self, *args, sae, corpus, reference, json: bool, **options):
@@ -44,8 +49,13 @@ class Command(BaseCommand):
                 corpora[role] = named[0]
         thresholds = {key: options[key] for key in DRIFT_CONFIG_KEYS if options.get(key) is not None}
         try:
-            job = drift_audit_start(sae=sae_row, corpus=corpora["corpus"], reference=corpora.get("reference"),
-                                    thresholds=thresholds, enqueue=False)
+            job = drift_audit_start(
+                sae=sae_row,
+                corpus=corpora["corpus"],
+                reference=corpora.get("reference"),
+                thresholds=thresholds,
+                enqueue=False,
+            )
         except ValueError as error:
             raise CommandError(str(error)) from None
         job = job_run(job_id=job.pk)
@@ -58,5 +68,7 @@ class Command(BaseCommand):
             self.stdout.write(json_module.dumps(report))
             return
         verdict = "DRIFT" if report["drift"] else "no drift"
-        self.stdout.write(f"{verdict}: divergence {report['divergence']:.4f}, FVE {report['fve_reference']:.3f} → "
-                          f"{report['fve_corpus']:.3f}, {len(report['flagged'])} latents flagged (job {job.pk})")
+        self.stdout.write(
+            f"{verdict}: divergence {report['divergence']:.4f}, FVE {report['fve_reference']:.3f} → "
+            f"{report['fve_corpus']:.3f}, {len(report['flagged'])} latents flagged (job {job.pk})"
+        )

@@ -1,5 +1,6 @@
 """explain_note --sae ID (--text TEXT | --file FILE) --json: what the model represented in a note, with
 each latent's consensus label and uncertainty (an audit of the model, not a clinical finding)."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,4 +1,5 @@
 """protected_scan --sae ID [--threshold R]: flag latents associated with a protected attribute."""
+
 from __future__ import annotations
 
 import json
@@ -17,8 +18,9 @@ class Command(BaseCommand):
         parser.add_argument("--threshold", type=float, help="flag at Pearson r >= this (default 0.3)")
 
     def handle(self, *args, sae, threshold, **options):
-        sae_row = SAE.objects.select_related("activation_set__corpus", "activation_set__hook_point").filter(
-            pk=sae).first()
+        sae_row = (
+            SAE.objects.select_related("activation_set__corpus", "activation_set__hook_point").filter(pk=sae).first()
+        )
         if sae_row is None:
             raise CommandError(f"no SAE {sae}")
         try:

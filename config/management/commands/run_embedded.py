@@ -1,4 +1,5 @@
 """run_embedded: the web server, one Celery worker and Celery beat (the job sweeper) from one command."""
+
 from __future__ import annotations
 
 import os
@@ -23,16 +24,45 @@ class Command(BaseCommand):
         env = {**os.environ, "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE", "config.settings")}
         # --pool=solo: the filesystem broker and SQLite want one consumer process, not a prefork pool.
         worker = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "cpu,gpu", "--pool=solo",
-             "-n", "embedded@%h", "-l", "warning"], env=env)
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "-Q",
+                "cpu,gpu",
+                "--pool=solo",
+                "-n",
+                "embedded@%h",
+                "-l",
+                "warning",
+            ],
+            env=env,
+        )
         # Beat sends the sweeper every JOB_SWEEP_SECONDS: expired leases are re-sent, lost messages re-sent.
         beat = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "config", "beat", "-l", "warning",
-             "-s", settings.CELERY_BEAT_SCHEDULE_FILENAME], env=env)
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "beat",
+                "-l",
+                "warning",
+                "-s",
+                settings.CELERY_BEAT_SCHEDULE_FILENAME,
+            ],
+            env=env,
+        )
         url = f"http://{host}:{port}/"
         self.stdout.write(self.style.SUCCESS(f"Concord is running at {url}"))
-        self.stdout.write(f"  database: {settings.DATABASES['default']['ENGINE'].rsplit('.', 1)[-1]}, "
-                          f"broker: {settings.CELERY_BROKER_URL.split('://')[0]}, worker pid {worker.pid}, beat pid {beat.pid}")
+        self.stdout.write(
+            f"  database: {settings.DATABASES['default']['ENGINE'].rsplit('.', 1)[-1]}, "
+            f"broker: {settings.CELERY_BROKER_URL.split('://')[0]}, worker pid {worker.pid}, beat pid {beat.pid}"
+        )
         self.stdout.write("  log in with one of the accounts seed_demo printed (passwords in var/demo_passwords.txt)")
         # Django's debug 404 page would list the URL map to anyone: show Concord's own instead.
         settings.MIDDLEWARE = [*settings.MIDDLEWARE, FRIENDLY_NOT_FOUND]

@@ -1,4 +1,5 @@
 """steer: baseline and steered continuations of a prompt through an SAE on a causal host (research only)."""
+
 from __future__ import annotations
 
 import json
@@ -9,15 +10,19 @@ from features.models import SAE
 
 
 class Command(BaseCommand):
-    help = ("Generate a prompt's continuation with and without clamping or scaling a latent (or every latent "
-            "labelled with a concept). Research tool, not for patient care.")
+    help = (
+        "Generate a prompt's continuation with and without clamping or scaling a latent (or every latent "
+        "labelled with a concept). Research tool, not for patient care."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--sae", type=int, required=True)
         target = parser.add_mutually_exclusive_group(required=True)
         target.add_argument("--latent", type=int, help="latent index")
-        target.add_argument("--concept", help="concept code: every latent whose consensus label it is, "
-                                              "weighted by the label's posterior")
+        target.add_argument(
+            "--concept",
+            help="concept code: every latent whose consensus label it is, weighted by the label's posterior",
+        )
         action = parser.add_mutually_exclusive_group(required=True)
         action.add_argument("--clamp", type=float, help="set the latent(s) to this activation")
         action.add_argument("--scale", type=float, help="multiply the latent(s) by this factor")
@@ -33,9 +38,17 @@ class Command(BaseCommand):
         if sae is None:
             raise CommandError(f"no SAE {options['sae']}")
         try:
-            result = steering_run(sae=sae, by=None, prompt=options["prompt"], latent_index=options["latent"],
-                                  concept_code=options["concept"], clamp=options["clamp"], scale=options["scale"],
-                                  max_new_tokens=options["max_new_tokens"], seed=options["seed"])
+            result = steering_run(
+                sae=sae,
+                by=None,
+                prompt=options["prompt"],
+                latent_index=options["latent"],
+                concept_code=options["concept"],
+                clamp=options["clamp"],
+                scale=options["scale"],
+                max_new_tokens=options["max_new_tokens"],
+                seed=options["seed"],
+            )
         except SteeringError as error:
             raise CommandError(str(error)) from None
         if options["json"]:

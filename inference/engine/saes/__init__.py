@@ -10,7 +10,7 @@ from inference.engine.saes.base import ForwardOutput, SAEConfig, SparseAutoencod
 from inference.engine.saes.batchtopk import BatchTopKConfig, BatchTopKSAE
 from inference.engine.saes.jumprelu import JumpReLUConfig, JumpReLUSAE
 from inference.engine.saes.matryoshka import MatryoshkaConfig, MatryoshkaSAE
-from inference.engine.saes.normalisation import NormalisedSAE, Normalisation, fold_normalisation
+from inference.engine.saes.normalisation import Normalisation, NormalisedSAE, fold_normalisation
 from inference.engine.saes.relu import ReLUConfig, ReLUSAE
 from inference.engine.saes.topk import TopKConfig, TopKSAE
 

@@ -45,8 +45,10 @@ class SAEConfig:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready fields plus `architecture`; `config_from_dict` reverses it."""
         fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        return {"architecture": self.architecture, **{k: list(v) if isinstance(v, tuple) else v
-                                                       for k, v in fields.items()}}
+        return {
+            "architecture": self.architecture,
+            **{k: list(v) if isinstance(v, tuple) else v for k, v in fields.items()},
+        }
 
 
 @dataclass(eq=False)
@@ -145,8 +147,9 @@ class SparseAutoencoder(nn.Module, ABC):
         return z @ self.W_dec + self.b_dec
 
     @abstractmethod
-    def forward(self, x: torch.Tensor, *, dead_latents: torch.Tensor | None = None,
-                sparsity_scale: float = 1.0) -> ForwardOutput:
+    def forward(
+        self, x: torch.Tensor, *, dead_latents: torch.Tensor | None = None, sparsity_scale: float = 1.0
+    ) -> ForwardOutput:
         """Training pass on x [n, d_in]. dead_latents [d_sae] bool feeds AuxK where there is one;
         sparsity_scale in [0, 1] multiplies the sparsity penalty (its warm-up)."""
 
@@ -168,8 +171,9 @@ class SparseAutoencoder(nn.Module, ABC):
 
     def export_tensors(self) -> dict[str, torch.Tensor]:
         """The tensors SAELens stores, under its names and shapes (contiguous copies)."""
-        return {name: getattr(self, name).detach().contiguous().clone()
-                for name in ("W_enc", "b_enc", "W_dec", "b_dec")}
+        return {
+            name: getattr(self, name).detach().contiguous().clone() for name in ("W_enc", "b_enc", "W_dec", "b_dec")
+        }
 
     @torch.no_grad()
     def import_tensors(self, tensors: dict[str, torch.Tensor]) -> None:

@@ -24,8 +24,10 @@ class BatchTopKConfig(TopKConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        require(is_number(self.threshold_momentum) and 0 <= self.threshold_momentum < 1,
-                f"threshold_momentum must be in [0, 1), got {self.threshold_momentum!r}")
+        require(
+            is_number(self.threshold_momentum) and 0 <= self.threshold_momentum < 1,
+            f"threshold_momentum must be in [0, 1), got {self.threshold_momentum!r}",
+        )
 
 
 class BatchTopKSAE(TopKSAE):
@@ -56,4 +58,3 @@ class BatchTopKSAE(TopKSAE):
         momentum = self.cfg.threshold_momentum
         averaged = torch.where(self.threshold > 0, momentum * self.threshold + (1 - momentum) * smallest, smallest)
         self.threshold.copy_(torch.where(torch.isfinite(smallest), averaged, self.threshold))
-

@@ -35,12 +35,18 @@ class JumpReLUConfig(SAEConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        require(is_number(self.l0_coefficient) and self.l0_coefficient >= 0,
-                f"l0_coefficient must be a non-negative number, got {self.l0_coefficient!r}")
-        require(is_number(self.bandwidth) and 0 < self.bandwidth < math.inf,
-                f"bandwidth must be a positive number, got {self.bandwidth!r}")
-        require(is_number(self.initial_threshold) and 0 < self.initial_threshold < math.inf,
-                f"initial_threshold must be a positive number, got {self.initial_threshold!r}")
+        require(
+            is_number(self.l0_coefficient) and self.l0_coefficient >= 0,
+            f"l0_coefficient must be a non-negative number, got {self.l0_coefficient!r}",
+        )
+        require(
+            is_number(self.bandwidth) and 0 < self.bandwidth < math.inf,
+            f"bandwidth must be a positive number, got {self.bandwidth!r}",
+        )
+        require(
+            is_number(self.initial_threshold) and 0 < self.initial_threshold < math.inf,
+            f"initial_threshold must be a positive number, got {self.initial_threshold!r}",
+        )
 
 
 def _rectangle(u: torch.Tensor) -> torch.Tensor:
@@ -103,8 +109,9 @@ class JumpReLUSAE(SparseAutoencoder):
     def activate(self, pre: torch.Tensor) -> torch.Tensor:
         return pre * (pre > self.threshold).to(pre.dtype)
 
-    def forward(self, x: torch.Tensor, *, dead_latents: torch.Tensor | None = None,
-                sparsity_scale: float = 1.0) -> ForwardOutput:
+    def forward(
+        self, x: torch.Tensor, *, dead_latents: torch.Tensor | None = None, sparsity_scale: float = 1.0
+    ) -> ForwardOutput:
         with phase("encode"):
             pre = self.preactivations(x)
         if not self.training:

@@ -30,8 +30,10 @@ class ReLUConfig(SAEConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        require(is_number(self.l1_coefficient) and self.l1_coefficient >= 0,
-                f"l1_coefficient must be a non-negative number, got {self.l1_coefficient!r}")
+        require(
+            is_number(self.l1_coefficient) and self.l1_coefficient >= 0,
+            f"l1_coefficient must be a non-negative number, got {self.l1_coefficient!r}",
+        )
 
 
 class ReLUSAE(SparseAutoencoder):
@@ -44,8 +46,9 @@ class ReLUSAE(SparseAutoencoder):
     def activate(self, pre: torch.Tensor) -> torch.Tensor:
         return F.relu(pre)
 
-    def forward(self, x: torch.Tensor, *, dead_latents: torch.Tensor | None = None,
-                sparsity_scale: float = 1.0) -> ForwardOutput:
+    def forward(
+        self, x: torch.Tensor, *, dead_latents: torch.Tensor | None = None, sparsity_scale: float = 1.0
+    ) -> ForwardOutput:
         with phase("encode"):
             pre = self.preactivations(x)
         with phase("select"):

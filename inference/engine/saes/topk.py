@@ -38,12 +38,18 @@ class TopKConfig(SAEConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        require(is_int(self.k) and 0 < self.k <= self.d_sae,
-                f"k must be an integer in [1, d_sae={self.d_sae}], got {self.k!r}")
-        require(self.aux_k is None or (is_int(self.aux_k) and self.aux_k > 0),
-                f"aux_k must be None or a positive integer, got {self.aux_k!r}")
-        require(is_number(self.aux_coefficient) and self.aux_coefficient >= 0,
-                f"aux_coefficient must be a non-negative number, got {self.aux_coefficient!r}")
+        require(
+            is_int(self.k) and 0 < self.k <= self.d_sae,
+            f"k must be an integer in [1, d_sae={self.d_sae}], got {self.k!r}",
+        )
+        require(
+            self.aux_k is None or (is_int(self.aux_k) and self.aux_k > 0),
+            f"aux_k must be None or a positive integer, got {self.aux_k!r}",
+        )
+        require(
+            is_number(self.aux_coefficient) and self.aux_coefficient >= 0,
+            f"aux_coefficient must be a non-negative number, got {self.aux_coefficient!r}",
+        )
         require(isinstance(self.sparse_kernels, bool), f"sparse_kernels must be a bool, got {self.sparse_kernels!r}")
 
     @property
@@ -99,15 +105,17 @@ class TopKSAE(SparseAutoencoder):
             return sparse_decode(codes, self.W_dec)
         return dense_decode(codes, self.W_dec)
 
-    def reconstruction_losses(self, x: torch.Tensor,
-                              codes: SparseCodes) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
+    def reconstruction_losses(
+        self, x: torch.Tensor, codes: SparseCodes
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
         """(x_hat, loss components, their weighted sum) for the active codes."""
         x_hat = self.decode_codes(codes) + self.b_dec
         mse = squared_error(x_hat, x)
         return x_hat, {"mse": mse}, mse
 
-    def forward(self, x: torch.Tensor, *, dead_latents: torch.Tensor | None = None,
-                sparsity_scale: float = 1.0) -> ForwardOutput:
+    def forward(
+        self, x: torch.Tensor, *, dead_latents: torch.Tensor | None = None, sparsity_scale: float = 1.0
+    ) -> ForwardOutput:
         pre, codes = self._differentiable_codes(x)
         with phase("decode"):
             codes = codes.with_values(F.relu(codes.values))
@@ -119,8 +127,9 @@ class TopKSAE(SparseAutoencoder):
             loss = loss + self.cfg.aux_coefficient * auxk
         return ForwardOutput(x_hat=x_hat, losses=losses, loss=loss, codes=codes)
 
-    def auxk_loss(self, x: torch.Tensor, x_hat: torch.Tensor, pre: torch.Tensor,
-                  dead_latents: torch.Tensor | None) -> torch.Tensor | None:
+    def auxk_loss(
+        self, x: torch.Tensor, x_hat: torch.Tensor, pre: torch.Tensor, dead_latents: torch.Tensor | None
+    ) -> torch.Tensor | None:
         """Gao et al.'s AuxK: the top aux_k dead latents reconstruct the main residual.
 
         Normalised by the residual's variance so that aux_coefficient means the same at any scale,

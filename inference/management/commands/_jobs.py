@@ -1,4 +1,5 @@
 """Shared piece of the job commands: run a job here with a terminal progress bar, or hand it to a worker."""
+
 from __future__ import annotations
 
 from django.core.management.base import CommandError
@@ -13,8 +14,15 @@ def run_job_from_command(*, command, job: Job, enqueue: bool) -> Job:
         job_enqueue(job=job)
         command.stdout.write(f"job {job.pk} queued on '{job.queue}'; follow it at /api/v1/jobs/{job.pk}/")
         return job
-    with tqdm(total=1000, desc=job.kind, unit="‰", file=command.stderr._out, leave=True,
-              bar_format="{percentage:3.0f}%|{bar}| {elapsed}<{remaining} {desc}") as bar:
+    with tqdm(
+        total=1000,
+        desc=job.kind,
+        unit="‰",
+        file=command.stderr._out,
+        leave=True,
+        bar_format="{percentage:3.0f}%|{bar}| {elapsed}<{remaining} {desc}",
+    ) as bar:
+
         def echo(fraction: float, message: str) -> None:
             bar.n = int(fraction * 1000)
             bar.set_description_str(message[:70], refresh=True)

@@ -1,4 +1,5 @@
 """cache_activations --model M --hook H --corpus C: capture a hook point's activations over a corpus."""
+
 from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
@@ -28,18 +29,26 @@ class Command(BaseCommand):
         if len(named) > 1:
             owners = ", ".join(f"{row.pk} ({row.institution.code if row.institution else 'shared'})" for row in named)
             raise CommandError(f"several corpora are named '{corpus}': pass the id instead, one of {owners}")
-        corpus_row = named[0] if named else (
-            Corpus.objects.filter(pk=int(corpus)).first() if corpus.isdigit() else None)
+        corpus_row = (
+            named[0] if named else (Corpus.objects.filter(pk=int(corpus)).first() if corpus.isdigit() else None)
+        )
         if corpus_row is None:
             raise CommandError(f"no corpus named or numbered '{corpus}'")
         try:
             host_model = host_model_resolve(model=model)
-            job = cache_activations_request(host_model=host_model, hook_name=hook, corpus=corpus_row,
-                                            batch_size=batch_size, max_length=max_length, dtype=dtype,
-                                            enqueue=False)
+            job = cache_activations_request(
+                host_model=host_model,
+                hook_name=hook,
+                corpus=corpus_row,
+                batch_size=batch_size,
+                max_length=max_length,
+                dtype=dtype,
+                enqueue=False,
+            )
         except ValueError as error:
             raise CommandError(str(error)) from None
         job = run_job_from_command(command=self, job=job, enqueue=enqueue)
         if job.status == Job.Status.SUCCEEDED:
-            self.stdout.write(self.style.SUCCESS(
-                f"activation set {job.result['activation_set_id']}: {job.result['n_tokens']} tokens"))
+            self.stdout.write(
+                self.style.SUCCESS(f"activation set {job.result['activation_set_id']}: {job.result['n_tokens']} tokens")
+            )

@@ -1,4 +1,5 @@
 """export_sae ID DIR: write an SAE as a SAELens-format directory."""
+
 from __future__ import annotations
 
 import argparse
@@ -16,9 +17,13 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("sae_id", type=int)
         parser.add_argument("directory", type=Path)
-        parser.add_argument("--fold", action=argparse.BooleanOptionalAction, default=True,
-                            help="fold the input normalisation into W_enc, b_enc and b_dec so the weights read raw "
-                                 "activations (default); --no-fold keeps Concord's normalised-space weights")
+        parser.add_argument(
+            "--fold",
+            action=argparse.BooleanOptionalAction,
+            default=True,
+            help="fold the input normalisation into W_enc, b_enc and b_dec so the weights read raw "
+            "activations (default); --no-fold keeps Concord's normalised-space weights",
+        )
 
     def handle(self, *args, sae_id, directory, fold, **options):
         sae = SAE.objects.filter(pk=sae_id).first()

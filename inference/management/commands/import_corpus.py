@@ -1,4 +1,5 @@
 """import_corpus FILE --name NAME [--scrub-phi]: import a JSONL or CSV corpus as a job."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -24,17 +25,37 @@ class Command(BaseCommand):
         parser.add_argument("--institution", help="code of the owning institution (default: shared)")
         parser.add_argument("--enqueue", action="store_true", help="run on a worker instead of here")
 
-    def handle(self, *args, file: Path, name: str, description: str, scrub_phi: bool, phi_names: Path | None,
-               institution: str | None, enqueue: bool, **options):
+    def handle(
+        self,
+        *args,
+        file: Path,
+        name: str,
+        description: str,
+        scrub_phi: bool,
+        phi_names: Path | None,
+        institution: str | None,
+        enqueue: bool,
+        **options,
+    ):
         if not file.is_file():
             raise CommandError(f"{file}: no such file")
         if institution and not Institution.objects.filter(code=institution).exists():
             raise CommandError(f"no institution with code '{institution}'")
         names = phi_names.read_text().splitlines() if phi_names else []
-        job = job_create(kind=Job.Kind.IMPORT_CORPUS, enqueue=False, parameters={
-            "path": str(file.resolve()), "name": name, "description": description, "scrub_phi": scrub_phi,
-            "phi_names": names, "institution": institution})
+        job = job_create(
+            kind=Job.Kind.IMPORT_CORPUS,
+            enqueue=False,
+            parameters={
+                "path": str(file.resolve()),
+                "name": name,
+                "description": description,
+                "scrub_phi": scrub_phi,
+                "phi_names": names,
+                "institution": institution,
+            },
+        )
         job = run_job_from_command(command=self, job=job, enqueue=enqueue)
         if job.status == Job.Status.SUCCEEDED:
-            self.stdout.write(self.style.SUCCESS(
-                f"corpus {job.result['corpus_id']} '{name}': {job.result['n_snippets']} snippets"))
+            self.stdout.write(
+                self.style.SUCCESS(f"corpus {job.result['corpus_id']} '{name}': {job.result['n_snippets']} snippets")
+            )

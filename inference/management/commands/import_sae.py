@@ -1,4 +1,5 @@
 """import_sae DIR: register a SAELens-format SAE directory."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -28,8 +29,9 @@ class Command(BaseCommand):
             if activation_set_row is None:
                 raise CommandError(f"no activation set {activation_set}")
         try:
-            sae = sae_import(directory=directory, name=name, host_model=model, hook_name=hook,
-                             activation_set=activation_set_row)
+            sae = sae_import(
+                directory=directory, name=name, host_model=model, hook_name=hook, activation_set=activation_set_row
+            )
         except (SAEFormatError, ValueError) as error:
             raise CommandError(str(error)) from None
         self.stdout.write(self.style.SUCCESS(f"SAE {sae.pk} '{sae.name}': {sae.architecture}, d_sae={sae.d_sae}"))

@@ -1,4 +1,5 @@
 """mine_latents --sae ID: top snippets, quantile samples, histograms and monosemanticity of every latent."""
+
 from __future__ import annotations
 
 import json

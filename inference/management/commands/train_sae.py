@@ -1,4 +1,5 @@
 """train_sae: train one SAE and write a SAELens-format directory; the last line is the metrics as JSON."""
+
 from __future__ import annotations
 
 import json
@@ -25,8 +26,11 @@ class Command(BaseCommand):
         parser.add_argument("--l1", type=float, help="sparsity coefficient (relu: L1, jumprelu: L0)")
         parser.add_argument("--steps", type=int, default=2000)
         parser.add_argument("--batch-size", type=int, default=4096)
-        parser.add_argument("--lr", type=float,
-                            help="peak Adam learning rate (default: 2e-4 / sqrt(width / 2**14), scaled with the width)")
+        parser.add_argument(
+            "--lr",
+            type=float,
+            help="peak Adam learning rate (default: 2e-4 / sqrt(width / 2**14), scaled with the width)",
+        )
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--device", help="cpu, cuda, cuda:N or auto (default: CONCORD_DEVICE)")
         parser.add_argument("--checkpoint-every", type=int, default=500)
@@ -42,10 +46,20 @@ class Command(BaseCommand):
                 raise CommandError(f"no activation set {options['activation_set']}")
         try:
             job = train_sae_request(
-                activation_set=activation_set, activations_path=options["activations"], arch=options["arch"],
-                width=options["width"], k=options["k"], l1=options["l1"], steps=options["steps"],
-                batch_size=options["batch_size"], lr=options["lr"], seed=options["seed"], device=options["device"],
-                out=options["out"], name=options["name"], checkpoint_every=options["checkpoint_every"],
+                activation_set=activation_set,
+                activations_path=options["activations"],
+                arch=options["arch"],
+                width=options["width"],
+                k=options["k"],
+                l1=options["l1"],
+                steps=options["steps"],
+                batch_size=options["batch_size"],
+                lr=options["lr"],
+                seed=options["seed"],
+                device=options["device"],
+                out=options["out"],
+                name=options["name"],
+                checkpoint_every=options["checkpoint_every"],
                 enqueue=False,
             )
         except ValueError as error:

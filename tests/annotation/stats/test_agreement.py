@@ -1,4 +1,5 @@
 """Krippendorff's alpha, Fleiss' and Cohen's kappa and per-unit agreement against published values."""
+
 from __future__ import annotations
 
 import csv
@@ -41,7 +42,7 @@ def _krippendorff_2011(numeric: bool = True):
 
 
 def _matrix(rows: list[tuple[str, str, str]]):
-    units, raters, values = zip(*rows)
+    units, raters, values = zip(*rows, strict=False)
     return reliability_matrix(ratings=ratings_from_rows(units=units, raters=raters, values=values))
 
 
@@ -103,10 +104,12 @@ def test_hierarchical_alpha_counts_sibling_disagreement_less_than_distant():
     near = krippendorff_alpha(matrix=_matrix(siblings), level="hierarchical", parent=RUBRIC, n_draws=0).alpha
     far = krippendorff_alpha(matrix=_matrix(distant), level="hierarchical", parent=RUBRIC, n_draws=0).alpha
     assert near > far
-    assert far == pytest.approx(alpha_from_coincidences(
-        counts=count_matrix_from_reliability(matrix=_matrix(distant)).counts,
-        distances=hierarchical_distances(categories=_matrix(distant).categories, parent=RUBRIC),
-    ))
+    assert far == pytest.approx(
+        alpha_from_coincidences(
+            counts=count_matrix_from_reliability(matrix=_matrix(distant)).counts,
+            distances=hierarchical_distances(categories=_matrix(distant).categories, parent=RUBRIC),
+        )
+    )
 
 
 def test_hierarchical_alpha_needs_the_tree_and_known_codes():
@@ -127,10 +130,12 @@ def test_identical_raters_have_alpha_one():
 
 
 def test_bootstrap_ci_contains_the_estimate_and_narrows_with_more_units():
-    small = krippendorff_alpha(matrix=reliability_matrix_from_values(values=_simulated(40, 4, 0.7, seed=1)),
-                               level="nominal", seed=7)
-    large = krippendorff_alpha(matrix=reliability_matrix_from_values(values=_simulated(2000, 4, 0.7, seed=1)),
-                               level="nominal", seed=7)
+    small = krippendorff_alpha(
+        matrix=reliability_matrix_from_values(values=_simulated(40, 4, 0.7, seed=1)), level="nominal", seed=7
+    )
+    large = krippendorff_alpha(
+        matrix=reliability_matrix_from_values(values=_simulated(2000, 4, 0.7, seed=1)), level="nominal", seed=7
+    )
     for result in (small, large):
         assert result.ci[0] <= result.alpha <= result.ci[1]
     assert large.ci[1] - large.ci[0] < (small.ci[1] - small.ci[0]) / 3
@@ -138,8 +143,10 @@ def test_bootstrap_ci_contains_the_estimate_and_narrows_with_more_units():
 
 def test_bootstrap_is_seeded():
     matrix = reliability_matrix_from_values(values=_simulated(50, 3, 0.6, seed=2))
-    assert krippendorff_alpha(matrix=matrix, level="ordinal", seed=5).ci == krippendorff_alpha(
-        matrix=matrix, level="ordinal", seed=5).ci
+    assert (
+        krippendorff_alpha(matrix=matrix, level="ordinal", seed=5).ci
+        == krippendorff_alpha(matrix=matrix, level="ordinal", seed=5).ci
+    )
 
 
 @pytest.mark.parametrize("level", ["nominal", "ordinal", "interval", "ratio"])
@@ -182,8 +189,11 @@ def test_alpha_says_undefined_instead_of_zero(rows, reason, n_units):
 
 
 def test_alpha_over_two_units_is_defined():
-    result = krippendorff_alpha(matrix=_matrix([("u1", "a", "X"), ("u1", "b", "Y"), ("u2", "a", "X"),
-                                                ("u2", "b", "X")]), level="nominal", n_draws=0)
+    result = krippendorff_alpha(
+        matrix=_matrix([("u1", "a", "X"), ("u1", "b", "Y"), ("u2", "a", "X"), ("u2", "b", "X")]),
+        level="nominal",
+        n_draws=0,
+    )
     assert result.defined and result.reason is None and np.isfinite(result.alpha)
 
 

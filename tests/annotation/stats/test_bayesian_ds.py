@@ -1,4 +1,5 @@
 """bayesian-ds: calibration against simulated physicians with known truth, soft labels on split latents."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -29,13 +30,13 @@ def _pooled_scores(*, regime, method, seeds=(20, 21, 22)):
     posteriors, truth, ambiguous = [], [], []
     for seed in seeds:
         simulation = simulate(regime=regime, seed=seed)
-        result = consensus_fit(method=method, ratings=simulation.ratings, weights=simulation.weights,
-                               parents=simulation.parents)
+        result = consensus_fit(
+            method=method, ratings=simulation.ratings, weights=simulation.weights, parents=simulation.parents
+        )
         posteriors.append(result.posterior)
         truth.append(simulation.truth)
         ambiguous.append(simulation.ambiguous)
-    return score(posterior=np.concatenate(posteriors), truth=np.concatenate(truth),
-                 ambiguous=np.concatenate(ambiguous))
+    return score(posterior=np.concatenate(posteriors), truth=np.concatenate(truth), ambiguous=np.concatenate(ambiguous))
 
 
 def test_bayesian_ds_is_calibrated_on_the_sparse_calibration_round():
@@ -44,8 +45,10 @@ def test_bayesian_ds_is_calibrated_on_the_sparse_calibration_round():
     ours = _pooled_scores(regime=SPARSE, method="bayesian-ds")
     majority = _pooled_scores(regime=SPARSE, method="majority")
     maximum_likelihood = _pooled_scores(regime=SPARSE, method="dawid-skene")
-    print(f"\nsparse: bayesian-ds acc {ours.accuracy:.3f} ECE {ours.ece:.3f}; majority acc {majority.accuracy:.3f} "
-          f"ECE {majority.ece:.3f}; dawid-skene ECE {maximum_likelihood.ece:.3f}")
+    print(
+        f"\nsparse: bayesian-ds acc {ours.accuracy:.3f} ECE {ours.ece:.3f}; majority acc {majority.accuracy:.3f} "
+        f"ECE {majority.ece:.3f}; dawid-skene ECE {maximum_likelihood.ece:.3f}"
+    )
     assert ours.ece <= 0.05
     assert ours.accuracy >= majority.accuracy + 0.01
     assert maximum_likelihood.ece > 0.1  # the failure issue 9 reports, still there in the baseline
@@ -58,8 +61,9 @@ def test_bayesian_ds_separates_spammer_and_confuser_on_dense_rounds():
     assert ours.entropy_ambiguous >= 1.3 * ours.entropy_clear
 
 
-@pytest.mark.parametrize("regime", [DENSE_HARD, SPARSE_MANY_RATERS, HIGHLY_AMBIGUOUS, FEW_CONCEPTS],
-                         ids=lambda r: r.name)
+@pytest.mark.parametrize(
+    "regime", [DENSE_HARD, SPARSE_MANY_RATERS, HIGHLY_AMBIGUOUS, FEW_CONCEPTS], ids=lambda r: r.name
+)
 def test_bayesian_ds_calibration_holds_across_regimes(regime):
     # The dense round with weaker raters (majority ~0.84); more raters with skewed workloads plus a spammer
     # and a confuser; 40 % mixed latents; 8 concepts with only 2 labels per latent. Bounds a little looser than the sparse round's, always better than the votes.
@@ -74,8 +78,8 @@ def test_rater_posterior_follows_the_number_of_judgments():
     # Few judgments → the rater's confusion stays near the shared structure; many → their own pattern.
     simulation = simulate(regime=DENSE, seed=4)
     result = consensus_fit(method="bayesian-ds", ratings=simulation.ratings, parents=simulation.parents)
-    kinds = dict(zip(result.raters, simulation.rater_kind))
-    accuracy = dict(zip(result.raters, result.rater_accuracy))
+    kinds = dict(zip(result.raters, simulation.rater_kind, strict=False))
+    accuracy = dict(zip(result.raters, result.rater_accuracy, strict=False))
     spammer = next(rater for rater, kind in kinds.items() if kind == "spammer")
     best = result.raters[0]  # the first ordinary rater is the most accurate (0.9)
     assert accuracy[spammer] < 0.25
@@ -149,13 +153,17 @@ def test_unit_blocks_do_not_change_either_fit(monkeypatch):
     from annotation.stats import consensus
 
     simulation = simulate(regime=SPARSE, seed=8)
-    whole = {method: consensus_fit(method=method, ratings=simulation.ratings, parents=simulation.parents)
-             for method in ("dawid-skene", "bayesian-ds")}
+    whole = {
+        method: consensus_fit(method=method, ratings=simulation.ratings, parents=simulation.parents)
+        for method in ("dawid-skene", "bayesian-ds")
+    }
     monkeypatch.setattr(consensus, "_BLOCK_UNITS", 7)
     for method, expected in whole.items():
         blocked = consensus_fit(method=method, ratings=simulation.ratings, parents=simulation.parents)
         assert blocked.iterations == expected.iterations
-        np.testing.assert_allclose(blocked.posterior, expected.posterior, atol=1e-5 if method == "bayesian-ds" else 1e-12)
+        np.testing.assert_allclose(
+            blocked.posterior, expected.posterior, atol=1e-5 if method == "bayesian-ds" else 1e-12
+        )
 
 
 def test_bayesian_ds_unit_with_hundreds_of_judgments():
@@ -168,7 +176,7 @@ def test_bayesian_ds_unit_with_hundreds_of_judgments():
         who.append(rater)
         values.append("A" if index < 240 else "B")
     for index in range(40):  # small latents, three judgments each, so that the raters are estimated
-        for rater in raters[index * 3:index * 3 + 3]:
+        for rater in raters[index * 3 : index * 3 + 3]:
             units.append(f"u{index}")
             who.append(rater)
             values.append("A" if index % 2 else "B")
@@ -183,10 +191,16 @@ def test_bayesian_ds_unit_with_hundreds_of_judgments():
 def test_bayesian_ds_over_relaxation_keeps_the_fixed_point():
     # relaxation only changes the path: run to a tight tolerance, plain and over-relaxed fits must agree.
     simulation = simulate(regime=DENSE_HARD, seed=31)
-    fits = [bayesian_dawid_skene(ratings=simulation.ratings, parents=simulation.parents,
-                                 config=BayesianDawidSkeneConfig(relaxation=relaxation, relaxation_min_judgments=0, tolerance=1e-6,
-                                                                 max_iterations=2000))
-            for relaxation in (1.0, 1.5)]
+    fits = [
+        bayesian_dawid_skene(
+            ratings=simulation.ratings,
+            parents=simulation.parents,
+            config=BayesianDawidSkeneConfig(
+                relaxation=relaxation, relaxation_min_judgments=0, tolerance=1e-6, max_iterations=2000
+            ),
+        )
+        for relaxation in (1.0, 1.5)
+    ]
     assert all(fit.converged for fit in fits)
     assert fits[1].iterations < fits[0].iterations
     np.testing.assert_allclose(fits[1].posterior, fits[0].posterior, atol=1e-4)

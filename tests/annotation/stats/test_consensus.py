@@ -1,4 +1,5 @@
 """Majority vote, weighted vote and Dawid–Skene EM: the 1979 paper's estimates and simulated raters."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -25,7 +26,7 @@ def _dawid_skene_1979():
 
 
 def _rows(rows):
-    units, raters, values = zip(*rows)
+    units, raters, values = zip(*rows, strict=False)
     return ratings_from_rows(units=units, raters=raters, values=values)
 
 
@@ -41,7 +42,7 @@ def test_dawid_skene_most_likely_class_of_unanimous_patients():
     # Patients every observer put in the same class on every occasion (Table 1) keep that class.
     ratings = _dawid_skene_1979()
     result = dawid_skene(ratings=ratings, config=PAPER)
-    labels = dict(zip(result.units, result.map_labels))
+    labels = dict(zip(result.units, result.map_labels, strict=False))
     unanimous = {"p1": "1", "p11": "4", "p13": "1", "p17": "1", "p21": "2", "p34": "2", "p45": "2"}
     assert {unit: labels[unit] for unit in unanimous} == unanimous
 
@@ -95,7 +96,7 @@ def test_dawid_skene_beats_majority_vote_on_simulated_raters():
     ratings, truth = _simulate()
 
     def accuracy(result):
-        return np.mean([label == truth[unit] for unit, label in zip(result.units, result.map_labels)])
+        return np.mean([label == truth[unit] for unit, label in zip(result.units, result.map_labels, strict=False)])
 
     majority = accuracy(majority_vote(ratings=ratings))
     em = accuracy(dawid_skene(ratings=ratings))
@@ -106,7 +107,7 @@ def test_dawid_skene_beats_majority_vote_on_simulated_raters():
 def test_dawid_skene_recovers_rater_quality_on_simulated_raters():
     ratings, _ = _simulate(seed=1)
     result = dawid_skene(ratings=ratings)
-    accuracy = dict(zip(result.raters, result.rater_accuracy))
+    accuracy = dict(zip(result.raters, result.rater_accuracy, strict=False))
     experts = [value for rater, value in accuracy.items() if rater.startswith("expert")]
     careless = [value for rater, value in accuracy.items() if rater.startswith("careless")]
     assert min(experts) > max(careless)
@@ -122,8 +123,12 @@ def test_majority_vote_shares_and_tie_break():
 
 
 def test_majority_vote_leaves_out_repeats():
-    ratings = ratings_from_rows(units=["u", "u", "u", "u"], raters=["a", "a", "a", "b"], values=["X", "X", "X", "Y"],
-                                is_repeat=[False, True, True, False])
+    ratings = ratings_from_rows(
+        units=["u", "u", "u", "u"],
+        raters=["a", "a", "a", "b"],
+        values=["X", "X", "X", "Y"],
+        is_repeat=[False, True, True, False],
+    )
     np.testing.assert_allclose(majority_vote(ratings=ratings).posterior, [[0.5, 0.5]])
 
 

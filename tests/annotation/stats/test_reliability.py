@@ -1,4 +1,5 @@
 """Test–retest kappa, rationale learnability and the combined vote weight."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -57,8 +58,9 @@ def test_test_retest_by_rater_reads_the_repeats():
     raters = ["a"] * 12 + ["b"]
     values = ["X", "Y", "X", "Y", "X", "Y", "X", "Y", "X", "Y", "Y", "Y", "X"]
     is_repeat = [False] * 6 + [True] * 6 + [False]
-    results = test_retest_by_rater(ratings=ratings_from_rows(units=units, raters=raters, values=values,
-                                                             is_repeat=is_repeat), min_pairs=5)
+    results = test_retest_by_rater(
+        ratings=ratings_from_rows(units=units, raters=raters, values=values, is_repeat=is_repeat), min_pairs=5
+    )
     # Rater a: 5 of 6 repeats agree; table [[3, 0], [1, 2]] → kappa (5/6 − 1/2) / (1/2) = 2/3.
     assert results["a"].kappa == pytest.approx(2 / 3)
     assert results["b"].kappa is None and results["b"].n_pairs == 0
@@ -90,9 +92,11 @@ def _rationales(seed: int = 0, evidence_raters: tuple[str, ...] = ("e1", "e2", "
 def test_learnability_ranks_evidence_above_boilerplate():
     results = rationale_learnability(rationales=_rationales(), concept_terms=CONCEPT_TERMS, n_folds=3, seed=0)
     evidence = results["e1"]
-    print(f"\nlearnability kappa: evidence {evidence.kappa:.2f} (lift {evidence.lift:+.2f}), "
-          f"boilerplate {results['boiler'].kappa:.2f} (lift {results['boiler'].lift:+.2f}), "
-          f"name only {results['namer'].kappa:.2f}")
+    print(
+        f"\nlearnability kappa: evidence {evidence.kappa:.2f} (lift {evidence.lift:+.2f}), "
+        f"boilerplate {results['boiler'].kappa:.2f} (lift {results['boiler'].lift:+.2f}), "
+        f"name only {results['namer'].kappa:.2f}"
+    )
     assert evidence.kappa > 0.8 and evidence.lift > 0.4
     assert results["boiler"].kappa < 0.2 and results["namer"].kappa < 0.2
     assert evidence.n_items == 24

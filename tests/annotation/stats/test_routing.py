@@ -1,4 +1,5 @@
 """The persistent-ambiguity rule of DESIGN §5: consensus, another round, or adjudication."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -47,8 +48,14 @@ def test_custom_config_moves_the_lines():
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("min_rounds", 0), ("min_rounds", 1.5), ("entropy_ceiling", 1.2), ("entropy_ceiling", -0.1),
-     ("top_posterior_floor", 1.5), ("top_posterior_floor", float("nan"))],
+    [
+        ("min_rounds", 0),
+        ("min_rounds", 1.5),
+        ("entropy_ceiling", 1.2),
+        ("entropy_ceiling", -0.1),
+        ("top_posterior_floor", 1.5),
+        ("top_posterior_floor", float("nan")),
+    ],
 )
 def test_config_rejects_out_of_range_values(field, value):
     with pytest.raises(ValueError, match=field):
@@ -67,8 +74,14 @@ def test_route_rejects_bad_measurements():
 def test_route_latents_reads_a_consensus_result():
     posterior = np.array([[0.95, 0.05], [0.5, 0.5]])
     consensus = ConsensusResult(
-        method="dawid-skene", units=("L1", "L2"), labels=("X", "Y"), raters=("a",), posterior=posterior,
-        entropy=np.array([0.29, 1.0]), rater_accuracy=np.array([1.0]), rater_weight=np.array([1.0]),
+        method="dawid-skene",
+        units=("L1", "L2"),
+        labels=("X", "Y"),
+        raters=("a",),
+        posterior=posterior,
+        entropy=np.array([0.29, 1.0]),
+        rater_accuracy=np.array([1.0]),
+        rater_weight=np.array([1.0]),
     )
     decisions = route_latents(consensus=consensus, rounds_with_labels={"L2": 2})
     assert decisions["L1"].decision == CONSENSUS

@@ -1,4 +1,5 @@
 """Long-format rows to reliability and count matrices; the CSV reader's errors."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -32,7 +33,9 @@ def test_reliability_matrix_places_each_first_judgment_and_nan_elsewhere():
 
 def test_count_matrix_counts_categories_per_unit_without_repeats():
     ratings = ratings_from_rows(
-        units=["u1", "u1", "u1", "u2"], raters=["a", "b", "a", "b"], values=["X", "Y", "Y", "Y"],
+        units=["u1", "u1", "u1", "u2"],
+        raters=["a", "b", "a", "b"],
+        values=["X", "Y", "Y", "Y"],
         is_repeat=[False, False, True, False],
     )
     np.testing.assert_array_equal(count_matrix(ratings=ratings).counts, [[1, 1], [0, 1]])
@@ -41,9 +44,7 @@ def test_count_matrix_counts_categories_per_unit_without_repeats():
 
 def test_repeat_flag_decides_which_judgment_is_the_first_occasion():
     # The repeat row comes first in the file but is flagged, so the later unflagged row is occasion 0.
-    ratings = ratings_from_rows(
-        units=["u1", "u1"], raters=["a", "a"], values=["X", "Y"], is_repeat=[True, False]
-    )
+    ratings = ratings_from_rows(units=["u1", "u1"], raters=["a", "a"], values=["X", "Y"], is_repeat=[True, False])
     np.testing.assert_array_equal(ratings.occasion, [1, 0])
     assert reliability_matrix(ratings=ratings).codes[0, 0] == 1  # Y
     pairs = repeat_pairs(ratings=ratings)["a"]
@@ -78,10 +79,12 @@ def test_read_long_csv_reads_krippendorff_2011_fixture():
 
 
 def test_read_long_csv_custom_columns_repeat_flag_and_extra(tmp_path):
-    path = _write(tmp_path / "labels.csv",
-                  "lat,who,code,is_repeat,rationale\nL1,r1,A,false,consolidation\nL1,r1,B,True,edema\n")
-    ratings = read_long_csv(path=path, unit_column="lat", rater_column="who", value_column="code",
-                            extra_columns=("rationale", "absent"))
+    path = _write(
+        tmp_path / "labels.csv", "lat,who,code,is_repeat,rationale\nL1,r1,A,false,consolidation\nL1,r1,B,True,edema\n"
+    )
+    ratings = read_long_csv(
+        path=path, unit_column="lat", rater_column="who", value_column="code", extra_columns=("rationale", "absent")
+    )
     assert ratings.occasion.tolist() == [0, 1]
     assert ratings.extra == {"rationale": ("consolidation", "edema")}
 

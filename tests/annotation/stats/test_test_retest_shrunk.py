@@ -1,4 +1,5 @@
 """Test–retest that computes from one repeat pair on: pooled Jeffreys interval, per-rater shrinkage."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -12,8 +13,12 @@ CONCEPTS = ("HF", "AKI", "COPD", "SEPSIS", "DM2")
 
 def _ratings(rows):
     """rows: (unit, rater, value, is_repeat)."""
-    return ratings_from_rows(units=[r[0] for r in rows], raters=[r[1] for r in rows], values=[r[2] for r in rows],
-                             is_repeat=[r[3] for r in rows])
+    return ratings_from_rows(
+        units=[r[0] for r in rows],
+        raters=[r[1] for r in rows],
+        values=[r[2] for r in rows],
+        is_repeat=[r[3] for r in rows],
+    )
 
 
 def _simulated(*, rng, self_agreement: dict[str, float], n_units: int, repeats_per_rater: int):
@@ -32,8 +37,13 @@ def _simulated(*, rng, self_agreement: dict[str, float], n_units: int, repeats_p
 
 
 def test_one_pair_gives_a_value_and_a_wide_interval_not_a_dash():
-    rows = [("u1", "a", "HF", False), ("u1", "b", "AKI", False), ("u2", "a", "COPD", False),
-            ("u2", "b", "COPD", False), ("u1", "a", "HF", True)]
+    rows = [
+        ("u1", "a", "HF", False),
+        ("u1", "b", "AKI", False),
+        ("u2", "a", "COPD", False),
+        ("u2", "b", "COPD", False),
+        ("u1", "a", "HF", True),
+    ]
     result = test_retest_shrunk(ratings=_ratings(rows))
     assert result.pooled.n_pairs == 1 and result.pooled.n_agreeing == 1
     # p_e from every judgment: HF 2/5, AKI 1/5, COPD 2/5 → 0.36; pooled A = 1 → kappa 1.
@@ -41,6 +51,7 @@ def test_one_pair_gives_a_value_and_a_wide_interval_not_a_dash():
     assert result.pooled.kappa == pytest.approx(1.0)
     # Jeffreys interval for 1 of 1: Beta(1.5, 0.5) quantiles, mapped through (A − p_e) / (1 − p_e).
     from scipy.stats import beta
+
     low = (beta.ppf(0.025, 1.5, 0.5) - 0.36) / 0.64
     assert result.pooled.low == pytest.approx(low) and result.pooled.high == pytest.approx(1.0)
     assert result.pooled.low < 0.3  # one pair says little
@@ -81,8 +92,9 @@ def test_many_pairs_recover_each_raters_self_agreement():
 
 def test_few_pairs_are_shrunk_toward_the_pool():
     rng = np.random.default_rng(5)
-    ratings = _simulated(rng=rng, self_agreement={"a": 0.9, "b": 0.9, "c": 0.9, "d": 0.0}, n_units=60,
-                         repeats_per_rater=3)
+    ratings = _simulated(
+        rng=rng, self_agreement={"a": 0.9, "b": 0.9, "c": 0.9, "d": 0.0}, n_units=60, repeats_per_rater=3
+    )
     result = test_retest_shrunk(ratings=ratings)
     pool = result.pooled.agreement
     for estimate in result.raters.values():
@@ -99,8 +111,9 @@ def test_pooled_interval_covers_the_truth_at_about_its_level():
     agreement = q + (1 - q) / len(CONCEPTS)
     covered = 0
     for _ in range(300):
-        result = test_retest_shrunk(ratings=_simulated(rng=rng, self_agreement={f"r{i}": q for i in range(6)},
-                                                       n_units=17, repeats_per_rater=3))
+        result = test_retest_shrunk(
+            ratings=_simulated(rng=rng, self_agreement={f"r{i}": q for i in range(6)}, n_units=17, repeats_per_rater=3)
+        )
         pooled = result.pooled
         low_a = pooled.low * (1 - result.chance_agreement) + result.chance_agreement
         high_a = pooled.high * (1 - result.chance_agreement) + result.chance_agreement

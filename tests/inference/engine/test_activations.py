@@ -35,8 +35,13 @@ def _corpus(seed: int = 0, n_snippets: int = 12, d_in: int = 6):
 def store(tmp_path):
     x, snippet_index, token_ids, _ = _corpus()
     write_activation_arrays(
-        tmp_path / "acts", activations={HOOK: x}, snippet_index=snippet_index, n_snippets=12,
-        token_ids=token_ids, vocabulary={i: f"t{i}" for i in range(20)}, shard_tokens=7,
+        tmp_path / "acts",
+        activations={HOOK: x},
+        snippet_index=snippet_index,
+        n_snippets=12,
+        token_ids=token_ids,
+        vocabulary={i: f"t{i}" for i in range(20)},
+        shard_tokens=7,
     )
     return ActivationStore.open(tmp_path / "acts", HOOK)
 
@@ -50,7 +55,9 @@ def test_store_round_trips_across_shards(store):
     np.testing.assert_array_equal(store.token_ids, token_ids)
     np.testing.assert_array_equal(store.token_index[:, 0], snippet_index)
     # positions restart in every snippet
-    assert all(store.positions[store.snippet_offsets[i]] == 0 for i in range(12) if store.snippet_offsets[i] < len(store))
+    assert all(
+        store.positions[store.snippet_offsets[i]] == 0 for i in range(12) if store.snippet_offsets[i] < len(store)
+    )
 
 
 def test_store_fancy_indexing_gathers_across_shards(store):
@@ -97,8 +104,9 @@ def test_store_iter_batches_keeps_snippets_whole(store, batch_tokens):
 
 def test_store_float16_and_refusals(tmp_path):
     x, snippet_index, *_ = _corpus()
-    write_activation_arrays(tmp_path / "half", activations={HOOK: x}, snippet_index=snippet_index, n_snippets=12,
-                            dtype="float16")
+    write_activation_arrays(
+        tmp_path / "half", activations={HOOK: x}, snippet_index=snippet_index, n_snippets=12, dtype="float16"
+    )
     store = ActivationStore.open(tmp_path / "half", HOOK)
     assert np.load(tmp_path / "half" / HOOK / "shard_00000.npy", mmap_mode="r").dtype == np.float16
     np.testing.assert_allclose(store[:], x, rtol=1e-3, atol=1e-3)

@@ -1,4 +1,5 @@
 """Drift statistics against independent implementations (scipy) and simulations with known truth."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -76,7 +77,8 @@ def test_corpus_statistics_counts_firing_and_fve_of_an_identity_code():
     decode = lambda z: z[:, :4] - z[:, 4:]
     stats = corpus_statistics(batches=[x[:100], x[100:]], encode=encode, decode=decode)
     assert stats.n_tokens == 300
-    assert stats.firing_counts.tolist() == [int((x[:, j] > 0).sum()) for j in range(4)] + \
-        [int((x[:, j] < 0).sum()) for j in range(4)]
+    assert stats.firing_counts.tolist() == [int((x[:, j] > 0).sum()) for j in range(4)] + [
+        int((x[:, j] < 0).sum()) for j in range(4)
+    ]
     assert stats.fve == pytest.approx(1.0)
     assert stats.l0_histogram.sum() == 300 and stats.l0_histogram[4] == 300

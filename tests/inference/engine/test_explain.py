@@ -1,4 +1,5 @@
 """Explaining a note on a tiny host model: spans line up with the text, latents equal a direct encode."""
+
 from __future__ import annotations
 
 import torch
@@ -27,15 +28,16 @@ def test_tokens_carry_their_character_spans_and_the_saes_active_latents():
     handle, sae = tiny_bert(), _sae()
     result = explain_note(handle=handle, encoders={HOOK: sae.encode}, text=NOTE, device="cpu")
     assert [token.text for token in result.tokens] == NOTE.split()
-    assert all(NOTE[token.start:token.end] == token.text for token in result.tokens)
+    assert all(NOTE[token.start : token.end] == token.text for token in result.tokens)
     encoding = tokenize(handle.tokenizer, [NOTE], max_length=64, offsets=False)
     with torch.inference_mode(), capturing(handle.model, [HOOK]) as captured:
         run_to_hooks(handle.model, model_inputs(encoding, torch.device("cpu"), causal=False))
         z = sae.encode(captured[HOOK][kept_token_mask(encoding)])
     for position, token in enumerate(result.tokens):
         expected = {int(i): float(z[position, i]) for i in torch.nonzero(z[position] > 0).flatten()}
-        assert {latent.index: latent.activation for latent in token.latents[HOOK]} == \
-            {i: torch.tensor(v).item() for i, v in expected.items()}
+        assert {latent.index: latent.activation for latent in token.latents[HOOK]} == {
+            i: torch.tensor(v).item() for i, v in expected.items()
+        }
         activations = [latent.activation for latent in token.latents[HOOK]]
         assert activations == sorted(activations, reverse=True) and len(activations) == 4
 
@@ -43,8 +45,13 @@ def test_tokens_carry_their_character_spans_and_the_saes_active_latents():
 def test_a_long_note_is_cut_into_windows_and_keeps_every_token_in_order():
     handle = tiny_bert()
     text = " ".join([NOTE] * 5)
-    result = explain_note(handle=handle, encoders={HOOK: _sae().encode}, text=text, device="cpu",
-                          config=ExplainConfig(max_length=16, max_latents_per_token=2))
+    result = explain_note(
+        handle=handle,
+        encoders={HOOK: _sae().encode},
+        text=text,
+        device="cpu",
+        config=ExplainConfig(max_length=16, max_latents_per_token=2),
+    )
     assert result.n_windows > 1
     assert [token.text for token in result.tokens] == text.split()
     assert [token.start for token in result.tokens] == sorted(token.start for token in result.tokens)

@@ -24,8 +24,8 @@ from inference.engine.saes import (
     JumpReLUConfig,
     JumpReLUSAE,
     MatryoshkaConfig,
-    NormalisedSAE,
     Normalisation,
+    NormalisedSAE,
     ReLUConfig,
     ReLUSAE,
     TopKConfig,
@@ -41,10 +41,18 @@ CONFIGS = {
     "jumprelu": JumpReLUConfig(d_in=D_IN, d_sae=D_SAE, bandwidth=0.01),
     "matryoshka": MatryoshkaConfig(d_in=D_IN, d_sae=D_SAE, k=3, widths=(6, 12, D_SAE)),
 }
-SAELENS_NAME = {"relu": "standard", "topk": "topk", "batchtopk": "jumprelu", "jumprelu": "jumprelu",
-                "matryoshka": "topk"}
-METADATA = {"model_name": "emilyalsentzer/Bio_ClinicalBERT", "hook_name": "blocks.6.hook_resid_post",
-            "training_metrics": {"fve": 0.8125, "l0": 31.5}}
+SAELENS_NAME = {
+    "relu": "standard",
+    "topk": "topk",
+    "batchtopk": "jumprelu",
+    "jumprelu": "jumprelu",
+    "matryoshka": "topk",
+}
+METADATA = {
+    "model_name": "emilyalsentzer/Bio_ClinicalBERT",
+    "hook_name": "blocks.6.hook_resid_post",
+    "training_metrics": {"fve": 0.8125, "l0": 31.5},
+}
 
 
 def trained_looking(name: str, seed: int = 0):
@@ -132,28 +140,50 @@ def test_batchtopk_without_concord_metadata_reads_as_the_equivalent_jumprelu(tmp
 def write_saelens_directory(directory, architecture: str, tensors: dict[str, torch.Tensor], **extra) -> None:
     """What SAELens v6's `save_model` writes: its own key names, no Concord metadata."""
     directory.mkdir(parents=True, exist_ok=True)
-    cfg = {"d_in": D_IN, "d_sae": D_SAE, "dtype": "float32", "device": "cuda", "apply_b_dec_to_input": True,
-           "normalize_activations": "none", "reshape_activations": "none", "architecture": architecture,
-           "metadata": {"sae_lens_version": "6.12.1", "sae_lens_training_version": "6.12.1",
-                        "model_name": "gpt2", "hook_name": "blocks.8.hook_resid_pre", "hook_head_index": None,
-                        "prepend_bos": True, "context_size": 128}, **extra}
+    cfg = {
+        "d_in": D_IN,
+        "d_sae": D_SAE,
+        "dtype": "float32",
+        "device": "cuda",
+        "apply_b_dec_to_input": True,
+        "normalize_activations": "none",
+        "reshape_activations": "none",
+        "architecture": architecture,
+        "metadata": {
+            "sae_lens_version": "6.12.1",
+            "sae_lens_training_version": "6.12.1",
+            "model_name": "gpt2",
+            "hook_name": "blocks.8.hook_resid_pre",
+            "hook_head_index": None,
+            "prepend_bos": True,
+            "context_size": 128,
+        },
+        **extra,
+    }
     (directory / CFG_FILENAME).write_text(json.dumps(cfg))
     save_file(tensors, directory / WEIGHTS_FILENAME)
 
 
 def random_tensors(threshold: bool = False) -> dict[str, torch.Tensor]:
-    tensors = {"W_enc": torch.randn(D_IN, D_SAE), "b_enc": torch.randn(D_SAE), "W_dec": torch.randn(D_SAE, D_IN),
-               "b_dec": torch.randn(D_IN)}
+    tensors = {
+        "W_enc": torch.randn(D_IN, D_SAE),
+        "b_enc": torch.randn(D_SAE),
+        "W_dec": torch.randn(D_SAE, D_IN),
+        "b_dec": torch.randn(D_IN),
+    }
     if threshold:
         tensors["threshold"] = torch.rand(D_SAE)
     return tensors
 
 
-@pytest.mark.parametrize("architecture, expected_class, extra", [
-    ("standard", ReLUSAE, {}),
-    ("topk", TopKSAE, {"k": 5}),
-    ("jumprelu", JumpReLUSAE, {}),
-])
+@pytest.mark.parametrize(
+    "architecture, expected_class, extra",
+    [
+        ("standard", ReLUSAE, {}),
+        ("topk", TopKSAE, {"k": 5}),
+        ("jumprelu", JumpReLUSAE, {}),
+    ],
+)
 def test_a_directory_written_with_saelens_key_names_loads(tmp_path, architecture, expected_class, extra):
     tensors = random_tensors(threshold=architecture == "jumprelu")
     write_saelens_directory(tmp_path, architecture, tensors, **extra)
@@ -214,15 +244,23 @@ def test_saved_metadata_marks_saelens_6_and_has_every_key_saelens_reads(tmp_path
 
 def test_export_folds_by_default_and_warns_when_unfolded(tmp_path):
     sae, normalisation = trained_looking("jumprelu")
-    save_sae(sae=sae, normalisation=normalisation, directory=tmp_path / "stored",
-             metadata={**METADATA, "model_name": "/home/someone/models/bio"})
+    save_sae(
+        sae=sae,
+        normalisation=normalisation,
+        directory=tmp_path / "stored",
+        metadata={**METADATA, "model_name": "/home/someone/models/bio"},
+    )
     assert export_sae_directory(source=tmp_path / "stored", target=tmp_path / "folded", model_name="org/bio") == []
     folded = json.loads((tmp_path / "folded" / CFG_FILENAME).read_text())["metadata"]
     assert folded["model_name"] == "org/bio" and folded["concord"]["normalisation_folded"] is True
     x = torch.randn(40, D_IN) * 3
     with torch.no_grad():
-        torch.testing.assert_close(load_sae(tmp_path / "folded").sae.encode(x),
-                                   NormalisedSAE(sae, normalisation).encode(x), atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(
+            load_sae(tmp_path / "folded").sae.encode(x),
+            NormalisedSAE(sae, normalisation).encode(x),
+            atol=1e-4,
+            rtol=1e-4,
+        )
     with pytest.warns(UnfoldedExportWarning, match="expect normalised activations"):
         messages = export_sae_directory(source=tmp_path / "stored", target=tmp_path / "unfolded", fold=False)
     assert len(messages) == 1
@@ -249,14 +287,17 @@ def test_rescale_acts_by_decoder_norm_is_honoured_on_topk(tmp_path):
         torch.testing.assert_close(loaded.decode(loaded.encode(x)), x_hat, atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("architecture, extra, message", [
-    ("standard", {"normalize_activations": "expected_average_only_in"}, "dataset-wide factor"),
-    ("standard", {"normalize_activations": "constant_norm_rescale"}, "its own norm"),
-    ("topk", {"k": 3, "normalize_activations": "layer_norm"}, "layer-normalised"),
-    ("standard", {"normalize_activations": "covariance_whitening"}, "whitening matrix"),
-    ("standard", {"rescale_acts_by_decoder_norm": True}, "ambiguous"),
-    ("topk", {"k": 3, "rescale_acts_by_decoder_norm": "yes"}, "true or false"),
-])
+@pytest.mark.parametrize(
+    "architecture, extra, message",
+    [
+        ("standard", {"normalize_activations": "expected_average_only_in"}, "dataset-wide factor"),
+        ("standard", {"normalize_activations": "constant_norm_rescale"}, "its own norm"),
+        ("topk", {"k": 3, "normalize_activations": "layer_norm"}, "layer-normalised"),
+        ("standard", {"normalize_activations": "covariance_whitening"}, "whitening matrix"),
+        ("standard", {"rescale_acts_by_decoder_norm": True}, "ambiguous"),
+        ("topk", {"k": 3, "rescale_acts_by_decoder_norm": "yes"}, "true or false"),
+    ],
+)
 def test_flags_that_change_the_encoding_are_refused_with_the_reason(tmp_path, architecture, extra, message):
     write_saelens_directory(tmp_path, architecture, random_tensors(), **extra)
     with pytest.raises(SAEFormatError, match=message):
@@ -281,6 +322,7 @@ def test_non_finite_metadata_numbers_are_stored_as_null(tmp_path):
 
 # --- malformed directories -----------------------------------------------------------------------
 
+
 @pytest.fixture
 def saved(tmp_path):
     sae, normalisation = trained_looking("jumprelu")
@@ -300,29 +342,41 @@ def edit_tensors(directory, change) -> None:
     save_file(tensors, directory / WEIGHTS_FILENAME)
 
 
-@pytest.mark.parametrize("break_it, message", [
-    (lambda d: (d / CFG_FILENAME).unlink(), "missing cfg.json"),
-    (lambda d: (d / WEIGHTS_FILENAME).unlink(), "missing sae_weights.safetensors"),
-    (lambda d: (d / CFG_FILENAME).write_text("{\"d_in\": 8,"), "cfg.json is not valid JSON"),
-    (lambda d: (d / CFG_FILENAME).write_text("[1, 2]"), "must hold a JSON object"),
-    (lambda d: edit_cfg(d, lambda c: c.pop("d_in")), "missing key 'd_in'"),
-    (lambda d: edit_cfg(d, lambda c: c.update(d_sae="24")), "'d_sae' must be a positive integer"),
-    (lambda d: edit_cfg(d, lambda c: c.update(architecture="gated")), "unknown architecture 'gated'"),
-    (lambda d: edit_cfg(d, lambda c: c.update(normalize_activations="layer_norm")), "normalize_activations"),
-    (lambda d: edit_cfg(d, lambda c: c.update(d_in=9)), "d_in=8 but cfg.json says 9"),
-    (lambda d: edit_cfg(d, lambda c: c["metadata"]["concord"]["config"].update(architecture="nope")),
-     "unknown architecture 'nope'"),
-    (lambda d: edit_cfg(d, lambda c: c["metadata"]["concord"]["normalisation"].update(mean=[0.0])), "normalisation"),
-    (lambda d: edit_tensors(d, lambda t: t.pop("W_dec")), "missing tensor 'W_dec'"),
-    (lambda d: edit_tensors(d, lambda t: t.pop("threshold")), "missing tensor 'threshold'"),
-    (lambda d: edit_tensors(d, lambda t: t.update(extra=torch.zeros(2))), "unexpected tensor(s) 'extra'"),
-    (lambda d: edit_tensors(d, lambda t: t.update(W_enc=torch.zeros(D_SAE, D_IN))),
-     "tensor 'W_enc' has shape [24, 8], expected [8, 24]"),
-    (lambda d: edit_tensors(d, lambda t: t.update(b_dec=torch.zeros(D_IN, dtype=torch.int32))),
-     "tensor 'b_dec' has dtype"),
-    (lambda d: edit_tensors(d, lambda t: t["b_enc"].__setitem__(0, float("nan"))), "tensor 'b_enc' contains NaN"),
-    (lambda d: edit_tensors(d, lambda t: t["threshold"].__setitem__(0, -1.0)), "'threshold' has negative entries"),
-])
+@pytest.mark.parametrize(
+    "break_it, message",
+    [
+        (lambda d: (d / CFG_FILENAME).unlink(), "missing cfg.json"),
+        (lambda d: (d / WEIGHTS_FILENAME).unlink(), "missing sae_weights.safetensors"),
+        (lambda d: (d / CFG_FILENAME).write_text('{"d_in": 8,'), "cfg.json is not valid JSON"),
+        (lambda d: (d / CFG_FILENAME).write_text("[1, 2]"), "must hold a JSON object"),
+        (lambda d: edit_cfg(d, lambda c: c.pop("d_in")), "missing key 'd_in'"),
+        (lambda d: edit_cfg(d, lambda c: c.update(d_sae="24")), "'d_sae' must be a positive integer"),
+        (lambda d: edit_cfg(d, lambda c: c.update(architecture="gated")), "unknown architecture 'gated'"),
+        (lambda d: edit_cfg(d, lambda c: c.update(normalize_activations="layer_norm")), "normalize_activations"),
+        (lambda d: edit_cfg(d, lambda c: c.update(d_in=9)), "d_in=8 but cfg.json says 9"),
+        (
+            lambda d: edit_cfg(d, lambda c: c["metadata"]["concord"]["config"].update(architecture="nope")),
+            "unknown architecture 'nope'",
+        ),
+        (
+            lambda d: edit_cfg(d, lambda c: c["metadata"]["concord"]["normalisation"].update(mean=[0.0])),
+            "normalisation",
+        ),
+        (lambda d: edit_tensors(d, lambda t: t.pop("W_dec")), "missing tensor 'W_dec'"),
+        (lambda d: edit_tensors(d, lambda t: t.pop("threshold")), "missing tensor 'threshold'"),
+        (lambda d: edit_tensors(d, lambda t: t.update(extra=torch.zeros(2))), "unexpected tensor(s) 'extra'"),
+        (
+            lambda d: edit_tensors(d, lambda t: t.update(W_enc=torch.zeros(D_SAE, D_IN))),
+            "tensor 'W_enc' has shape [24, 8], expected [8, 24]",
+        ),
+        (
+            lambda d: edit_tensors(d, lambda t: t.update(b_dec=torch.zeros(D_IN, dtype=torch.int32))),
+            "tensor 'b_dec' has dtype",
+        ),
+        (lambda d: edit_tensors(d, lambda t: t["b_enc"].__setitem__(0, float("nan"))), "tensor 'b_enc' contains NaN"),
+        (lambda d: edit_tensors(d, lambda t: t["threshold"].__setitem__(0, -1.0)), "'threshold' has negative entries"),
+    ],
+)
 def test_malformed_directories_raise_format_errors_naming_the_problem(saved, break_it, message):
     break_it(saved)
     with pytest.raises(SAEFormatError) as error:

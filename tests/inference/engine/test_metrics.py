@@ -81,8 +81,13 @@ def test_ce_loss_recovered_is_one_for_identity_and_zero_for_zeros(gpt2, hook):
 
 def test_ce_loss_recovered_partial_reconstruction_is_in_between(gpt2):
     half = ce_loss_recovered(
-        handle=gpt2, texts=TEXTS, hook_name="blocks.1.hook_resid_post", reconstruct=lambda x: 0.5 * x,
-        batch_size=4, max_length=32, device="cpu",
+        handle=gpt2,
+        texts=TEXTS,
+        hook_name="blocks.1.hook_resid_post",
+        reconstruct=lambda x: 0.5 * x,
+        batch_size=4,
+        max_length=32,
+        device="cpu",
     )
     expected = (half.zero_ablated - half.with_sae) / (half.zero_ablated - half.clean)
     assert half.recovered == pytest.approx(expected)
@@ -92,8 +97,13 @@ def test_ce_loss_recovered_partial_reconstruction_is_in_between(gpt2):
 def test_ce_loss_recovered_refuses_encoder_models():
     with pytest.raises(ValueError, match="needs a causal language model"):
         ce_loss_recovered(
-            handle=tiny_bert(), texts=TEXTS, hook_name="blocks.0.hook_resid_post", reconstruct=lambda x: x,
-            batch_size=2, max_length=16, device="cpu",
+            handle=tiny_bert(),
+            texts=TEXTS,
+            hook_name="blocks.0.hook_resid_post",
+            reconstruct=lambda x: x,
+            batch_size=2,
+            max_length=16,
+            device="cpu",
         )
 
 
@@ -101,8 +111,13 @@ def test_ce_loss_reconstruct_with_wrong_shape_is_an_error_and_hooks_are_removed(
     before = sum(len(m._forward_hooks) for m in gpt2.model.modules())
     with pytest.raises(ValueError, match="reconstruct returned shape"):
         ce_loss_recovered(
-            handle=gpt2, texts=TEXTS, hook_name="blocks.1.hook_resid_post", reconstruct=lambda x: x[:, :3],
-            batch_size=2, max_length=16, device="cpu",
+            handle=gpt2,
+            texts=TEXTS,
+            hook_name="blocks.1.hook_resid_post",
+            reconstruct=lambda x: x[:, :3],
+            batch_size=2,
+            max_length=16,
+            device="cpu",
         )
     assert sum(len(m._forward_hooks) for m in gpt2.model.modules()) == before
 
@@ -139,8 +154,9 @@ def test_monosemanticity_on_a_constructed_case():
 
 def test_monosemanticity_constant_concepts_and_bad_shapes():
     tags = np.array([[1, 0, 1], [1, 1, 0], [1, 0, 0], [1, 1, 1]])
-    result = monosemanticity(snippet_max=np.array([[0.0], [1.0], [0.0], [1.0]]), tags=tags,
-                             concept_names=["always", "b", "c"])
+    result = monosemanticity(
+        snippet_max=np.array([[0.0], [1.0], [0.0], [1.0]]), tags=tags, concept_names=["always", "b", "c"]
+    )
     assert result.constant_concepts == ["always"] and result.best_concept == ["b"]
     assert result.entropy[0] == pytest.approx(0.0)
     with pytest.raises(ValueError, match="concept names"):

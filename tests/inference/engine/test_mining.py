@@ -26,8 +26,13 @@ def _corpus(seed=0):
 
 def _store(tmp_path, x, snippet_index, token_ids) -> ActivationStore:
     write_activation_arrays(
-        tmp_path / "acts", activations={HOOK: x}, snippet_index=snippet_index, n_snippets=N_SNIPPETS,
-        token_ids=token_ids, vocabulary={i: f"w{i}" for i in range(30)}, shard_tokens=50,
+        tmp_path / "acts",
+        activations={HOOK: x},
+        snippet_index=snippet_index,
+        n_snippets=N_SNIPPETS,
+        token_ids=token_ids,
+        vocabulary={i: f"w{i}" for i in range(30)},
+        shard_tokens=50,
     )
     return ActivationStore.open(tmp_path / "acts", HOOK)
 
@@ -55,8 +60,9 @@ def test_mining_finds_the_planted_top_snippets(tmp_path):
         x[row, latent] = 50.0 + latent
         planted[latent] = snippet
     store = _store(tmp_path, x, snippet_index, token_ids)
-    result = mine_latents(store=store, encode=_relu_encoder(np.eye(D_IN, dtype=np.float32)),
-                          config=MiningConfig(n_top=3, batch_tokens=16))
+    result = mine_latents(
+        store=store, encode=_relu_encoder(np.eye(D_IN, dtype=np.float32)), config=MiningConfig(n_top=3, batch_tokens=16)
+    )
     for latent, summary in enumerate(result.latents):
         top = [r for r in summary.examples if r.kind == "top"]
         assert top[0].snippet_index == planted[latent]
@@ -134,8 +140,9 @@ def test_mining_histogram_counts_every_active_token(tmp_path):
     x, snippet_index, token_ids, _ = _corpus(seed=5)
     x[0, 0] = 1e-8  # below the fine grid: clamped into the first bin, still counted
     store = _store(tmp_path, x, snippet_index, token_ids)
-    result = mine_latents(store=store, encode=_relu_encoder(np.eye(D_IN, dtype=np.float32)),
-                          config=MiningConfig(n_histogram_bins=10))
+    result = mine_latents(
+        store=store, encode=_relu_encoder(np.eye(D_IN, dtype=np.float32)), config=MiningConfig(n_histogram_bins=10)
+    )
     for summary in result.latents:
         counts, edges = summary.histogram.counts, summary.histogram.edges
         assert sum(counts) == summary.n_active_tokens == (x[:, summary.index] > 0).sum()
@@ -169,12 +176,16 @@ def test_mining_result_does_not_depend_on_batch_size(tmp_path):
     encode = _relu_encoder(np.random.default_rng(8).normal(size=(D_IN, 16)).astype(np.float32))
     small = mine_latents(store=store, encode=encode, config=MiningConfig(batch_tokens=1))
     fractions = []
-    large = mine_latents(store=store, encode=encode, config=MiningConfig(batch_tokens=10_000),
-                         progress=lambda fraction, message: fractions.append(fraction),
-                         snippet_max_path=tmp_path / "snippet_max.npy")
+    large = mine_latents(
+        store=store,
+        encode=encode,
+        config=MiningConfig(batch_tokens=10_000),
+        progress=lambda fraction, message: fractions.append(fraction),
+        snippet_max_path=tmp_path / "snippet_max.npy",
+    )
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
     np.testing.assert_allclose(np.load(tmp_path / "snippet_max.npy"), small.snippet_max, rtol=1e-5, atol=1e-6)
-    for a, b in zip(small.latents, large.latents):
+    for a, b in zip(small.latents, large.latents, strict=False):
         assert a.histogram == b.histogram and a.n_active_tokens == b.n_active_tokens
         assert [(r.snippet_index, r.kind, r.rank_or_bin) for r in a.examples] == [
             (r.snippet_index, r.kind, r.rank_or_bin) for r in b.examples

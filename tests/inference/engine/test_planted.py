@@ -22,8 +22,9 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-def planted_dictionary(*, n_tokens: int = 30_000, d_in: int = D_IN, n_atoms: int = N_ATOMS,
-                       mean_active: float = 3.0, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def planted_dictionary(
+    *, n_tokens: int = 30_000, d_in: int = D_IN, n_atoms: int = N_ATOMS, mean_active: float = 3.0, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """(atoms [n_atoms, d_in] unit rows, activations [n_tokens, d_in]).
 
     Each token switches each atom on independently with probability mean_active / n_atoms (so the
@@ -57,12 +58,16 @@ def test_generator_is_sparse_and_seeded():
 
 
 @pytest.mark.slow  # 19 s (topk) and 49 s (batchtopk) on the 2-core machine: make test-fast leaves them out
-@pytest.mark.parametrize("sae_cfg, steps", [
-    (TopKConfig(d_in=D_IN, d_sae=D_SAE, k=3), 1200),
-    # BatchTopK first merges pairs of overlapping atoms into one latent and splits them later, so
-    # it needs more steps (at 1200 it finds ~94%, at 2000 95-99% across seeds).
-    (BatchTopKConfig(d_in=D_IN, d_sae=D_SAE, k=3), 2000),
-], ids=["topk", "batchtopk"])
+@pytest.mark.parametrize(
+    "sae_cfg, steps",
+    [
+        (TopKConfig(d_in=D_IN, d_sae=D_SAE, k=3), 1200),
+        # BatchTopK first merges pairs of overlapping atoms into one latent and splits them later, so
+        # it needs more steps (at 1200 it finds ~94%, at 2000 95-99% across seeds).
+        (BatchTopKConfig(d_in=D_IN, d_sae=D_SAE, k=3), 2000),
+    ],
+    ids=["topk", "batchtopk"],
+)
 def test_sae_recovers_at_least_90_percent_of_planted_atoms(sae_cfg, steps):
     atoms, activations = planted_dictionary()
     train_cfg = TrainingConfig(steps=steps, batch_size=256, lr=3e-3, log_every=500, dead_window_tokens=20_000, seed=0)
@@ -73,8 +78,8 @@ def test_sae_recovers_at_least_90_percent_of_planted_atoms(sae_cfg, steps):
 
 def test_default_learning_rate_scales_with_the_width():
     # sparsify's rule: 2e-4 at 2**14 latents, times 2 for every 4x fewer latents.
-    assert default_learning_rate(2 ** 14) == pytest.approx(2e-4)
-    assert default_learning_rate(2 ** 12) == pytest.approx(4e-4)
+    assert default_learning_rate(2**14) == pytest.approx(2e-4)
+    assert default_learning_rate(2**12) == pytest.approx(4e-4)
     assert default_learning_rate(512) == pytest.approx(2e-4 * math.sqrt(32))
     assert TrainingConfig().lr is None
     assert TrainingConfig().for_width(512).lr == pytest.approx(default_learning_rate(512))
@@ -82,13 +87,17 @@ def test_default_learning_rate_scales_with_the_width():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("d_in, d_sae, n_atoms, k", [
-    (64, 256, 128, 2),
-    (64, 256, 128, 4),
-    (128, 512, 256, 2),
-    (128, 512, 256, 4),
-    (128, 1024, 256, 4),
-], ids=lambda value: str(value))
+@pytest.mark.parametrize(
+    "d_in, d_sae, n_atoms, k",
+    [
+        (64, 256, 128, 2),
+        (64, 256, 128, 4),
+        (128, 512, 256, 2),
+        (128, 512, 256, 4),
+        (128, 1024, 256, 4),
+    ],
+    ids=lambda value: str(value),
+)
 def test_default_learning_rate_recovers_planted_dictionaries_of_several_shapes(d_in, d_sae, n_atoms, k):
     # No lr given: the width-scaled default. A fixed 2e-4 recovers none of these atoms in as many steps
     # (measured: 0% at d_sae 256 and 512, FVE 0.41-0.49).

@@ -1,4 +1,5 @@
 """The protected-attribute detector: planted associations are flagged, independent data is not."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -37,5 +38,8 @@ def test_no_flags_without_an_association_or_without_enough_tagged_snippets():
     rare[:3] = 1
     snippet_max[:3, 0] += 10  # perfectly tied to the tag, but three snippets prove nothing
     assert not any(protected_associations(snippet_max=snippet_max, tags=rare, tag_names=TAGS[:1]))
-    assert any(protected_associations(snippet_max=snippet_max, tags=rare, tag_names=TAGS[:1],
-                                      config=ProtectedConfig(min_tagged=3)))
+    assert any(
+        protected_associations(
+            snippet_max=snippet_max, tags=rare, tag_names=TAGS[:1], config=ProtectedConfig(min_tagged=3)
+        )
+    )

@@ -17,8 +17,8 @@ from inference.engine.saes import (
     BatchTopKSAE,
     JumpReLUConfig,
     MatryoshkaConfig,
-    NormalisedSAE,
     Normalisation,
+    NormalisedSAE,
     ReLUConfig,
     TopKConfig,
     build_sae,
@@ -66,13 +66,15 @@ def trained():
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     data = sparse_data()
-    results = {name: train_sae(sae_cfg=cfg, train_cfg=quick_training(), activations=data)
-               for name, cfg in CONFIGS.items()}
+    results = {
+        name: train_sae(sae_cfg=cfg, train_cfg=quick_training(), activations=data) for name, cfg in CONFIGS.items()
+    }
     torch.set_num_threads(threads)
     return data, results
 
 
 # --- configs -------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("name", CONFIGS)
 def test_config_round_trips_through_dict(name):
@@ -81,18 +83,21 @@ def test_config_round_trips_through_dict(name):
     assert cfg.to_dict()["architecture"] == name
 
 
-@pytest.mark.parametrize("make, message", [
-    (lambda: ReLUConfig(d_in=0, d_sae=8), "d_in"),
-    (lambda: ReLUConfig(d_in=8, d_sae=8, l1_coefficient=-1.0), "l1_coefficient"),
-    (lambda: TopKConfig(d_in=8, d_sae=8, k=9), "k must"),
-    (lambda: TopKConfig(d_in=8, d_sae=8, k=True), "k must"),
-    (lambda: TopKConfig(d_in=8, d_sae=64, aux_k=0), "aux_k"),
-    (lambda: BatchTopKConfig(d_in=8, d_sae=64, threshold_momentum=1.0), "threshold_momentum"),
-    (lambda: JumpReLUConfig(d_in=8, d_sae=8, bandwidth=0.0), "bandwidth"),
-    (lambda: JumpReLUConfig(d_in=8, d_sae=8, initial_threshold=-1.0), "initial_threshold"),
-    (lambda: MatryoshkaConfig(d_in=8, d_sae=64, k=4, widths=(8, 4, 64)), "strictly increasing"),
-    (lambda: MatryoshkaConfig(d_in=8, d_sae=64, k=4, widths=(4, 8)), "last width"),
-])
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: ReLUConfig(d_in=0, d_sae=8), "d_in"),
+        (lambda: ReLUConfig(d_in=8, d_sae=8, l1_coefficient=-1.0), "l1_coefficient"),
+        (lambda: TopKConfig(d_in=8, d_sae=8, k=9), "k must"),
+        (lambda: TopKConfig(d_in=8, d_sae=8, k=True), "k must"),
+        (lambda: TopKConfig(d_in=8, d_sae=64, aux_k=0), "aux_k"),
+        (lambda: BatchTopKConfig(d_in=8, d_sae=64, threshold_momentum=1.0), "threshold_momentum"),
+        (lambda: JumpReLUConfig(d_in=8, d_sae=8, bandwidth=0.0), "bandwidth"),
+        (lambda: JumpReLUConfig(d_in=8, d_sae=8, initial_threshold=-1.0), "initial_threshold"),
+        (lambda: MatryoshkaConfig(d_in=8, d_sae=64, k=4, widths=(8, 4, 64)), "strictly increasing"),
+        (lambda: MatryoshkaConfig(d_in=8, d_sae=64, k=4, widths=(4, 8)), "last width"),
+    ],
+)
 def test_config_rejects_bad_fields(make, message):
     with pytest.raises(ValueError, match=message):
         make()
@@ -110,6 +115,7 @@ def test_matryoshka_default_widths_nest_up_to_d_sae():
 
 
 # --- construction and the interface ---------------------------------------------------------------
+
 
 @pytest.mark.parametrize("name", CONFIGS)
 def test_build_sae_ties_encoder_to_unit_norm_decoder(name):
@@ -144,6 +150,7 @@ def test_constrain_decoder_gradient_removes_the_parallel_component():
 
 
 # --- training behaviour (shared runs) ------------------------------------------------------------
+
 
 @pytest.mark.parametrize("name", CONFIGS)
 def test_each_architecture_loss_falls(trained, name):
@@ -227,6 +234,7 @@ def test_matryoshka_prefixes_each_reconstruct_and_improve_with_width(trained):
 
 # --- the sparse fast path against the dense reference --------------------------------------------
 
+
 def _pair(name: str, seed: int = 1):
     cfg = CONFIGS[name]
     fast = build_sae(cfg, seed=seed).double()
@@ -255,7 +263,9 @@ def test_sparse_kernels_match_dense_reference_outputs_and_gradients(name, with_d
     assert outputs[0].losses.keys() == outputs[1].losses.keys() and ("auxk" in outputs[0].losses) == with_dead
     for key in outputs[0].losses:
         torch.testing.assert_close(outputs[0].losses[key], outputs[1].losses[key])
-    for (name_fast, p_fast), (_, p_reference) in zip(fast.named_parameters(), reference.named_parameters()):
+    for (name_fast, p_fast), (_, p_reference) in zip(
+        fast.named_parameters(), reference.named_parameters(), strict=False
+    ):
         torch.testing.assert_close(p_fast.grad, p_reference.grad, msg=f"gradient of {name_fast}")
 
 
@@ -284,11 +294,15 @@ def test_kernel_fallbacks_match_the_sparse_kernels(monkeypatch):
         torch.testing.assert_close(gradients[0][name], gradients[1][name], msg=name)
 
 
-@pytest.mark.parametrize("make", [
-    lambda: torch.randn(256, 512),
-    lambda: torch.relu(torch.randn(256, 512) - 2.5),  # few positives: the sample threshold is 0, full top-k runs
-    lambda: torch.randn(256, 512).round(decimals=1),  # many ties
-], ids=["random", "mostly-zero", "ties"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: torch.randn(256, 512),
+        lambda: torch.relu(torch.randn(256, 512) - 2.5),  # few positives: the sample threshold is 0, full top-k runs
+        lambda: torch.randn(256, 512).round(decimals=1),  # many ties
+    ],
+    ids=["random", "mostly-zero", "ties"],
+)
 def test_batch_topk_selection_is_exact(make):
     torch.manual_seed(0)
     acts = make()
@@ -320,6 +334,7 @@ def test_kernels_pass_gradcheck():
 
 
 # --- normalisation --------------------------------------------------------------------------------
+
 
 def test_normalisation_fit_gives_sqrt_d_mean_norm_and_inverts():
     x = torch.from_numpy(sparse_data(2000)) * 7 + 3

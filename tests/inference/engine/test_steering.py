@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from inference.engine.hooks import transformer_blocks
-from inference.engine.saes import NormalisedSAE, Normalisation, ReLUConfig, build_sae
+from inference.engine.saes import Normalisation, NormalisedSAE, ReLUConfig, build_sae
 from inference.engine.steering import GenerationConfig, Intervention, steer
 from tests.inference.engine.tiny_hosts import tiny_gpt2, tiny_llama
 
@@ -19,21 +19,33 @@ def sae_for(handle) -> NormalisedSAE:
     with torch.no_grad():
         sae.b_enc.fill_(0.05)  # some latents fire on every token
     generator = torch.Generator().manual_seed(2)
-    return NormalisedSAE(sae.eval(), Normalisation(mean=torch.randn(handle.d_model, generator=generator) * 0.1,
-                                                    scale=1.7)).eval()
+    return NormalisedSAE(
+        sae.eval(), Normalisation(mean=torch.randn(handle.d_model, generator=generator) * 0.1, scale=1.7)
+    ).eval()
 
 
 @pytest.mark.parametrize("build", [tiny_gpt2, tiny_llama], ids=["gpt2", "llama"])
 @pytest.mark.parametrize("seed", [None, 3], ids=["greedy", "sampled"])
-@pytest.mark.parametrize("intervention", [
-    Intervention(latents={5: 1.0}, scale=1.0),
-    Intervention(latents={5: 0.0, 9: 0.0}, clamp=40.0),  # weight 0: the concept's latents are left as they are
-], ids=["scale-1", "weight-0"])
+@pytest.mark.parametrize(
+    "intervention",
+    [
+        Intervention(latents={5: 1.0}, scale=1.0),
+        Intervention(latents={5: 0.0, 9: 0.0}, clamp=40.0),  # weight 0: the concept's latents are left as they are
+    ],
+    ids=["scale-1", "weight-0"],
+)
 def test_zero_intervention_reproduces_the_baseline_exactly(build, seed, intervention):
     handle = build()
     sae = sae_for(handle)
-    result = steer(handle=handle, hook_name=HOOK, encode=sae.encode, decode=sae.decode, intervention=intervention,
-                   prompt=PROMPT, generation=GenerationConfig(max_new_tokens=6, seed=seed))
+    result = steer(
+        handle=handle,
+        hook_name=HOOK,
+        encode=sae.encode,
+        decode=sae.decode,
+        intervention=intervention,
+        prompt=PROMPT,
+        generation=GenerationConfig(max_new_tokens=6, seed=seed),
+    )
     assert result.edited_positions > 0  # the hook ran on the real tokens
     assert result.steered.token_ids == result.baseline.token_ids and len(result.baseline.token_ids) == 6
     assert result.kl == [0.0] * 6
@@ -49,7 +61,8 @@ def test_clamping_a_latent_adds_its_decoder_direction_and_moves_the_distribution
         ids = handle.tokenizer([PROMPT], return_tensors="pt")["input_ids"]
         clean = {}
         hook = transformer_blocks(handle.model)[0].register_forward_hook(
-            lambda _m, _i, output: clean.setdefault("h", (output[0] if isinstance(output, tuple) else output).clone()))
+            lambda _m, _i, output: clean.setdefault("h", (output[0] if isinstance(output, tuple) else output).clone())
+        )
         handle.model(input_ids=ids, use_cache=False)
         hook.remove()
         z = sae.encode(clean["h"][0, 1:])  # position 0 is <s>, never edited
@@ -57,17 +70,31 @@ def test_clamping_a_latent_adds_its_decoder_direction_and_moves_the_distribution
         expected[1:] += (value - z[:, latent])[:, None] * sae.sae.W_dec[latent] / sae.scale
 
         intervention = Intervention(latents={latent: 1.0}, clamp=value)
-        baseline_only = steer(handle=handle, hook_name=HOOK, encode=sae.encode, decode=sae.decode,
-                              intervention=intervention, prompt=PROMPT,
-                              generation=GenerationConfig(max_new_tokens=1))
+        baseline_only = steer(
+            handle=handle,
+            hook_name=HOOK,
+            encode=sae.encode,
+            decode=sae.decode,
+            intervention=intervention,
+            prompt=PROMPT,
+            generation=GenerationConfig(max_new_tokens=1),
+        )
         # The next block's input, pass by pass: [baseline over the prompt, steered over the prompt, ...].
         passes: list[torch.Tensor] = []
         handle_pre = next_block.register_forward_pre_hook(
             lambda _m, args, kwargs: passes.append((args[0] if args else kwargs["hidden_states"]).clone()),
-            with_kwargs=True)
+            with_kwargs=True,
+        )
         try:
-            result = steer(handle=handle, hook_name=HOOK, encode=sae.encode, decode=sae.decode,
-                           intervention=intervention, prompt=PROMPT, generation=GenerationConfig(max_new_tokens=1))
+            result = steer(
+                handle=handle,
+                hook_name=HOOK,
+                encode=sae.encode,
+                decode=sae.decode,
+                intervention=intervention,
+                prompt=PROMPT,
+                generation=GenerationConfig(max_new_tokens=1),
+            )
         finally:
             handle_pre.remove()
     assert baseline_only.kl == result.kl
@@ -97,6 +124,12 @@ def test_steering_refuses_an_encoder():
     handle = tiny_bert()
     sae = sae_for(handle)
     with pytest.raises(ValueError, match="causal"):
-        steer(handle=handle, hook_name=HOOK, encode=sae.encode, decode=sae.decode,
-              intervention=Intervention(latents={0: 1.0}, clamp=1.0), prompt="afebrile",
-              generation=GenerationConfig(max_new_tokens=2))
+        steer(
+            handle=handle,
+            hook_name=HOOK,
+            encode=sae.encode,
+            decode=sae.decode,
+            intervention=Intervention(latents={0: 1.0}, clamp=1.0),
+            prompt="afebrile",
+            generation=GenerationConfig(max_new_tokens=2),
+        )

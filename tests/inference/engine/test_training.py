@@ -51,8 +51,17 @@ def activations() -> np.ndarray:
 
 def small(**overrides) -> TrainingConfig:
     # dead_window_tokens is small so AuxK runs and its counters must survive a resume too.
-    fields = dict(steps=60, batch_size=64, lr=3e-3, log_every=5, checkpoint_every=20, dead_window_tokens=640,
-                  warmup_steps=5, sparsity_warmup_steps=10, decay_start=0.5)
+    fields = dict(
+        steps=60,
+        batch_size=64,
+        lr=3e-3,
+        log_every=5,
+        checkpoint_every=20,
+        dead_window_tokens=640,
+        warmup_steps=5,
+        sparsity_warmup_steps=10,
+        decay_start=0.5,
+    )
     return TrainingConfig(**{**fields, **overrides})
 
 
@@ -64,22 +73,27 @@ def kill_after(step: int, steps: int):
     def progress(fraction: float, message: str) -> None:
         if fraction >= step / steps and message.startswith("step"):
             raise Killed(message)
+
     return progress
 
 
 # --- configuration and schedule ------------------------------------------------------------------
 
-@pytest.mark.parametrize("fields, message", [
-    (dict(steps=0), "steps"),
-    (dict(batch_size=-1), "batch_size"),
-    (dict(lr=0.0), "lr"),
-    (dict(decay_start=1.5), "decay_start"),
-    (dict(holdout_fraction=0.0), "holdout_fraction"),
-    (dict(dtype="float16"), "dtype"),
-    (dict(adam_betas=(0.9,)), "adam_betas"),
-    (dict(seed=-1), "seed"),
-    (dict(steps=True), "steps"),
-])
+
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        (dict(steps=0), "steps"),
+        (dict(batch_size=-1), "batch_size"),
+        (dict(lr=0.0), "lr"),
+        (dict(decay_start=1.5), "decay_start"),
+        (dict(holdout_fraction=0.0), "holdout_fraction"),
+        (dict(dtype="float16"), "dtype"),
+        (dict(adam_betas=(0.9,)), "adam_betas"),
+        (dict(seed=-1), "seed"),
+        (dict(steps=True), "steps"),
+    ],
+)
 def test_training_config_rejects_bad_fields(fields, message):
     with pytest.raises(ValueError, match=message):
         TrainingConfig(**fields)
@@ -136,10 +150,15 @@ def test_phase_timer_charges_each_named_phase_of_a_step():
 
 # --- a training run ------------------------------------------------------------------------------
 
+
 def test_train_sae_reports_metrics_progress_and_history(activations):
     calls: list[tuple[float, str]] = []
-    result = train_sae(sae_cfg=CONFIGS["topk"], train_cfg=small(), activations=activations,
-                       progress=lambda fraction, message: calls.append((fraction, message)))
+    result = train_sae(
+        sae_cfg=CONFIGS["topk"],
+        train_cfg=small(),
+        activations=activations,
+        progress=lambda fraction, message: calls.append((fraction, message)),
+    )
     for key in ("mse", "fve", "fvu", "l0", "dead_fraction", "mse_normalised", "dead_fraction_holdout"):
         assert isinstance(result.metrics[key], float) and math.isfinite(result.metrics[key]), key
     assert result.metrics["fve"] == pytest.approx(1 - result.metrics["fvu"])
@@ -155,8 +174,13 @@ def test_train_sae_reports_metrics_progress_and_history(activations):
 
 def test_evaluate_sae_metrics_are_consistent(activations):
     result = train_sae(sae_cfg=CONFIGS["relu"], train_cfg=small(steps=20), activations=activations)
-    metrics = evaluate_sae(sae=result.sae, normalisation=result.normalisation, activations=activations,
-                           rows=np.arange(2850, 3000), batch_size=64)
+    metrics = evaluate_sae(
+        sae=result.sae,
+        normalisation=result.normalisation,
+        activations=activations,
+        rows=np.arange(2850, 3000),
+        batch_size=64,
+    )
     assert metrics == pytest.approx({k: v for k, v in result.metrics.items() if k in metrics})
     x = torch.from_numpy(activations[2850:])
     with torch.no_grad():
@@ -169,8 +193,9 @@ def test_evaluate_sae_metrics_are_consistent(activations):
 def test_train_sae_reads_a_memmap_and_a_store_like_object(tmp_path, activations):
     path = tmp_path / "acts.npy"
     np.save(path, activations)
-    from_memmap = train_sae(sae_cfg=CONFIGS["topk"], train_cfg=small(steps=10),
-                            activations=np.load(path, mmap_mode="r"))
+    from_memmap = train_sae(
+        sae_cfg=CONFIGS["topk"], train_cfg=small(steps=10), activations=np.load(path, mmap_mode="r")
+    )
 
     class Store:
         shape = activations.shape
@@ -193,13 +218,16 @@ def test_train_sae_rejects_mismatched_activations(activations):
 
 
 def test_same_seed_same_weights_other_seed_other_weights(activations):
-    runs = [train_sae(sae_cfg=CONFIGS["topk"], train_cfg=small(steps=10, seed=seed), activations=activations)
-            for seed in (1, 1, 2)]
+    runs = [
+        train_sae(sae_cfg=CONFIGS["topk"], train_cfg=small(steps=10, seed=seed), activations=activations)
+        for seed in (1, 1, 2)
+    ]
     assert torch.equal(runs[0].sae.W_enc, runs[1].sae.W_enc)
     assert not torch.equal(runs[0].sae.W_enc, runs[2].sae.W_enc)
 
 
 # --- checkpoints and resume ----------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("name", CONFIGS)
 def test_killed_run_resumes_to_bit_identical_weights(tmp_path, activations, name):
@@ -208,12 +236,22 @@ def test_killed_run_resumes_to_bit_identical_weights(tmp_path, activations, name
 
     directory = tmp_path / "run"
     with pytest.raises(Killed):
-        train_sae(sae_cfg=CONFIGS[name], train_cfg=cfg, activations=activations, checkpoint_dir=directory,
-                  progress=kill_after(45, cfg.steps))
+        train_sae(
+            sae_cfg=CONFIGS[name],
+            train_cfg=cfg,
+            activations=activations,
+            checkpoint_dir=directory,
+            progress=kill_after(45, cfg.steps),
+        )
     assert latest_checkpoint(directory).name == "step-0000000040"
     resumed_messages: list[str] = []
-    resumed = train_sae(sae_cfg=CONFIGS[name], train_cfg=cfg, activations=activations, checkpoint_dir=directory,
-                        progress=lambda fraction, message: resumed_messages.append(message))
+    resumed = train_sae(
+        sae_cfg=CONFIGS[name],
+        train_cfg=cfg,
+        activations=activations,
+        checkpoint_dir=directory,
+        progress=lambda fraction, message: resumed_messages.append(message),
+    )
 
     assert resumed_messages[0] == "resumed at step 40/60"
     expected, actual = uninterrupted.sae.state_dict(), resumed.sae.state_dict()
@@ -227,20 +265,34 @@ def test_killed_run_resumes_to_bit_identical_weights(tmp_path, activations, name
 
 
 def test_finished_run_in_a_checkpoint_dir_returns_without_training(tmp_path, activations):
-    first = train_sae(sae_cfg=CONFIGS["topk"], train_cfg=small(steps=20), activations=activations,
-                      checkpoint_dir=tmp_path)
+    first = train_sae(
+        sae_cfg=CONFIGS["topk"], train_cfg=small(steps=20), activations=activations, checkpoint_dir=tmp_path
+    )
     messages: list[str] = []
-    again = train_sae(sae_cfg=CONFIGS["topk"], train_cfg=small(steps=20), activations=activations,
-                      checkpoint_dir=tmp_path, progress=lambda fraction, message: messages.append(message))
+    again = train_sae(
+        sae_cfg=CONFIGS["topk"],
+        train_cfg=small(steps=20),
+        activations=activations,
+        checkpoint_dir=tmp_path,
+        progress=lambda fraction, message: messages.append(message),
+    )
     assert messages[0] == "resumed at step 20/20" and not any(m.startswith("step ") for m in messages)
     assert torch.equal(first.sae.W_dec, again.sae.W_dec) and again.metrics == first.metrics
 
 
 def test_a_run_can_be_extended_from_its_checkpoint(tmp_path, activations):
-    train_sae(sae_cfg=CONFIGS["topk"], train_cfg=small(steps=20, decay_start=1.0), activations=activations,
-              checkpoint_dir=tmp_path)
-    longer = train_sae(sae_cfg=CONFIGS["topk"], train_cfg=small(steps=40, decay_start=1.0), activations=activations,
-                       checkpoint_dir=tmp_path)
+    train_sae(
+        sae_cfg=CONFIGS["topk"],
+        train_cfg=small(steps=20, decay_start=1.0),
+        activations=activations,
+        checkpoint_dir=tmp_path,
+    )
+    longer = train_sae(
+        sae_cfg=CONFIGS["topk"],
+        train_cfg=small(steps=40, decay_start=1.0),
+        activations=activations,
+        checkpoint_dir=tmp_path,
+    )
     straight = train_sae(sae_cfg=CONFIGS["topk"], train_cfg=small(steps=40, decay_start=1.0), activations=activations)
     assert longer.steps_done == 40
     assert torch.equal(longer.sae.W_dec, straight.sae.W_dec)
@@ -249,11 +301,16 @@ def test_a_run_can_be_extended_from_its_checkpoint(tmp_path, activations):
 def test_resume_refuses_a_checkpoint_of_another_run(tmp_path, activations):
     train_sae(sae_cfg=CONFIGS["topk"], train_cfg=small(steps=20), activations=activations, checkpoint_dir=tmp_path)
     with pytest.raises(CheckpointMismatchError, match="training.seed"):
-        train_sae(sae_cfg=CONFIGS["topk"], train_cfg=small(steps=20, seed=9), activations=activations,
-                  checkpoint_dir=tmp_path)
+        train_sae(
+            sae_cfg=CONFIGS["topk"], train_cfg=small(steps=20, seed=9), activations=activations, checkpoint_dir=tmp_path
+        )
     with pytest.raises(CheckpointMismatchError, match="SAE config"):
-        train_sae(sae_cfg=TopKConfig(d_in=D_IN, d_sae=32, k=4), train_cfg=small(steps=20), activations=activations,
-                  checkpoint_dir=tmp_path)
+        train_sae(
+            sae_cfg=TopKConfig(d_in=D_IN, d_sae=32, k=4),
+            train_cfg=small(steps=20),
+            activations=activations,
+            checkpoint_dir=tmp_path,
+        )
 
 
 def test_checkpoint_files_are_safetensors_json_and_plain_tensors(tmp_path, activations):
@@ -271,7 +328,8 @@ def test_incomplete_checkpoint_directories_are_ignored(tmp_path, activations):
     (tmp_path / "step-0000000010").mkdir()  # no state.json: a copy that never finished
     (tmp_path / ".tmp-step-0000000020-1").mkdir()
     assert latest_checkpoint(tmp_path) is None
-    result = train_sae(sae_cfg=CONFIGS["topk"], train_cfg=small(steps=20), activations=activations,
-                       checkpoint_dir=tmp_path)
+    result = train_sae(
+        sae_cfg=CONFIGS["topk"], train_cfg=small(steps=20), activations=activations, checkpoint_dir=tmp_path
+    )
     assert result.steps_done == 20
     assert sorted(path.name for path in tmp_path.iterdir()) == ["step-0000000020"]

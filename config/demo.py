@@ -413,6 +413,9 @@ def _simulated_raters(people: dict) -> list:
             user.set_unusable_password()
             user.save()
             Profile.objects.create(user=user, institution=people["institutions"][site], role=Role.PHYSICIAN)
+        elif not user.is_active:  # left inactive by an earlier demo (another SAE or host): active while labelling
+            user.is_active = True
+            user.save(update_fields=["is_active"])
         users.append(user)
     return users
 

@@ -15,7 +15,6 @@ from features import selectors as catalogue
 
 from .. import access, selectors, services
 from ..models import Consensus, RaterReliability, RubricVersion
-from ..stats.routing import RoutingConfig
 from . import serializers as s
 from .base import (
     ServiceErrorsMixin,
@@ -82,11 +81,7 @@ class RoundCreateApi(ServiceErrorsMixin, APIView):
             seed=values["seed"],
             detection_per_side=values["detection_per_side"],
             min_repeats=values["min_repeats"],
-            routing=RoutingConfig(
-                min_rounds=values["routing_min_rounds"],
-                entropy_ceiling=values["routing_entropy_ceiling"],
-                top_posterior_floor=values["routing_top_posterior_floor"],
-            ),
+            routing=services.routing_config_from_fields(fields=values),
             by=request.user,
         )
         return Response(s.RoundSerializer(round_).data, status=status.HTTP_201_CREATED)

@@ -18,7 +18,12 @@ from .rounds import (
     round_reveal,
 )
 from .rubrics import ConceptSpec, rubric_create, rubric_version_create
-from .statistics import RoundStatistics, round_statistics_compute, sae_consensus_compute
+from .statistics import (
+    RoundStatistics,
+    round_statistics_compute,
+    routing_config_from_fields,
+    sae_consensus_compute,
+)
 from .statistics_jobs import round_statistics_request, round_statistics_run
 
 __all__ = [
@@ -45,6 +50,7 @@ __all__ = [
     "round_open",
     "round_reveal",
     "round_statistics_compute",
+    "routing_config_from_fields",
     "round_statistics_request",
     "round_statistics_run",
     "rubric_create",

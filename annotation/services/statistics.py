@@ -65,11 +65,16 @@ class _Judgments:
 
 
 def routing_config(*, round: Round) -> RoutingConfig:  # noqa: A002
-    """The round's routing thresholds (DESIGN §5), as the pure routing rule takes them."""
+    """The round's routing thresholds (docs/algorithms.md), as the pure routing rule takes them."""
+    return routing_config_from_fields(fields=vars(round))
+
+
+def routing_config_from_fields(*, fields) -> RoutingConfig:
+    """The thresholds from anything holding the Round's routing field names (a row, form or serializer data)."""
     return RoutingConfig(
-        min_rounds=round.routing_min_rounds,
-        entropy_ceiling=round.routing_entropy_ceiling,
-        top_posterior_floor=round.routing_top_posterior_floor,
+        min_rounds=fields["routing_min_rounds"],
+        entropy_ceiling=fields["routing_entropy_ceiling"],
+        top_posterior_floor=fields["routing_top_posterior_floor"],
     )
 
 

@@ -19,7 +19,6 @@ from features.access import institutions_readable
 from .. import access, selectors, services
 from ..forms import CommentForm, DeadlineForm, FollowUpForm, RoundCreateForm
 from ..models import RaterReliability, Round
-from ..stats.routing import RoutingConfig
 from .common import managed_round, role_required, run_service, visible_round, watched_round
 from .rubrics import concept_formset, concept_rows
 
@@ -63,11 +62,7 @@ def round_create(request):
                 deadline=data["deadline"],
                 seed=data["seed"],
                 min_repeats=data["min_repeats"],
-                routing=RoutingConfig(
-                    min_rounds=data["routing_min_rounds"],
-                    entropy_ceiling=data["routing_entropy_ceiling"],
-                    top_posterior_floor=data["routing_top_posterior_floor"],
-                ),
+                routing=services.routing_config_from_fields(fields=data),
                 by=request.user,
             )
         except services.InvalidInput as error:

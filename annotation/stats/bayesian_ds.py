@@ -2,7 +2,7 @@
 
 Model (K labels, R raters, units i, judgments (i, r, l)):
     π ~ Dirichlet(α·1)                       class proportions
-    θ_rk ~ Dirichlet(s · m_rk)                rater r's confusion row for true label k (over given labels l)
+    θ_rk ~ Dirichlet(s_r · m_rk)              rater r's confusion row for true label k (over given labels l)
     z_i ~ Categorical(π)                      true label of unit i
     unit i is *mixed* with probability ε      (fixed, `ambiguous_share`)
     clear unit:  l | z_i = k, r ~ Categorical(θ_rk)
@@ -19,14 +19,21 @@ siblings, parent, children — and 1 − ρ to the rest; ρ is the share of all 
 related codes). Without a rubric tree c_k shrinks toward uniform. a_r, the pooled accuracy, c_k and ρ
 are re-estimated at every iteration from the expected counts (empirical Bayes).
 
+s_r, how far rater r's own confusion may depart from that structure, is also set by empirical Bayes: the
+value that makes r's expected counts most probable under the Dirichlet–multinomial (type-II maximum
+likelihood, `learn_row_strength`). Raters who err the way everyone errs get a large s_r and are, in effect,
+one-coin raters on the pooled confusion; a rater with a confusion of their own (a systematic confuser) gets a
+small s_r, so their own rows are learnt and their swapped answers read as evidence for what they mean.
+
 The mixed component is the latent that fires on two concepts (DESIGN: physicians split on it): raters
 perceive the dominant concept with probability w, a confusable one otherwise, then judge as usual. It
 tempers the evidence of a 2–1 or 1–1–1 split, which the plain model reads as near-certainty because it
 believes every judgment is an independent look at one concept.
 
 Fit: mean-field variational inference over q(z) q(θ) q(π), coordinate ascent. q(θ_rk) = Dirichlet(γ_rk)
-with γ_rk = s·m_rk + expected counts of the unit posteriors (clear part only), so a rater with few
-judgments keeps a wide posterior that sits near the shared structure. The E-step reads q(θ) through its
+with γ_rk = s_r·m_rk + expected counts of the unit posteriors (clear part only), so a rater with few
+judgments stays near the shared structure; what is uncertain about such a rater is mostly their accuracy a_r,
+which the Beta prior keeps near the pool's until their judgments outweigh its 30 pseudo-judgments. The E-step reads q(θ) through its
 mean, log E[θ] — the posterior predictive probability of one more judgment — rather than E[log θ]
 (`expectation`, which documents why and keeps the textbook choice available). Rater accuracy and
 confusion in the result are posterior means.
@@ -39,7 +46,7 @@ the weight, decides.
 
 Cost per iteration: two sparse products per block of units, (units, raters·K) × (raters·K, 2K) and its
 transpose × (units, K), and O(R·K³) dense work, linear in the number of judgments; no (units, raters, K)
-array is built (500k judgments: 25 ms per iteration, 27 iterations, 0.7 CPU s on one core).
+array is built (500k judgments: 9 iterations, 0.4 CPU s on one core; see docs/consensus.md).
 """
 
 from __future__ import annotations
@@ -49,7 +56,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import sparse
-from scipy.special import digamma
+from scipy.special import digamma, polygamma
 
 from annotation.stats.consensus import (
     ConsensusResult,
@@ -78,14 +85,35 @@ class BayesianDawidSkeneConfig:
     """Dirichlet α on every class proportion π_k. 1 is uniform over proportions: with ~20 concepts and a
     few hundred latents a concept nobody chose keeps a small, non-zero prior."""
     row_strength: float = 50.0
-    """s: pseudo-judgments in each rater's confusion-row prior Dirichlet(s·m_rk). A row needs about this
-    many real judgments before the rater's own pattern outweighs the shared structure. A sparse round gives
-    a rater ~5–15 judgments per concept, far too few to estimate 20 cells, so there the one-coin accuracy and
-    the pooled confusion decide; a dense round (hundreds per row) learns each rater's own confusions,
-    systematic confusers included. Smaller values (8, 20) made sparse rounds over-confident (ECE +0.02–0.04)."""
-    accuracy_strength: float = 10.0
+    """s_r: pseudo-judgments in rater r's confusion-row prior Dirichlet(s_r·m_rk), where every rater starts
+    (and stays, with `learn_row_strength` off). A row needs about this many real judgments before the rater's
+    own pattern outweighs the shared structure. As a fixed value for everyone, smaller ones (8, 20) made sparse
+    rounds over-confident (ECE +0.02–0.04) and 50 could not learn a systematic confuser on a dense round
+    (~8 judgments per row), hence the per-rater estimate."""
+    learn_row_strength: bool = True
+    """Re-estimate each rater's strength s_r by type-II maximum likelihood (empirical Bayes): the s that makes
+    the rater's expected counts most probable under the Dirichlet–multinomial with mean m_r (one Newton step in
+    log s per iteration, warm-started). A rater whose confusions follow the shared structure gets a large s_r
+    (their rows *are* the structure: one-coin accuracy times the pooled confusion); a rater with a confusion of
+    their own — a systematic confuser who says B for A — gets a small one, so the fit learns that rater's own
+    rows however few raters behave so. On the dense-hard regime the confuser's s fell to ~1 and the ordinary
+    raters' went to the upper bound; accuracy 0.871 → 0.884 and ECE 0.023 → 0.011 (docs/consensus.md).
+    False keeps every s_r at `row_strength`."""
+    row_strength_bounds: tuple[float, float] = (2.0, 1000.0)
+    """Range of the learnt s_r. The lower bound keeps a rater's own row a posterior mean over at least two
+    pseudo-judgments (below it one stray judgment would define the row); the upper one leaves a rater with
+    thousands of judgments a few hundred per row that still count against the structure. Narrower ranges
+    measured worse on the dense-hard regime (with the accuracy prior at 10: 5–500: 0.883, 10–500: 0.881,
+    5–200: 0.882; 2–1000: 0.886)."""
+    accuracy_strength: float = 30.0
     """Beta pseudo-judgments shrinking a rater's one-coin accuracy a_r toward the pooled accuracy: a rater
-    with 10 judgments is half their own, half the pool."""
+    with 30 judgments is half their own, half the pool. A calibration round gives each rater 6–20 judgments,
+    from which an accuracy is known to ±0.1–0.2; with 10, who happened to sit on more unanimous latents
+    decided 2–2–2 splits (one latent in 5 seeded walks of tests/annotation/test_routing_walk.py reached a top
+    posterior of 0.82; 0.63 with 20; none of 12 with 30). On the bench regimes (≥ 100 judgments per rater)
+    30 against 10 moved accuracy by −0.010 to +0.003 and ECE by −0.004 to +0.005. Learning it by empirical
+    Bayes like s_r was tried and rejected: with 2 labels per latent the evidence favours the symmetric fixed
+    point where every rater looks alike (8-concepts regime: accuracy 0.754 → 0.703, majority's)."""
     pooled_strength: float = 30.0
     """Pseudo-errors shrinking the pooled confusion c_k of each true concept toward the rubric structure (or
     uniform). A concept gets only a few dozen errors from all raters on a sparse round; 30 keeps c_k from
@@ -107,7 +135,8 @@ class BayesianDawidSkeneConfig:
     tolerance: float = 1e-3
     """Stop when no posterior entry moves by more than this between iterations. Against a fit run to 1e-6,
     1e-3 left every posterior within 0.011 (mean 1e-4 or less) with the same MAP labels on the five simulated
-    regimes and on 500k judgments, in 37 iterations there instead of 137 (plain updates; 27 with `relaxation`)."""
+    regimes and on 500k judgments, in 37 iterations there instead of 137 (plain updates, fixed s; 27 with
+    `relaxation`; 9 with s_r learnt)."""
     relaxation: float = 1.5
     """Over-relaxation of the expected counts from the third iteration on: counts ← old + relaxation·(new − old),
     which keeps the fixed point and shortens the slow drift of the rater parameters (500k judgments: 37 → 27
@@ -126,6 +155,9 @@ class BayesianDawidSkeneConfig:
             value = getattr(self, name)
             if not (np.isfinite(value) and value > 0):
                 raise ValueError(f"{name} must be a positive finite number")
+        low, high = self.row_strength_bounds
+        if not (np.isfinite(high) and 0 < low <= high):
+            raise ValueError("row_strength_bounds must be (low, high) with 0 < low <= high < inf")
         if not 0 <= self.ambiguous_share < 1:
             raise ValueError("ambiguous_share must lie in [0, 1)")
         if not 0 < self.ambiguous_dominance <= 1:
@@ -167,6 +199,7 @@ class _SharedStructure:
         self.related = related & off_diagonal
         self.unrelated = ~related & off_diagonal
         self.has_tree = bool(self.related.any())
+        self.strength: np.ndarray | None = None
 
     def _rubric_prior(self, *, off: np.ndarray) -> np.ndarray:
         """(K, K) off-diagonal error distribution per true label: share ρ to related codes, the rest uniform."""
@@ -184,8 +217,9 @@ class _SharedStructure:
         # A code with no related (or no unrelated) code puts that share on the others.
         return prior / np.maximum(prior.sum(axis=1, keepdims=True), 1e-300)
 
-    def prior_counts(self, *, counts: np.ndarray) -> np.ndarray:
-        """(R, K, K) Dirichlet parameters s·m from counts[r, true k, given l]."""
+    def prior_counts(self, *, counts: np.ndarray, learn: bool = True) -> np.ndarray:
+        """(R, K, K) Dirichlet parameters s_r·m_r from counts[r, true k, given l]; with `learn` (and
+        `learn_row_strength`) every s_r first takes one Newton step toward its empirical-Bayes value."""
         config = self.config
         n_labels = counts.shape[1]
         diagonal = np.einsum("rkk->r", counts)
@@ -201,7 +235,13 @@ class _SharedStructure:
         mean[:, np.arange(n_labels), np.arange(n_labels)] = accuracy[:, None]
         if n_labels == 1:
             mean[:] = 1.0
-        return config.row_strength * mean
+        if self.strength is None:
+            self.strength = np.full(counts.shape[0], config.row_strength)
+        if learn and config.learn_row_strength and n_labels > 1:
+            self.strength = _strength_step(
+                strength=self.strength, mean=mean, counts=counts, bounds=config.row_strength_bounds
+            )
+        return self.strength[:, None, None] * mean
 
 
 def bayesian_dawid_skene(
@@ -312,7 +352,7 @@ def bayesian_dawid_skene(
 
     posterior = posterior.astype(np.float64)
     posterior /= posterior.sum(axis=1, keepdims=True)  # rows of float32 sums, made exact in float64
-    shape = structure.prior_counts(counts=counts) + counts
+    shape = structure.prior_counts(counts=counts, learn=False) + counts
     confusion = shape / shape.sum(axis=2, keepdims=True)
     class_shape = config.class_concentration + class_total
     priors = class_shape / class_shape.sum()
@@ -333,6 +373,33 @@ def bayesian_dawid_skene(
         n_labels=n_labels_per_unit,
         n_raters=n_raters_per_unit,
     )
+
+
+def _strength_step(
+    *, strength: np.ndarray, mean: np.ndarray, counts: np.ndarray, bounds: tuple[float, float]
+) -> np.ndarray:
+    """One safeguarded Newton step per group g on u = log s_g of the Dirichlet–multinomial log evidence
+        f(s) = Σ_k [lnΓ(s) − lnΓ(s + N_k)] + Σ_kl [lnΓ(s·m_kl + n_kl) − lnΓ(s·m_kl)]
+    of the group's expected counts n[g, k, l] (rows k, cells l; N_k = Σ_l n_kl) under their prior means
+    m[g, k, l]; steps are at most a factor e and, where f is not concave in u, go uphill by that factor.
+    Kept within `bounds`."""
+    low, high = bounds
+    s = strength[:, None]
+    n_row = counts.sum(axis=2)
+    mean = np.maximum(mean, 1e-300)
+    shape = s[:, :, None] * mean
+    first = (digamma(s) - digamma(s + n_row)).sum(axis=1) + (mean * (digamma(shape + counts) - digamma(shape))).sum(
+        axis=(1, 2)
+    )
+    second = (polygamma(1, s) - polygamma(1, s + n_row)).sum(axis=1) + (
+        mean**2 * (polygamma(1, shape + counts) - polygamma(1, shape))
+    ).sum(axis=(1, 2))
+    gradient = strength * first
+    curvature = gradient + strength**2 * second
+    with np.errstate(divide="ignore", invalid="ignore"):
+        step = np.where(curvature < 0, -gradient / curvature, np.sign(gradient))
+    step = np.clip(np.nan_to_num(step, nan=0.0), -1.0, 1.0)
+    return np.clip(strength * np.exp(step), low, high)
 
 
 def _counts(*, tallies: np.ndarray, n_raters: int) -> np.ndarray:

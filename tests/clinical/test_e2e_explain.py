@@ -7,6 +7,7 @@ import pytest
 
 from accounts.models import Role
 from tests import factories
+from tests.annotation import e2e
 from tests.annotation.conftest import browser_page, chromium  # noqa: F401 - fixtures
 from tests.annotation.e2e import PASSWORD, assert_no_script_ran
 
@@ -35,11 +36,7 @@ def test_physician_explains_a_note_and_filters_by_concept(postgres, live_server,
         },
     )
     page, base = browser_page, live_server.url
-    page.goto(f"{base}/accounts/login/")
-    page.fill("#id_username", "dr-eve")
-    page.fill("#id_password", PASSWORD)
-    page.press("#id_password", "Enter")
-    page.wait_for_url(f"{base}/")
+    e2e.log_in_by_form(page, base, "dr-eve")  # the one browser walk through the login form itself
     page.goto(f"{base}/explain/")
     assert "not a clinical finding" in page.locator("#disclaimer").inner_text()
     page.select_option("#id_sae", str(world.sae.pk))

@@ -133,7 +133,8 @@ def test_gemma_demo_in_chromium_labelling_logit_effects_and_steering_on_the_work
     page.goto(f"{base}/rounds/{round_.pk}/queue/")
     page.click("#continue")
     page.wait_for_selector("#label-form")
-    assert page.locator("#item-title").inner_text() == f"Item 1 of {per_rater[physician]}"
+    items = Assignment.objects.filter(round=round_, rater__username=physician).count()  # repeats included
+    assert page.locator("#item-title").inner_text() == f"Item 1 of {items}"
     top = page.locator("#top-examples")
     assert len(top.inner_text()) > 40  # Gemma-tokenised snippets with their activations
     assert "Hidden in blind calibration rounds" in page.locator("#context-hidden").inner_text()

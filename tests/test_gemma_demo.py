@@ -100,10 +100,12 @@ def test_quick_demo_on_gemma_reports_ce_loss_recovered_logit_effects_and_steers(
 
 
 def _shoot(page, name: str) -> None:
-    """A screenshot in test-artifacts/ and, for the docs, in docs/screenshots/."""
+    """A screenshot in test-artifacts/; with CONCORD_UPDATE_SCREENSHOTS=1 also in docs/screenshots/ (the
+    docs' copies are refreshed on purpose, never as a side effect of a CI run)."""
     screenshot(page, name)
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(ARTIFACTS / f"{name}.png", SCREENSHOTS / f"{name}.png")
+    if os.environ.get("CONCORD_UPDATE_SCREENSHOTS") == "1":
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(ARTIFACTS / f"{name}.png", SCREENSHOTS / f"{name}.png")
 
 
 @pytest.mark.e2e

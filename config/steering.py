@@ -3,24 +3,27 @@ consensus (which latents carry a concept, how surely) and the inference engine's
 
 It lives in config/ because it reads both annotation and inference, which never import each other.
 A research tool, not for patient care: researchers and seniors only (and admins), every run audited.
-Torch and the models load inside `steering_run` only, so importing this module stays light.
+The page and the API queue a `steer` job (`steering_launch`) that a worker runs
+(`inference.steering.steering_work`): the web process never loads torch. `manage.py steer` runs the
+same computation in its own process (`steering_run`).
 """
 
 from __future__ import annotations
 
-import time
-from dataclasses import asdict
 from typing import Any
+
+from django.db import transaction
 
 from accounts.audit import audit_record
 from accounts.models import Role
-from accounts.permissions import has_role, saes_visible_to
+from accounts.permissions import has_role, jobs_visible_to, saes_visible_to
 from annotation.models import Consensus, Round
 from features.models import SAE, HostModel
+from inference.models import Job
+from inference.steering import RESEARCH_ONLY, steering_compute, steering_parameters, steering_request
 
 STEERERS = frozenset({Role.RESEARCHER, Role.SENIOR, Role.ADMIN})
-RESEARCH_ONLY = "Research tool, not for patient care."
-_HANDLES: dict[tuple[str, str], Any] = {}  # (source, revision) -> a loaded host model, kept for the next run
+__all__ = ["RESEARCH_ONLY", "SteeringError", "can_steer", "steerable_saes", "steering_launch", "steering_run"]
 
 
 class SteeringError(ValueError):
@@ -67,6 +70,82 @@ def steering_latents(
     return latents
 
 
+def _parameters(
+    *,
+    sae: SAE,
+    by,
+    prompt: str,
+    latent_index: int | None,
+    concept_code: str | None,
+    clamp: float | None,
+    scale: float | None,
+    max_new_tokens: int,
+    seed: int | None,
+) -> dict[str, Any]:
+    if by is not None and not can_steer(by):
+        raise PermissionError("steering is for researchers and seniors")
+    host = sae.hook_point.host_model
+    if host.kind != HostModel.Kind.CAUSAL:
+        raise SteeringError(f"{host.name} is an encoder: steering needs a causal host with a next-token head")
+    if not prompt.strip():
+        raise SteeringError("the prompt is empty")
+    latents = steering_latents(sae=sae, latent_index=latent_index, concept_code=concept_code, viewer=by)
+    try:
+        return steering_parameters(
+            sae=sae,
+            latents=latents,
+            prompt=prompt,
+            clamp=clamp,
+            scale=scale,
+            max_new_tokens=max_new_tokens,
+            seed=seed,
+            concept=concept_code,
+        )
+    except ValueError as error:
+        raise SteeringError(str(error)) from None
+
+
+def _audit(*, by, sae: SAE, parameters: dict[str, Any], via: str, job: Job | None = None) -> None:
+    keys = ("latents", "concept", "clamp", "scale", "seed", "prompt")
+    payload = {**{key: parameters[key] for key in keys}, "via": via}
+    if job is not None:
+        payload["job"] = job.pk
+    audit_record(actor=by, action="steering.run", obj=sae, payload=payload)
+
+
+def steering_launch(
+    *,
+    sae: SAE,
+    by,
+    prompt: str,
+    latent_index: int | None = None,
+    concept_code: str | None = None,
+    clamp: float | None = None,
+    scale: float | None = None,
+    max_new_tokens: int = 24,
+    seed: int | None = None,
+    via: str = "web",
+) -> Job:
+    """Queue a steering run on a worker (the web process never loads torch); audited. The caller has
+    checked that `by` may steer with `sae` (`steerable_saes`). Raises SteeringError for a request that
+    cannot run and inference's BrokerUnavailable when the job queue does not answer (nothing is written)."""
+    parameters = _parameters(
+        sae=sae,
+        by=by,
+        prompt=prompt,
+        latent_index=latent_index,
+        concept_code=concept_code,
+        clamp=clamp,
+        scale=scale,
+        max_new_tokens=max_new_tokens,
+        seed=seed,
+    )
+    with transaction.atomic():
+        job = steering_request(parameters=parameters, by=by)
+        _audit(by=by, sae=sae, parameters=parameters, via=via, job=job)
+    return job
+
+
 def steering_run(
     *,
     sae: SAE,
@@ -79,74 +158,34 @@ def steering_run(
     max_new_tokens: int = 24,
     seed: int | None = None,
 ) -> dict[str, Any]:
-    """Baseline and steered continuations of prompt, side by side, with the per-position KL; audited.
-    by None is the command line (an operator with shell access), audited without an actor."""
-    if by is not None and not can_steer(by):
-        raise PermissionError("steering is for researchers and seniors")
-    host = sae.hook_point.host_model
-    if host.kind != HostModel.Kind.CAUSAL:
-        raise SteeringError(f"{host.name} is an encoder: steering needs a causal host with a next-token head")
-    if not prompt.strip():
-        raise SteeringError("the prompt is empty")
-    latents = steering_latents(sae=sae, latent_index=latent_index, concept_code=concept_code, viewer=by)
-
-    from inference.engine.formats import load_sae
-    from inference.engine.steering import GenerationConfig, Intervention, steer
-
-    try:
-        intervention = Intervention(latents=latents, clamp=clamp, scale=scale)
-        generation = GenerationConfig(max_new_tokens=max_new_tokens, seed=seed)
-    except ValueError as error:
-        raise SteeringError(str(error)) from None
-    started = time.perf_counter()
-    handle = _host_handle(host)
-    model = load_sae(sae.artifact_uri).normalised().eval()
-    try:
-        result = steer(
-            handle=handle,
-            hook_name=sae.hook_point.name,
-            encode=model.encode,
-            decode=model.decode,
-            intervention=intervention,
-            prompt=prompt,
-            generation=generation,
-        )
-    except ValueError as error:
-        raise SteeringError(str(error)) from None
-    output = {
-        "notice": RESEARCH_ONLY,
-        "sae": sae.pk,
-        "hook_name": sae.hook_point.name,
-        "host_model": host.name,
-        "latents": [{"index": index, "weight": weight} for index, weight in sorted(latents.items())],
-        "concept": concept_code,
-        "clamp": clamp,
-        "scale": scale,
-        "seed": seed,
-        "decoding": "greedy" if seed is None else "sampled (temperature 1, same seed for both runs)",
-        "prompt": prompt,
-        **asdict(result),
-        "seconds": round(time.perf_counter() - started, 3),
-    }
-    audit_record(
-        actor=by,
-        action="steering.run",
-        obj=sae,
-        payload={
-            **{key: output[key] for key in ("latents", "concept", "clamp", "scale", "seed", "prompt")},
-            "via": "web or API" if by is not None else "command line",
-        },
+    """Baseline and steered continuations of prompt, side by side, with the per-position KL, computed
+    in this process (`manage.py steer`); audited. by None is the command line (an operator with shell
+    access), audited without an actor."""
+    parameters = _parameters(
+        sae=sae,
+        by=by,
+        prompt=prompt,
+        latent_index=latent_index,
+        concept_code=concept_code,
+        clamp=clamp,
+        scale=scale,
+        max_new_tokens=max_new_tokens,
+        seed=seed,
     )
+    try:
+        output = steering_compute(parameters=parameters)
+    except ValueError as error:
+        raise SteeringError(str(error)) from None
+    _audit(by=by, sae=sae, parameters=parameters, via="web or API" if by is not None else "command line")
     return output
 
 
-def _host_handle(host: HostModel):
-    key = (host.source, host.revision or "")
-    if key not in _HANDLES:
-        from inference.engine.host_models import load_host_model
-
-        _HANDLES.clear()  # one host model in memory at a time
-        _HANDLES[key] = load_host_model(
-            source=host.source, revision=host.revision or None, device="cpu", kind=host.kind
-        )
-    return _HANDLES[key]
+def steering_jobs(*, user):
+    """Steering jobs whose result this user may read: steerers only; the jobs policy (admins all,
+    researchers their institution's, seniors their own), on SAEs the user may still steer with."""
+    if not can_steer(user):
+        return Job.objects.none()
+    saes = list(steerable_saes(user=user).values_list("pk", flat=True))
+    return jobs_visible_to(user, Job.objects.filter(kind=Job.Kind.STEER, parameters__sae_id__in=saes)).order_by(
+        "-created_at", "-id"
+    )

@@ -1,18 +1,33 @@
-"""The steering page and API endpoint: validate, call `config.steering.steering_run`, show the result."""
+"""The steering pages and API endpoints: validate, queue a `steer` job (`config.steering.steering_launch`),
+then show the job's progress and, once a worker has run it, its result. The web process never loads torch."""
 
 from __future__ import annotations
 
 from django import forms
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.shortcuts import render
-from drf_spectacular.utils import extend_schema
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from drf_spectacular.utils import OpenApiTypes, extend_schema
 from rest_framework import serializers, status
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.steering import RESEARCH_ONLY, SteeringError, can_steer, steerable_saes, steering_run
+from config.steering import (
+    RESEARCH_ONLY,
+    SteeringError,
+    can_steer,
+    steerable_saes,
+    steering_jobs,
+    steering_launch,
+)
+from inference.models import Job
+from inference.services import BrokerUnavailable
+
+QUEUE_DOWN = "The job queue is not answering, so nothing was started; try again shortly."
 
 
 def _check_target(data: dict) -> dict:
@@ -41,16 +56,21 @@ class SteeringForm(forms.Form):
         return _check_target(super().clean())
 
 
-@login_required
-def steering_page(request):
+def _steerer(request) -> None:
     if not can_steer(request.user):
         raise PermissionDenied("Steering is for researchers and seniors.")
-    form = SteeringForm(request.POST or None, user=request.user)
-    result, error = None, None
+
+
+@login_required
+def steering_page(request):
+    """The form; a valid POST queues a steering job and goes to its page."""
+    _steerer(request)
+    form = SteeringForm(request.POST or None, user=request.user, initial=_initial(request))
+    error = None
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
-            result = steering_run(
+            job = steering_launch(
                 sae=data["sae"],
                 by=request.user,
                 prompt=data["prompt"],
@@ -60,14 +80,59 @@ def steering_page(request):
                 scale=data["scale"],
                 max_new_tokens=data["max_new_tokens"],
                 seed=data["seed"],
+                via="web",
             )
         except SteeringError as failure:
             error = str(failure)
-    rows = list(zip(result["kl_tokens"], result["kl"], strict=False)) if result else []
+        except BrokerUnavailable:
+            error = QUEUE_DOWN
+        else:
+            messages.success(request, f"Steering run queued as job {job.pk}.")
+            return redirect("steering-job", job_id=job.pk)
     return render(
         request,
         "steering/steer.html",
-        {"form": form, "result": result, "error": error, "notice": RESEARCH_ONLY, "kl_rows": rows},
+        {"form": form, "error": error, "notice": RESEARCH_ONLY, "jobs": steering_jobs(user=request.user)[:20]},
+    )
+
+
+def _initial(request) -> dict:
+    """A link from a latent page may name the SAE and the latent (?sae=ID&latent=IDX)."""
+    initial = {}
+    for key in ("sae", "latent"):
+        value = request.GET.get(key, "")
+        if value.isdigit():
+            initial[key] = int(value)
+    return initial
+
+
+def _visible_job(request, job_id: int) -> Job:
+    job = steering_jobs(user=request.user).select_related("created_by").filter(pk=job_id).first()
+    if job is None:
+        raise Http404("No such steering run.")
+    return job
+
+
+@login_required
+def steering_job_page(request, job_id: int):
+    """One steering run: progress while a worker runs it, then baseline and steered side by side with
+    the per-position KL, or the error of a failed run."""
+    _steerer(request)
+    job = _visible_job(request, job_id)
+    result = job.result if job.status == Job.Status.SUCCEEDED else None
+    rows = list(zip(result["kl_tokens"], result["kl"], strict=False)) if result else []
+    return render(
+        request,
+        "steering/job.html",
+        {
+            "job": job,
+            "params": job.parameters,
+            "result": result,
+            "kl_rows": rows,
+            "max_kl": max((kl for _, kl in rows), default=0.0),
+            "notice": RESEARCH_ONLY,
+            "status_url": reverse("steering-job-api", args=[job.pk]),
+        },
     )
 
 
@@ -88,13 +153,30 @@ class SteeringInputSerializer(serializers.Serializer):
             raise serializers.ValidationError(error.messages) from None
 
 
+def job_body(job: Job) -> dict:
+    """What the API says about a steering job: its state; the result once succeeded, the error once failed."""
+    body = {
+        "job": job.pk,
+        "status": job.status,
+        "progress": job.progress,
+        "message": job.message,
+        "notice": RESEARCH_ONLY,
+    }
+    if job.status == Job.Status.SUCCEEDED:
+        body["result"] = job.result
+    elif job.status in (Job.Status.FAILED, Job.Status.CANCELLED):
+        body["error"] = job.message
+    return body
+
+
 class SteeringRunApi(APIView):
-    """Baseline and steered continuations side by side with per-position KL. Research tool, not for
+    """Queue a steering run: baseline and steered continuations side by side with per-position KL,
+    computed by a worker. Answers 202 with the job id and the URL to poll. Research tool, not for
     patient care: researchers and seniors only; every run is audited."""
 
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(request=SteeringInputSerializer, responses={200: dict})
+    @extend_schema(request=SteeringInputSerializer, responses={202: OpenApiTypes.OBJECT})
     def post(self, request):
         if not can_steer(request.user):
             return Response({"detail": "Steering is for researchers and seniors."}, status=status.HTTP_403_FORBIDDEN)
@@ -105,7 +187,7 @@ class SteeringRunApi(APIView):
         if sae is None:
             return Response({"detail": "No such SAE on a causal host."}, status=status.HTTP_404_NOT_FOUND)
         try:
-            result = steering_run(
+            job = steering_launch(
                 sae=sae,
                 by=request.user,
                 prompt=data["prompt"],
@@ -115,7 +197,36 @@ class SteeringRunApi(APIView):
                 scale=data.get("scale"),
                 max_new_tokens=data["max_new_tokens"],
                 seed=data.get("seed"),
+                via="API",
             )
         except SteeringError as error:
             return Response({"detail": str(error)}, status=status.HTTP_400_BAD_REQUEST)
-        return Response(result)
+        except BrokerUnavailable:
+            return Response({"detail": QUEUE_DOWN}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
+        url = reverse("steering-job-api", args=[job.pk])
+        return Response(
+            {
+                **job_body(job),
+                "latents": job.parameters["latents"],
+                "url": url,
+                "page": reverse("steering-job", args=[job.pk]),
+            },
+            status=status.HTTP_202_ACCEPTED,
+            headers={"Location": url},
+        )
+
+
+class SteeringJobApi(APIView):
+    """A steering run's state; its result (baseline, steered, KL per position) once a worker has run it,
+    or its error. Visible to whoever may follow the job and still steer with its SAE."""
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    def get(self, request, job_id: int):
+        if not can_steer(request.user):
+            return Response({"detail": "Steering is for researchers and seniors."}, status=status.HTTP_403_FORBIDDEN)
+        job = steering_jobs(user=request.user).filter(pk=job_id).first()
+        if job is None:
+            return Response({"detail": "No such steering run."}, status=status.HTTP_404_NOT_FOUND)
+        return Response(job_body(job))

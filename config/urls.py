@@ -6,7 +6,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from clinical import urls as clinical_urls
-from config.steering_views import SteeringRunApi, steering_page
+from config.steering_views import SteeringJobApi, SteeringRunApi, steering_job_page, steering_page
 
 api_v1 = [
     path("", include("accounts.urls")),
@@ -15,6 +15,7 @@ api_v1 = [
     path("", include("inference.urls")),
     path("", include(clinical_urls.api_urlpatterns)),
     path("steering/", SteeringRunApi.as_view(), name="steering-run-api"),
+    path("steering/<int:job_id>/", SteeringJobApi.as_view(), name="steering-job-api"),
 ]
 
 urlpatterns = [
@@ -30,5 +31,6 @@ urlpatterns = [
     path("jobs/", include("inference.web_urls")),
     path("", include(clinical_urls.web_urlpatterns)),
     path("steering/", steering_page, name="steering"),
+    path("steering/<int:job_id>/", steering_job_page, name="steering-job"),
     path("", include("annotation.web_urls")),
 ]

@@ -191,7 +191,7 @@ def train_sae_work(job: Job, progress: Progress) -> dict[str, Any]:
     if activation_set is not None and activation_set.host_model.kind == HostModel.Kind.CAUSAL:
         progress(0.99, "CE-loss recovered with the SAE spliced in")
         result.metrics.update(
-            _ce_loss_metrics(activation_set=activation_set, result=result, n_texts=params.get("ce_texts", 64))
+            _ce_loss_metrics(activation_set=activation_set, result=result, n_texts=params.get("ce_texts") or 64)
         )
     save_sae(sae=result.sae, normalisation=result.normalisation, directory=out_dir, metadata=metadata)
     device = next(result.sae.parameters()).device

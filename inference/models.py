@@ -16,6 +16,7 @@ class Job(models.Model):
         TRAIN_SAE = "train_sae", "Train SAE"
         MINE_LATENTS = "mine_latents", "Mine latents"
         DRIFT_AUDIT = "drift_audit", "Drift audit"
+        STEER = "steer", "Steering run"
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"

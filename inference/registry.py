@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from . import drift, jobs
+from . import drift, jobs, steering
 from .models import Job
 from .progress import Progress
 
@@ -28,6 +28,7 @@ KINDS: dict[str, JobKind] = {
         JobKind(Job.Kind.TRAIN_SAE, "gpu", jobs.train_sae_work),
         JobKind(Job.Kind.MINE_LATENTS, "gpu", jobs.mine_latents_work),
         JobKind(Job.Kind.DRIFT_AUDIT, "gpu", drift.drift_audit_work),  # issue 12: runs the host model
+        JobKind(Job.Kind.STEER, "gpu", steering.steering_work),  # issue 13: generates with the host model
     )
 }
 

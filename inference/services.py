@@ -411,8 +411,11 @@ def train_sae_request(
     by=None,
     enqueue: bool = True,
     sweep: Sweep | None = None,
+    ce_texts: int | None = None,
 ) -> Job:
-    """Validate a training request (cheaply: the web process never loads torch) and queue the job."""
+    """Validate a training request (cheaply: the web process never loads torch) and queue the job.
+    ce_texts: snippets of the training corpus over which a causal host's CE-loss recovered is measured
+    after training (default 64)."""
     if (activation_set is None) == (activations_path is None):
         raise ValueError("give exactly one of an activation set or an activations .npy file")
     if activations_path is not None and not Path(activations_path).is_file():
@@ -427,6 +430,9 @@ def train_sae_request(
         raise ValueError("the sparsity coefficient must be ≥ 0")
     if steps < 1 or batch_size < 1 or (lr is not None and lr <= 0) or checkpoint_every < 1:
         raise ValueError("steps, batch size and checkpoint interval must be ≥ 1 and the learning rate > 0")
+    if ce_texts is not None and ce_texts < 1:
+        raise ValueError("ce_texts must be ≥ 1")
+    extra = {"ce_texts": ce_texts} if ce_texts is not None else {}
     return job_create(
         kind=Job.Kind.TRAIN_SAE,
         by=by,
@@ -448,6 +454,7 @@ def train_sae_request(
             "name": name,
             "checkpoint_every": checkpoint_every,
             "sweep_group": sweep_group,
+            **extra,
         },
     )
 

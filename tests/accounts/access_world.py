@@ -21,7 +21,7 @@ from accounts.models import Institution, Role
 from accounts.permissions import role_of
 from annotation import services
 from annotation.models import Assignment, Comment, Label, Round
-from features.models import SAE, ActivationSet, Corpus, HookPoint, Latent
+from features.models import SAE, ActivationSet, Corpus, HookPoint, HostModel, Latent
 from inference.models import Job
 from tests import factories
 from tests.annotation import worlds
@@ -155,6 +155,8 @@ class World:
     comment: Comment
     token: object  # own researcher's API token
     sweep: object  # a sweep of own's researcher, holding `job`
+    causal_sae: SAE  # on a causal host, trained on own's private corpus: steerable by own's steerers
+    steer_job: Job  # own researcher's finished steering run with `causal_sae`
     users: dict = field(default_factory=dict)
 
     @property
@@ -253,6 +255,7 @@ def build_world() -> World:
 
     sweep = Sweep.objects.create(name=f"{PRIVATE}-sweep", activation_set=sae.activation_set, created_by=researcher)
     Job.objects.filter(pk=job.pk).update(sweep=sweep)
+    causal_sae, steer_job = _steering(sae=sae, researcher=researcher)
     return World(
         own=own,
         other=other,
@@ -272,7 +275,64 @@ def build_world() -> World:
         comment=comment,
         token=token,
         sweep=sweep,
+        causal_sae=causal_sae,
+        steer_job=steer_job,
     )
+
+
+def _steering(*, sae: SAE, researcher) -> tuple[SAE, Job]:
+    """An SAE on a causal host trained on own's private corpus, and a finished steering run with it whose
+    prompt and continuations are private."""
+    host = HostModel.objects.create(name="tiny-causal", source="/nonexistent", kind="causal", d_model=8, n_layers=2)
+    hook = HookPoint.objects.create(host_model=host, name="blocks.0.hook_resid_post", layer=0, site="resid_post")
+    causal_sae = factories.sae(hook=hook, n_latents=2)
+    activation_set = ActivationSet.objects.create(
+        host_model=host, hook_point=hook, corpus=sae.activation_set.corpus, artifact_uri="/x"
+    )
+    SAE.objects.filter(pk=causal_sae.pk).update(name=f"{PRIVATE}-causal-sae", activation_set=activation_set)
+    causal_sae.refresh_from_db()
+    latents = [{"index": 0, "weight": 1.0}]
+    prompt = f"{PRIVATE} patient reports"
+    steer_job = Job.objects.create(
+        kind=Job.Kind.STEER,
+        created_by=researcher,
+        queue="gpu",
+        status=Job.Status.SUCCEEDED,
+        progress=1.0,
+        parameters={
+            "sae_id": causal_sae.pk,
+            "latents": latents,
+            "concept": None,
+            "clamp": 4.0,
+            "scale": None,
+            "prompt": prompt,
+            "max_new_tokens": 2,
+            "seed": None,
+        },
+        result={
+            "notice": "Research tool, not for patient care.",
+            "sae": causal_sae.pk,
+            "hook_name": hook.name,
+            "host_model": host.name,
+            "latents": latents,
+            "concept": None,
+            "clamp": 4.0,
+            "scale": None,
+            "seed": None,
+            "decoding": "greedy",
+            "prompt": prompt,
+            "prompt_tokens": [PRIVATE],
+            "baseline": {"token_ids": [1, 2], "tokens": [" chest", " pain"], "text": f" {PRIVATE} chest pain"},
+            "steered": {"token_ids": [3, 4], "tokens": [" renal", " failure"], "text": f" {PRIVATE} renal failure"},
+            "kl": [0.5, 0.25],
+            "kl_tokens": [" chest", " pain"],
+            "edited_positions": 2,
+            "notes": [],
+            "seconds": 0.1,
+            "device": "cpu",
+        },
+    )
+    return causal_sae, steer_job
 
 
 def api_client(user) -> APIClient:

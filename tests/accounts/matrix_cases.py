@@ -66,6 +66,8 @@ def ids(world: World, actor) -> dict[str, object]:
         "my_pk": actor.profile.institution_id,
         "token": world.token.pk,
         "sweep": world.sweep.pk,
+        "causal_sae": world.causal_sae.pk,
+        "steer_job": world.steer_job.pk,
     }
 
 
@@ -188,6 +190,9 @@ READ_CASES = [
     Case("jobs-export", "/jobs/export.csv?by=sae"),
     Case("job-page", "/jobs/{job}/", ("job",)),
     Case("steering", "/steering/"),
+    Case("steering", "/steering/?sae={causal_sae}&latent=0"),
+    Case("steering-job", "/steering/{steer_job}/", ("steer_job",)),
+    Case("steering-job-api", "/api/v1/steering/{steer_job}/", ("steer_job",)),
     Case("sae-compute-page", "/jobs/saes/{sae}/", ("sae",)),
     Case("sweep-page", "/jobs/sweeps/{sweep}/", ("sweep",)),
     # issue 12 (clinical)
@@ -426,6 +431,22 @@ WRITE_CASES = [
         ("sae",),
         "post",
         {"sae": "{sae}", "latent": "0", "clamp": "1", "prompt": "probe", "max_new_tokens": "2"},
+        format="multipart",
+    ),
+    # own's causal SAE: own's steerers queue a run; for anyone else it is as unknown as an absent id.
+    Case(
+        "steering-run-api",
+        "/api/v1/steering/",
+        ("causal_sae",),
+        "post",
+        {"sae": "{causal_sae}", "latent": 0, "clamp": 1.0, "prompt": "probe", "max_new_tokens": 2},
+    ),
+    Case(
+        "steering",
+        "/steering/",
+        ("causal_sae",),
+        "post",
+        {"sae": "{causal_sae}", "latent": "0", "clamp": "1", "prompt": "probe", "max_new_tokens": "2"},
         format="multipart",
     ),
     # Tokens belong to one user: anyone else's (here own's researcher's) is as unknown as an absent one.

@@ -28,7 +28,7 @@ class Command(BaseCommand):
     def handle(self, *args, quick: bool, via_worker: bool, host: str, **options):
         from config.demo import DemoSettings, demo_seed
 
-        config = DemoSettings.for_quick(host=host) if quick else DemoSettings(host=host)
+        config = DemoSettings.for_quick(host=host) if quick else DemoSettings.for_host(host)
         bar = tqdm(total=1000, file=self.stderr._out, leave=False, bar_format="  {percentage:3.0f}%|{bar}| {desc}")
 
         def progress(fraction: float, message: str) -> None:

@@ -485,8 +485,13 @@ def main() -> None:
         f"({options.raters} physicians, {options.latents} latents, {world['n_export']:,} export labels); "
         f"{os.cpu_count()} CPUs shared by server and load generator"
     )
-    from django.db import connections
+    from django.db import connection, connections
 
+    # Planner statistics, as autovacuum would have them on a server that has been running: right after a bulk
+    # seed PostgreSQL still believes the tables are empty and joins the evidence query from the wrong end
+    # (4.5 ms for 70 rows instead of 0.7 ms).
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
     connections.close_all()
     for think in options.think or [0.0, 3.0]:
         _reset_labels(world)

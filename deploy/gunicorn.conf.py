@@ -11,3 +11,11 @@ preload_app = True
 keepalive = 5
 timeout = 60
 accesslog = "-"
+
+
+def when_ready(server):
+    """In the master, after the app is loaded and before any worker forks: see config/warmup.py."""
+    from config.warmup import warm
+
+    names = warm()
+    server.log.info("warmed the URL resolver and %d templates before forking workers", len(names))

@@ -75,6 +75,7 @@ def steering_request(*, parameters: dict[str, Any], by=None, enqueue: bool = Tru
 def steering_compute(*, parameters: dict[str, Any], progress: Progress | None = None) -> dict[str, Any]:
     """Run a steering request here: load (or reuse) the host model and the SAE, generate both
     continuations and measure the KL. Raises ValueError for a request the engine refuses."""
+    from inference.engine.host_models import model_id
     from inference.engine.steering import GenerationConfig, Intervention, steer
     from inference.runtime import device as resolve
     from inference.runtime import host_model_loaded, sae_loaded
@@ -105,7 +106,7 @@ def steering_compute(*, parameters: dict[str, Any], progress: Progress | None = 
         "notice": RESEARCH_ONLY,
         "sae": sae.pk,
         "hook_name": sae.hook_point.name,
-        "host_model": host.name,
+        "host_model": model_id(host.source),  # the public id, never a local checkpoint path
         "latents": [{"index": index, "weight": weight} for index, weight in sorted(latents.items())],
         "concept": parameters.get("concept"),
         "clamp": parameters.get("clamp"),

@@ -137,7 +137,8 @@ def test_gemma_demo_builds_and_its_pages_logit_effects_and_steering_work_in_chro
         user.save(update_fields=["password"])
     log_in(page, base, physician)
     page.goto(f"{base}/rounds/{round_.pk}/queue/")
-    page.click("#continue")
+    with page.expect_navigation(wait_until="load"):  # the keyboard shortcuts below need item.js to have run
+        page.click("#continue")
     page.wait_for_selector("#label-form")
     items = Assignment.objects.filter(round=round_, rater__username=physician).count()  # repeats included
     assert page.locator("#item-title").inner_text() == f"Item 1 of {items}"

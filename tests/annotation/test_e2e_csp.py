@@ -15,7 +15,9 @@ def test_labelling_page_scripts_run_under_strict_csp(postgres, live_server, brow
     violations = e2e.enforce_strict_csp(page, base)
     e2e.log_in(page, base, "dr-ada")
     page.goto(f"{base}/rounds/{world['round'].pk}/queue/")
-    page.click("#continue")
+    # Until "load" the page's scripts (fetched through the CSP route, so later than usual) may not have run yet.
+    with page.expect_navigation(wait_until="load"):
+        page.click("#continue")
     page.wait_for_selector("#label-form")
     page.keyboard.press("/")
     assert page.evaluate("document.activeElement.id") == "concept-search"

@@ -36,7 +36,8 @@ def test_physician_labels_by_keyboard_blind_then_coordinator_closes_and_reveals(
     e2e.log_in(page, base, "dr-ada")
     screenshot(page, "01-physician-home")
     page.goto(f"{base}/rounds/{round_.pk}/queue/")
-    page.click("#continue")
+    with page.expect_navigation(wait_until="load"):  # the keyboard shortcuts below need item.js to have run
+        page.click("#continue")
     page.wait_for_selector("#label-form")
     first_url = page.url
     assert page.locator("#item-title").inner_text() == "Item 1 of 2"

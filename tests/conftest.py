@@ -45,7 +45,7 @@ def postgres(settings):
 
 
 @pytest.fixture(scope="session")
-def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory):
+def celery_worker_process(django_db_setup, django_db_blocker, tmp_path_factory):
     """A real `celery worker` process consuming the `cpu` and `gpu` queues from Redis, using the test DB."""
     from django.conf import settings
     from django.db import connection
@@ -112,6 +112,32 @@ def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory):
             process.wait(timeout=20)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+@pytest.fixture
+def celery_worker(celery_worker_process):
+    """The session's worker for one test; before the test's database is flushed, waits until the worker has
+    nothing queued or in hand. Work the test set off but did not wait for (a statistics task after a round
+    closed, say) would otherwise run during the flush: its reads and the flush's TRUNCATE deadlocked in CI."""
+    yield celery_worker_process
+    wait_until_worker_idle()
+
+
+def wait_until_worker_idle(*, timeout: float = 120.0) -> None:
+    """Poll the broker until the `cpu` and `gpu` queues are empty and no message is unacknowledged (tasks
+    are acknowledged late: a message stays unacknowledged while its task runs)."""
+    import redis
+    from django.conf import settings
+
+    broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    deadline = time.monotonic() + timeout
+    while True:
+        queued = sum(broker.llen(key) for pattern in ("cpu*", "gpu*") for key in broker.scan_iter(match=pattern))
+        if queued == 0 and broker.hlen("unacked") == 0:
+            return
+        if time.monotonic() > deadline:
+            pytest.fail(f"the Celery worker was still busy after {timeout:.0f} s ({queued} queued)")
+        time.sleep(0.1)
 
 
 def wait_for_job(job_id: int, *, timeout: float = 120.0):

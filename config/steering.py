@@ -10,6 +10,8 @@ same computation in its own process (`steering_run`).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import transaction
@@ -23,11 +25,49 @@ from inference.models import Job
 from inference.steering import RESEARCH_ONLY, steering_compute, steering_parameters, steering_request
 
 STEERERS = frozenset({Role.RESEARCHER, Role.SENIOR, Role.ADMIN})
-__all__ = ["RESEARCH_ONLY", "SteeringError", "can_steer", "steerable_saes", "steering_launch", "steering_run"]
+__all__ = [
+    "RESEARCH_ONLY",
+    "SteeringError",
+    "SteeringRequest",
+    "can_steer",
+    "steerable_saes",
+    "steering_launch",
+    "steering_run",
+]
 
 
 class SteeringError(ValueError):
     """A steering request that cannot run; the message says why."""
+
+
+@dataclass(frozen=True)
+class SteeringRequest:
+    """What to steer and how: one latent (`latent_index`) or every latent whose consensus label is
+    `concept_code`, clamped to `clamp` or scaled by `scale`, on `prompt`; greedy unless `seed` is set."""
+
+    sae: SAE
+    prompt: str
+    latent_index: int | None = None
+    concept_code: str | None = None
+    clamp: float | None = None
+    scale: float | None = None
+    max_new_tokens: int = 24
+    seed: int | None = None
+
+    @classmethod
+    def from_fields(cls, *, sae: SAE, fields: Mapping[str, Any]) -> SteeringRequest:
+        """From the fields the page's form, the API's serializer and `manage.py steer` share: prompt,
+        latent, concept, clamp, scale, max_new_tokens, seed (absent or empty: not given)."""
+        return cls(
+            sae=sae,
+            prompt=fields["prompt"],
+            latent_index=fields.get("latent"),
+            concept_code=fields.get("concept") or None,
+            clamp=fields.get("clamp"),
+            scale=fields.get("scale"),
+            max_new_tokens=fields["max_new_tokens"],
+            seed=fields.get("seed"),
+        )
 
 
 def can_steer(user) -> bool:
@@ -70,36 +110,26 @@ def steering_latents(
     return latents
 
 
-def _parameters(
-    *,
-    sae: SAE,
-    by,
-    prompt: str,
-    latent_index: int | None,
-    concept_code: str | None,
-    clamp: float | None,
-    scale: float | None,
-    max_new_tokens: int,
-    seed: int | None,
-) -> dict[str, Any]:
+def _parameters(request: SteeringRequest, *, by) -> dict[str, Any]:
     if by is not None and not can_steer(by):
         raise PermissionError("steering is for researchers and seniors")
+    sae = request.sae
     host = sae.hook_point.host_model
     if host.kind != HostModel.Kind.CAUSAL:
         raise SteeringError(f"{host.name} is an encoder: steering needs a causal host with a next-token head")
-    if not prompt.strip():
+    if not request.prompt.strip():
         raise SteeringError("the prompt is empty")
-    latents = steering_latents(sae=sae, latent_index=latent_index, concept_code=concept_code, viewer=by)
+    latents = steering_latents(sae=sae, latent_index=request.latent_index, concept_code=request.concept_code, viewer=by)
     try:
         return steering_parameters(
             sae=sae,
             latents=latents,
-            prompt=prompt,
-            clamp=clamp,
-            scale=scale,
-            max_new_tokens=max_new_tokens,
-            seed=seed,
-            concept=concept_code,
+            prompt=request.prompt,
+            clamp=request.clamp,
+            scale=request.scale,
+            max_new_tokens=request.max_new_tokens,
+            seed=request.seed,
+            concept=request.concept_code,
         )
     except ValueError as error:
         raise SteeringError(str(error)) from None
@@ -113,70 +143,27 @@ def _audit(*, by, sae: SAE, parameters: dict[str, Any], via: str, job: Job | Non
     audit_record(actor=by, action="steering.run", obj=sae, payload=payload)
 
 
-def steering_launch(
-    *,
-    sae: SAE,
-    by,
-    prompt: str,
-    latent_index: int | None = None,
-    concept_code: str | None = None,
-    clamp: float | None = None,
-    scale: float | None = None,
-    max_new_tokens: int = 24,
-    seed: int | None = None,
-    via: str = "web",
-) -> Job:
+def steering_launch(request: SteeringRequest, *, by, via: str = "web") -> Job:
     """Queue a steering run on a worker (the web process never loads torch); audited. The caller has
-    checked that `by` may steer with `sae` (`steerable_saes`). Raises SteeringError for a request that
+    checked that `by` may steer with the SAE (`steerable_saes`). Raises SteeringError for a request that
     cannot run and inference's BrokerUnavailable when the job queue does not answer (nothing is written)."""
-    parameters = _parameters(
-        sae=sae,
-        by=by,
-        prompt=prompt,
-        latent_index=latent_index,
-        concept_code=concept_code,
-        clamp=clamp,
-        scale=scale,
-        max_new_tokens=max_new_tokens,
-        seed=seed,
-    )
+    parameters = _parameters(request, by=by)
     with transaction.atomic():
         job = steering_request(parameters=parameters, by=by)
-        _audit(by=by, sae=sae, parameters=parameters, via=via, job=job)
+        _audit(by=by, sae=request.sae, parameters=parameters, via=via, job=job)
     return job
 
 
-def steering_run(
-    *,
-    sae: SAE,
-    by,
-    prompt: str,
-    latent_index: int | None = None,
-    concept_code: str | None = None,
-    clamp: float | None = None,
-    scale: float | None = None,
-    max_new_tokens: int = 24,
-    seed: int | None = None,
-) -> dict[str, Any]:
-    """Baseline and steered continuations of prompt, side by side, with the per-position KL, computed
+def steering_run(request: SteeringRequest, *, by=None) -> dict[str, Any]:
+    """Baseline and steered continuations of the prompt, side by side, with the per-position KL, computed
     in this process (`manage.py steer`); audited. by None is the command line (an operator with shell
     access), audited without an actor."""
-    parameters = _parameters(
-        sae=sae,
-        by=by,
-        prompt=prompt,
-        latent_index=latent_index,
-        concept_code=concept_code,
-        clamp=clamp,
-        scale=scale,
-        max_new_tokens=max_new_tokens,
-        seed=seed,
-    )
+    parameters = _parameters(request, by=by)
     try:
         output = steering_compute(parameters=parameters)
     except ValueError as error:
         raise SteeringError(str(error)) from None
-    _audit(by=by, sae=sae, parameters=parameters, via="web or API" if by is not None else "command line")
+    _audit(by=by, sae=request.sae, parameters=parameters, via="command line")
     return output
 
 

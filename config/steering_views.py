@@ -19,6 +19,7 @@ from rest_framework.views import APIView
 from config.steering import (
     RESEARCH_ONLY,
     SteeringError,
+    SteeringRequest,
     can_steer,
     steerable_saes,
     steering_jobs,
@@ -70,18 +71,7 @@ def steering_page(request):
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
-            job = steering_launch(
-                sae=data["sae"],
-                by=request.user,
-                prompt=data["prompt"],
-                latent_index=data["latent"],
-                concept_code=data["concept"] or None,
-                clamp=data["clamp"],
-                scale=data["scale"],
-                max_new_tokens=data["max_new_tokens"],
-                seed=data["seed"],
-                via="web",
-            )
+            job = steering_launch(SteeringRequest.from_fields(sae=data["sae"], fields=data), by=request.user, via="web")
         except SteeringError as failure:
             error = str(failure)
         except BrokerUnavailable:
@@ -187,18 +177,7 @@ class SteeringRunApi(APIView):
         if sae is None:
             return Response({"detail": "No such SAE on a causal host."}, status=status.HTTP_404_NOT_FOUND)
         try:
-            job = steering_launch(
-                sae=sae,
-                by=request.user,
-                prompt=data["prompt"],
-                latent_index=data.get("latent"),
-                concept_code=data.get("concept") or None,
-                clamp=data.get("clamp"),
-                scale=data.get("scale"),
-                max_new_tokens=data["max_new_tokens"],
-                seed=data.get("seed"),
-                via="API",
-            )
+            job = steering_launch(SteeringRequest.from_fields(sae=sae, fields=data), by=request.user, via="API")
         except SteeringError as error:
             return Response({"detail": str(error)}, status=status.HTTP_400_BAD_REQUEST)
         except BrokerUnavailable:

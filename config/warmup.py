@@ -29,7 +29,7 @@ def project_template_names() -> list[str]:
     names = set()
     for folder in folders:
         folder = folder.resolve()
-        if folder.is_relative_to(root) and ".venv" not in folder.parts:
+        if folder.is_relative_to(root) and not {"site-packages", "dist-packages"} & set(folder.parts):
             names.update(str(path.relative_to(folder)) for path in folder.rglob("*.html"))
     return sorted(names)
 

@@ -16,7 +16,6 @@ import json
 import re
 
 import pytest
-from rest_framework.views import APIView
 
 from accounts.models import Role
 from annotation.models import Assignment, Label, Round
@@ -26,12 +25,6 @@ from .access_world import api_client, body_text, build_world, label_leaks, label
 
 pytestmark = pytest.mark.django_db
 STATUSES = [Round.Status.DRAFT, Round.Status.OPEN, Round.Status.CLOSED, Round.Status.REVEALED]
-
-
-@pytest.fixture
-def no_throttles(monkeypatch):
-    """The matrices send hundreds of requests per user; rate limits are tested on their own, not here."""
-    monkeypatch.setattr(APIView, "get_throttles", lambda self: [])
 
 
 def _viewers(world):

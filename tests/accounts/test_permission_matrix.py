@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import pytest
 from rest_framework.test import APIClient
-from rest_framework.views import APIView
 
 from accounts.models import Role
 from annotation.models import Assignment, Round, Rubric, RubricVersion
@@ -33,12 +32,6 @@ from .access_world import (
 from .matrix_cases import EXEMPT, READ_CASES, WRITE_CASES, ids, personal_stranger, url_patterns, variants
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def no_throttles(monkeypatch):
-    """The matrices send hundreds of requests per user; rate limits are tested on their own, not here."""
-    monkeypatch.setattr(APIView, "get_throttles", lambda self: [])
 
 
 def test_every_url_has_a_matrix_entry():

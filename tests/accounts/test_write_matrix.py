@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import pytest
 from django.db import transaction
-from rest_framework.views import APIView
 
 from accounts.models import Role
 from annotation.models import Adjudication, Comment, Label, LabelRevision, Round, RubricVersion
@@ -48,12 +47,6 @@ WATCHED = [
     LatentExample,
     RubricVersion,
 ]
-
-
-@pytest.fixture
-def no_throttles(monkeypatch):
-    """The matrices send hundreds of requests per user; rate limits are tested on their own, not here."""
-    monkeypatch.setattr(APIView, "get_throttles", lambda self: [])
 
 
 def _state():

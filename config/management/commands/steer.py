@@ -32,23 +32,13 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="print the whole result as JSON")
 
     def handle(self, *args, **options):
-        from config.steering import RESEARCH_ONLY, SteeringError, steering_run
+        from config.steering import RESEARCH_ONLY, SteeringError, SteeringRequest, steering_run
 
         sae = SAE.objects.select_related("hook_point__host_model").filter(pk=options["sae"]).first()
         if sae is None:
             raise CommandError(f"no SAE {options['sae']}")
         try:
-            result = steering_run(
-                sae=sae,
-                by=None,
-                prompt=options["prompt"],
-                latent_index=options["latent"],
-                concept_code=options["concept"],
-                clamp=options["clamp"],
-                scale=options["scale"],
-                max_new_tokens=options["max_new_tokens"],
-                seed=options["seed"],
-            )
+            result = steering_run(SteeringRequest.from_fields(sae=sae, fields=options), by=None)
         except SteeringError as error:
             raise CommandError(str(error)) from None
         if options["json"]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 
@@ -66,6 +67,9 @@ class Command(BaseCommand):
         self.stdout.write("  log in with one of the accounts seed_demo printed (passwords in var/demo_passwords.txt)")
         # Django's debug 404 page would list the URL map to anyone: show Concord's own instead.
         settings.MIDDLEWARE = [*settings.MIDDLEWARE, FRIENDLY_NOT_FOUND]
+        # A plain SIGTERM (kill, a process manager) would end this process without the `finally` below and
+        # orphan the worker and beat: turn it into an exit that runs it, as Ctrl-C does.
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
         try:
             call_command("runserver", f"{host}:{port}", use_reloader=False)
         finally:

@@ -59,6 +59,7 @@ def test_close_through_the_api_answers_at_once_and_a_worker_computes_the_statist
     # The answer was built before any statistics existed: the job had not even been claimed.
     assert (body["status"], body["statistics_status"], body["statistics_progress"]) == ("closed", "queued", 0.0)
     print(f"close request answered in {latency * 1000:.0f} ms")
+    assert latency < 1.0, f"closing took {latency:.2f} s: the statistics must not be computed in the request"
 
     round_ = wait_until(
         lambda: Round.objects.filter(pk=round_.pk, statistics_status__in=["done", "failed"]).first(),

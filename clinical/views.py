@@ -109,11 +109,7 @@ def drift_detail(request, job_id: int):
         visible_sae(request.user, report["sae"].pk)
         context.update(
             report=report,
-            chart=charts.rate_scatter_svg(
-                rates_reference=report["rates_reference"],
-                rates_corpus=report["rates_corpus"],
-                flagged={flag["index"] for flag in report["flagged"]},
-            ),
+            chart=charts.rate_grid_svg(histogram=report["rate_histogram"], flagged=report["flagged"]),
         )
     return render(request, "clinical/drift_detail.html", context)
 

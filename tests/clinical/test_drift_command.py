@@ -63,3 +63,65 @@ def test_by_names_a_job_runner_who_may_see_the_sae_and_the_corpora(tiny_world, p
         with pytest.raises(CommandError, match=message):
             _audit(*base, "--by", who)
     assert not Job.objects.filter(kind="drift_audit").exists()
+
+
+@pytest.mark.django_db
+def test_every_latents_rates_go_to_an_artifact_and_the_job_keeps_the_summary(tiny_world, people, client, settings):
+    import numpy as np
+
+    from inference.drift import drift_rates_read
+
+    corpus = _other_corpus(tiny_world.home)
+    report = _audit("--sae", str(tiny_world.sae.pk), "--corpus", corpus.name, "--by", people["researcher"].username)
+    job = Job.objects.filter(kind="drift_audit").latest("pk")
+    stored = job.result["report"]
+    assert "rates_reference" not in stored and "rates_corpus" not in stored
+    assert job.result["rates_uri"] == str(settings.ARTIFACT_ROOT / "drift" / str(job.uuid) / "rates.npz")
+    arrays = drift_rates_read(job.result["rates_uri"])
+    d_sae = tiny_world.sae.d_sae
+    assert arrays["rates_corpus"].shape == (d_sae,) and arrays["firing_counts_reference"].shape == (d_sae,)
+    assert arrays["n_tokens_corpus"] == stored["n_tokens_corpus"]
+    assert np.allclose(arrays["rates_corpus"], arrays["firing_counts_corpus"] / arrays["n_tokens_corpus"])
+    grid = stored["rate_histogram"]
+    assert grid["n_latents"] + grid["never_fired"] == d_sae
+    assert sum(n for _, _, n in grid["cells"]) == int(
+        ((arrays["rates_reference"] > 0) | (arrays["rates_corpus"] > 0)).sum()
+    )
+    for flag in report["flagged"]:  # the flagged rows keep their exact rates
+        assert flag["rate_corpus"] == pytest.approx(arrays["rates_corpus"][flag["index"]])
+    client.force_login(people["researcher"])
+    html = client.get(f"/drift/{job.pk}/").content.decode()
+    assert html.count('class="cell"') == len(grid["cells"]) and html.count('class="flagged"') == len(report["flagged"])
+    assert f"{grid['n_latents']} latents fired in either corpus" in html
+
+
+@pytest.mark.django_db
+def test_an_audit_recorded_with_every_rate_in_its_result_still_draws(tiny_world, people, client):
+    """Audits finished before the rates moved to an artifact kept two lists of d_sae rates in Job.result."""
+    from inference.services import job_create
+
+    job = job_create(kind=Job.Kind.DRIFT_AUDIT, by=people["researcher"], enqueue=False, parameters={})
+    flagged = {"index": 1, "rate_reference": 0.01, "rate_corpus": 0.2, "log_ratio": 4.3, "q_value": 1e-9}
+    report = {
+        "drift": True,
+        "reasons": ["flagged_share"],
+        "fve_reference": 0.9,
+        "fve_corpus": 0.85,
+        "divergence": 0.01,
+        "l0_distance": 0.0,
+        "mean_l0_reference": 4.0,
+        "mean_l0_corpus": 4.0,
+        "n_tokens_reference": 100,
+        "n_tokens_corpus": 50,
+        "n_tested": 3,
+        "flagged": [flagged],
+        "rates_reference": [0.5, 0.01, 0.0, 0.0],
+        "rates_corpus": [0.5, 0.2, 0.0, 0.02],
+        "config": {"divergence_threshold": 0.05},
+    }
+    result = {"sae_id": tiny_world.sae.pk, "corpus_id": tiny_world.corpus.pk, "reference_id": tiny_world.corpus.pk}
+    Job.objects.filter(pk=job.pk).update(status="succeeded", result={**result, "report": report})
+    client.force_login(people["researcher"])
+    html = client.get(f"/drift/{job.pk}/").content.decode()
+    assert html.count('class="cell"') == 3 and html.count('class="flagged"') == 1
+    assert "3 latents fired in either corpus (1 in neither)" in html

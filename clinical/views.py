@@ -16,6 +16,7 @@ from accounts.permissions import (
 )
 from annotation.views.common import role_required
 from features.models import Corpus
+from inference.selectors import job_footprint
 from inference.services import BrokerUnavailable
 
 from . import charts, selectors, services
@@ -103,7 +104,7 @@ def drift_detail(request, job_id: int):
     job = selectors.drift_jobs(user=request.user).filter(pk=job_id).first()
     if job is None:
         raise Http404("No such drift audit.")
-    context = {"job": job}
+    context = {"job": job, "footprint": job_footprint(job), "can_run": can_run_jobs(request.user)}
     if job.status == "succeeded":
         report = selectors.drift_report(job=job, user=request.user, full=True)
         visible_sae(request.user, report["sae"].pk)

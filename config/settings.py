@@ -290,9 +290,14 @@ CELERY_BEAT_SCHEDULE = {
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # Compute accounting: energy is measured (NVML on CUDA, RAPL where readable) or estimated from these
-# power draws; CO2 at the grid's intensity; cost per device-hour.
+# power draws; CO2 at the grid's intensity; cost per device-hour, priced by device: a GPU hour at
+# GPU_HOUR_PRICE (the middle of $2-4 per A100 hour), a CPU hour at CPU_HOUR_PRICE (a 4-vCPU cloud instance,
+# about $0.05 per vCPU-hour). DEVICE_HOUR_PRICE, the one price of earlier versions, still sets the GPU
+# price when GPU_HOUR_PRICE is not set, and stays readable as the GPU price.
 CARBON_INTENSITY_KG_PER_KWH = float(os.environ.get("CARBON_INTENSITY_KG_PER_KWH", "0.4"))
-DEVICE_HOUR_PRICE = float(os.environ.get("DEVICE_HOUR_PRICE", "3.0"))
+GPU_HOUR_PRICE = float(os.environ.get("GPU_HOUR_PRICE", os.environ.get("DEVICE_HOUR_PRICE", "3.0")))
+CPU_HOUR_PRICE = float(os.environ.get("CPU_HOUR_PRICE", "0.2"))
+DEVICE_HOUR_PRICE = GPU_HOUR_PRICE
 CPU_POWER_WATTS = float(os.environ.get("CPU_POWER_WATTS", "35"))
 GPU_POWER_WATTS = float(os.environ.get("GPU_POWER_WATTS", "400"))
 # A killed worker's job is redelivered and resumes from its checkpoint.

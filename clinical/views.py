@@ -84,7 +84,9 @@ def drift_list(request):
             corpus = next(c for c in corpora if c.pk == data["corpus"])
             reference = next((c for c in corpora if c.pk == data["reference"]), None)
             try:
-                job = services.drift_audit_start(sae=sae, corpus=corpus, reference=reference, by=request.user)
+                job = services.drift_audit_start(
+                    sae=sae, corpus=corpus, reference=reference, thresholds=form.thresholds(), by=request.user
+                )
             except BrokerUnavailable:
                 messages.error(request, "The job queue is not answering; try again shortly.")
             except ValueError as error:

@@ -30,14 +30,16 @@ DRIFT_CONFIG_KEYS = (
 
 
 def drift_config_check(values: dict[str, Any] | None) -> dict[str, float]:
-    """Validate threshold overrides without loading torch in the web process."""
+    """The thresholds of one audit: settings.DRIFT_THRESHOLDS (the platform's defaults, set by DRIFT_<NAME>
+    environment variables) with this audit's overrides on top, validated."""
     from inference.engine.drift import DriftConfig
 
     overrides = {key: float(value) for key, value in (values or {}).items() if value is not None}
     unknown = sorted(set(overrides) - set(DRIFT_CONFIG_KEYS))
     if unknown:
         raise ValueError(f"unknown drift thresholds: {', '.join(unknown)}")
-    return DriftConfig(**overrides).to_dict()
+    defaults = {key: float(value) for key, value in settings.DRIFT_THRESHOLDS.items() if key in DRIFT_CONFIG_KEYS}
+    return DriftConfig(**{**defaults, **overrides}).to_dict()
 
 
 def drift_audit_request(

@@ -41,10 +41,14 @@ def test_an_audit_run_by_the_command_for_a_researcher_is_theirs_to_follow(tiny_w
 @pytest.mark.django_db
 def test_without_by_the_interface_is_unchanged_and_only_admins_follow_the_audit(tiny_world, people, client):
     corpus = _other_corpus(tiny_world.home)
-    report = _audit("--sae", str(tiny_world.sae.pk), "--corpus", corpus.name, "--reference", tiny_world.corpus.name)
+    report = _audit(
+        *("--sae", str(tiny_world.sae.pk), "--corpus", corpus.name, "--reference", tiny_world.corpus.name),
+        *("--fdr", "0.2", "--min-abs-log2-ratio", "0.5"),
+    )
     assert set(report) == REPORT_KEYS
     job = Job.objects.filter(kind="drift_audit").latest("pk")
     assert job.created_by is None
+    assert (job.result["report"]["config"]["fdr"], job.result["report"]["config"]["min_abs_log2_ratio"]) == (0.2, 0.5)
     client.force_login(people["researcher"])
     assert client.get(f"/drift/{job.pk}/").status_code == 404
     client.force_login(factories.user(role=Role.ADMIN))

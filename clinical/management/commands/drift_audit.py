@@ -13,6 +13,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from accounts.permissions import can_run_jobs, may_see_corpus, may_see_sae
+from clinical.forms import THRESHOLD_LABELS
 from clinical.selectors import drift_report
 from clinical.services import drift_audit_start
 from features.models import SAE, Corpus
@@ -33,7 +34,7 @@ class Command(BaseCommand):
                 f"--{key.replace('_', '-')}",
                 type=float,
                 dest=key,
-                help="threshold override (see inference/engine/drift.py DriftConfig)",
+                help=f"{THRESHOLD_LABELS[key]} (default: settings.DRIFT_THRESHOLDS, env DRIFT_{key.upper()})",
             )
         parser.add_argument(
             "--by",

@@ -172,7 +172,8 @@ def protected_latents(*, sae: SAE) -> QuerySet[Latent]:
 
 def drift_report(*, job, user=None, full: bool = False) -> dict:
     """A finished drift-audit job's report (DESIGN §6 shape) with the flagged latents' labels; `full` adds
-    the reasons, thresholds, token counts, q-values and every latent's two rates (the page's plot)."""
+    the reasons, thresholds, token counts, q-values and the binned rate-against-rate grid (the page's plot;
+    every latent's two rates are in the job's `rates_uri` artifact)."""
     result = job.result or {}
     report = result.get("report")
     if job.status != "succeeded" or not report:
@@ -216,16 +217,24 @@ def drift_report(*, job, user=None, full: bool = False) -> dict:
                     "n_tokens_corpus",
                     "n_tested",
                     "config",
-                    "rates_reference",
-                    "rates_corpus",
                 )
             },
+            rate_histogram=_rate_histogram(report),
             sae=sae,
             corpus=Corpus.objects.get(pk=result["corpus_id"]),
             reference=Corpus.objects.get(pk=result["reference_id"]),
             seconds=result.get("seconds"),
         )
     return out
+
+
+def _rate_histogram(report: dict) -> dict:
+    """The stored grid; audits recorded before it existed kept every latent's two rates instead."""
+    if "rate_histogram" in report:
+        return report["rate_histogram"]
+    from inference.engine.rate_grid import rate_histogram
+
+    return rate_histogram(report["rates_reference"], report["rates_corpus"])
 
 
 def drift_jobs(*, user) -> QuerySet:

@@ -16,6 +16,7 @@ from accounts.permissions import (
 )
 from annotation.views.common import role_required
 from features.models import Corpus
+from inference.selectors import job_footprint
 from inference.services import BrokerUnavailable
 
 from . import charts, selectors, services
@@ -83,7 +84,9 @@ def drift_list(request):
             corpus = next(c for c in corpora if c.pk == data["corpus"])
             reference = next((c for c in corpora if c.pk == data["reference"]), None)
             try:
-                job = services.drift_audit_start(sae=sae, corpus=corpus, reference=reference, by=request.user)
+                job = services.drift_audit_start(
+                    sae=sae, corpus=corpus, reference=reference, thresholds=form.thresholds(), by=request.user
+                )
             except BrokerUnavailable:
                 messages.error(request, "The job queue is not answering; try again shortly.")
             except ValueError as error:
@@ -103,17 +106,13 @@ def drift_detail(request, job_id: int):
     job = selectors.drift_jobs(user=request.user).filter(pk=job_id).first()
     if job is None:
         raise Http404("No such drift audit.")
-    context = {"job": job}
+    context = {"job": job, "footprint": job_footprint(job), "can_run": can_run_jobs(request.user)}
     if job.status == "succeeded":
         report = selectors.drift_report(job=job, user=request.user, full=True)
         visible_sae(request.user, report["sae"].pk)
         context.update(
             report=report,
-            chart=charts.rate_scatter_svg(
-                rates_reference=report["rates_reference"],
-                rates_corpus=report["rates_corpus"],
-                flagged={flag["index"] for flag in report["flagged"]},
-            ),
+            chart=charts.rate_grid_svg(histogram=report["rate_histogram"], flagged=report["flagged"]),
         )
     return render(request, "clinical/drift_detail.html", context)
 

@@ -74,6 +74,13 @@ class Job(models.Model):
     def is_finished(self) -> bool:
         return self.status in self.FINAL_STATUSES
 
+    @property
+    def energy_method_label(self) -> str:
+        """'measured (NVML)', 'measured (RAPL)' or 'estimated'; '—' before the job has run."""
+        from .engine.accounting import method_label
+
+        return method_label(self.energy_method) if self.energy_method else "—"
+
 
 class Sweep(models.Model):
     """One request that trains an SAE per point of a grid (widths × k or L1) and mines each."""

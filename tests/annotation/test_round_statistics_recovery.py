@@ -5,9 +5,11 @@ Celery worker and beat processes, all killed at teardown."""
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 
 import pytest
 from django.test import Client
+from django.utils import timezone
 
 from accounts.models import AuditEvent, Role
 from annotation import services
@@ -173,3 +175,42 @@ def test_with_redis_stopped_close_and_recompute_answer_503_and_change_nothing(tm
     assert (open_round.status, open_round.statistics_status, open_round.closed_at) == ("open", "none", None)
     assert AuditEvent.objects.count() == events  # no close, no statistics request recorded
     assert elapsed < 10, elapsed  # three refusals, each bounded by the broker check
+
+
+@pytest.mark.django_db
+def test_the_sweeper_resends_an_expired_lease_drops_a_duplicate_and_gives_up_saying_why(settings):
+    settings.JOB_MAX_ATTEMPTS = 2
+    round_, coordinator = _labelled_round(n_latents=4, n_raters=2)
+    services.round_close(round=round_, by=coordinator)
+    round_.refresh_from_db()
+    token = round_.statistics_token
+    past, future = timezone.now() - timedelta(seconds=5), timezone.now() + timedelta(seconds=60)
+    lost = {"statistics_status": "running", "statistics_worker": "gone@host pid 1", "statistics_attempts": 1}
+    Round.objects.filter(pk=round_.pk).update(**lost, statistics_lease_expires_at=past)
+
+    assert services.round_statistics_sweep()["requeued"] == 1
+    round_.refresh_from_db()
+    assert round_.statistics_status == "queued" and round_.statistics_token == token
+    assert "lease expired" in round_.statistics_message and "gone@host pid 1" in round_.statistics_message
+    assert "attempt 2 of 2" in round_.statistics_message
+
+    # Another worker holds a live lease: a duplicate delivery computes nothing.
+    held = {"statistics_status": "running", "statistics_worker": "other@host pid 2", "statistics_attempts": 2}
+    Round.objects.filter(pk=round_.pk).update(**held, statistics_lease_expires_at=future)
+    assert services.round_statistics_run(round_id=round_.pk, token=token) == "dropped"
+    assert services.round_statistics_sweep() == {"requeued": 0, "failed": 0, "resent": 0}
+
+    # That worker dies too: the attempts are used up, the round fails and says why.
+    Round.objects.filter(pk=round_.pk).update(statistics_lease_expires_at=past)
+    assert services.round_statistics_sweep()["failed"] == 1
+    round_.refresh_from_db()
+    assert round_.statistics_status == "failed"
+    assert "lease expired" in round_.statistics_message and "other@host pid 2" in round_.statistics_message
+    assert "gave up after 2 attempts (JOB_MAX_ATTEMPTS=2)" in round_.statistics_message
+    assert _computed(round_) == 0
+    # "Recompute statistics" starts afresh.
+    services.round_statistics_request(round=round_, by=coordinator)
+    round_.refresh_from_db()
+    assert (round_.statistics_status, round_.statistics_attempts) == ("queued", 0)
+    assert services.round_statistics_run(round_id=round_.pk, token=round_.statistics_token) == "done"
+    assert _computed(round_) == 1

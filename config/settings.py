@@ -272,7 +272,11 @@ CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_DEFAULT_QUEUE = "cpu"
 # Jobs are sent by name to the queue their kind names (inference/registry.py); the sweeper runs on `cpu`.
-CELERY_TASK_ROUTES = {"inference.sweep_jobs": {"queue": "cpu"}, "annotation.compute_round_statistics": {"queue": "cpu"}}
+CELERY_TASK_ROUTES = {
+    "inference.sweep_jobs": {"queue": "cpu"},
+    "annotation.compute_round_statistics": {"queue": "cpu"},
+    "annotation.sweep_round_statistics": {"queue": "cpu"},
+}
 
 # Jobs: a running job holds a lease renewed by its worker's heartbeat; the sweeper (Celery beat, every
 # JOB_SWEEP_SECONDS) re-sends a job whose lease expired, up to JOB_MAX_ATTEMPTS runs, and re-sends a
@@ -281,9 +285,20 @@ JOB_LEASE_SECONDS = float(os.environ.get("JOB_LEASE_SECONDS", "300"))
 JOB_SWEEP_SECONDS = float(os.environ.get("JOB_SWEEP_SECONDS", "30"))
 JOB_MAX_ATTEMPTS = int(os.environ.get("JOB_MAX_ATTEMPTS", "3"))
 JOB_QUEUED_GRACE_SECONDS = float(os.environ.get("JOB_QUEUED_GRACE_SECONDS", "120"))
+# The heartbeat (accounts/leases.py) stops renewing a lease when the body reported no progress for
+# JOB_STALL_SECONDS (a hung body: the sweeper then re-sends it), and gives up, stopping the body, after
+# JOB_HEARTBEAT_MAX_FAILURES failed renewals in a row (retried with backoff within one renewal period).
+JOB_STALL_SECONDS = float(os.environ.get("JOB_STALL_SECONDS", "3600"))
+JOB_HEARTBEAT_MAX_FAILURES = int(os.environ.get("JOB_HEARTBEAT_MAX_FAILURES", "5"))
 CELERY_BEAT_SCHEDULE = {
     "sweep-jobs": {
         "task": "inference.sweep_jobs",
+        "schedule": JOB_SWEEP_SECONDS,
+        "options": {"queue": "cpu", "expires": JOB_SWEEP_SECONDS},
+    },
+    # The same guarantees for round statistics (annotation/services/statistics_jobs.py).
+    "sweep-round-statistics": {
+        "task": "annotation.sweep_round_statistics",
         "schedule": JOB_SWEEP_SECONDS,
         "options": {"queue": "cpu", "expires": JOB_SWEEP_SECONDS},
     },

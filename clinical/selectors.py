@@ -234,3 +234,13 @@ def drift_jobs(*, user) -> QuerySet:
     from inference.models import Job
 
     return jobs_visible_to(user, Job.objects.filter(kind="drift_audit")).order_by("-created_at")
+
+
+def protected_scan_jobs(*, user, sae: SAE) -> QuerySet:
+    """Protected-attribute scan jobs of `sae` the user may follow, newest first."""
+    from accounts.permissions import jobs_visible_to
+    from inference.models import Job
+
+    return jobs_visible_to(user, Job.objects.filter(kind="protected_scan", parameters__sae_id=sae.pk)).order_by(
+        "-created_at"
+    )

@@ -8,6 +8,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.models import Role
 from accounts.permissions import (
     JOB_RUNNERS,
     LABEL_READERS,
@@ -20,7 +21,7 @@ from inference.services import BrokerUnavailable
 from . import selectors, services
 from .views import DRIFT_READERS, visible_sae
 
-ANY_ROLE = role_permission(write={"physician", "senior", "coordinator", "researcher", "admin"})
+ANY_ROLE = role_permission(write=frozenset(Role.values))  # clinicians included: explaining is their use
 
 
 class ExplainInputSerializer(serializers.Serializer):

@@ -87,6 +87,8 @@ def protected_scan_request(*, sae: SAE, threshold: float | None = None, by=None,
     no row written, when the broker does not answer)."""
     if sae.activation_set_id is None:
         raise ValueError(f"SAE {sae.pk} has no training corpus to scan")
+    if threshold is not None and not 0 < threshold <= 1:
+        raise ValueError("threshold must be in (0, 1]")
     from .services import job_create  # services import the registry, which imports this module
 
     parameters: dict[str, Any] = {"sae_id": sae.pk}

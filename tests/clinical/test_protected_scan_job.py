@@ -42,6 +42,8 @@ def test_scan_again_queues_a_job_and_the_page_follows_it(tmp_path, client):
     queued = api.post(f"/api/v1/saes/{sae.pk}/protected/scan/", {"threshold": 0.5}, format="json")
     assert queued.status_code == 202
     assert Job.objects.get(pk=queued.json()["job"]).parameters == {"sae_id": sae.pk, "threshold": 0.5}
+    refused = api.post(f"/api/v1/saes/{sae.pk}/protected/scan/", {"threshold": 0}, format="json")
+    assert refused.status_code == 400 and "threshold" in refused.json()["detail"]
     api.force_authenticate(factories.user(role=Role.COORDINATOR, institution_obj=home))
     assert api.post(f"/api/v1/saes/{sae.pk}/protected/scan/", {}, format="json").status_code == 403
     api.force_authenticate(factories.user(role=Role.RESEARCHER))

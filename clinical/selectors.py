@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 
 from django.db.models import QuerySet
 
-from accounts.permissions import can_label, saes_visible_to
+from accounts.models import Role
+from accounts.permissions import can_label, role_of, saes_visible_to
 from annotation.models import (
     DETECTION_VALIDATED_AT,
     PLATFORM_CONSENSUS_METHOD,
@@ -68,7 +69,13 @@ def concept_names(*, sae: SAE) -> dict[str, tuple[str, bool]]:
 
 
 def latents_withheld(*, user, sae: SAE) -> set[int]:
-    """Latent ids whose consensus a rater must not see yet: theirs in a round not revealed (anchoring)."""
+    """Latent ids whose consensus a rater must not see yet: theirs in a round not revealed (anchoring).
+    A clinician reads only what revealed rounds concluded: a latent of a closed, unrevealed round (whose
+    consensus the SAE-wide row already holds) stays unlabelled for them."""
+    if user is not None and role_of(user) == Role.CLINICIAN:
+        return set(
+            Assignment.objects.filter(round__sae=sae, round__status="closed").values_list("latent_id", flat=True)
+        )
     if user is None or not can_label(user):
         return set()
     return set(
@@ -243,3 +250,13 @@ def drift_jobs(*, user) -> QuerySet:
     from inference.models import Job
 
     return jobs_visible_to(user, Job.objects.filter(kind="drift_audit")).order_by("-created_at")
+
+
+def protected_scan_jobs(*, user, sae: SAE) -> QuerySet:
+    """Protected-attribute scan jobs of `sae` the user may follow, newest first."""
+    from accounts.permissions import jobs_visible_to
+    from inference.models import Job
+
+    return jobs_visible_to(user, Job.objects.filter(kind="protected_scan", parameters__sae_id=sae.pk)).order_by(
+        "-created_at"
+    )

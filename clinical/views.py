@@ -125,23 +125,38 @@ def protected_index(request):
 @role_required(can_read_labels)
 @require_http_methods(["GET", "POST"])
 def protected_report(request, sae_id: int):
+    """The SAE's flagged latents; POST queues a rescan as a job (it encodes the whole training corpus) and
+    the page follows the latest scan job the user may see."""
     sae = visible_sae(request.user, sae_id)
+    status = 200
     if request.method == "POST":
         if not can_run_jobs(request.user):
             messages.error(request, "Only researchers rescan an SAE.")
+            return redirect("protected-report", sae_id=sae.pk)
+        try:
+            job = services.protected_scan_start(sae=sae, by=request.user)
+        except BrokerUnavailable:
+            messages.error(request, "The job queue is not answering; nothing was queued. Try again shortly.")
+            status = 503
+        except ValueError as error:
+            messages.error(request, str(error))
+            return redirect("protected-report", sae_id=sae.pk)
         else:
-            try:
-                result = services.protected_scan_run(sae=sae, by=request.user)
-            except ValueError as error:
-                messages.error(request, str(error))
-            else:
-                messages.success(request, f"Scanned: {result['n_flagged']} latents flagged.")
-        return redirect("protected-report", sae_id=sae.pk)
+            messages.success(request, f"Scan queued as job {job.pk}.")
+            return redirect("protected-report", sae_id=sae.pk)
+    sae.refresh_from_db(fields=["metrics"])
     latents = list(selectors.protected_latents(sae=sae))
     labels = selectors.latent_labels(sae=sae, indices=[latent.index for latent in latents], user=request.user)
     rows = [{"latent": latent, "label": labels.get(latent.index)} for latent in latents]
     return render(
         request,
         "clinical/protected_report.html",
-        {"sae": sae, "rows": rows, "scan": sae.metrics.get("protected"), "can_run": can_run_jobs(request.user)},
+        {
+            "sae": sae,
+            "rows": rows,
+            "scan": sae.metrics.get("protected"),
+            "scan_job": selectors.protected_scan_jobs(user=request.user, sae=sae).first(),
+            "can_run": can_run_jobs(request.user),
+        },
+        status=status,
     )

@@ -17,6 +17,7 @@ class Job(models.Model):
         MINE_LATENTS = "mine_latents", "Mine latents"
         DRIFT_AUDIT = "drift_audit", "Drift audit"
         STEER = "steer", "Steering run"
+        PROTECTED_SCAN = "protected_scan", "Protected-attribute scan"
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"

@@ -301,6 +301,7 @@ WRITE_CASES = [
     # issue 12 (clinical)
     Case("api-explain", "/api/v1/explain/", ("sae",), "post", {"sae": "{sae}", "text": "chest pain"}),
     Case("api-drift-create", "/api/v1/drift-audits/", ("sae",), "post", {"sae": "{sae}", "corpus": "{corpus}"}),
+    Case("api-sae-protected-scan", "/api/v1/saes/{sae}/protected/scan/", ("sae",), "post", {}),
     # HTML forms
     Case("explain", "/explain/", ("sae",), "post", {"sae": "{sae}", "text": "chest pain"}, format="multipart"),
     Case("drift-list", "/drift/", ("sae",), "post", {"sae": "{sae}", "corpus": "{corpus}"}, format="multipart"),

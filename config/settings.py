@@ -231,6 +231,13 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_THROTTLE_CLASSES": ["accounts.throttles.AnonThrottle", "accounts.throttles.UserThrottle"],
+    # Every parsed body is checked for NUL and nesting whatever its declared type; wildcards get 415.
+    "DEFAULT_PARSER_CLASSES": [
+        "config.parsers.SafeJSONParser",
+        "config.parsers.SafeFormParser",
+        "config.parsers.SafeMultiPartParser",
+    ],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "config.parsers.ConcreteContentNegotiation",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Concord API",

@@ -6,8 +6,8 @@ from django.conf import settings
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, serializers, status
-from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
 from accounts.permissions import JOB_RUNNERS, UserScopedPrimaryKeyField, UserScopedSlugField, role_permission
@@ -132,7 +132,8 @@ class ImportCorpusApi(APIView):
     """Upload a JSONL/CSV corpus; a job imports it on a CPU worker. Follow it at /api/v1/jobs/{id}/."""
 
     permission_classes = [role_permission(write=JOB_RUNNERS)]
-    parser_classes = [MultiPartParser, FormParser]
+    # The project's checked form parsers (config.parsers: NUL refused), without JSON: uploads are forms.
+    parser_classes = [p for p in api_settings.DEFAULT_PARSER_CLASSES if p.media_type != "application/json"]
 
     @extend_schema(request=ImportCorpusInputSerializer, responses={202: JobSerializer})
     def post(self, request):

@@ -182,6 +182,18 @@ def latents_adjudicable(user) -> QuerySet[Latent]:
     )
 
 
+def latents_blind_to(user) -> QuerySet[Latent]:
+    """Latents whose consensus, agreement or adjudication a labeller (physician, senior) must not learn:
+    every latent of an open or closed-but-unrevealed round (that content is blind to raters until reveal,
+    and the SAE-wide consensus mixes rounds), and every latent the user still holds in a round not revealed.
+    Nobody else has any. The one rule for explain-a-note and steering by concept (no second copy)."""
+    if not has_role(user, LABELLERS):
+        return Latent.objects.none()
+    in_blind_round = Round.objects.filter(latents=OuterRef("pk"), status__in=(Round.Status.OPEN, Round.Status.CLOSED))
+    held = Assignment.objects.filter(latent_id=OuterRef("pk"), rater=user).exclude(round__status=Round.Status.REVEALED)
+    return Latent.objects.filter(Exists(in_blind_round) | Exists(held))
+
+
 def may_adjudicate_latent(user, latent: Latent) -> bool:
     """Only a latent in the user's adjudication queue (see latents_adjudicable)."""
     return latents_adjudicable(user).filter(pk=latent.pk).exists()
@@ -197,9 +209,17 @@ def may_read_latent_labels(user, latent: Latent) -> bool:
 
 
 def adjudications_readable(user) -> QuerySet[Adjudication]:
+    """Label readers and admins: adjudications on SAEs they may see. Seniors: the same, except another
+    senior's decision on a latent they still label in a draft or open round (it would anchor them)."""
     if not has_role(user, ADJUDICATORS | LABEL_READERS):
         return Adjudication.objects.none()
-    return saes_visible_to(user, Adjudication.objects.all(), prefix="latent__sae__")
+    visible = saes_visible_to(user, Adjudication.objects.all(), prefix="latent__sae__")
+    if has_role(user, LABEL_READERS | {Role.ADMIN}):
+        return visible
+    still_labelling = Assignment.objects.filter(
+        latent_id=OuterRef("latent_id"), rater=user, round__status__in=LABELLING_STATUSES
+    )
+    return visible.filter(Q(senior=user) | ~Exists(still_labelling))
 
 
 def consensus_readable(user) -> QuerySet[Consensus]:

@@ -213,6 +213,12 @@ MAX_UPLOAD_BYTES = int(os.environ.get("MAX_UPLOAD_BYTES", str(200 * 1024 * 1024)
 MAX_JSON_DEPTH = int(os.environ.get("MAX_JSON_DEPTH", "20"))
 MAX_SNIPPET_CHARS = int(os.environ.get("MAX_SNIPPET_CHARS", "20000"))
 MAX_TEXT_CHARS = int(os.environ.get("MAX_TEXT_CHARS", "5000"))
+# Rubric guidelines are documents: their own, larger limit (descriptions use MAX_TEXT_CHARS).
+MAX_GUIDELINES_CHARS = int(os.environ.get("MAX_GUIDELINES_CHARS", "50000"))
+# An imported line's metadata (characters as JSON; depth is MAX_JSON_DEPTH) and concept tags.
+MAX_METADATA_CHARS = int(os.environ.get("MAX_METADATA_CHARS", "10000"))
+MAX_CONCEPT_TAGS = int(os.environ.get("MAX_CONCEPT_TAGS", "50"))
+MAX_CONCEPT_TAG_CHARS = int(os.environ.get("MAX_CONCEPT_TAG_CHARS", "200"))
 # Django's own limit on a non-file body read into memory; uploads stream to disk and are capped above.
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BODY_BYTES
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440

@@ -183,3 +183,36 @@ def test_nul_in_a_multipart_body_is_refused_whatever_the_subtype(api_world):
     for content_type in (f"multipart/*; boundary={BOUNDARY}", f"*/*; boundary={BOUNDARY}"):
         response = client.generic("POST", "/api/v1/rounds/create/", body, content_type=content_type)
         assert response.status_code == 415, (content_type, response.content[:200])
+
+
+def test_rubric_texts_are_limited_naming_the_field(api_world, settings):
+    """Rubric descriptions, concept descriptions and guidelines had no limit (any size up to the body's)."""
+    client = client_for(api_world["coordinator"])
+    concept = {"code": "HF", "name": "Heart failure"}
+    cases = {
+        "description": {"name": "r1", "description": "d" * (settings.MAX_TEXT_CHARS + 1), "concepts": [concept]},
+        "guidelines": {"name": "r2", "guidelines": "g" * (settings.MAX_GUIDELINES_CHARS + 1), "concepts": [concept]},
+        "concepts": {"name": "r3", "concepts": [{**concept, "description": "c" * (settings.MAX_TEXT_CHARS + 1)}]},
+    }
+    for field, body in cases.items():
+        response = client.post("/api/v1/rubrics/create/", body, format="json")
+        assert response.status_code == 400, (field, response.content[:200])
+        assert field in response.json()
+    ok = client.post(
+        "/api/v1/rubrics/create/", {"name": "r4", "description": "short", "concepts": [concept]}, format="json"
+    )
+    assert ok.status_code == 201, ok.content[:300]
+
+
+def test_an_import_description_is_limited(settings, db):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from accounts.models import Role
+    from tests import factories
+
+    client = APIClient()
+    client.force_authenticate(factories.user(role=Role.RESEARCHER))
+    file = SimpleUploadedFile("notes.jsonl", b'{"external_id": "a", "text": "x"}\n')
+    body = {"file": file, "name": "n", "description": "d" * (settings.MAX_TEXT_CHARS + 1)}
+    response = client.post("/api/v1/jobs/import-corpus/", body, format="multipart")
+    assert response.status_code == 400 and "description" in response.json()

@@ -245,3 +245,62 @@ def test_no_page_links_to_a_page_that_refuses_the_user(world, role, where):
             if not SKIP.match(link) and link not in seen:
                 queue.append(link)
     assert not refused, refused
+
+
+def _import_corpus(client, **fields):
+    file = SimpleUploadedFile("notes.jsonl", b'{"external_id": "a", "text": "x"}\n')
+    return client.post("/api/v1/jobs/import-corpus/", {"file": file, "name": "notes", **fields}, format="multipart")
+
+
+def test_an_import_without_an_institution_is_the_importers_own_not_shared(world):
+    """An import that named no institution became shared data, readable by every institution."""
+    response = _import_corpus(api_client(world.actor(Role.RESEARCHER, "other")))
+    assert response.status_code == 202
+    assert Job.objects.get(pk=response.json()["id"]).parameters["institution"] == world.other.code
+
+
+def test_only_an_admin_imports_a_shared_corpus(world):
+    researcher = api_client(world.actor(Role.RESEARCHER, "own"))
+    refused = _import_corpus(researcher, shared="true")
+    assert refused.status_code == 400 and "Only an admin" in refused.json()["shared"][0]
+    assert not Job.objects.filter(kind=Job.Kind.IMPORT_CORPUS).exists()
+    admin = api_client(world.actor(Role.ADMIN, "own"))
+    both = _import_corpus(admin, shared="true", institution=world.own.code)
+    assert both.status_code == 400 and "shared" in both.json()
+    shared = _import_corpus(admin, shared="true")
+    assert shared.status_code == 202
+    assert Job.objects.get(pk=shared.json()["id"]).parameters["institution"] is None
+
+
+def test_enlisting_another_institutions_physicians_is_audited(world):
+    """Allowed by design (coordinators pick raters across institutions) but it left no trace for them."""
+    from accounts.models import AuditEvent
+    from annotation.models import RubricVersion
+
+    version = RubricVersion.objects.order_by("pk").first()
+    body = {
+        "name": "cross",
+        "kind": "calibration",
+        "rubric_version": version.pk,
+        "selection_rule": "hand",
+        "latent_indices": [0, 1],
+        "overlap": 1,
+        "sae": world.shared_sae.pk,
+    }
+    mine = api_client(world.coordinator).post(
+        "/api/v1/rounds/create/", {**body, "institutions": [world.own.code]}, format="json"
+    )
+    assert mine.status_code == 201, mine.content[:300]
+    assert not AuditEvent.objects.filter(action="round.enlist_foreign").exists()
+    theirs = api_client(world.actor(Role.COORDINATOR, "other")).post(
+        "/api/v1/rounds/create/", {**body, "name": "grab", "institutions": [world.own.code]}, format="json"
+    )
+    assert theirs.status_code == 201, theirs.content[:300]
+    event = AuditEvent.objects.get(action="round.enlist_foreign")
+    assert event.object_id == str(theirs.json()["id"])
+    assert event.payload["institution"] == world.own.code
+    assert event.payload["coordinator_institution"] == world.other.code
+    enlisted = get_user_model().objects.filter(
+        profile__institution=world.own, profile__role__in=[Role.PHYSICIAN, Role.SENIOR], is_active=True
+    )
+    assert event.payload["n_raters"] == enlisted.count() > 0

@@ -24,7 +24,16 @@ from accounts.permissions import (
 )
 from features.models import Latent
 
-from .models import Adjudication, Assignment, Comment, Consensus, Label, Round, RubricVersion
+from .models import (
+    Adjudication,
+    Assignment,
+    Comment,
+    Consensus,
+    DetectionResponse,
+    Label,
+    Round,
+    RubricVersion,
+)
 
 # Statuses in which a round's labels are frozen, so that the people who watch it may read them.
 CONTENT_STATUSES = (Round.Status.CLOSED, Round.Status.REVEALED)
@@ -126,6 +135,17 @@ def labels_readable(user) -> QuerySet[Label]:
         if role in ADJUDICATORS:
             visible |= frozen & Q(assignment__latent__in=latents_adjudicable(user).values("pk"))
     return saes_visible_to(user, Label.objects.filter(visible), prefix="assignment__round__sae__")
+
+
+def detection_responses_readable(user) -> QuerySet[DetectionResponse]:
+    """One's own answers; other raters' answers (a detection round's content): the round's watchers once
+    it is closed, like labels. Nobody, admins included, reads a draft or open round's answers."""
+    if role_of(user) is None:
+        return DetectionResponse.objects.none()
+    visible = Q(rater=user)
+    if has_role(user, LABEL_READERS):
+        visible |= Q(item__round__status__in=CONTENT_STATUSES, item__round__in=rounds_watchable(user).values("pk"))
+    return saes_visible_to(user, DetectionResponse.objects.filter(visible), prefix="item__round__sae__")
 
 
 def labels_writable(user) -> QuerySet[Label]:

@@ -304,3 +304,44 @@ def test_enlisting_another_institutions_physicians_is_audited(world):
         profile__institution=world.own, profile__role__in=[Role.PHYSICIAN, Role.SENIOR], is_active=True
     )
     assert event.payload["n_raters"] == enlisted.count() > 0
+
+
+def test_the_admin_scopes_detection_answers_and_only_views_labels(world):
+    """DetectionResponse had an unscoped admin (an open round's answers listed); admins could edit or
+    delete raters' labels with no LabelRevision or AuditEvent."""
+    from annotation.models import DetectionItem, DetectionResponse
+    from features.models import Snippet
+
+    client = api_client(world.actor(Role.ADMIN, "own"))
+    item = DetectionItem.objects.create(
+        round=world.open,
+        latent=world.latent,
+        snippet=Snippet.objects.filter(corpus=world.corpus).first(),
+        is_activating=True,
+        position=0,
+    )
+    answer = DetectionResponse.objects.create(item=item, rater=world.rater, says_match=True)
+    link = f"/admin/annotation/detectionresponse/{answer.pk}/change/"
+    assert link not in body_text(client.get("/admin/annotation/detectionresponse/"))
+    Round.objects.filter(pk=world.open.pk).update(status=Round.Status.CLOSED)
+    assert link in body_text(client.get("/admin/annotation/detectionresponse/"))
+
+    label = Label.objects.filter(assignment__round=world.revealed).select_related("concept").first()
+    url = f"/admin/annotation/label/{label.pk}/"
+    assert client.get(url + "change/").status_code == 200  # readable
+    assert client.post(url + "change/", {"confidence": 1, "assignment": label.assignment_id}).status_code == 403
+    assert client.post(url + "delete/", {"post": "yes"}).status_code == 403
+    assert Label.objects.filter(pk=label.pk, confidence=4).exists()
+
+
+def test_revoking_a_token_in_the_admin_is_audited(world):
+    from accounts.models import ApiToken, AuditEvent
+
+    client = api_client(world.actor(Role.ADMIN, "own"))
+    url = "/admin/accounts/apitoken/"
+    assert client.post(f"{url}{world.token.pk}/delete/", {"post": "yes"}).status_code == 403
+    response = client.post(url, {"action": "revoke", "_selected_action": [world.token.pk]})
+    assert response.status_code == 302
+    assert ApiToken.objects.get(pk=world.token.pk).revoked_at is not None
+    event = AuditEvent.objects.get(action="api_token.revoke")
+    assert event.actor == world.actor(Role.ADMIN, "own") and event.object_id == str(world.token.pk)

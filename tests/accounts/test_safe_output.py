@@ -197,3 +197,32 @@ def test_a_host_model_loaded_from_a_local_folder_shows_its_name_not_the_path():
     client.force_authenticate(factories.user(role=Role.RESEARCHER))
     rows = {row["name"]: row["source"] for row in client.get("/api/v1/host-models/").json()["results"]}
     assert rows == {"minilm": "minilm", "gpt2": "openai-community/gpt2"}
+
+
+@pytest.mark.django_db
+def test_audit_payloads_and_sae_metrics_hold_no_absolute_server_paths(tmp_path, _artifact_root):
+    """The import's AuditEvent held the absolute upload path (and the admin shows it); an imported SAE's
+    cfg and metrics were served as they came, checkpoint and dataset paths included."""
+    from accounts.models import AuditEvent
+    from features.models import SAE
+
+    researcher = factories.user(role=Role.RESEARCHER)
+    client = APIClient()
+    client.force_authenticate(researcher)
+    path = tmp_path / "notes.jsonl"
+    path.write_text('{"external_id": "a", "text": "CHF."}\n')
+    with path.open("rb") as handle:
+        created = client.post("/api/v1/jobs/import-corpus/", {"file": handle, "name": "n"}, format="multipart")
+    assert created.status_code == 202
+    payload = AuditEvent.objects.get(action="job.create.import_corpus").payload
+    assert payload["path"].startswith("uploads/")
+    assert str(_artifact_root) not in json.dumps(payload)
+
+    sae = factories.sae(n_latents=2)
+    SAE.objects.filter(pk=sae.pk).update(
+        hyperparameters={"checkpoint": "/srv/hospital/secret/ckpt.pt", "width": 16},
+        metrics={"dataset_path": f"{_artifact_root}/activations/set-1/acts.npy", "fve": 0.9},
+    )
+    data = client.get(f"/api/v1/saes/{sae.pk}/").json()
+    assert data["hyperparameters"] == {"checkpoint": "ckpt.pt", "width": 16}
+    assert data["metrics"] == {"dataset_path": "activations/set-1/acts.npy", "fve": 0.9}

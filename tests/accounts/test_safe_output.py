@@ -226,3 +226,27 @@ def test_audit_payloads_and_sae_metrics_hold_no_absolute_server_paths(tmp_path, 
     data = client.get(f"/api/v1/saes/{sae.pk}/").json()
     assert data["hyperparameters"] == {"checkpoint": "ckpt.pt", "width": 16}
     assert data["metrics"] == {"dataset_path": "activations/set-1/acts.npy", "fve": 0.9}
+
+
+def test_a_neutralised_csv_reads_back_as_written(tmp_path):
+    """Exports write -1 as '-1 (formula neutralising); `agreement --csv … --level interval` then failed on
+    every negative code. Reading strips a ' before a formula character again."""
+    from django.core.management import call_command
+
+    from accounts.csv_safety import SafeCsvWriter
+    from annotation.stats.tables import read_long_csv
+
+    path = tmp_path / "labels.csv"
+    rows = [("u1", "r1", -1), ("u1", "r2", -2), ("u2", "r1", 3), ("u2", "r2", 3), ("u3", "r1", -4), ("u3", "r2", -4)]
+    with path.open("w", newline="") as handle:
+        writer = SafeCsvWriter(handle)
+        writer.writerow(["latent_id", "rater", "concept_code", "note"])
+        writer.writerows([(unit, rater, str(value), "=HYPERLINK(x)") for unit, rater, value in rows])
+    text = path.read_text()
+    assert "'-1" in text and "'=HYPERLINK" in text  # neutralised on the way out
+    ratings = read_long_csv(path=path, numeric=True, extra_columns=("note",))
+    assert sorted(float(v) for v in ratings.categories) == [-4.0, -2.0, -1.0, 3.0]
+    assert set(ratings.extra["note"]) == {"=HYPERLINK(x)"}
+    out = io.StringIO()
+    call_command("agreement", "--csv", str(path), "--level", "interval", "--json", stdout=out)
+    assert json.loads(out.getvalue())["alpha"] is not None

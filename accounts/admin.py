@@ -4,6 +4,7 @@ from django.contrib import admin
 
 from .models import ApiToken, AuditEvent, Institution, Profile
 from .permissions import is_admin
+from .tokens import api_token_revoke
 
 # model → its app's read function (features/access.py, annotation/access.py, inference/access.py); each
 # app's admin registers its own. Lists and foreign-key choices of every Concord admin page come from these.
@@ -54,6 +55,19 @@ class ConcordAdmin(admin.ModelAdmin):
         return self.has_change_permission(request, obj)
 
 
+class ViewOnlyAdmin(ConcordAdmin):
+    """Rows that change only through their services (which keep revisions and audit them): admins read them."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(Institution)
 class InstitutionAdmin(ConcordAdmin):
     list_display = ["name", "code", "created_at"]
@@ -91,7 +105,21 @@ class ApiTokenAdmin(ConcordAdmin):
     list_display = ["name", "user", "hint", "created_at", "last_used_at", "revoked_at"]
     list_filter = ["revoked_at"]
     search_fields = ["name", "user__username", "hint"]
-    readonly_fields = ["user", "name", "hint", "created_at", "last_used_at"]
+    readonly_fields = ["user", "name", "hint", "created_at", "last_used_at", "revoked_at"]
+    actions = ["revoke"]
 
     def has_add_permission(self, request):
         return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # a deleted token leaves no trace; revoke it instead
+
+    @admin.action(description="Revoke the selected tokens (audited)")
+    def revoke(self, request, queryset):
+        """Revocation through api_token_revoke, so that it is audited like the user's own (it was a bare
+        edit of revoked_at)."""
+        revoked = 0
+        for token in queryset.filter(revoked_at__isnull=True):
+            api_token_revoke(token=token, by=request.user, ip=request.META.get("REMOTE_ADDR"))
+            revoked += 1
+        self.message_user(request, f"Revoked {revoked} token(s).")

@@ -8,6 +8,7 @@ from typing import Any
 from django.db import models
 
 from .models import GENESIS_HASH, AuditEvent
+from .redaction import without_server_paths
 
 
 def audit_record(
@@ -19,7 +20,7 @@ def audit_record(
         action=action,
         object_type=obj._meta.label if obj is not None else "",
         object_id=str(obj.pk) if obj is not None else "",
-        payload=payload or {},
+        payload=without_server_paths(payload or {}),  # upload and artifact paths as public paths
         ip=ip,
     )
 

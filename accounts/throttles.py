@@ -32,3 +32,12 @@ class FailedTokenThrottle(throttling.SimpleRateThrottle):
 
     def get_cache_key(self, request, view):
         return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
+
+
+def client_address(request) -> str | None:
+    """The client's address as the API throttles see it, for django-axes' login lockout too.
+
+    REMOTE_ADDR unless NUM_PROXIES (trusted reverse proxies in front of Concord) is above 0; then the
+    address that many hops from the right of X-Forwarded-For. A client sets X-Forwarded-For itself, so
+    trusting it without a proxy that overwrites it would let every request claim a new address."""
+    return throttling.BaseThrottle().get_ident(request) or request.META.get("REMOTE_ADDR")

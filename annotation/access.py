@@ -24,7 +24,16 @@ from accounts.permissions import (
 )
 from features.models import Latent
 
-from .models import Adjudication, Assignment, Comment, Consensus, Label, Round, RubricVersion
+from .models import (
+    Adjudication,
+    Assignment,
+    Comment,
+    Consensus,
+    DetectionResponse,
+    Label,
+    Round,
+    RubricVersion,
+)
 
 # Statuses in which a round's labels are frozen, so that the people who watch it may read them.
 CONTENT_STATUSES = (Round.Status.CLOSED, Round.Status.REVEALED)
@@ -128,6 +137,17 @@ def labels_readable(user) -> QuerySet[Label]:
     return saes_visible_to(user, Label.objects.filter(visible), prefix="assignment__round__sae__")
 
 
+def detection_responses_readable(user) -> QuerySet[DetectionResponse]:
+    """One's own answers; other raters' answers (a detection round's content): the round's watchers once
+    it is closed, like labels. Nobody, admins included, reads a draft or open round's answers."""
+    if role_of(user) is None:
+        return DetectionResponse.objects.none()
+    visible = Q(rater=user)
+    if has_role(user, LABEL_READERS):
+        visible |= Q(item__round__status__in=CONTENT_STATUSES, item__round__in=rounds_watchable(user).values("pk"))
+    return saes_visible_to(user, DetectionResponse.objects.filter(visible), prefix="item__round__sae__")
+
+
 def labels_writable(user) -> QuerySet[Label]:
     """One's own labels, while the round is open."""
     if not has_role(user, LABELLERS):
@@ -182,6 +202,20 @@ def latents_adjudicable(user) -> QuerySet[Latent]:
     )
 
 
+def latents_blind_to(user) -> QuerySet[Latent]:
+    """Latents whose consensus, agreement or adjudication a labeller (physician, senior) must not learn:
+    every latent of an open or closed-but-unrevealed round (that content is blind to raters until reveal,
+    and the SAE-wide consensus mixes rounds), and every latent the user still holds in a round not revealed.
+    A clinician reads only what revealed rounds concluded, so the same open-or-closed rule holds for them (they
+    hold no assignments). Nobody else has any. The one rule for explain-a-note and steering by concept (no
+    second copy)."""
+    if not has_role(user, LABELLERS | {Role.CLINICIAN}):
+        return Latent.objects.none()
+    in_blind_round = Round.objects.filter(latents=OuterRef("pk"), status__in=(Round.Status.OPEN, Round.Status.CLOSED))
+    held = Assignment.objects.filter(latent_id=OuterRef("pk"), rater=user).exclude(round__status=Round.Status.REVEALED)
+    return Latent.objects.filter(Exists(in_blind_round) | Exists(held))
+
+
 def may_adjudicate_latent(user, latent: Latent) -> bool:
     """Only a latent in the user's adjudication queue (see latents_adjudicable)."""
     return latents_adjudicable(user).filter(pk=latent.pk).exists()
@@ -197,9 +231,17 @@ def may_read_latent_labels(user, latent: Latent) -> bool:
 
 
 def adjudications_readable(user) -> QuerySet[Adjudication]:
+    """Label readers and admins: adjudications on SAEs they may see. Seniors: the same, except another
+    senior's decision on a latent they still label in a draft or open round (it would anchor them)."""
     if not has_role(user, ADJUDICATORS | LABEL_READERS):
         return Adjudication.objects.none()
-    return saes_visible_to(user, Adjudication.objects.all(), prefix="latent__sae__")
+    visible = saes_visible_to(user, Adjudication.objects.all(), prefix="latent__sae__")
+    if has_role(user, LABEL_READERS | {Role.ADMIN}):
+        return visible
+    still_labelling = Assignment.objects.filter(
+        latent_id=OuterRef("latent_id"), rater=user, round__status__in=LABELLING_STATUSES
+    )
+    return visible.filter(Q(senior=user) | ~Exists(still_labelling))
 
 
 def consensus_readable(user) -> QuerySet[Consensus]:

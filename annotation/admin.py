@@ -2,7 +2,7 @@
 
 from django.contrib import admin
 
-from accounts.admin import READ_SCOPES, ConcordAdmin
+from accounts.admin import READ_SCOPES, ConcordAdmin, ViewOnlyAdmin
 
 from . import access, models
 
@@ -14,6 +14,7 @@ READ_SCOPES.update(
         models.Consensus: access.consensus_readable,
         models.Comment: access.comments_readable,
         models.Adjudication: access.adjudications_readable,
+        models.DetectionResponse: access.detection_responses_readable,
     }
 )
 
@@ -52,16 +53,16 @@ class AssignmentAdmin(ConcordAdmin):
 
 
 @admin.register(models.Label)
-class LabelAdmin(ConcordAdmin):
-    # Blind in the back office too: a draft or open round's labels are listed once it closes.
+class LabelAdmin(ViewOnlyAdmin):
+    # Blind in the back office too: a draft or open round's labels are listed once it closes. View only:
+    # a rater's label changes through label_submit (a LabelRevision and an AuditEvent), never here.
     readable = staticmethod(access.labels_readable)
-    writable = staticmethod(access.labels_readable)
     list_display = ["assignment", "concept", "confidence", "submitted_at"]
     raw_id_fields = ["assignment"]
 
 
 @admin.register(models.LabelRevision)
-class LabelRevisionAdmin(ConcordAdmin):
+class LabelRevisionAdmin(ViewOnlyAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).filter(label__in=access.labels_readable(request.user).values("pk"))
 
@@ -81,5 +82,12 @@ class CommentAdmin(ConcordAdmin):
     readable = staticmethod(access.comments_readable)
 
 
-for model in (models.DetectionItem, models.DetectionResponse, models.AgreementReport, models.RaterReliability):
+@admin.register(models.DetectionResponse)
+class DetectionResponseAdmin(ViewOnlyAdmin):
+    # A detection round's answers are its content: blind like labels, and a rater's to change, not an admin's.
+    readable = staticmethod(access.detection_responses_readable)
+    list_display = ["item", "rater", "says_match", "submitted_at"]
+
+
+for model in (models.DetectionItem, models.AgreementReport, models.RaterReliability):
     admin.site.register(model, ConcordAdmin)

@@ -102,7 +102,9 @@ class ConceptForm(forms.Form):
     parent_code = forms.CharField(
         max_length=50, required=False, label="Parent code", widget=forms.TextInput(attrs={"size": 12})
     )
-    description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2, "cols": 34}))
+    description = forms.CharField(
+        max_length=settings.MAX_TEXT_CHARS, required=False, widget=forms.Textarea(attrs={"rows": 2, "cols": 34})
+    )
     synonyms = forms.CharField(required=False, help_text="comma-separated", widget=forms.TextInput(attrs={"size": 28}))
     protected = forms.BooleanField(required=False, help_text="a protected attribute (race, sex, insurance, age band)")
 
@@ -156,12 +158,18 @@ def concepts_initial(concepts) -> list[dict]:
 
 class RubricForm(forms.Form):
     name = forms.CharField(max_length=200)
-    description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
-    guidelines = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 8}))
+    description = forms.CharField(
+        max_length=settings.MAX_TEXT_CHARS, required=False, widget=forms.Textarea(attrs={"rows": 2})
+    )
+    guidelines = forms.CharField(
+        max_length=settings.MAX_GUIDELINES_CHARS, required=False, widget=forms.Textarea(attrs={"rows": 8})
+    )
 
 
 class RubricVersionForm(forms.Form):
-    guidelines = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 8}))
+    guidelines = forms.CharField(
+        max_length=settings.MAX_GUIDELINES_CHARS, required=False, widget=forms.Textarea(attrs={"rows": 8})
+    )
 
 
 class DeadlineForm(forms.Form):
@@ -174,7 +182,7 @@ class FollowUpForm(forms.Form):
     name = forms.CharField(max_length=200, required=False, help_text="Empty: named after the round.")
     # One per rendering of the form: submitting it twice makes one follow-up, not two.
     token = forms.CharField(max_length=64, required=False, widget=forms.HiddenInput)
-    guidelines = forms.CharField(widget=forms.Textarea(attrs={"rows": 10}))
+    guidelines = forms.CharField(max_length=settings.MAX_GUIDELINES_CHARS, widget=forms.Textarea(attrs={"rows": 10}))
     deadline = forms.DateTimeField(required=False, widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
 
 

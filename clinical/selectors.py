@@ -7,14 +7,13 @@ from dataclasses import dataclass, field
 
 from django.db.models import QuerySet
 
-from accounts.models import Role
-from accounts.permissions import can_label, role_of, saes_visible_to
+from accounts.permissions import saes_visible_to
+from annotation.access import latents_blind_to
 from annotation.models import (
     DETECTION_VALIDATED_AT,
     PLATFORM_CONSENSUS_METHOD,
     RESERVED_CONCEPTS,
     Adjudication,
-    Assignment,
     Concept,
     Consensus,
 )
@@ -69,20 +68,12 @@ def concept_names(*, sae: SAE) -> dict[str, tuple[str, bool]]:
 
 
 def latents_withheld(*, user, sae: SAE) -> set[int]:
-    """Latent ids whose consensus a rater must not see yet: theirs in a round not revealed (anchoring).
-    A clinician reads only what revealed rounds concluded: a latent of a closed, unrevealed round (whose
-    consensus the SAE-wide row already holds) stays unlabelled for them."""
-    if user is not None and role_of(user) == Role.CLINICIAN:
-        return set(
-            Assignment.objects.filter(round__sae=sae, round__status="closed").values_list("latent_id", flat=True)
-        )
-    if user is None or not can_label(user):
+    """Latent ids of `sae` whose consensus a physician or senior must not see: any latent of an open or
+    closed-but-unrevealed round, and theirs in a round not revealed; a clinician the same, holding none
+    (annotation.access.latents_blind_to)."""
+    if user is None:
         return set()
-    return set(
-        Assignment.objects.filter(rater=user, round__sae=sae)
-        .exclude(round__status="revealed")
-        .values_list("latent_id", flat=True)
-    )
+    return set(latents_blind_to(user).filter(sae=sae).values_list("pk", flat=True))
 
 
 def _uncertainty(consensus: Consensus, latent: Latent, adjudicated: bool) -> str:

@@ -7,6 +7,7 @@ nesting level (a RecursionError, so a 500); both are answered here as a 400 nami
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 
 from django.conf import settings
@@ -57,9 +58,70 @@ def _field(path: str) -> str:
     return path.split(".", 1)[0].split("[", 1)[0] or "non_field_errors"
 
 
-def _bad_request(path: str, message: str) -> JsonResponse:
+_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+
+
+def deep_key(text: str, limit: int) -> str:
+    """The path (top-level key, or ``[i]`` position) where raw JSON text first nests deeper than `limit`.
+
+    Used when the decoder itself gave up (RecursionError), so it reads tokens, not a decoded value."""
+    depth, top, last_string = 0, "", ""
+    for match in _TOKENS.finditer(text):
+        token = match.group()
+        if token.startswith('"'):
+            last_string = token
+            continue
+        if token in "[{":
+            depth += 1
+            if depth == 2 and not top:
+                top = _decoded_key(last_string) if last_string else ""
+            if depth > limit:
+                return top
+        else:
+            depth -= 1
+            if depth == 1:
+                top, last_string = "", ""
+    return top
+
+
+def _decoded_key(token: str) -> str:
+    try:
+        return str(json.loads(token))
+    except ValueError:
+        return token.strip('"')
+
+
+def refusal(data, limit: int) -> tuple[str, str] | None:
+    """(path, message) for the first NUL or nesting beyond `limit` in a decoded body, else None."""
+    depth, path = _depth(data)
+    if depth > limit:
+        return path, f"JSON nested {depth} levels deep; the limit is {limit}"
+    for path in _nul_paths(data, ""):
+        return path, "Null characters are not allowed"
+    return None
+
+
+def form_refusal(items) -> tuple[str, str] | None:
+    """(field, message) for the first NUL in form (name, values) pairs, else None."""
+    for name, values in items:
+        for value in values:
+            if (isinstance(value, str) and NUL in value) or NUL in name:
+                return name, "Null characters are not allowed"
+    return None
+
+
+def error_body(path: str, message: str) -> dict:
+    """A DRF-style error body naming the top-level field, with the full path in the message."""
     where = path if len(path) <= 80 else f"{path[:80]}…"
-    return JsonResponse({_field(path): [f"{message} (at {where or 'the top level'})."]}, status=400)
+    return {_field(path): [f"{message} (at {where or 'the top level'})."]}
+
+
+def too_deep_message(limit: int) -> str:
+    return f"JSON nested deeper than {limit} levels"
+
+
+def _bad_request(path: str, message: str) -> JsonResponse:
+    return JsonResponse(error_body(path, message), status=400)
 
 
 class RequestLimitsMiddleware:
@@ -92,26 +154,23 @@ class RequestLimitsMiddleware:
         if content_type.endswith("json"):
             return self._json_refusal(request)
         if content_type in _FORM_TYPES:
-            for name, values in request.POST.lists():
-                for value in values:
-                    if NUL in value or NUL in name:
-                        return _bad_request(name, "Null characters are not allowed")
+            found = form_refusal(request.POST.lists())
+            if found is not None:
+                return _bad_request(*found)
         return None
 
     @staticmethod
     def _json_refusal(request):
+        limit = settings.MAX_JSON_DEPTH
         try:
             data = json.loads(request.body)
         except RecursionError:
-            return JsonResponse({"detail": f"JSON nested deeper than {settings.MAX_JSON_DEPTH} levels."}, status=400)
+            text = request.body.decode("utf-8", "replace")
+            return _bad_request(deep_key(text, limit), too_deep_message(limit))
         except ValueError:
             return None  # malformed JSON: the parser answers its own 400
-        depth, path = _depth(data)
-        if depth > settings.MAX_JSON_DEPTH:
-            return _bad_request(path, f"JSON nested {depth} levels deep; the limit is {settings.MAX_JSON_DEPTH}")
-        for path in _nul_paths(data, ""):
-            return _bad_request(path, "Null characters are not allowed")
-        return None
+        found = refusal(data, limit)
+        return _bad_request(*found) if found is not None else None
 
 
 _SKIP = ("/api/", "/admin/", "/static/")

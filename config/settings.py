@@ -135,10 +135,17 @@ AUTHENTICATION_BACKENDS = [
     "django.contrib.auth.backends.ModelBackend",
 ]
 # Login lockout: after AXES_FAILURE_LIMIT wrong passwords for one username from one address, that pair
-# is locked out (HTTP 429) for AXES_COOLOFF_HOURS, even with the right password.
+# is locked out (HTTP 429) for AXES_COOLOFF_HOURS, even with the right password; after
+# AXES_IP_FAILURE_LIMIT wrong passwords from one address over any usernames, that address is (accounts/lockout.py).
 AXES_FAILURE_LIMIT = int(os.environ.get("AXES_FAILURE_LIMIT", "10"))
+AXES_IP_FAILURE_LIMIT = int(os.environ.get("AXES_IP_FAILURE_LIMIT", "50"))
 AXES_COOLOFF_TIME = float(os.environ.get("AXES_COOLOFF_HOURS", "1"))
-AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "ip_address"]
+AXES_HANDLER = "accounts.lockout.TwoLimitLockoutHandler"
+# The client address: REMOTE_ADDR, or X-Forwarded-For only as far as NUM_PROXIES trusted proxies vouch
+# for it (the same rule as the API throttles), so a forged X-Forwarded-For cannot dodge the lockout.
+AXES_CLIENT_IP_CALLABLE = "accounts.throttles.client_address"
+NUM_PROXIES = int(os.environ.get("NUM_PROXIES", "0"))
 AXES_RESET_ON_SUCCESS = True
 AXES_VERBOSE = _flag("AXES_VERBOSE", False)  # lockouts are still logged as warnings
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
@@ -206,6 +213,12 @@ MAX_UPLOAD_BYTES = int(os.environ.get("MAX_UPLOAD_BYTES", str(200 * 1024 * 1024)
 MAX_JSON_DEPTH = int(os.environ.get("MAX_JSON_DEPTH", "20"))
 MAX_SNIPPET_CHARS = int(os.environ.get("MAX_SNIPPET_CHARS", "20000"))
 MAX_TEXT_CHARS = int(os.environ.get("MAX_TEXT_CHARS", "5000"))
+# Rubric guidelines are documents: their own, larger limit (descriptions use MAX_TEXT_CHARS).
+MAX_GUIDELINES_CHARS = int(os.environ.get("MAX_GUIDELINES_CHARS", "50000"))
+# An imported line's metadata (characters as JSON; depth is MAX_JSON_DEPTH) and concept tags.
+MAX_METADATA_CHARS = int(os.environ.get("MAX_METADATA_CHARS", "10000"))
+MAX_CONCEPT_TAGS = int(os.environ.get("MAX_CONCEPT_TAGS", "50"))
+MAX_CONCEPT_TAG_CHARS = int(os.environ.get("MAX_CONCEPT_TAG_CHARS", "200"))
 # Django's own limit on a non-file body read into memory; uploads stream to disk and are capped above.
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BODY_BYTES
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
@@ -231,6 +244,15 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_THROTTLE_CLASSES": ["accounts.throttles.AnonThrottle", "accounts.throttles.UserThrottle"],
+    # Reverse proxies in front of Concord that set X-Forwarded-For; 0 = none, so the header is ignored.
+    "NUM_PROXIES": NUM_PROXIES,
+    # Every parsed body is checked for NUL and nesting whatever its declared type; wildcards get 415.
+    "DEFAULT_PARSER_CLASSES": [
+        "config.parsers.SafeJSONParser",
+        "config.parsers.SafeFormParser",
+        "config.parsers.SafeMultiPartParser",
+    ],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "config.parsers.ConcreteContentNegotiation",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Concord API",

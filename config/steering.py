@@ -19,7 +19,8 @@ from django.db import transaction
 from accounts.audit import audit_record
 from accounts.models import Role
 from accounts.permissions import has_role, jobs_visible_to, saes_visible_to
-from annotation.models import Consensus, Round
+from annotation.access import latents_blind_to
+from annotation.models import Consensus
 from features.models import SAE, HostModel
 from inference.models import Job
 from inference.steering import RESEARCH_ONLY, steering_compute, steering_parameters, steering_request
@@ -100,8 +101,8 @@ def steering_latents(
             raise SteeringError(f"latent {latent_index} is out of range: the SAE has {sae.d_sae} latents")
         return {latent_index: 1.0}
     rows = Consensus.objects.of_sae(sae.pk).platform().filter(latent__sae=sae, map_concept=concept_code)
-    if viewer is not None and has_role(viewer, {Role.SENIOR}):
-        rows = rows.exclude(latent__rounds__status__in=[Round.Status.OPEN, Round.Status.CLOSED])
+    if viewer is not None:
+        rows = rows.exclude(latent__in=latents_blind_to(viewer))
     rows = rows.values_list("latent__index", "posterior")
     latents = {index: float(posterior.get(concept_code, 0.0)) for index, posterior in rows}
     latents = {index: min(max(weight, 0.0), 1.0) for index, weight in latents.items() if weight > 0}

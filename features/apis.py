@@ -89,6 +89,14 @@ class SAESerializer(serializers.ModelSerializer):
             "created_at",
         ]
 
+    def to_representation(self, instance):
+        """Imported or trained SAEs carry their cfg and training metrics as they came, server paths
+        (checkpoint and dataset locations) included: those are shown as public paths."""
+        data = super().to_representation(instance)
+        for key in ("hyperparameters", "metrics"):
+            data[key] = without_server_paths(data[key])
+        return data
+
 
 class LatentExampleSerializer(serializers.ModelSerializer):
     snippet_external_id = serializers.CharField(source="snippet.external_id", read_only=True)

@@ -25,6 +25,31 @@ class SnippetRecord:
 DEFAULT_MAX_TEXT_CHARS = 20_000
 
 
+@dataclass(frozen=True)
+class CorpusLimits:
+    """Size limits on one imported line besides its text (settings MAX_METADATA_CHARS, MAX_JSON_DEPTH,
+    MAX_CONCEPT_TAGS, MAX_CONCEPT_TAG_CHARS; external_id by the column's length). Metadata and tags are
+    stored as they come and served with every snippet, so a 5 MB metadata object went to every reader."""
+
+    metadata_chars: int = 10_000  # of the metadata object written as JSON
+    metadata_depth: int = 20
+    concept_tags: int = 50
+    concept_tag_chars: int = 200
+    external_id_chars: int = 200
+
+
+def _depth(value) -> int:
+    """Nesting depth of a decoded JSON value (an object or list counts one level); iterative."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            depth += 1
+            deepest = max(deepest, depth)
+            stack.extend((child, depth) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
 def _loads(line: int, text: str, what: str = ""):
     subject = f"{what} is " if what else ""
     try:
@@ -40,7 +65,7 @@ def _has_nul(value) -> bool:
     return "\x00" in value if isinstance(value, str) else "\\u0000" in json.dumps(value)
 
 
-def _validated(line: int, raw: dict, max_text_chars: int) -> SnippetRecord:
+def _validated(line: int, raw: dict, max_text_chars: int, limits: CorpusLimits) -> SnippetRecord:
     text = raw.get("text")
     if not isinstance(text, str) or not text.strip():
         raise CorpusFormatError(f"line {line}: 'text' is missing or empty")
@@ -56,6 +81,11 @@ def _validated(line: int, raw: dict, max_text_chars: int) -> SnippetRecord:
         external_id = str(external_id)
     if not isinstance(external_id, str) or not external_id.strip():
         raise CorpusFormatError(f"line {line}: 'external_id' is missing or empty")
+    if len(external_id.strip()) > limits.external_id_chars:
+        raise CorpusFormatError(
+            f"line {line}: 'external_id' is {len(external_id.strip())} characters; "
+            f"the limit is {limits.external_id_chars}"
+        )
     metadata = raw.get("metadata") or {}
     if isinstance(metadata, str):
         metadata = _loads(line, metadata, "'metadata'")
@@ -63,6 +93,16 @@ def _validated(line: int, raw: dict, max_text_chars: int) -> SnippetRecord:
             raise CorpusFormatError(f"line {line}: 'metadata' holds a NUL character")
     if not isinstance(metadata, dict):
         raise CorpusFormatError(f"line {line}: 'metadata' must be a JSON object")
+    if (depth := _depth(metadata)) > limits.metadata_depth:
+        raise CorpusFormatError(
+            f"line {line}: 'metadata' is nested {depth} levels deep; the limit is {limits.metadata_depth} "
+            "(MAX_JSON_DEPTH)"
+        )
+    if (size := len(json.dumps(metadata, ensure_ascii=False))) > limits.metadata_chars:
+        raise CorpusFormatError(
+            f"line {line}: 'metadata' is {size} characters as JSON; the limit is {limits.metadata_chars} "
+            "(MAX_METADATA_CHARS)"
+        )
     tags = raw.get("concept_tags") or []
     if isinstance(tags, str):
         stripped = tags.strip()
@@ -72,6 +112,15 @@ def _validated(line: int, raw: dict, max_text_chars: int) -> SnippetRecord:
             tags = [t.strip() for t in stripped.split(";") if t.strip()]
     if not isinstance(tags, list) or not all(isinstance(t, str) and t for t in tags):
         raise CorpusFormatError(f"line {line}: 'concept_tags' must be a list of non-empty strings")
+    if len(tags) > limits.concept_tags:
+        raise CorpusFormatError(
+            f"line {line}: 'concept_tags' has {len(tags)} tags; the limit is {limits.concept_tags} (MAX_CONCEPT_TAGS)"
+        )
+    if tags and (longest := max(len(t) for t in tags)) > limits.concept_tag_chars:
+        raise CorpusFormatError(
+            f"line {line}: a concept tag is {longest} characters; the limit is {limits.concept_tag_chars} "
+            "(MAX_CONCEPT_TAG_CHARS)"
+        )
     return SnippetRecord(
         line=line, external_id=external_id.strip(), text=text, metadata=metadata, concept_tags=tuple(tags)
     )
@@ -105,8 +154,11 @@ def _csv_rows(path: Path, max_field_chars: int) -> Iterator[tuple[int, dict]]:
             raise CorpusFormatError(f"line {reader.line_num + 1}: not valid CSV ({error})") from None
 
 
-def read_corpus_file(path: Path, *, max_text_chars: int = DEFAULT_MAX_TEXT_CHARS) -> Iterator[SnippetRecord]:
+def read_corpus_file(
+    path: Path, *, max_text_chars: int = DEFAULT_MAX_TEXT_CHARS, limits: CorpusLimits | None = None
+) -> Iterator[SnippetRecord]:
     """Yield validated records; raise CorpusFormatError naming the first bad line."""
+    limits = limits or CorpusLimits()
     path = Path(path)
     if not path.is_file():
         raise CorpusFormatError(f"{path.name}: no such file")
@@ -119,7 +171,7 @@ def read_corpus_file(path: Path, *, max_text_chars: int = DEFAULT_MAX_TEXT_CHARS
         raise CorpusFormatError(f"{path.name}: unsupported format '{suffix}' (use .jsonl or .csv)")
     seen: dict[str, int] = {}
     for line, raw in rows:
-        record = _validated(line, raw, max_text_chars)
+        record = _validated(line, raw, max_text_chars, limits)
         if record.external_id in seen:
             raise CorpusFormatError(
                 f"line {line}: external_id '{record.external_id}' repeats line {seen[record.external_id]}"

@@ -13,13 +13,23 @@ from accounts.audit import audit_record
 from accounts.models import Institution
 
 from .access import corpus_name_taken
-from .corpus_files import CorpusFormatError, count_lines, read_corpus_file
+from .corpus_files import CorpusFormatError, CorpusLimits, count_lines, read_corpus_file
 from .models import SAE, ActivationSet, Corpus, HookPoint, HostModel, Latent, LatentExample, Snippet
 from .phi import scrub_phi
 
 Progress = Callable[[float, str], None]
 _HOOK_NAME = re.compile(r"^blocks\.(\d+)\.hook_(resid_post|mlp_out|attn_out)$")
 _BATCH = 1000
+
+
+def _corpus_limits() -> CorpusLimits:
+    return CorpusLimits(
+        metadata_chars=settings.MAX_METADATA_CHARS,
+        metadata_depth=settings.MAX_JSON_DEPTH,
+        concept_tags=settings.MAX_CONCEPT_TAGS,
+        concept_tag_chars=settings.MAX_CONCEPT_TAG_CHARS,
+        external_id_chars=Snippet._meta.get_field("external_id").max_length,
+    )
 
 
 def corpus_import(
@@ -52,7 +62,7 @@ def corpus_import(
         )
         batch: list[Snippet] = []
         position = 0
-        for record in read_corpus_file(path, max_text_chars=settings.MAX_SNIPPET_CHARS):
+        for record in read_corpus_file(path, max_text_chars=settings.MAX_SNIPPET_CHARS, limits=_corpus_limits()):
             text = scrub_phi(record.text, names=names) if scrub else record.text
             batch.append(
                 Snippet(

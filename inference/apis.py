@@ -6,11 +6,19 @@ from django.conf import settings
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import generics, serializers, status
-from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
-from accounts.permissions import JOB_RUNNERS, UserScopedPrimaryKeyField, UserScopedSlugField, role_permission
+from accounts.models import Role
+from accounts.permissions import (
+    JOB_RUNNERS,
+    UserScopedPrimaryKeyField,
+    UserScopedSlugField,
+    institution_of,
+    role_of,
+    role_permission,
+)
 from accounts.redaction import without_server_paths
 from features import access as catalogue_access
 
@@ -108,9 +116,12 @@ class JobCancelApi(APIView):
 class ImportCorpusInputSerializer(serializers.Serializer):
     file = serializers.FileField()
     name = serializers.CharField(max_length=200)
-    description = serializers.CharField(required=False, allow_blank=True, default="")
+    description = serializers.CharField(
+        max_length=settings.MAX_TEXT_CHARS, required=False, allow_blank=True, default=""
+    )
     scrub_phi = serializers.BooleanField(required=False, default=False)
     # Only the importer's own institution (admins any): a corpus never lands in another one's private list.
+    # Left out, it is the importer's own: a corpus is shared (every institution reads it) only when asked.
     institution = UserScopedSlugField(
         scope=catalogue_access.institutions_writable,
         slug_field="code",
@@ -118,6 +129,29 @@ class ImportCorpusInputSerializer(serializers.Serializer):
         allow_null=True,
         default=None,
     )
+    shared = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="Import as a shared corpus, readable by every institution (admins only).",
+    )
+
+    def validate(self, attrs):
+        user = self.context["request"].user
+        if attrs["shared"]:
+            if attrs["institution"] is not None:
+                raise serializers.ValidationError({"shared": ["A shared corpus belongs to no institution."]})
+            if role_of(user) != Role.ADMIN:
+                raise serializers.ValidationError(
+                    {"shared": ["Only an admin may import a shared corpus; it would be readable by every institution."]}
+                )
+            return attrs
+        if attrs["institution"] is None:
+            attrs["institution"] = institution_of(user)
+            if attrs["institution"] is None:
+                raise serializers.ValidationError(
+                    {"institution": ["Name the institution the corpus belongs to, or set shared."]}
+                )
+        return attrs
 
     def validate_file(self, value):
         if not value.name.lower().endswith((".jsonl", ".ndjson", ".json", ".csv")):
@@ -133,7 +167,8 @@ class ImportCorpusApi(APIView):
     """Upload a JSONL/CSV corpus; a job imports it on a CPU worker. Follow it at /api/v1/jobs/{id}/."""
 
     permission_classes = [role_permission(write=JOB_RUNNERS)]
-    parser_classes = [MultiPartParser, FormParser]
+    # The project's checked form parsers (config.parsers: NUL refused), without JSON: uploads are forms.
+    parser_classes = [p for p in api_settings.DEFAULT_PARSER_CLASSES if p.media_type != "application/json"]
 
     @extend_schema(request=ImportCorpusInputSerializer, responses={202: JobSerializer})
     def post(self, request):

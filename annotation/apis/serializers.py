@@ -136,7 +136,9 @@ class ConceptInputSerializer(serializers.Serializer):
     code = serializers.CharField(max_length=50)
     name = serializers.CharField(max_length=200)
     parent_code = serializers.CharField(max_length=50, required=False, allow_blank=True, default="")
-    description = serializers.CharField(required=False, allow_blank=True, default="")
+    description = serializers.CharField(
+        max_length=settings.MAX_TEXT_CHARS, required=False, allow_blank=True, default=""
+    )
     synonyms = serializers.ListField(child=serializers.CharField(max_length=200), required=False, default=list)
     protected = serializers.BooleanField(required=False, default=False)
 
@@ -157,13 +159,17 @@ class ConceptInputSerializer(serializers.Serializer):
 
 class RubricCreateInputSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=200)
-    description = serializers.CharField(required=False, allow_blank=True, default="")
-    guidelines = serializers.CharField(required=False, allow_blank=True, default="")
+    description = serializers.CharField(
+        max_length=settings.MAX_TEXT_CHARS, required=False, allow_blank=True, default=""
+    )
+    guidelines = serializers.CharField(
+        max_length=settings.MAX_GUIDELINES_CHARS, required=False, allow_blank=True, default=""
+    )
     concepts = ConceptInputSerializer(many=True)
 
 
 class RubricVersionCreateInputSerializer(serializers.Serializer):
-    guidelines = serializers.CharField(allow_blank=True)
+    guidelines = serializers.CharField(max_length=settings.MAX_GUIDELINES_CHARS, allow_blank=True)
     concepts = ConceptInputSerializer(many=True, required=False, help_text="Omit to keep the parent's concepts.")
 
 
@@ -212,7 +218,7 @@ class RoundCreateInputSerializer(serializers.Serializer):
 
 
 class RoundFollowUpInputSerializer(serializers.Serializer):
-    guidelines = serializers.CharField(allow_blank=True)
+    guidelines = serializers.CharField(max_length=settings.MAX_GUIDELINES_CHARS, allow_blank=True)
     concepts = ConceptInputSerializer(many=True, required=False)
     name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
     deadline = serializers.DateTimeField(required=False, allow_null=True, default=None)
@@ -408,7 +414,7 @@ class AssignmentDetailSerializer(serializers.Serializer):
     position = serializers.IntegerField()
     evidence = EvidenceSerializer()
     concepts = ConceptSerializer(many=True)
-    guidelines = serializers.CharField()
+    guidelines = serializers.CharField(max_length=settings.MAX_GUIDELINES_CHARS)
     label = OwnLabelSerializer(allow_null=True)
 
 

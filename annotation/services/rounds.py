@@ -258,7 +258,29 @@ def round_create(
                 "parent": parent.pk if parent else None,
             },
         )
+        _audit_foreign_enlistment(round_=round_, by=by, institutions=institutions, institution_of=institution_of)
     return round_
+
+
+def _audit_foreign_enlistment(*, round_: Round, by, institutions, institution_of: dict) -> None:
+    """One AuditEvent per institution other than the coordinator's whose physicians the round enlists.
+
+    Coordinators pick raters across institutions by design (docs/access.md, "Enlisting"); the other
+    institution then learns of it from its audit log rather than from its physicians' queues."""
+    own = getattr(getattr(by, "profile", None), "institution_id", None)
+    for institution in institutions:
+        if institution.pk == own:
+            continue
+        audit_record(
+            actor=by,
+            action="round.enlist_foreign",
+            obj=round_,
+            payload={
+                "institution": institution.code,
+                "coordinator_institution": by.profile.institution.code if own is not None else None,
+                "n_raters": sum(1 for home in institution_of.values() if home == institution.pk),
+            },
+        )
 
 
 def _locked(round_: Round) -> Round:

@@ -222,6 +222,19 @@ def repeat_pairs(*, ratings: Ratings) -> dict[str, RepeatPairs]:
     return pairs
 
 
+# Concord's CSV exports put a ' before a cell that starts like a formula (accounts/csv_safety.py,
+# OWASP); reading one back takes it off again, so that an exported -1 is the number -1.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(value: str | None) -> str:
+    """A CSV cell as written before export neutralisation: `'-1` → `-1`, `'=x` → `=x`; others unchanged."""
+    value = value or ""
+    if value.startswith("'") and value[1:2] and value[1:].startswith(_FORMULA_STARTS):
+        return value[1:]
+    return value
+
+
 def read_long_csv(
     *,
     path: str | Path,
@@ -236,7 +249,8 @@ def read_long_csv(
 
     `numeric=True` parses values as floats (interval and ratio data). The repeat column is optional:
     when the file has it, rows marked true (1/true/yes) are the hidden test–retest repeats. Extra
-    columns absent from the file are skipped; the unit, rater and value columns are required.
+    columns absent from the file are skipped; the unit, rater and value columns are required. A cell that
+    an export neutralised (`'-1`, `'=…`) is read as it was before (`-1`, `=…`).
     """
     path = Path(path)
     with path.open(newline="", encoding="utf-8-sig") as handle:
@@ -258,6 +272,7 @@ def read_long_csv(
         is_repeat: list[bool] = []
         extra: dict[str, list[str]] = {column: [] for column in present_extra}
         for row in reader:
+            row = {key: _cell(cell) for key, cell in row.items() if key is not None}
             raw = (row.get(value_column) or "").strip()
             value: Category | None = raw or None
             if numeric and raw:

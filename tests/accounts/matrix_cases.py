@@ -62,6 +62,7 @@ def ids(world: World, actor) -> dict[str, object]:
         "pseudonym": world.raters[1].profile.pseudonym,
         "host_model": world.hook.host_model_id,
         "shared_sae": world.shared_sae.pk,
+        "shared_corpus": world.shared_sae.activation_set.corpus_id,
         "my_code": actor.profile.institution.code,
         "my_pk": actor.profile.institution_id,
         "token": world.token.pk,
@@ -302,9 +303,32 @@ WRITE_CASES = [
     Case("api-explain", "/api/v1/explain/", ("sae",), "post", {"sae": "{sae}", "text": "chest pain"}),
     Case("api-drift-create", "/api/v1/drift-audits/", ("sae",), "post", {"sae": "{sae}", "corpus": "{corpus}"}),
     Case("api-sae-protected-scan", "/api/v1/saes/{sae}/protected/scan/", ("sae",), "post", {}),
+    # The corpus and the reference are ids too: on the shared SAE, own's private corpus in either field.
+    Case(
+        "api-drift-create",
+        "/api/v1/drift-audits/",
+        ("corpus",),
+        "post",
+        {"sae": "{shared_sae}", "corpus": "{corpus}"},
+    ),
+    Case(
+        "api-drift-create",
+        "/api/v1/drift-audits/",
+        ("corpus",),
+        "post",
+        {"sae": "{shared_sae}", "corpus": "{shared_corpus}", "reference": "{corpus}"},
+    ),
     # HTML forms
     Case("explain", "/explain/", ("sae",), "post", {"sae": "{sae}", "text": "chest pain"}, format="multipart"),
     Case("drift-list", "/drift/", ("sae",), "post", {"sae": "{sae}", "corpus": "{corpus}"}, format="multipart"),
+    Case(
+        "drift-list",
+        "/drift/",
+        ("corpus",),
+        "post",
+        {"sae": "{shared_sae}", "corpus": "{shared_corpus}", "reference": "{corpus}"},
+        format="multipart",
+    ),
     Case("protected-report", "/protected/{sae}/", ("sae",), "post", {}, format="multipart"),
     Case(
         "round-create",

@@ -247,3 +247,103 @@ def test_no_page_links_to_a_page_that_refuses_the_user(world, role, where):
             if not SKIP.match(link) and link not in seen:
                 queue.append(link)
     assert not refused, refused
+
+
+def _import_corpus(client, **fields):
+    file = SimpleUploadedFile("notes.jsonl", b'{"external_id": "a", "text": "x"}\n')
+    return client.post("/api/v1/jobs/import-corpus/", {"file": file, "name": "notes", **fields}, format="multipart")
+
+
+def test_an_import_without_an_institution_is_the_importers_own_not_shared(world):
+    """An import that named no institution became shared data, readable by every institution."""
+    response = _import_corpus(api_client(world.actor(Role.RESEARCHER, "other")))
+    assert response.status_code == 202
+    assert Job.objects.get(pk=response.json()["id"]).parameters["institution"] == world.other.code
+
+
+def test_only_an_admin_imports_a_shared_corpus(world):
+    researcher = api_client(world.actor(Role.RESEARCHER, "own"))
+    refused = _import_corpus(researcher, shared="true")
+    assert refused.status_code == 400 and "Only an admin" in refused.json()["shared"][0]
+    assert not Job.objects.filter(kind=Job.Kind.IMPORT_CORPUS).exists()
+    admin = api_client(world.actor(Role.ADMIN, "own"))
+    both = _import_corpus(admin, shared="true", institution=world.own.code)
+    assert both.status_code == 400 and "shared" in both.json()
+    shared = _import_corpus(admin, shared="true")
+    assert shared.status_code == 202
+    assert Job.objects.get(pk=shared.json()["id"]).parameters["institution"] is None
+
+
+def test_enlisting_another_institutions_physicians_is_audited(world):
+    """Allowed by design (coordinators pick raters across institutions) but it left no trace for them."""
+    from accounts.models import AuditEvent
+    from annotation.models import RubricVersion
+
+    version = RubricVersion.objects.order_by("pk").first()
+    body = {
+        "name": "cross",
+        "kind": "calibration",
+        "rubric_version": version.pk,
+        "selection_rule": "hand",
+        "latent_indices": [0, 1],
+        "overlap": 1,
+        "sae": world.shared_sae.pk,
+    }
+    mine = api_client(world.coordinator).post(
+        "/api/v1/rounds/create/", {**body, "institutions": [world.own.code]}, format="json"
+    )
+    assert mine.status_code == 201, mine.content[:300]
+    assert not AuditEvent.objects.filter(action="round.enlist_foreign").exists()
+    theirs = api_client(world.actor(Role.COORDINATOR, "other")).post(
+        "/api/v1/rounds/create/", {**body, "name": "grab", "institutions": [world.own.code]}, format="json"
+    )
+    assert theirs.status_code == 201, theirs.content[:300]
+    event = AuditEvent.objects.get(action="round.enlist_foreign")
+    assert event.object_id == str(theirs.json()["id"])
+    assert event.payload["institution"] == world.own.code
+    assert event.payload["coordinator_institution"] == world.other.code
+    enlisted = get_user_model().objects.filter(
+        profile__institution=world.own, profile__role__in=[Role.PHYSICIAN, Role.SENIOR], is_active=True
+    )
+    assert event.payload["n_raters"] == enlisted.count() > 0
+
+
+def test_the_admin_scopes_detection_answers_and_only_views_labels(world):
+    """DetectionResponse had an unscoped admin (an open round's answers listed); admins could edit or
+    delete raters' labels with no LabelRevision or AuditEvent."""
+    from annotation.models import DetectionItem, DetectionResponse
+    from features.models import Snippet
+
+    client = api_client(world.actor(Role.ADMIN, "own"))
+    item = DetectionItem.objects.create(
+        round=world.open,
+        latent=world.latent,
+        snippet=Snippet.objects.filter(corpus=world.corpus).first(),
+        is_activating=True,
+        position=0,
+    )
+    answer = DetectionResponse.objects.create(item=item, rater=world.rater, says_match=True)
+    link = f"/admin/annotation/detectionresponse/{answer.pk}/change/"
+    assert link not in body_text(client.get("/admin/annotation/detectionresponse/"))
+    Round.objects.filter(pk=world.open.pk).update(status=Round.Status.CLOSED)
+    assert link in body_text(client.get("/admin/annotation/detectionresponse/"))
+
+    label = Label.objects.filter(assignment__round=world.revealed).select_related("concept").first()
+    url = f"/admin/annotation/label/{label.pk}/"
+    assert client.get(url + "change/").status_code == 200  # readable
+    assert client.post(url + "change/", {"confidence": 1, "assignment": label.assignment_id}).status_code == 403
+    assert client.post(url + "delete/", {"post": "yes"}).status_code == 403
+    assert Label.objects.filter(pk=label.pk, confidence=4).exists()
+
+
+def test_revoking_a_token_in_the_admin_is_audited(world):
+    from accounts.models import ApiToken, AuditEvent
+
+    client = api_client(world.actor(Role.ADMIN, "own"))
+    url = "/admin/accounts/apitoken/"
+    assert client.post(f"{url}{world.token.pk}/delete/", {"post": "yes"}).status_code == 403
+    response = client.post(url, {"action": "revoke", "_selected_action": [world.token.pk]})
+    assert response.status_code == 302
+    assert ApiToken.objects.get(pk=world.token.pk).revoked_at is not None
+    event = AuditEvent.objects.get(action="api_token.revoke")
+    assert event.actor == world.actor(Role.ADMIN, "own") and event.object_id == str(world.token.pk)

@@ -77,6 +77,26 @@ def test_verify_audit_notices_a_deleted_row(postgres):
         _verify_output()
 
 
+@pytest.mark.django_db
+def test_verify_audit_notices_rows_removed_from_the_end_given_the_kept_head(postgres):
+    """Deleting the last rows leaves a shorter chain that verifies; the head hash kept elsewhere does not."""
+    from io import StringIO
+
+    events = _events(5)
+    out = StringIO()
+    call_command("verify_audit", stdout=out)
+    head = events[-1].hash
+    assert f"head hash {head}" in out.getvalue()
+    _events(2)  # the log grows: the kept head is still in the chain
+    out = StringIO()
+    call_command("verify_audit", "--expect-head", head, stdout=out)
+    assert "2 rows appended since" in out.getvalue()
+    _tamper("DELETE FROM accounts_auditevent WHERE id >= %s", [events[3].pk])
+    assert "audit log intact" in _verify_output()  # without the kept head, truncation goes unseen
+    with pytest.raises(CommandError, match=rf"no row has the expected head hash {head}"):
+        call_command("verify_audit", "--expect-head", head, stdout=StringIO())
+
+
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_writers_keep_one_unbroken_chain(postgres):
     def write(worker: int) -> None:

@@ -18,8 +18,10 @@ import re
 import pytest
 
 from accounts.models import Role
-from annotation.models import Assignment, Label, Round
+from accounts.permissions import role_of
+from annotation.models import Adjudication, Assignment, Label, Round
 from tests import factories
+from tests.annotation import worlds
 
 from .access_world import api_client, body_text, build_world, label_leaks, label_visible_by_spec, record
 
@@ -41,7 +43,42 @@ def _viewers(world):
         "physician, other": world.actor(Role.PHYSICIAN, "other"),
         "senior, other": world.actor(Role.SENIOR, "other"),
         "clinician, own": world.actor(Role.CLINICIAN, "own"),
+        "senior, rating the adjudicated latent": _senior_rating_the_adjudicated_latent(world),
     }
+
+
+ADJUDICATION_MARK = "decided on the renal reading"  # the rationale of own_s1's adjudication (access_world)
+
+
+def _senior_rating_the_adjudicated_latent(world):
+    """A senior of own who rates every latent, the adjudicated one too, in an open round of their own and
+    is not its adjudicator: another senior's decision on it would anchor them (it was listed to them)."""
+    senior = factories.user(role=Role.SENIOR, institution_obj=world.own, username="own_s2")
+    worlds.make_round(
+        by=world.coordinator,
+        sae=world.sae,
+        version=world.revealed.rubric_version,
+        institutions=[world.own],
+        raters_list=[senior],
+        overlap=1,
+    )
+    return senior
+
+
+def adjudication_visible_by_spec(viewer, world) -> bool:
+    """The adjudication rule written out (docs/access.md): never to physicians; to a senior who decided
+    it, or who does not still label its latent in a draft or open round; label readers who see the SAE."""
+    adjudication = Adjudication.objects.select_related("latent").get(rationale__contains=ADJUDICATION_MARK)
+    role = role_of(viewer)
+    if role == Role.PHYSICIAN or role is None:
+        return False
+    if role != Role.ADMIN and viewer.profile.institution_id != world.own.pk:
+        return False  # the SAE is private to own
+    if role == Role.SENIOR and adjudication.senior_id != viewer.pk:
+        return not Assignment.objects.filter(
+            latent=adjudication.latent, rater=viewer, round__status__in=[Round.Status.DRAFT, Round.Status.OPEN]
+        ).exists()
+    return True
 
 
 def _views(world, viewer) -> dict[str, tuple[str, str]]:
@@ -132,6 +169,7 @@ def test_blind_matrix_leaks_nothing(postgres, no_throttles):
     viewers = _viewers(world)
     requests, leaks, seen = 0, [], {}
     searched = _searched_free_text(world)
+    adjudication_visible = {name: adjudication_visible_by_spec(viewer, world) for name, viewer in viewers.items()}
     for status in STATUSES:
         Round.objects.filter(pk=world.revealed.pk).update(status=status)
         cache: dict = {}
@@ -167,6 +205,10 @@ def test_blind_matrix_leaks_nothing(postgres, no_throttles):
                         seen[(role_name, status, view)] = True
                 if "SECRET-" in text and not label_leaks(viewer, text, cache):
                     seen[(role_name, status, view, "labels")] = True
+                if ADJUDICATION_MARK in text:
+                    if not adjudication_visible[role_name]:
+                        leaks.append(f"{where}: another senior's adjudication of a latent they may not see")
+                    seen[(role_name, status, view, "adjudication")] = True
     Round.objects.filter(pk=world.revealed.pk).update(status=Round.Status.REVEALED)
     record(
         "blind",
@@ -189,5 +231,7 @@ def test_blind_matrix_leaks_nothing(postgres, no_throttles):
         ("researcher, own", "closed", "export labels of the round", "labels"),
         ("senior, not a rater", "closed", "page adjudication", "labels"),
         ("admin", "revealed", "api agreement"),
+        ("senior, not a rater", "open", "api adjudications", "adjudication"),
+        ("coordinator, own", "open", "api adjudications", "adjudication"),
     ]:
         assert seen.get(expected), f"{expected} shows nothing: the probe would miss a leak there"

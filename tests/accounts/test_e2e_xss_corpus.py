@@ -144,8 +144,29 @@ def _world(payload: str) -> dict:
         parameters={"name": short(200), "sweep_group": short(100), "activation_set_id": sae.activation_set_id},
         created_by=researcher,
     )
+    # issue 12/13 pages: a sweep, a failed drift audit and a steering run, each carrying the payload.
+    from inference.models import Sweep
+    from tests.accounts.access_world import _steering
+
+    sweep = Sweep.objects.create(name=short(200), activation_set=sae.activation_set, created_by=researcher)
+    Job.objects.filter(pk=job.pk).update(sweep=sweep)
+    drift = Job.objects.create(
+        kind=Job.Kind.DRIFT_AUDIT,
+        queue="cpu",
+        status=Job.Status.FAILED,
+        message=payload,
+        parameters={"sae_id": sae.pk, "corpus_id": sae.activation_set.corpus_id, "name": short(200)},
+        created_by=researcher,
+    )
+    _, steer_job = _steering(sae=sae, researcher=researcher)
+    steer_job.parameters = {**steer_job.parameters, "prompt": payload}
+    steer_job.result = {**steer_job.result, "prompt": payload}
+    steer_job.save(update_fields=["parameters", "result"])
     return {
         "job": job,
+        "sweep": sweep,
+        "drift": drift,
+        "steer_job": steer_job,
         "coordinator": coordinator,
         "physician": physician,
         "senior": senior,
@@ -214,6 +235,11 @@ def _views(world) -> dict[str, list[str]]:
             "/jobs/",
             f"/jobs/{world['job'].pk}/",
             f"/jobs/saes/{world['sae'].pk}/",
+            f"/jobs/sweeps/{world['sweep'].pk}/",
+            "/explain/",
+            f"/steering/{world['steer_job'].pk}/",
+            f"/drift/{world['drift'].pk}/",
+            f"/protected/{world['sae'].pk}/",
         ],
         "admin": [
             "/admin/",

@@ -155,3 +155,54 @@ def test_import_sae_copies_only_the_saelens_files(tmp_path):
     sae = SAE.objects.get(name="x")
 
     assert sorted(p.name for p in Path(sae.artifact_uri).iterdir()) == ["cfg.json", "sae_weights.safetensors"]
+
+
+# Metadata, concept tags and external ids had no limit: 5 MB metadata was stored and then served by
+# /api/v1/snippets/, 3 MB of tags accepted, and a 300-character external_id failed the job with a raw
+# DataError and no line number.
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("record", "message"),
+    [
+        (
+            {"external_id": "m1", "text": "fine", "metadata": {"blob": "z" * 5_000_000}},
+            r"line 2: 'metadata' is 50000\d\d characters as JSON; the limit is 10000 \(MAX_METADATA_CHARS\)",
+        ),
+        ({"external_id": "m1", "text": "fine", "metadata": {"ward": "cardiology"}, "concept_tags": ["HF"]}, None),
+        (
+            {"external_id": "t1", "text": "fine", "concept_tags": ["x" * 1000] * 3000},
+            r"line 2: 'concept_tags' has 3000 tags; the limit is 50 \(MAX_CONCEPT_TAGS\)",
+        ),
+        (
+            {"external_id": "t1", "text": "fine", "concept_tags": ["HF", "x" * 1000]},
+            r"line 2: a concept tag is 1000 characters; the limit is 200 \(MAX_CONCEPT_TAG_CHARS\)",
+        ),
+        (
+            {"external_id": "e" * 300, "text": "fine"},
+            r"line 2: 'external_id' is 300 characters; the limit is 200",
+        ),
+    ],
+)
+def test_oversized_metadata_tags_and_ids_fail_naming_the_line(tmp_path, record, message):
+    path = _jsonl(tmp_path / "notes.jsonl", json.dumps(GOOD), json.dumps(record))
+    if message is None:
+        _import(path)  # within the limits: imported
+        assert Snippet.objects.count() == 2
+        return
+    with pytest.raises(CommandError, match=message):
+        _import(path)
+    assert not Corpus.objects.exists() and not Snippet.objects.exists()
+
+
+@pytest.mark.django_db
+def test_metadata_nested_beyond_the_depth_fails_naming_the_line(tmp_path, settings):
+    settings.MAX_JSON_DEPTH = 20
+    metadata = '{"a": ' + "[" * 30 + "]" * 30 + "}"
+    path = _jsonl(
+        tmp_path / "notes.jsonl",
+        json.dumps(GOOD),
+        '{"external_id": "d1", "text": "fine", "metadata": ' + metadata + "}",
+    )
+    with pytest.raises(CommandError, match=r"line 2: 'metadata' is nested 31 levels deep; the limit is 20"):
+        _import(path)
+    assert not Snippet.objects.exists()

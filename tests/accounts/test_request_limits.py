@@ -129,3 +129,90 @@ def test_an_oversized_upload_answers_413(settings, db, tmp_path):
         response = client.post("/api/v1/jobs/import-corpus/", {"file": handle, "name": "big"}, format="multipart")
     assert response.status_code == 413
     assert "50000" in response.json()["detail"]
+
+
+# Bodies DRF parses whatever their declared type: application/*, */* and multipart/* were parsed
+# without the middleware's checks (a NUL gave a 500 DataError, 5,000-deep nesting a RecursionError).
+_WILDCARDS = ["application/*", "*/*", "application/x-json", "application/vnd.api+json; charset=utf-8"]
+
+
+@pytest.mark.parametrize("content_type", _WILDCARDS)
+def test_nul_in_round_institutions_is_refused_whatever_the_declared_type(api_world, content_type):
+    client = client_for(api_world["coordinator"])
+    client.raise_request_exception = False
+    body = json.dumps(_round_body(api_world, institutions=["own\x00"]))
+    response = client.generic("POST", "/api/v1/rounds/create/", body, content_type=content_type)
+    assert response.status_code in (400, 415), response.content[:200]
+    if response.status_code == 400:
+        assert "Null characters" in response.json()["institutions"][0]
+
+
+@pytest.mark.parametrize("content_type", _WILDCARDS + ["application/json"])
+def test_deep_nesting_is_refused_naming_the_key_whatever_the_declared_type(api_world, content_type):
+    assignment = own_assignment(api_world)
+    client = client_for(api_world["raters"][0])
+    client.raise_request_exception = False
+    body = '{"confidence": 3, "concept_code": ' + _nested(5000) + "}"
+    response = client.generic("POST", f"/api/v1/assignments/{assignment.pk}/label/", body, content_type=content_type)
+    assert response.status_code in (400, 415), response.content[:200]
+    if response.status_code == 400:
+        assert "nested" in response.json()["concept_code"][0]
+    assert not Label.objects.filter(assignment=assignment).exists()
+
+
+def test_a_wildcard_content_type_answers_415(api_world):
+    client = client_for(api_world["coordinator"])
+    body = json.dumps(_round_body(api_world))
+    for content_type in ("application/*", "*/*"):
+        response = client.generic("POST", "/api/v1/rounds/create/", body, content_type=content_type)
+        assert response.status_code == 415, content_type
+
+
+def test_nul_in_a_multipart_body_is_refused_whatever_the_subtype(api_world):
+    from django.test.client import BOUNDARY, encode_multipart
+
+    client = client_for(api_world["coordinator"])
+    client.raise_request_exception = False
+    fields = {k: str(v) for k, v in _round_body(api_world).items() if k != "institutions"}
+    body = encode_multipart(BOUNDARY, {**fields, "institutions": ["own\x00"]})
+    response = client.generic(
+        "POST", "/api/v1/rounds/create/", body, content_type=f"multipart/form-data; boundary={BOUNDARY}"
+    )
+    assert response.status_code == 400, response.content[:200]
+    assert "Null characters" in response.json()["institutions"][0]
+    for content_type in (f"multipart/*; boundary={BOUNDARY}", f"*/*; boundary={BOUNDARY}"):
+        response = client.generic("POST", "/api/v1/rounds/create/", body, content_type=content_type)
+        assert response.status_code == 415, (content_type, response.content[:200])
+
+
+def test_rubric_texts_are_limited_naming_the_field(api_world, settings):
+    """Rubric descriptions, concept descriptions and guidelines had no limit (any size up to the body's)."""
+    client = client_for(api_world["coordinator"])
+    concept = {"code": "HF", "name": "Heart failure"}
+    cases = {
+        "description": {"name": "r1", "description": "d" * (settings.MAX_TEXT_CHARS + 1), "concepts": [concept]},
+        "guidelines": {"name": "r2", "guidelines": "g" * (settings.MAX_GUIDELINES_CHARS + 1), "concepts": [concept]},
+        "concepts": {"name": "r3", "concepts": [{**concept, "description": "c" * (settings.MAX_TEXT_CHARS + 1)}]},
+    }
+    for field, body in cases.items():
+        response = client.post("/api/v1/rubrics/create/", body, format="json")
+        assert response.status_code == 400, (field, response.content[:200])
+        assert field in response.json()
+    ok = client.post(
+        "/api/v1/rubrics/create/", {"name": "r4", "description": "short", "concepts": [concept]}, format="json"
+    )
+    assert ok.status_code == 201, ok.content[:300]
+
+
+def test_an_import_description_is_limited(settings, db):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from accounts.models import Role
+    from tests import factories
+
+    client = APIClient()
+    client.force_authenticate(factories.user(role=Role.RESEARCHER))
+    file = SimpleUploadedFile("notes.jsonl", b'{"external_id": "a", "text": "x"}\n')
+    body = {"file": file, "name": "n", "description": "d" * (settings.MAX_TEXT_CHARS + 1)}
+    response = client.post("/api/v1/jobs/import-corpus/", body, format="multipart")
+    assert response.status_code == 400 and "description" in response.json()

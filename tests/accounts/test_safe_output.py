@@ -197,3 +197,56 @@ def test_a_host_model_loaded_from_a_local_folder_shows_its_name_not_the_path():
     client.force_authenticate(factories.user(role=Role.RESEARCHER))
     rows = {row["name"]: row["source"] for row in client.get("/api/v1/host-models/").json()["results"]}
     assert rows == {"minilm": "minilm", "gpt2": "openai-community/gpt2"}
+
+
+@pytest.mark.django_db
+def test_audit_payloads_and_sae_metrics_hold_no_absolute_server_paths(tmp_path, _artifact_root):
+    """The import's AuditEvent held the absolute upload path (and the admin shows it); an imported SAE's
+    cfg and metrics were served as they came, checkpoint and dataset paths included."""
+    from accounts.models import AuditEvent
+    from features.models import SAE
+
+    researcher = factories.user(role=Role.RESEARCHER)
+    client = APIClient()
+    client.force_authenticate(researcher)
+    path = tmp_path / "notes.jsonl"
+    path.write_text('{"external_id": "a", "text": "CHF."}\n')
+    with path.open("rb") as handle:
+        created = client.post("/api/v1/jobs/import-corpus/", {"file": handle, "name": "n"}, format="multipart")
+    assert created.status_code == 202
+    payload = AuditEvent.objects.get(action="job.create.import_corpus").payload
+    assert payload["path"].startswith("uploads/")
+    assert str(_artifact_root) not in json.dumps(payload)
+
+    sae = factories.sae(n_latents=2)
+    SAE.objects.filter(pk=sae.pk).update(
+        hyperparameters={"checkpoint": "/srv/hospital/secret/ckpt.pt", "width": 16},
+        metrics={"dataset_path": f"{_artifact_root}/activations/set-1/acts.npy", "fve": 0.9},
+    )
+    data = client.get(f"/api/v1/saes/{sae.pk}/").json()
+    assert data["hyperparameters"] == {"checkpoint": "ckpt.pt", "width": 16}
+    assert data["metrics"] == {"dataset_path": "activations/set-1/acts.npy", "fve": 0.9}
+
+
+def test_a_neutralised_csv_reads_back_as_written(tmp_path):
+    """Exports write -1 as '-1 (formula neutralising); `agreement --csv … --level interval` then failed on
+    every negative code. Reading strips a ' before a formula character again."""
+    from django.core.management import call_command
+
+    from accounts.csv_safety import SafeCsvWriter
+    from annotation.stats.tables import read_long_csv
+
+    path = tmp_path / "labels.csv"
+    rows = [("u1", "r1", -1), ("u1", "r2", -2), ("u2", "r1", 3), ("u2", "r2", 3), ("u3", "r1", -4), ("u3", "r2", -4)]
+    with path.open("w", newline="") as handle:
+        writer = SafeCsvWriter(handle)
+        writer.writerow(["latent_id", "rater", "concept_code", "note"])
+        writer.writerows([(unit, rater, str(value), "=HYPERLINK(x)") for unit, rater, value in rows])
+    text = path.read_text()
+    assert "'-1" in text and "'=HYPERLINK" in text  # neutralised on the way out
+    ratings = read_long_csv(path=path, numeric=True, extra_columns=("note",))
+    assert sorted(float(v) for v in ratings.categories) == [-4.0, -2.0, -1.0, 3.0]
+    assert set(ratings.extra["note"]) == {"=HYPERLINK(x)"}
+    out = io.StringIO()
+    call_command("agreement", "--csv", str(path), "--level", "interval", "--json", stdout=out)
+    assert json.loads(out.getvalue())["alpha"] is not None

@@ -1,5 +1,5 @@
-"""Schemathesis over /api/schema/: every operation, fuzzed as a physician and as a coordinator (each with a
-personal API token), answers without a server error and with responses that conform to the schema."""
+"""Schemathesis over /api/schema/: every operation, fuzzed as a physician, a coordinator and a researcher
+(each with a personal API token), answers without a server error and with responses that conform to the schema."""
 
 from __future__ import annotations
 
@@ -89,14 +89,20 @@ def _connections_kept_open():
 
 
 @pytest.mark.usefixtures("_connections_kept_open")
-@pytest.mark.parametrize("role", ["physician", "coordinator"])
+@pytest.mark.parametrize("role", ["physician", "coordinator", "researcher"])
 def test_schemathesis_finds_no_server_error_and_no_nonconforming_response(api_world, role, settings):
     import schemathesis
 
     from config.wsgi import application
 
     settings.API_THROTTLE_USER_RATE = "100000/minute"  # the fuzzer is one user sending many requests
-    user = api_world["raters"][0] if role == "physician" else api_world["coordinator"]
+    if role == "researcher":  # job launchers: the import, cache, train, mine, sweep and steering operations
+        from accounts.models import Role
+        from tests import factories
+
+        user = factories.user(role=Role.RESEARCHER, institution_obj=api_world["own"], username="researcher-own")
+    else:
+        user = api_world["raters"][0] if role == "physician" else api_world["coordinator"]
     _, secret = api_token_create(user=user, name="schemathesis")
     schema = schemathesis.openapi.from_wsgi("/api/schema/?format=json", application)
     started = time.monotonic()

@@ -11,11 +11,12 @@ import pytest
 from django.core.management import call_command
 from rest_framework.test import APIClient
 
-from accounts.models import AuditEvent
+from accounts.models import AuditEvent, Role
 from annotation.models import Adjudication, Assignment, Consensus, Round
 from annotation.services import ConceptSpec, rubric_create
 from clinical.models import SavedNote
 from features.models import Latent
+from tests import factories
 
 pytestmark = pytest.mark.django_db
 
@@ -178,9 +179,42 @@ def test_a_rater_does_not_see_the_consensus_of_a_latent_they_are_rating(tiny_wor
     rater_view = client.post("/api/v1/explain/", {"sae": tiny_world.sae.pk, "text": NOTE}, format="json").json()
     row = next(x for t in rater_view["tokens"] for x in t["latents"] if x["index"] == chest)
     assert (row["label"], row["uncertainty"]) == (None, "unlabelled") and rater_view["n_withheld"] == 1
-    client.force_authenticate(people["senior"])
+    client.force_authenticate(people["researcher"])
     other_view = client.post("/api/v1/explain/", {"sae": tiny_world.sae.pk, "text": NOTE}, format="json").json()
     assert next(x for t in other_view["tokens"] for x in t["latents"] if x["index"] == chest)["label"] == "MI"
+
+
+@pytest.mark.parametrize("status", ["open", "closed", "revealed"])
+def test_explain_is_blind_to_physicians_and_seniors_until_the_round_is_revealed(tiny_world, people, client, status):
+    """A physician or senior who is not a rater of the round sees no consensus of its latents before it is
+    revealed (it showed the label, posterior and agreement of closed-unrevealed rounds); label readers do."""
+    chest = _fired_by_token(_explain_json(tiny_world.sae))[2][0]
+    version, _ = _label(
+        tiny_world, people["coordinator"], plan={chest: {"code": "MI", "top": 0.9, "routing": "consensus"}}
+    )
+    latent = Latent.objects.get(sae=tiny_world.sae, index=chest)
+    round_ = Round.objects.create(
+        name="blind",
+        kind="calibration",
+        sae=tiny_world.sae,
+        rubric_version=version,
+        coordinator=people["coordinator"],
+        status=status,
+    )
+    round_.latents.add(latent)
+    rater = factories.user(role=Role.PHYSICIAN, institution_obj=tiny_world.home)
+    Assignment.objects.create(round=round_, latent=latent, rater=rater, position=0)
+    api = APIClient()
+    for role in ("physician", "senior", "researcher", "coordinator"):
+        api.force_authenticate(people[role])
+        view = api.post("/api/v1/explain/", {"sae": tiny_world.sae.pk, "text": NOTE}, format="json").json()
+        row = next(x for t in view["tokens"] for x in t["latents"] if x["index"] == chest)
+        shown = row["label"] is not None or row["posterior"] is not None
+        client.force_login(people[role])
+        page = client.post("/explain/", {"sae": tiny_world.sae.pk, "text": NOTE}).content.decode()
+        blind = role in ("physician", "senior") and status != "revealed"
+        assert shown is not blind, (role, status, row)
+        assert ('data-codes="MI:' in page) is not blind, (role, status)
 
 
 def test_page_shades_the_note_says_it_is_an_audit_and_shows_the_layer_flow(tiny_world, people, client):

@@ -55,7 +55,8 @@ def _label(world, coordinator, *, plan: dict[int, dict]):
             posterior={code: top, "HF" if code != "HF" else "MI": round(1 - top, 4)},
             map_concept=code,
             entropy=fields.pop("entropy", 0.2),
-            n_labels=3,
+            n_labels=fields.pop("n_labels", 5),  # three raters, two hidden repeats
+            n_raters=fields.pop("n_raters", 3),
             **fields,
         )
     return version, round_
@@ -67,10 +68,11 @@ def _fired_by_token(result) -> list[list[int]]:
 
 def test_command_prints_the_design_shape_with_spans_labels_and_classes(tiny_world, people):
     first = _explain_json(tiny_world.sae)
-    assert set(first) == {"tokens", "concepts"}
+    assert {"tokens", "concepts", "summary", "disclaimer", "n_windows", "notice"} <= set(first)
+    assert first["n_windows"] == 1 and first["notice"] is None and first["disclaimer"].startswith("This is an audit")
     assert [token["text"] for token in first["tokens"]] == NOTE.split()
     assert all(NOTE[t["start"] : t["end"]] == t["text"] for t in first["tokens"])
-    assert all(set(latent) == LATENT_KEYS for t in first["tokens"] for latent in t["latents"])
+    assert all(LATENT_KEYS <= set(latent) for t in first["tokens"] for latent in t["latents"])
     assert all(
         latent["uncertainty"] == "unlabelled" and latent["label"] is None
         for t in first["tokens"]
@@ -96,11 +98,15 @@ def test_command_prints_the_design_shape_with_spans_labels_and_classes(tiny_worl
     assert by_index[chest]["label"] == "MI" and by_index[chest]["uncertainty"] == "consensus"
     assert by_index[chest]["posterior"] == pytest.approx(0.82)
     assert by_index[chest]["latent_id"] == Latent.objects.get(sae=tiny_world.sae, index=chest).pk
+    assert by_index[chest]["agreement"] == pytest.approx(0.67) and by_index[chest]["detection_accuracy"] is None
     assert by_index[validated]["uncertainty"] == "validated"
+    assert by_index[validated]["detection_accuracy"] == pytest.approx(0.8)
     assert by_index[ambiguous]["uncertainty"] == "ambiguous"
     concepts = {concept["code"]: concept for concept in result["concepts"]}
     assert set(concepts) == {"MI", "HF", "SEX_GENDER"}
-    assert all(set(concept) == {"code", "name", "score", "uncertainty", "tokens"} for concept in concepts.values())
+    assert all({"code", "name", "score", "uncertainty", "tokens"} <= set(concept) for concept in concepts.values())
+    assert result["summary"] == [concept["summary"] for concept in result["concepts"]]
+    assert "Myocardial infarction" in result["summary"][[c["code"] for c in result["concepts"]].index("MI")]
     assert concepts["MI"]["name"] == "Myocardial infarction" and "chest" in " ".join(concepts["MI"]["tokens"])
     assert concepts["MI"]["uncertainty"] == "consensus"
     assert [c["score"] for c in result["concepts"]] == sorted((c["score"] for c in result["concepts"]), reverse=True)
@@ -189,12 +195,17 @@ def test_page_shades_the_note_says_it_is_an_audit_and_shows_the_layer_flow(tiny_
     client.force_login(people["physician"])
     page = client.get("/explain/")
     assert page.status_code == 200 and "not a clinical finding" in page.content.decode()
-    response = client.post("/explain/", {"sae": tiny_world.sae.pk, "text": NOTE + " <script>x</script>", "flow": "on"})
+    response = client.post("/explain/", {"sae": tiny_world.sae.pk, "text": NOTE + " <script>x</script>"})
     html = response.content.decode()
     assert response.status_code == 200
+    # five judgments (hidden repeats included) by three physicians: the summary counts people
     assert "represented Myocardial infarction on" in html and "consensus of 3 physicians, 0.82" in html
     assert 'data-codes="MI:' in html and "&lt;script&gt;x&lt;/script&gt;" in html and "<script>x</script>" not in html
+    # two SAEs on one host model at different layers: the flow is shown without asking
     assert "Layer by layer" in html and "Layer 0" in html and "Layer 1" in html
+    opted_out = client.post("/explain/", {"sae": tiny_world.sae.pk, "text": NOTE, "only_this_layer": "on"})
+    assert "represented Myocardial infarction" in opted_out.content.decode()
+    assert "Layer by layer" not in opted_out.content.decode()
     client.force_login(people["foreign_physician"])
     assert client.post("/explain/", {"sae": tiny_world.sae.pk, "text": NOTE}).status_code == 404
     assert str(tiny_world.sae.name) not in client.get("/explain/").content.decode()

@@ -23,7 +23,7 @@ from features.models import SAE, Corpus, Latent
 
 # The platform's consensus method (bayesian-ds), read through the SAE-scope manager.
 CONSENSUS_METHOD = PLATFORM_CONSENSUS_METHOD
-# A consensus without a routing decision counts as settled at these (DESIGN §5, routing defaults).
+# A consensus without a routing decision counts as settled at these (the defaults of Round.routing_*).
 SETTLED_TOP_POSTERIOR = 0.6
 SETTLED_MAX_ENTROPY = 0.5
 UNCERTAINTY_CLASSES = ("validated", "consensus", "ambiguous", "unlabelled")

@@ -182,7 +182,8 @@ def explain_note(
     body = length - len(prefix) - len(suffix)
     if body < 2:
         raise ValueError(f"a window of {length} tokens leaves no room for the note after the special tokens")
-    whole = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    # verbose=False: the whole note is longer than the model's window on purpose (windows come next)
+    whole = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
     ids, offsets = list(whole["input_ids"]), [tuple(span) for span in whole["offset_mapping"]]
     n_tokens = len(ids)
     if n_tokens == 0:

@@ -104,7 +104,7 @@ def main() -> int:
 
     tokenizer = AutoTokenizer.from_pretrained(str(minilm_path()))
     text = " ".join(record["text"] for record in load_snippets(corpus_path())[:80])
-    offsets = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+    offsets = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)["offset_mapping"]
     note = text[: offsets[args.tokens - 1][1]]
 
     started = time.perf_counter()

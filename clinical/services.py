@@ -230,6 +230,39 @@ def _concepts(
     return sorted(concepts, key=lambda c: (-c.score, c.code))
 
 
+def _latent_fields(index: int, label: LatentLabel | None) -> tuple[dict, float]:
+    """A fired latent's row in the explanation, less its activation, and its corpus maximum (0: none)."""
+    if label is None:
+        return {
+            "latent_id": None,
+            "index": index,
+            "label": None,
+            "posterior": None,
+            "uncertainty": "unlabelled",
+            "name": None,
+            "agreement": None,
+            "detection_accuracy": None,
+            "n_raters": 0,
+            "n_labels": 0,
+            "simulated": "none",
+            "protected": [],
+        }, 0.0
+    return {
+        "latent_id": label.latent_id,
+        "index": index,
+        "label": label.label,
+        "posterior": label.posterior,
+        "uncertainty": label.uncertainty,
+        "name": label.name,
+        "agreement": label.agreement,
+        "detection_accuracy": label.detection_accuracy,
+        "n_raters": label.n_raters,
+        "n_labels": label.n_labels,
+        "simulated": label.simulated,
+        "protected": label.protected,
+    }, label.max_activation
+
+
 def _saved_note_cutoff():
     return timezone.now() - timedelta(days=int(settings.CLINICAL_SAVED_NOTE_DAYS))
 
@@ -313,28 +346,18 @@ def note_explain(
                 protected_attributes |= _attributes(label)
     hook = sae.hook_point.name
     token_rows = []
+    described: dict[int, tuple[dict, float]] = {}  # index -> (what does not change per token, corpus max)
     for token in tokens:
         latents = []
-        for latent in token["by_hook"][hook]:
-            label = main_labels.get(latent.index)
+        for index, activation in token["by_hook"][hook]:
+            if index not in described:
+                described[index] = _latent_fields(index, main_labels.get(index))
+            fields, maximum = described[index]
             latents.append(
                 {
-                    "latent_id": label.latent_id if label else None,
-                    "index": latent.index,
-                    "activation": round(latent.activation, 5),
-                    "label": label.label if label else None,
-                    "posterior": label.posterior if label else None,
-                    "uncertainty": label.uncertainty if label else "unlabelled",
-                    "name": label.name if label else None,
-                    "agreement": label.agreement if label else None,
-                    "detection_accuracy": label.detection_accuracy if label else None,
-                    "n_raters": label.n_raters if label else 0,
-                    "n_labels": label.n_labels if label else 0,
-                    "simulated": label.simulated if label else "none",
-                    "protected": label.protected if label else [],
-                    "relative": round(min(latent.activation / label.max_activation, 1.0), 4)
-                    if label and label.max_activation > 0
-                    else None,
+                    **fields,
+                    "activation": round(activation, 5),
+                    "relative": round(min(activation / maximum, 1.0), 4) if maximum > 0 else None,
                 }
             )
         token_rows.append({"text": token["text"], "start": token["start"], "end": token["end"], "latents": latents})

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import torch
 
@@ -106,8 +107,9 @@ def _specials(tokenizer) -> tuple[list[int], list[int]]:
     return ids[: content[0]], ids[content[-1] + 1 :]
 
 
-@dataclass(frozen=True)
-class ActiveLatent:
+class ActiveLatent(NamedTuple):
+    """One latent active on one token (a tuple: a 500-token note makes tens of thousands of them)."""
+
     index: int
     activation: float
 

@@ -268,7 +268,8 @@ def _saved_note_cutoff():
 
 
 def saved_notes_purge() -> int:
-    """Delete kept notes older than CLINICAL_SAVED_NOTE_DAYS; runs whenever notes are kept or listed."""
+    """Delete kept notes older than CLINICAL_SAVED_NOTE_DAYS; runs on every explanation and listing (one
+    indexed DELETE), so no scheduler is needed for retention."""
     deleted, _ = SavedNote.objects.filter(created_at__lt=_saved_note_cutoff()).delete()
     return deleted
 
@@ -375,8 +376,8 @@ def note_explain(
         stride=result.stride,
         protected_attributes=sorted(protected_attributes),
     )
+    saved_notes_purge()
     if store and by is not None and getattr(by, "is_authenticated", False):
-        saved_notes_purge()
         explanation.saved_note_id = SavedNote.objects.create(owner=by, sae=sae, text=scrub_phi(text), sha256=digest).pk
     audit_record(
         actor=by,

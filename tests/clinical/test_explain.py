@@ -421,3 +421,7 @@ def test_kept_notes_are_scrubbed_listed_and_deleted_by_their_owner_only(tiny_wor
     old = api.post("/api/v1/explain/", {"sae": tiny_world.sae.pk, "text": NOTE, "store": True}, format="json")
     SavedNote.objects.filter(pk=old.json()["saved_note_id"]).update(created_at=timezone.now() - timedelta(days=31))
     assert api.get("/api/v1/explain/saved/").json() == [] and not SavedNote.objects.exists()
+    old = api.post("/api/v1/explain/", {"sae": tiny_world.sae.pk, "text": NOTE, "store": True}, format="json")
+    SavedNote.objects.filter(pk=old.json()["saved_note_id"]).update(created_at=timezone.now() - timedelta(days=31))
+    _explain_json(tiny_world.sae)  # any explanation, by anyone, purges too
+    assert not SavedNote.objects.exists()

@@ -1,31 +1,19 @@
 """The broker seen from the job services: send a job's message by name, ask whether the broker answers,
-and look for a job's message on it (so that the sweeper re-sends only what was really lost)."""
+and look for a job's message on it (so that the sweeper re-sends only what was really lost). The generic
+check and look-up live in accounts/broker.py, shared with annotation's round statistics."""
 
 from __future__ import annotations
 
 import logging
 import uuid as uuid_module
-from pathlib import Path
 
 from celery import current_app
 
+from accounts.broker import BrokerUnavailable, broker_check, markers_on_broker
+
 logger = logging.getLogger(__name__)
 RUN_JOB_TASK = "inference.run_job"
-
-
-class BrokerUnavailable(Exception):
-    """The broker did not answer: nothing can be handed to the workers now."""
-
-
-def broker_check() -> None:
-    """Raise BrokerUnavailable unless the broker accepts a connection (within ~2 s)."""
-    if current_app.conf.task_always_eager:
-        return
-    try:
-        with current_app.connection_for_write() as connection:
-            connection.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=2)
-    except Exception as error:  # noqa: BLE001 - kombu raises transport-specific errors
-        raise BrokerUnavailable(f"the job queue is not reachable: {error}") from None
+__all__ = ["BrokerUnavailable", "broker_check", "jobs_on_broker", "send_job", "task_id_for"]
 
 
 def task_id_for(job_uuid) -> str:
@@ -47,28 +35,5 @@ def send_job(*, job_id: int, job_uuid, queue: str) -> None:
 def jobs_on_broker(job_uuids: list[str], *, queues: tuple[str, ...] = ("cpu", "gpu")) -> set[str] | None:
     """The UUIDs among `job_uuids` whose message waits on, or is reserved from, the broker; None when
     this transport cannot be inspected (the sweeper then re-sends, and a duplicate is dropped)."""
-    if not job_uuids:
-        return set()
-    with current_app.connection_for_read() as connection:
-        transport = connection.transport.driver_type
-        if transport == "redis":
-            client = connection.default_channel.client
-            raw: list[bytes] = []
-            for queue in queues:
-                for key in client.keys(f"{queue}*"):
-                    if client.type(key) == b"list":
-                        raw.extend(client.lrange(key, 0, -1))
-            raw.extend(client.hvals("unacked"))
-            blob = b"\n".join(raw)
-            return {u for u in job_uuids if f"job-{u}".encode() in blob}
-        if transport == "filesystem":
-            folder = Path(connection.transport_options.get("data_folder_in", ""))
-            found: set[str] = set()
-            for path in folder.glob("*.msg") if folder.is_dir() else ():
-                try:
-                    text = path.read_text(errors="replace")
-                except OSError:
-                    continue
-                found.update(u for u in job_uuids if f"job-{u}" in text)
-            return found
-    return None
+    found = markers_on_broker([f"job-{u}" for u in job_uuids], queues=queues)
+    return None if found is None else {marker.removeprefix("job-") for marker in found}

@@ -145,16 +145,16 @@ class _Settlement:
 
 
 def _accounting_fields(*, device: str, seconds: float, joules: float | None, method: str) -> dict[str, Any]:
-    from .engine.accounting import footprint
+    from .engine.accounting import footprint, is_gpu
 
-    watts = settings.GPU_POWER_WATTS if device.startswith("cuda") else settings.CPU_POWER_WATTS
+    gpu = is_gpu(device)
     cost = footprint(
         device_seconds=seconds,
         energy_joules=joules,
         method=method,
-        watts=watts,
+        watts=settings.GPU_POWER_WATTS if gpu else settings.CPU_POWER_WATTS,
         carbon_intensity_kg_per_kwh=settings.CARBON_INTENSITY_KG_PER_KWH,
-        device_hour_price=settings.DEVICE_HOUR_PRICE,
+        device_hour_price=settings.GPU_HOUR_PRICE if gpu else settings.CPU_HOUR_PRICE,
     )
     fields: dict[str, Any] = {
         "device_seconds": F("device_seconds") + cost.device_seconds,
@@ -163,7 +163,7 @@ def _accounting_fields(*, device: str, seconds: float, joules: float | None, met
         "cost": F("cost") + cost.cost,
         "energy_method": cost.method,
     }
-    if device.startswith("cuda"):
+    if gpu:
         fields["gpu_seconds"] = F("gpu_seconds") + cost.device_seconds
     return fields
 

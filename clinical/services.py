@@ -275,7 +275,7 @@ def drift_audit_start(
     by=None,
     enqueue: bool = True,
 ) -> Job:
-    from inference.drift import drift_audit_request
+    from inference.services import drift_audit_request
 
     return drift_audit_request(
         sae=sae, corpus=corpus, reference=reference, thresholds=thresholds, by=by, enqueue=enqueue

@@ -22,7 +22,8 @@ from accounts.permissions import has_role, jobs_visible_to, saes_visible_to
 from annotation.models import Consensus, Round
 from features.models import SAE, HostModel
 from inference.models import Job
-from inference.steering import RESEARCH_ONLY, steering_compute, steering_parameters, steering_request
+from inference.services import steering_request
+from inference.steering import RESEARCH_ONLY, steering_compute, steering_parameters
 
 STEERERS = frozenset({Role.RESEARCHER, Role.SENIOR, Role.ADMIN})
 __all__ = [

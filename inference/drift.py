@@ -39,35 +39,6 @@ def drift_config_check(values: dict[str, Any] | None) -> dict[str, float]:
     return DriftConfig(**overrides).to_dict()
 
 
-def drift_audit_request(
-    *,
-    sae: SAE,
-    corpus: Corpus,
-    reference: Corpus | None = None,
-    thresholds: dict[str, Any] | None = None,
-    by=None,
-    enqueue: bool = True,
-) -> Job:
-    """Queue a drift audit of `corpus` against `reference` (default: the SAE's training corpus)."""
-    if reference is None:
-        if sae.activation_set_id is None:
-            raise ValueError(f"SAE {sae.pk} has no training corpus: name a reference corpus")
-        reference = sae.activation_set.corpus
-    if reference.pk == corpus.pk:
-        raise ValueError("the audited corpus is the reference corpus; choose another one")
-    from .services import (
-        job_create,  # services import the registry, which imports this module
-    )
-
-    config = drift_config_check(thresholds)
-    return job_create(
-        kind=Job.Kind.DRIFT_AUDIT,
-        by=by,
-        enqueue=enqueue,
-        parameters={"sae_id": sae.pk, "corpus_id": corpus.pk, "reference_id": reference.pk, "config": config},
-    )
-
-
 def _store_for(*, sae: SAE, corpus: Corpus, job: Job, max_length: int, device, progress: Progress, span):
     """The corpus's activations at the SAE's hook point: an existing capture, else a new one (kept and
     registered, so the next audit reuses it)."""

@@ -17,6 +17,7 @@ from django.utils import timezone
 from accounts.audit import audit_record
 
 from .broker import BrokerUnavailable, broker_check, jobs_on_broker, send_job
+from .drift import drift_config_check
 from .models import Job, Sweep
 from .progress import (
     JobCancelled,
@@ -544,6 +545,37 @@ def mine_latents_request(*, sae, by=None, n_top: int = 20, enqueue: bool = True)
     if n_top < 1:
         raise ValueError("n_top must be ≥ 1")
     return job_create(kind=Job.Kind.MINE_LATENTS, by=by, enqueue=enqueue, parameters={"sae_id": sae.pk, "n_top": n_top})
+
+
+def drift_audit_request(
+    *,
+    sae,
+    corpus,
+    reference=None,
+    thresholds: dict[str, Any] | None = None,
+    by=None,
+    enqueue: bool = True,
+) -> Job:
+    """Queue a drift audit of `corpus` against `reference` (default: the SAE's training corpus); the job
+    body is `inference.drift.drift_audit_work`."""
+    if reference is None:
+        if sae.activation_set_id is None:
+            raise ValueError(f"SAE {sae.pk} has no training corpus: name a reference corpus")
+        reference = sae.activation_set.corpus
+    if reference.pk == corpus.pk:
+        raise ValueError("the audited corpus is the reference corpus; choose another one")
+    config = drift_config_check(thresholds)
+    return job_create(
+        kind=Job.Kind.DRIFT_AUDIT,
+        by=by,
+        enqueue=enqueue,
+        parameters={"sae_id": sae.pk, "corpus_id": corpus.pk, "reference_id": reference.pk, "config": config},
+    )
+
+
+def steering_request(*, parameters: dict[str, Any], by=None, enqueue: bool = True) -> Job:
+    """Queue a steering run (parameters from `inference.steering.steering_parameters`) on the `gpu` queue."""
+    return job_create(kind=Job.Kind.STEER, by=by, enqueue=enqueue, parameters=parameters)
 
 
 def sae_import(

@@ -4,15 +4,15 @@ the job machinery only needs one entry per registry."""
 
 from __future__ import annotations
 
+import shutil
 import time
 from pathlib import Path
 from typing import Any
 
-from django.conf import settings
-
 from features.models import SAE, ActivationSet, Corpus
 from features.services import activation_set_create
 
+from .jobs import artifact_dir, committing
 from .models import Job
 from .progress import Progress
 
@@ -40,8 +40,10 @@ def drift_config_check(values: dict[str, Any] | None) -> dict[str, float]:
 
 
 def _store_for(*, sae: SAE, corpus: Corpus, job: Job, max_length: int, device, progress: Progress, span):
-    """The corpus's activations at the SAE's hook point: an existing capture, else a new one (kept and
-    registered, so the next audit reuses it)."""
+    """The corpus's activations at the SAE's hook point: an existing capture, else a new one in the job's
+    own folder (`activations/<job uuid>-corpus-<corpus id>`). Returns the store and, for a new capture,
+    the activation set's fields, registered only when the job commits (so the next audit reuses it, and
+    a cancelled or reaped audit registers nothing)."""
     import numpy as np
 
     from inference.engine.activations import ActivationStore, mean_and_scale
@@ -51,15 +53,13 @@ def _store_for(*, sae: SAE, corpus: Corpus, job: Job, max_length: int, device, p
     hook_point = sae.hook_point
     for existing in ActivationSet.objects.filter(hook_point=hook_point, corpus=corpus).order_by("-created_at"):
         if (Path(existing.artifact_uri) / "manifest.json").is_file():
-            return ActivationStore.open(existing.artifact_uri, hook_point.name)
+            return ActivationStore.open(existing.artifact_uri, hook_point.name), None
     texts = list(corpus.snippets.order_by("position").values_list("text", flat=True))
     if not texts:
         raise ValueError(f"corpus {corpus.name} has no snippets")
     handle = host_model_loaded(host_model=hook_point.host_model, device_name=str(device))
-    out_dir = Path(settings.ARTIFACT_ROOT) / "activations" / f"drift-job-{job.pk}-corpus-{corpus.pk}"
-    if out_dir.exists():
-        import shutil
-
+    out_dir = artifact_dir("activations", f"{job.uuid}-corpus-{corpus.pk}")
+    if out_dir.exists():  # this job's own folder, left by an earlier attempt: the capture restarts
         shutil.rmtree(out_dir)
     lo, hi = span
     manifest = capture_activations(
@@ -75,18 +75,18 @@ def _store_for(*, sae: SAE, corpus: Corpus, job: Job, max_length: int, device, p
     )
     store = ActivationStore.open(out_dir, hook_point.name)
     stats = mean_and_scale(store)
-    activation_set_create(
-        host_model=hook_point.host_model,
-        hook_point=hook_point,
-        corpus=corpus,
-        artifact_uri=str(out_dir),
-        n_tokens=manifest.n_tokens,
-        dtype="float16",
-        normalisation={"mean": [float(v) for v in stats.mean], "scale": float(stats.scale)},
-        source_job_id=job.pk,
-        by=job.created_by,
-    )
-    return store
+    pending = {
+        "host_model": hook_point.host_model,
+        "hook_point": hook_point,
+        "corpus": corpus,
+        "artifact_uri": str(out_dir),
+        "n_tokens": manifest.n_tokens,
+        "dtype": "float16",
+        "normalisation": {"mean": [float(v) for v in stats.mean], "scale": float(stats.scale)},
+        "source_job_id": job.pk,
+        "by": job.created_by,
+    }
+    return store, pending
 
 
 def drift_audit_work(job: Job, progress: Progress) -> dict[str, Any]:
@@ -107,12 +107,13 @@ def drift_audit_work(job: Job, progress: Progress) -> dict[str, Any]:
         # capture the new corpus exactly as the training corpus was captured
         max_length = ActivationManifest.load(sae.activation_set.artifact_uri).max_length or max_length
     model = sae_loaded(sae=sae, device_name=str(device))
-    statistics = {}
+    statistics, captured = {}, []
     for position, (name, which) in enumerate((("reference", reference), ("corpus", corpus))):
         span = (0.5 * position, 0.5 * position + 0.35)
-        store = _store_for(
+        store, pending = _store_for(
             sae=sae, corpus=which, job=job, max_length=max_length, device=device, progress=progress, span=span
         )
+        captured.extend([pending] if pending else [])
         progress(span[1], f"encoding {which.name}")
         statistics[name] = corpus_statistics(
             batches=(torch.from_numpy(batch.activations) for batch in store.iter_batches(batch_tokens=4096)),
@@ -124,10 +125,14 @@ def drift_audit_work(job: Job, progress: Progress) -> dict[str, Any]:
         reference=statistics["reference"], corpus=statistics["corpus"], config=DriftConfig(**params.get("config", {}))
     )
     progress(1.0, "compared")
-    return {
+    output = {
         "sae_id": sae.pk,
         "corpus_id": corpus.pk,
         "reference_id": reference.pk,
         "seconds": round(time.perf_counter() - started, 3),
         "report": report.to_dict(),
     }
+    with committing(progress, output):  # new captures are registered with the job's success, or not at all
+        for fields in captured:
+            activation_set_create(**fields)
+    return output

@@ -11,7 +11,7 @@ from django.test import Client
 from rest_framework.test import APIClient
 
 from accounts.models import Role
-from features.models import ActivationSet
+from features.models import ActivationSet, HostModel
 from inference.charts import pareto_chart
 from inference.models import Job, Sweep
 from inference.selectors import pareto_front
@@ -179,3 +179,44 @@ def test_the_export_carries_compute_energy_co2_and_cost_of_each_job():
         rows[0]["job_id"] == str(job.pk) and rows[0]["co2_kg"] == "0.0004" and rows[0]["energy_method"] == "estimated"
     )
     assert rows[0]["uuid"] == str(job.uuid)
+
+
+def test_no_job_page_or_status_answer_shows_an_absolute_server_path(settings):
+    """The job page, the jobs list, the steering run and drift audit pages and their status APIs show a
+    job's message, parameters and result with artifact paths made relative and other paths cut to a name."""
+    researcher = factories.user(role=Role.RESEARCHER)
+    artifact = f"{settings.ARTIFACT_ROOT}/saes/5d1e"
+    leak = "/srv/private/models/host-7/config.json"
+    sae = factories.sae()
+    HostModel.objects.filter(pk=sae.hook_point.host_model_id).update(kind=HostModel.Kind.CAUSAL)  # steerable
+    jobs = {}
+    for kind in (Job.Kind.TRAIN_SAE, Job.Kind.STEER, Job.Kind.DRIFT_AUDIT):
+        job = job_create(
+            kind=kind, parameters={"sae_id": sae.pk, "latents": [], "out": artifact}, by=researcher, enqueue=False
+        )
+        Job.objects.filter(pk=job.pk).update(
+            status=Job.Status.FAILED,
+            message=f"OSError: {leak} is missing",
+            result={"artifact_uri": artifact, "source": leak},
+            log_tail=f"reading {leak}\n",
+        )
+        jobs[kind] = job.pk
+    client = _client(researcher)
+    api = APIClient()
+    api.force_authenticate(researcher)
+    pages = {
+        "job page": client.get(f"/jobs/{jobs[Job.Kind.TRAIN_SAE]}/"),
+        "jobs list": client.get("/jobs/"),
+        "progress": client.get(f"/jobs/progress.json?ids={jobs[Job.Kind.TRAIN_SAE]}"),
+        "steering page": client.get(f"/steering/{jobs[Job.Kind.STEER]}/"),
+        "steering api": api.get(f"/api/v1/steering/{jobs[Job.Kind.STEER]}/"),
+        "drift page": client.get(f"/drift/{jobs[Job.Kind.DRIFT_AUDIT]}/"),
+        "drift api": api.get(f"/api/v1/drift-audits/{jobs[Job.Kind.DRIFT_AUDIT]}/"),
+        "job api": api.get(f"/api/v1/jobs/{jobs[Job.Kind.TRAIN_SAE]}/"),
+    }
+    for name, response in pages.items():
+        body = response.content.decode()
+        assert response.status_code == 200, (name, response.status_code)
+        assert "config.json" in body, name  # the message is shown…
+        assert "/srv/private" not in body and str(settings.ARTIFACT_ROOT) not in body, name  # …without the path
+    assert "saes/5d1e" in pages["job page"].content.decode()

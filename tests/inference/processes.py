@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import _unavailable
+
 ROOT = Path(__file__).resolve().parents[2]
 # Ports of this test module's own servers (the jobs engineer's range 17500-17599).
 REDIS_PORTS = {"restart": 17531, "stopped": 17532, "kill": 17533, "sweep": 17534, "bench": 17535}
@@ -33,7 +35,7 @@ class RedisServer:
 
     def __init__(self, port: int, log: Path) -> None:
         if shutil.which("redis-server") is None:
-            pytest.skip("redis-server is not installed")
+            _unavailable("redis-server is not installed")  # skipped locally, a failure under CI=true
         self.port = port
         self.log = log
         self.process: subprocess.Popen | None = None

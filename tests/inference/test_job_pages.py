@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 
 import pytest
 from django.test import Client
@@ -166,6 +167,25 @@ def test_the_sweep_page_plots_fve_against_l0_and_lists_each_sae():
     assert "<polyline" in page and page.count('<tr><td><a href="/jobs/saes/') == 3
     chart = pareto_chart([{"sae": None, "l0": 4, "fve": 0.8}, {"sae": None, "l0": 8, "fve": 0.9}])
     assert chart["points"][0]["x"] < chart["points"][1]["x"] and chart["points"][0]["y"] > chart["points"][1]["y"]
+
+
+def test_the_sweep_page_shows_a_count_of_zero_monosemantic_latents_as_zero_and_an_unmined_sae_as_a_dash():
+    researcher = factories.user(role=Role.RESEARCHER)
+    sae = factories.sae()
+    activation_set = ActivationSet.objects.create(
+        host_model=sae.hook_point.host_model, hook_point=sae.hook_point, corpus=factories.corpus(), artifact_uri="/x"
+    )
+    sweep = Sweep.objects.create(name="s", activation_set=activation_set, parameters={}, created_by=researcher)
+    job_create(kind=Job.Kind.TRAIN_SAE, parameters={}, by=researcher, enqueue=False, sweep=sweep)
+    for monosemanticity in ({"sae_mean_entropy": 1.5, "n_latents_r_ge_0_5": 0}, None):
+        other = factories.sae(hook=sae.hook_point)
+        other.sweep_group, other.activation_set = sweep.group, activation_set
+        other.metrics = {"l0": 4, "fve": 0.8, **({"monosemanticity": monosemanticity} if monosemanticity else {})}
+        other.save()
+    response = _client(researcher).get(f"/jobs/sweeps/{sweep.pk}/")
+    page = response.content.decode()
+    assert response.status_code == 200 and page.count('<tr><td><a href="/jobs/saes/') == 2
+    assert sorted(re.findall(r'<td class="mono-r">([^<]*)</td>', page)) == ["0", "—"]
 
 
 def test_the_export_carries_compute_energy_co2_and_cost_of_each_job():

@@ -44,9 +44,16 @@ def send_job(*, job_id: int, job_uuid, queue: str) -> None:
     )
 
 
-def jobs_on_broker(job_uuids: list[str], *, queues: tuple[str, ...] = ("cpu", "gpu")) -> set[str] | None:
+def jobs_on_broker(
+    job_uuids: list[str], *, queues: tuple[str, ...] = ("cpu", "gpu"), reserved_after: float | None = None
+) -> set[str] | None:
     """The UUIDs among `job_uuids` whose message waits on, or is reserved from, the broker; None when
-    this transport cannot be inspected (the sweeper then re-sends, and a duplicate is dropped)."""
+    this transport cannot be inspected (the sweeper then re-sends, and a duplicate is dropped).
+
+    `reserved_after` (a Unix time): on Redis, a reservation (`unacked`) delivered before it does not
+    count. The sweeper asks only about jobs still `queued`, so such a message was taken by a worker that
+    never started it, most likely one killed whole with the message prefetched: without this it would
+    wait out the visibility timeout (an hour)."""
     if not job_uuids:
         return set()
     with current_app.connection_for_read() as connection:
@@ -58,7 +65,7 @@ def jobs_on_broker(job_uuids: list[str], *, queues: tuple[str, ...] = ("cpu", "g
                 for key in client.keys(f"{queue}*"):
                     if client.type(key) == b"list":
                         raw.extend(client.lrange(key, 0, -1))
-            raw.extend(client.hvals("unacked"))
+            raw.extend(_reservations(connection.default_channel, reserved_after=reserved_after))
             blob = b"\n".join(raw)
             return {u for u in job_uuids if f"job-{u}".encode() in blob}
         if transport == "filesystem":
@@ -72,3 +79,15 @@ def jobs_on_broker(job_uuids: list[str], *, queues: tuple[str, ...] = ("cpu", "g
                 found.update(u for u in job_uuids if f"job-{u}" in text)
             return found
     return None
+
+
+def _reservations(channel, *, reserved_after: float | None) -> list[bytes]:
+    """The messages Redis holds as reserved by some worker (kombu's `unacked` hash), without those
+    delivered before `reserved_after` (kombu's `unacked_index` sorted set scores each delivery tag with
+    the time it was handed out)."""
+    client = channel.client
+    reserved = client.hgetall(channel.unacked_key)
+    if reserved_after is None:
+        return list(reserved.values())
+    delivered = dict(client.zrange(channel.unacked_index_key, 0, -1, withscores=True))
+    return [payload for tag, payload in reserved.items() if delivered.get(tag, reserved_after) >= reserved_after]

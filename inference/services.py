@@ -288,7 +288,9 @@ def jobs_sweep() -> dict[str, int]:
     grace = now - timedelta(seconds=settings.JOB_QUEUED_GRACE_SECONDS)
     waiting = list(Job.objects.filter(status=Job.Status.QUEUED, sent_at__lt=grace))
     try:
-        held = jobs_on_broker([str(job.uuid) for job in waiting])
+        # A reservation older than the grace of a job still queued was prefetched by a worker that never
+        # started it (killed whole): lost, not held.
+        held = jobs_on_broker([str(job.uuid) for job in waiting], reserved_after=grace.timestamp())
     except Exception:  # noqa: BLE001 - the broker is down: nothing can be re-sent now anyway
         logger.warning("the sweeper could not reach the broker; %d queued jobs wait", len(waiting))
         return counts

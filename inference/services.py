@@ -172,7 +172,10 @@ def _accounting_fields(*, device: str, seconds: float, joules: float | None, met
 def job_run(*, job_id: int, work: Work | None = None, echo: Progress | None = None, node: str | None = None) -> Job:
     """Run a job's body under a lease: claim, heartbeat, then succeeded | failed, each a conditional
     update. A finished job, or one whose lease another live worker holds, is left alone: a redelivered
-    or duplicated message does no harm. A reclaimed job resumes from its checkpoint."""
+    or duplicated message does no harm. A reclaimed job resumes from its checkpoint.
+
+    `node` is the Celery worker's name; None means a management command's own process, where a Ctrl-C
+    (KeyboardInterrupt) ends the job `cancelled` ("interrupted") instead of leaving it to the sweeper."""
     from .engine.accounting import EnergyMeter
 
     job = Job.objects.get(pk=job_id)
@@ -193,6 +196,19 @@ def job_run(*, job_id: int, work: Work | None = None, echo: Progress | None = No
         result = work(job, reporter)
     except JobCancelled:
         logger.info("job %s stopped: no longer running under %s", job_id, worker)
+    except KeyboardInterrupt:
+        if node is not None:  # a Celery worker's process: the lease and the sweeper take it from here
+            raise
+        # A command run here stopped by Ctrl-C: the person who started it stopped it. The job ends
+        # cancelled, so the sweeper never hands it to a worker once its lease runs out.
+        Job.objects.filter(pk=job_id, status=Job.Status.RUNNING, worker=worker).update(
+            status=Job.Status.CANCELLED,
+            message="interrupted (Ctrl-C) while running in a command",
+            log_tail=log_append(f"interrupted (Ctrl-C) on {worker}"),
+            finished_at=timezone.now(),
+            lease_expires_at=None,
+        )
+        raise
     except Exception as error:
         logger.exception("job %s failed", job_id)
         device = Job.objects.filter(pk=job_id).values_list("device", flat=True).first() or ""

@@ -137,6 +137,43 @@ def test_a_sweep_from_the_form_creates_one_training_job_per_grid_point():
     assert empty.status_code == 400 and "give at least one L1 coefficient" in empty.content.decode()
 
 
+def test_the_train_and_sweep_forms_offer_every_field_the_api_accepts_and_pass_them_on(
+    django_capture_on_commit_callbacks,
+):
+    from inference.apis import SweepInputSerializer, TrainSAEInputSerializer
+
+    researcher = factories.user(role=Role.RESEARCHER)
+    sae = factories.sae()
+    activation_set = ActivationSet.objects.create(
+        host_model=sae.hook_point.host_model, hook_point=sae.hook_point, corpus=factories.corpus(), artifact_uri="/x"
+    )
+    client = _client(researcher)
+    page = client.get("/jobs/").content.decode()
+    for form, serializer in (("train", TrainSAEInputSerializer), ("sweep", SweepInputSerializer)):
+        block = re.search(rf'<form[^>]*id="form-{form}".*?</form>', page, flags=re.DOTALL).group(0)
+        offered = set(re.findall(r'<(?:input|select)[^>]*name="(\w+)"', block)) - {"csrfmiddlewaretoken"}
+        accepted = set(serializer().fields) - {"sweep_group"}  # the sweep sets a group for its own jobs
+        assert offered == accepted, (form, sorted(accepted ^ offered))
+    common = {"activation_set": activation_set.pk, "arch": "topk", "lr": "0.001", "seed": 7, "checkpoint_every": 25}
+    with django_capture_on_commit_callbacks(execute=True):
+        trained = client.post("/jobs/launch/train/", {**common, "width": 8, "k": 2, "name": "my sae"})
+        swept = client.post("/jobs/launch/sweep/", {**common, "widths": "8", "ks": "2", "n_top": 5})
+    assert trained.status_code == 302 and swept.status_code == 302
+    job = Job.objects.get(sweep__isnull=True)
+    assert (job.parameters["lr"], job.parameters["seed"], job.parameters["checkpoint_every"]) == (0.001, 7, 25)
+    assert job.parameters["name"] == "my sae"
+    sweep = Sweep.objects.get()
+    assert {key: sweep.parameters[key] for key in ("lr", "seed", "checkpoint_every", "n_top")} == {
+        "lr": 0.001,
+        "seed": 7,
+        "checkpoint_every": 25,
+        "n_top": 5,
+    }
+    refused = client.post("/jobs/launch/train/", {**common, "width": 8, "k": 2, "lr": "0"})
+    assert refused.status_code == 400 and 'id="errors-train"' in refused.content.decode()
+    assert Job.objects.filter(sweep__isnull=True).count() == 1
+
+
 def test_pareto_front_keeps_only_undominated_points():
     # (L0, FVE): lower L0 and higher FVE are better.
     points = [(10, 0.9), (20, 0.95), (15, 0.85), (30, 0.94), (5, 0.7)]

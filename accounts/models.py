@@ -18,6 +18,8 @@ class Role(models.TextChoices):
     COORDINATOR = "coordinator", "Coordinator"
     RESEARCHER = "researcher", "Researcher"
     ADMIN = "admin", "Administrator"
+    # Explains notes with labelled SAEs (issue 12); never a rater, reads no round, job or export.
+    CLINICIAN = "clinician", "Clinician"
 
 
 class Institution(models.Model):

@@ -13,6 +13,8 @@ from rest_framework.permissions import BasePermission
 
 from .models import Institution, Role
 
+# Clinicians (Role.CLINICIAN) are in none of these sets: they explain notes and read what revealed rounds
+# concluded there, and nothing else of the rounds (docs/access.md).
 LABELLERS = frozenset({Role.PHYSICIAN, Role.SENIOR})
 ROUND_MANAGERS = frozenset({Role.COORDINATOR, Role.ADMIN})
 JOB_RUNNERS = frozenset({Role.RESEARCHER, Role.ADMIN})

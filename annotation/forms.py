@@ -104,6 +104,7 @@ class ConceptForm(forms.Form):
     )
     description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2, "cols": 34}))
     synonyms = forms.CharField(required=False, help_text="comma-separated", widget=forms.TextInput(attrs={"size": 28}))
+    protected = forms.BooleanField(required=False, help_text="a protected attribute (race, sex, insurance, age band)")
 
     def clean_synonyms(self) -> tuple[str, ...]:
         seen: list[str] = []
@@ -129,6 +130,7 @@ class _ConceptFormSet(forms.BaseFormSet):
                     parent_code=data.get("parent_code", "").strip(),
                     description=data.get("description", "").strip(),
                     synonyms=data.get("synonyms", ()),
+                    protected=bool(data.get("protected")),
                 )
             )
         return specs
@@ -146,6 +148,7 @@ def concepts_initial(concepts) -> list[dict]:
             "parent_code": c.parent_code,
             "description": c.description,
             "synonyms": ", ".join(c.synonyms or []),
+            "protected": c.protected,
         }
         for c in concepts
     ]

@@ -137,6 +137,12 @@ class Round(models.Model):
     statistics_message = models.CharField(max_length=300, blank=True)
     statistics_updated_at = models.DateTimeField(null=True, blank=True)
     statistics_token = models.CharField(max_length=32, blank=True)
+    # Its lease, as an inference job has one (docs/round-statistics.md): who computes it, until when the
+    # lease runs (renewed by the worker's heartbeat), how many runs it had, when its message was last sent.
+    statistics_worker = models.CharField(max_length=200, blank=True)
+    statistics_lease_expires_at = models.DateTimeField(null=True, blank=True)
+    statistics_attempts = models.PositiveSmallIntegerField(default=0)
+    statistics_sent_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]

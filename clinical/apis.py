@@ -8,6 +8,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.models import Role
 from accounts.permissions import (
     JOB_RUNNERS,
     LABEL_READERS,
@@ -21,7 +22,7 @@ from inference.services import BrokerUnavailable
 from . import selectors, services
 from .views import DRIFT_READERS, visible_sae
 
-ANY_ROLE = role_permission(write={"physician", "senior", "coordinator", "researcher", "admin"})
+ANY_ROLE = role_permission(write=frozenset(Role.values))  # clinicians included: explaining is their use
 
 
 class ExplainInputSerializer(serializers.Serializer):
@@ -111,6 +112,34 @@ class DriftAuditDetailApi(APIView):
             )
         visible_sae(request.user, job.result["sae_id"])
         return Response({"job": job.pk, "status": job.status, **selectors.drift_report(job=job, user=request.user)})
+
+
+class ProtectedScanInputSerializer(serializers.Serializer):
+    threshold = serializers.FloatField(required=False, min_value=0.0, max_value=1.0)
+
+
+class ProtectedScanApi(APIView):
+    """Queue a protected-attribute scan of an SAE (a `protected_scan` job); follow it at /api/v1/jobs/{id}/."""
+
+    permission_classes = [role_permission(write=JOB_RUNNERS)]
+
+    @extend_schema(request=ProtectedScanInputSerializer, responses=OpenApiTypes.OBJECT)
+    def post(self, request, sae_id: int):
+        sae = visible_sae(request.user, sae_id)
+        data = ProtectedScanInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            job = services.protected_scan_start(
+                sae=sae, threshold=data.validated_data.get("threshold"), by=request.user
+            )
+        except BrokerUnavailable:
+            return Response(
+                {"detail": "The job queue is not answering; nothing was queued. Try again shortly."},
+                status=status.HTTP_503_SERVICE_UNAVAILABLE,
+            )
+        except ValueError as error:
+            return Response({"detail": str(error)}, status=status.HTTP_400_BAD_REQUEST)
+        return Response({"job": job.pk, "status": job.status}, status=status.HTTP_202_ACCEPTED)
 
 
 class ProtectedLatentsApi(APIView):

@@ -3,8 +3,23 @@
 from __future__ import annotations
 
 from django import forms
+from django.conf import settings
+
+from inference.drift import DRIFT_CONFIG_KEYS
 
 from .services import MAX_NOTE_CHARS
+
+# What each drift threshold means, in the form's words (definitions: docs/algorithms.md, "Drift audit").
+THRESHOLD_LABELS = {
+    "fdr": "False discovery rate of the per-latent tests (Benjamini–Hochberg)",
+    "min_abs_log2_ratio": "Flag a latent only when |log₂ rate ratio| is at least",
+    "min_rate": "Test a latent only when its firing rate in either corpus is at least",
+    "pseudocount": "Pseudocount of the log ratio",
+    "divergence_threshold": "Drift when the Jensen–Shannon divergence of firing (bits) is at least",
+    "fve_drop_threshold": "Drift when FVE drops (reference − corpus) by at least",
+    "flagged_share_threshold": "Drift when the share of tested latents flagged is at least",
+    "l0_distance_threshold": "Drift when the active-count distributions differ (total variation) by at least",
+}
 
 
 class ExplainForm(forms.Form):
@@ -32,3 +47,16 @@ class DriftForm(forms.Form):
         self.fields["sae"].choices = [(sae.pk, sae.name) for sae in saes]
         self.fields["corpus"].choices = [(corpus.pk, corpus.name) for corpus in corpora]
         self.fields["reference"].choices = [("", "—")] + [(corpus.pk, corpus.name) for corpus in corpora]
+        for key in DRIFT_CONFIG_KEYS:  # empty: the platform's default, shown as the placeholder
+            default = settings.DRIFT_THRESHOLDS[key]
+            self.fields[key] = forms.FloatField(
+                required=False,
+                min_value=0,
+                label=THRESHOLD_LABELS[key],
+                help_text=f"default {default:g}",
+                widget=forms.NumberInput(attrs={"step": "any", "placeholder": f"{default:g}"}),
+            )
+
+    def thresholds(self) -> dict[str, float]:
+        """The overrides the user typed (validated ones only; call after is_valid)."""
+        return {key: self.cleaned_data[key] for key in DRIFT_CONFIG_KEYS if self.cleaned_data.get(key) is not None}

@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 
 from django.db.models import QuerySet
 
-from accounts.permissions import can_label, saes_visible_to
+from accounts.models import Role
+from accounts.permissions import can_label, role_of, saes_visible_to
 from annotation.models import (
     DETECTION_VALIDATED_AT,
     PLATFORM_CONSENSUS_METHOD,
@@ -68,7 +69,13 @@ def concept_names(*, sae: SAE) -> dict[str, tuple[str, bool]]:
 
 
 def latents_withheld(*, user, sae: SAE) -> set[int]:
-    """Latent ids whose consensus a rater must not see yet: theirs in a round not revealed (anchoring)."""
+    """Latent ids whose consensus a rater must not see yet: theirs in a round not revealed (anchoring).
+    A clinician reads only what revealed rounds concluded: a latent of a closed, unrevealed round (whose
+    consensus the SAE-wide row already holds) stays unlabelled for them."""
+    if user is not None and role_of(user) == Role.CLINICIAN:
+        return set(
+            Assignment.objects.filter(round__sae=sae, round__status="closed").values_list("latent_id", flat=True)
+        )
     if user is None or not can_label(user):
         return set()
     return set(
@@ -172,7 +179,8 @@ def protected_latents(*, sae: SAE) -> QuerySet[Latent]:
 
 def drift_report(*, job, user=None, full: bool = False) -> dict:
     """A finished drift-audit job's report (DESIGN §6 shape) with the flagged latents' labels; `full` adds
-    the reasons, thresholds, token counts, q-values and every latent's two rates (the page's plot)."""
+    the reasons, thresholds, token counts, q-values and the binned rate-against-rate grid (the page's plot;
+    every latent's two rates are in the job's `rates_uri` artifact)."""
     result = job.result or {}
     report = result.get("report")
     if job.status != "succeeded" or not report:
@@ -216,10 +224,9 @@ def drift_report(*, job, user=None, full: bool = False) -> dict:
                     "n_tokens_corpus",
                     "n_tested",
                     "config",
-                    "rates_reference",
-                    "rates_corpus",
                 )
             },
+            rate_histogram=_rate_histogram(report),
             sae=sae,
             corpus=Corpus.objects.get(pk=result["corpus_id"]),
             reference=Corpus.objects.get(pk=result["reference_id"]),
@@ -228,9 +235,28 @@ def drift_report(*, job, user=None, full: bool = False) -> dict:
     return out
 
 
+def _rate_histogram(report: dict) -> dict:
+    """The stored grid; audits recorded before it existed kept every latent's two rates instead."""
+    if "rate_histogram" in report:
+        return report["rate_histogram"]
+    from inference.engine.rate_grid import rate_histogram
+
+    return rate_histogram(report["rates_reference"], report["rates_corpus"])
+
+
 def drift_jobs(*, user) -> QuerySet:
     """Drift-audit jobs the user may follow, newest first."""
     from accounts.permissions import jobs_visible_to
     from inference.models import Job
 
     return jobs_visible_to(user, Job.objects.filter(kind="drift_audit")).order_by("-created_at")
+
+
+def protected_scan_jobs(*, user, sae: SAE) -> QuerySet:
+    """Protected-attribute scan jobs of `sae` the user may follow, newest first."""
+    from accounts.permissions import jobs_visible_to
+    from inference.models import Job
+
+    return jobs_visible_to(user, Job.objects.filter(kind="protected_scan", parameters__sae_id=sae.pk)).order_by(
+        "-created_at"
+    )

@@ -282,7 +282,16 @@ def drift_audit_start(
     )
 
 
+def protected_scan_start(*, sae: SAE, threshold: float | None = None, by=None, enqueue: bool = True) -> Job:
+    """Queue a protected-attribute scan of `sae` (a `protected_scan` job: it encodes the whole training
+    corpus, so never in a web request); BrokerUnavailable when the queue does not answer, nothing written."""
+    from inference.services import protected_scan_request
+
+    return protected_scan_request(sae=sae, threshold=threshold, by=by, enqueue=enqueue)
+
+
 def protected_scan_run(*, sae: SAE, threshold: float | None = None, by=None) -> dict:
+    """The scan in this process (`manage.py protected_scan`)."""
     from inference.protected import protected_scan
 
     return protected_scan(sae=sae, threshold=threshold, by=by)

@@ -17,4 +17,5 @@ api_urlpatterns = [
     path("drift-audits/", apis.DriftAuditCreateApi.as_view(), name="api-drift-create"),
     path("drift-audits/<int:job_id>/", apis.DriftAuditDetailApi.as_view(), name="api-drift-detail"),
     path("saes/<int:sae_id>/protected/", apis.ProtectedLatentsApi.as_view(), name="api-sae-protected"),
+    path("saes/<int:sae_id>/protected/scan/", apis.ProtectedScanApi.as_view(), name="api-sae-protected-scan"),
 ]

@@ -16,6 +16,7 @@ from accounts.permissions import (
 )
 from annotation.views.common import role_required
 from features.models import Corpus
+from inference.selectors import job_footprint
 from inference.services import BrokerUnavailable
 
 from . import charts, selectors, services
@@ -83,7 +84,9 @@ def drift_list(request):
             corpus = next(c for c in corpora if c.pk == data["corpus"])
             reference = next((c for c in corpora if c.pk == data["reference"]), None)
             try:
-                job = services.drift_audit_start(sae=sae, corpus=corpus, reference=reference, by=request.user)
+                job = services.drift_audit_start(
+                    sae=sae, corpus=corpus, reference=reference, thresholds=form.thresholds(), by=request.user
+                )
             except BrokerUnavailable:
                 messages.error(request, "The job queue is not answering; try again shortly.")
             except ValueError as error:
@@ -103,17 +106,13 @@ def drift_detail(request, job_id: int):
     job = selectors.drift_jobs(user=request.user).filter(pk=job_id).first()
     if job is None:
         raise Http404("No such drift audit.")
-    context = {"job": job}
+    context = {"job": job, "footprint": job_footprint(job), "can_run": can_run_jobs(request.user)}
     if job.status == "succeeded":
         report = selectors.drift_report(job=job, user=request.user, full=True)
         visible_sae(request.user, report["sae"].pk)
         context.update(
             report=report,
-            chart=charts.rate_scatter_svg(
-                rates_reference=report["rates_reference"],
-                rates_corpus=report["rates_corpus"],
-                flagged={flag["index"] for flag in report["flagged"]},
-            ),
+            chart=charts.rate_grid_svg(histogram=report["rate_histogram"], flagged=report["flagged"]),
         )
     return render(request, "clinical/drift_detail.html", context)
 
@@ -126,23 +125,38 @@ def protected_index(request):
 @role_required(can_read_labels)
 @require_http_methods(["GET", "POST"])
 def protected_report(request, sae_id: int):
+    """The SAE's flagged latents; POST queues a rescan as a job (it encodes the whole training corpus) and
+    the page follows the latest scan job the user may see."""
     sae = visible_sae(request.user, sae_id)
+    status = 200
     if request.method == "POST":
         if not can_run_jobs(request.user):
             messages.error(request, "Only researchers rescan an SAE.")
+            return redirect("protected-report", sae_id=sae.pk)
+        try:
+            job = services.protected_scan_start(sae=sae, by=request.user)
+        except BrokerUnavailable:
+            messages.error(request, "The job queue is not answering; nothing was queued. Try again shortly.")
+            status = 503
+        except ValueError as error:
+            messages.error(request, str(error))
+            return redirect("protected-report", sae_id=sae.pk)
         else:
-            try:
-                result = services.protected_scan_run(sae=sae, by=request.user)
-            except ValueError as error:
-                messages.error(request, str(error))
-            else:
-                messages.success(request, f"Scanned: {result['n_flagged']} latents flagged.")
-        return redirect("protected-report", sae_id=sae.pk)
+            messages.success(request, f"Scan queued as job {job.pk}.")
+            return redirect("protected-report", sae_id=sae.pk)
+    sae.refresh_from_db(fields=["metrics"])
     latents = list(selectors.protected_latents(sae=sae))
     labels = selectors.latent_labels(sae=sae, indices=[latent.index for latent in latents], user=request.user)
     rows = [{"latent": latent, "label": labels.get(latent.index)} for latent in latents]
     return render(
         request,
         "clinical/protected_report.html",
-        {"sae": sae, "rows": rows, "scan": sae.metrics.get("protected"), "can_run": can_run_jobs(request.user)},
+        {
+            "sae": sae,
+            "rows": rows,
+            "scan": sae.metrics.get("protected"),
+            "scan_job": selectors.protected_scan_jobs(user=request.user, sae=sae).first(),
+            "can_run": can_run_jobs(request.user),
+        },
+        status=status,
     )

@@ -67,6 +67,7 @@ PEOPLE = (
     ("dr_baker", Role.PHYSICIAN, "BIRCH"),
     ("dr_cole", Role.PHYSICIAN, "CEDAR"),
     ("dr_cruz", Role.PHYSICIAN, "CEDAR"),
+    ("clinician", Role.CLINICIAN, "ALDER"),  # explains notes (issue 12); never a rater
 )
 HOOK = "blocks.3.hook_resid_post"  # MiniLM has 6 layers: a middle layer's residual stream
 # Simulated physicians of the demo's closed round: (username, site, accuracy on clear latents, how they

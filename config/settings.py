@@ -272,7 +272,11 @@ CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_DEFAULT_QUEUE = "cpu"
 # Jobs are sent by name to the queue their kind names (inference/registry.py); the sweeper runs on `cpu`.
-CELERY_TASK_ROUTES = {"inference.sweep_jobs": {"queue": "cpu"}, "annotation.compute_round_statistics": {"queue": "cpu"}}
+CELERY_TASK_ROUTES = {
+    "inference.sweep_jobs": {"queue": "cpu"},
+    "annotation.compute_round_statistics": {"queue": "cpu"},
+    "annotation.sweep_round_statistics": {"queue": "cpu"},
+}
 
 # Jobs: a running job holds a lease renewed by its worker's heartbeat; the sweeper (Celery beat, every
 # JOB_SWEEP_SECONDS) re-sends a job whose lease expired, up to JOB_MAX_ATTEMPTS runs, and re-sends a
@@ -281,20 +285,52 @@ JOB_LEASE_SECONDS = float(os.environ.get("JOB_LEASE_SECONDS", "300"))
 JOB_SWEEP_SECONDS = float(os.environ.get("JOB_SWEEP_SECONDS", "30"))
 JOB_MAX_ATTEMPTS = int(os.environ.get("JOB_MAX_ATTEMPTS", "3"))
 JOB_QUEUED_GRACE_SECONDS = float(os.environ.get("JOB_QUEUED_GRACE_SECONDS", "120"))
+# The heartbeat (accounts/leases.py) stops renewing a lease when the body reported no progress for
+# JOB_STALL_SECONDS (a hung body: the sweeper then re-sends it), and gives up, stopping the body, after
+# JOB_HEARTBEAT_MAX_FAILURES failed renewals in a row (retried with backoff within one renewal period).
+JOB_STALL_SECONDS = float(os.environ.get("JOB_STALL_SECONDS", "3600"))
+JOB_HEARTBEAT_MAX_FAILURES = int(os.environ.get("JOB_HEARTBEAT_MAX_FAILURES", "5"))
 CELERY_BEAT_SCHEDULE = {
     "sweep-jobs": {
         "task": "inference.sweep_jobs",
         "schedule": JOB_SWEEP_SECONDS,
         "options": {"queue": "cpu", "expires": JOB_SWEEP_SECONDS},
     },
+    # The same guarantees for round statistics (annotation/services/statistics_jobs.py).
+    "sweep-round-statistics": {
+        "task": "annotation.sweep_round_statistics",
+        "schedule": JOB_SWEEP_SECONDS,
+        "options": {"queue": "cpu", "expires": JOB_SWEEP_SECONDS},
+    },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # Compute accounting: energy is measured (NVML on CUDA, RAPL where readable) or estimated from these
-# power draws; CO2 at the grid's intensity; cost per device-hour.
+# power draws; CO2 at the grid's intensity; cost per device-hour, priced by device: a GPU hour at
+# GPU_HOUR_PRICE (the middle of $2-4 per A100 hour), a CPU hour at CPU_HOUR_PRICE (a 4-vCPU cloud instance,
+# about $0.05 per vCPU-hour). DEVICE_HOUR_PRICE, the one price of earlier versions, still sets the GPU
+# price when GPU_HOUR_PRICE is not set, and stays readable as the GPU price.
 CARBON_INTENSITY_KG_PER_KWH = float(os.environ.get("CARBON_INTENSITY_KG_PER_KWH", "0.4"))
-DEVICE_HOUR_PRICE = float(os.environ.get("DEVICE_HOUR_PRICE", "3.0"))
+GPU_HOUR_PRICE = float(os.environ.get("GPU_HOUR_PRICE", os.environ.get("DEVICE_HOUR_PRICE", "3.0")))
+CPU_HOUR_PRICE = float(os.environ.get("CPU_HOUR_PRICE", "0.2"))
+DEVICE_HOUR_PRICE = GPU_HOUR_PRICE
 CPU_POWER_WATTS = float(os.environ.get("CPU_POWER_WATTS", "35"))
 GPU_POWER_WATTS = float(os.environ.get("GPU_POWER_WATTS", "400"))
+# Drift audits (issue 12; definitions in docs/algorithms.md): the default of each threshold, set by the
+# environment variable DRIFT_<NAME> (e.g. DRIFT_FDR=0.05); each audit may override any of them (the form
+# on /drift/, "thresholds" in POST /api/v1/drift-audits/, the drift_audit command's flags).
+DRIFT_THRESHOLDS = {
+    name: float(os.environ.get(f"DRIFT_{name.upper()}", default))
+    for name, default in (
+        ("fdr", "0.01"),  # Benjamini–Hochberg false discovery rate over the per-latent tests
+        ("min_abs_log2_ratio", "1.0"),  # a flagged latent's rate at least doubles or halves
+        ("min_rate", "0.001"),  # latents rarer than this in both corpora are not tested
+        ("pseudocount", "0.5"),  # added to firing counts (twice to token counts) in the log ratio
+        ("divergence_threshold", "0.05"),  # Jensen–Shannon divergence of firing (bits)
+        ("fve_drop_threshold", "0.10"),  # FVE on the reference − FVE on the corpus
+        ("flagged_share_threshold", "0.05"),  # flagged latents / latents tested
+        ("l0_distance_threshold", "0.25"),  # total variation between the active-count histograms
+    )
+}
 # A killed worker's job is redelivered and resumes from its checkpoint.
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True

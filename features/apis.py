@@ -5,6 +5,7 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import generics, serializers
 
+from accounts.models import Role
 from accounts.permissions import LABELLERS, role_of, role_permission
 from accounts.redaction import without_server_paths
 
@@ -13,14 +14,15 @@ from .models import SAE, ActivationSet, Corpus, HookPoint, HostModel, Latent, La
 
 
 class HideFromLabellersMixin:
-    """Raters never see anything that would anchor them (corpus tags, tag statistics, status)."""
+    """Raters never see anything that would anchor them (corpus tags, tag statistics, status); nor do
+    clinicians, for whom a latent's status would tell what a round not yet revealed concluded."""
 
     hidden_from_labellers: tuple[str, ...] = ()
 
     def to_representation(self, instance):
         data = super().to_representation(instance)
         request = self.context.get("request")
-        if request is not None and role_of(request.user) in LABELLERS:
+        if request is not None and role_of(request.user) in LABELLERS | {Role.CLINICIAN}:
             for name in self.hidden_from_labellers:
                 data.pop(name, None)
         return data

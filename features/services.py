@@ -262,12 +262,13 @@ def latents_store_protected(
     """Store each latent's protected-attribute associations (issue 12); latents not listed get none.
     Returns how many latents are flagged."""
     found = dict(associations)
-    latents = list(sae.latents.all())
-    for latent in latents:
-        latent.protected_associations = found.get(latent.index, [])
-    Latent.objects.bulk_update(latents, ["protected_associations"], batch_size=2000)
-    n_flagged = sum(1 for latent in latents if latent.protected_associations)
-    sae.metrics = {**sae.metrics, "protected": {**parameters, "n_flagged": n_flagged}}
-    sae.save(update_fields=["metrics"])
-    audit_record(actor=by, action="sae.protected_scan", obj=sae, payload={**parameters, "n_flagged": n_flagged})
+    with transaction.atomic():  # all latents and the SAE's scan summary, or nothing
+        latents = list(sae.latents.all())
+        for latent in latents:
+            latent.protected_associations = found.get(latent.index, [])
+        Latent.objects.bulk_update(latents, ["protected_associations"], batch_size=2000)
+        n_flagged = sum(1 for latent in latents if latent.protected_associations)
+        sae.metrics = {**sae.metrics, "protected": {**parameters, "n_flagged": n_flagged}}
+        sae.save(update_fields=["metrics"])
+        audit_record(actor=by, action="sae.protected_scan", obj=sae, payload={**parameters, "n_flagged": n_flagged})
     return n_flagged

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import generics, serializers, status
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
@@ -14,7 +14,8 @@ from accounts.permissions import JOB_RUNNERS, UserScopedPrimaryKeyField, UserSco
 from accounts.redaction import without_server_paths
 from features import access as catalogue_access
 
-from .access import jobs_readable, jobs_writable
+from . import selectors
+from .access import jobs_readable, jobs_writable, sweeps_readable
 from .models import Job, Sweep
 from .services import (
     ARCHITECTURES,
@@ -268,3 +269,58 @@ class SweepLaunchApi(APIView):
         except ValueError as error:
             return Response({"detail": str(error)}, status=status.HTTP_400_BAD_REQUEST)
         return Response(SweepSerializer(sweep).data, status=status.HTTP_202_ACCEPTED)
+
+
+class FootprintSerializer(serializers.Serializer):
+    """What a group of jobs cost: device time, energy and how it was obtained, CO₂, money."""
+
+    n_jobs = serializers.IntegerField()
+    device_seconds = serializers.FloatField()
+    energy_kwh = serializers.FloatField()
+    energy_method = serializers.CharField(source="method", help_text="nvml | rapl | estimated (the weakest part)")
+    energy_method_label = serializers.CharField(
+        source="method_label", help_text="measured (NVML) | measured (RAPL) | estimated"
+    )
+    co2_kg = serializers.FloatField()
+    cost = serializers.FloatField()
+
+
+class ComputeSerializer(serializers.Serializer):
+    total = FootprintSerializer()
+    capture = FootprintSerializer(source="parts.capture")
+    training = FootprintSerializer(source="parts.training")
+    mining = FootprintSerializer(source="parts.mining")
+
+
+class SweepDetailSerializer(SweepSerializer):
+    compute = serializers.SerializerMethodField()
+
+    class Meta(SweepSerializer.Meta):
+        fields = [*SweepSerializer.Meta.fields, "compute"]
+
+    @extend_schema_field(ComputeSerializer)
+    def get_compute(self, sweep: Sweep) -> dict:
+        return ComputeSerializer(selectors.sweep_footprint(sweep=sweep)).data
+
+
+class SweepDetailApi(generics.RetrieveAPIView):
+    """A sweep with its compute: total (the capture counted once, every training and mining job) and parts."""
+
+    serializer_class = SweepDetailSerializer
+    permission_classes = [role_permission(read=JOB_RUNNERS)]
+
+    def get_queryset(self):
+        return sweeps_readable(self.request.user).select_related("activation_set").prefetch_related("jobs")
+
+
+class SAEComputeApi(APIView):
+    """An SAE's compute: capture + training + mining jobs, in total and per part."""
+
+    permission_classes = [role_permission(read=JOB_RUNNERS)]
+
+    @extend_schema(responses=ComputeSerializer)
+    def get(self, request, sae_id: int):
+        sae = get_object_or_404(
+            catalogue_access.saes_readable(request.user).select_related("activation_set"), pk=sae_id
+        )
+        return Response({"sae": sae.pk, **ComputeSerializer(selectors.sae_footprint(sae=sae)).data})

@@ -1,31 +1,19 @@
 """The broker seen from the job services: send a job's message by name, ask whether the broker answers,
-and look for a job's message on it (so that the sweeper re-sends only what was really lost)."""
+and look for a job's message on it (so that the sweeper re-sends only what was really lost). The generic
+check and look-up live in accounts/broker.py, shared with annotation's round statistics."""
 
 from __future__ import annotations
 
 import logging
 import uuid as uuid_module
-from pathlib import Path
 
 from celery import current_app
 
+from accounts.broker import BrokerUnavailable, broker_check, markers_on_broker
+
 logger = logging.getLogger(__name__)
 RUN_JOB_TASK = "inference.run_job"
-
-
-class BrokerUnavailable(Exception):
-    """The broker did not answer: nothing can be handed to the workers now."""
-
-
-def broker_check() -> None:
-    """Raise BrokerUnavailable unless the broker accepts a connection (within ~2 s)."""
-    if current_app.conf.task_always_eager:
-        return
-    try:
-        with current_app.connection_for_write() as connection:
-            connection.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=2)
-    except Exception as error:  # noqa: BLE001 - kombu raises transport-specific errors
-        raise BrokerUnavailable(f"the job queue is not reachable: {error}") from None
+__all__ = ["BrokerUnavailable", "broker_check", "jobs_on_broker", "send_job", "task_id_for"]
 
 
 def task_id_for(job_uuid) -> str:
@@ -49,45 +37,6 @@ def jobs_on_broker(
 ) -> set[str] | None:
     """The UUIDs among `job_uuids` whose message waits on, or is reserved from, the broker; None when
     this transport cannot be inspected (the sweeper then re-sends, and a duplicate is dropped).
-
-    `reserved_after` (a Unix time): on Redis, a reservation (`unacked`) delivered before it does not
-    count. The sweeper asks only about jobs still `queued`, so such a message was taken by a worker that
-    never started it, most likely one killed whole with the message prefetched: without this it would
-    wait out the visibility timeout (an hour)."""
-    if not job_uuids:
-        return set()
-    with current_app.connection_for_read() as connection:
-        transport = connection.transport.driver_type
-        if transport == "redis":
-            client = connection.default_channel.client
-            raw: list[bytes] = []
-            for queue in queues:
-                for key in client.keys(f"{queue}*"):
-                    if client.type(key) == b"list":
-                        raw.extend(client.lrange(key, 0, -1))
-            raw.extend(_reservations(connection.default_channel, reserved_after=reserved_after))
-            blob = b"\n".join(raw)
-            return {u for u in job_uuids if f"job-{u}".encode() in blob}
-        if transport == "filesystem":
-            folder = Path(connection.transport_options.get("data_folder_in", ""))
-            found: set[str] = set()
-            for path in folder.glob("*.msg") if folder.is_dir() else ():
-                try:
-                    text = path.read_text(errors="replace")
-                except OSError:
-                    continue
-                found.update(u for u in job_uuids if f"job-{u}" in text)
-            return found
-    return None
-
-
-def _reservations(channel, *, reserved_after: float | None) -> list[bytes]:
-    """The messages Redis holds as reserved by some worker (kombu's `unacked` hash), without those
-    delivered before `reserved_after` (kombu's `unacked_index` sorted set scores each delivery tag with
-    the time it was handed out)."""
-    client = channel.client
-    reserved = client.hgetall(channel.unacked_key)
-    if reserved_after is None:
-        return list(reserved.values())
-    delivered = dict(client.zrange(channel.unacked_index_key, 0, -1, withscores=True))
-    return [payload for tag, payload in reserved.items() if delivered.get(tag, reserved_after) >= reserved_after]
+    `reserved_after`: a Redis reservation handed out before it does not count (see markers_on_broker)."""
+    found = markers_on_broker([f"job-{u}" for u in job_uuids], queues=queues, reserved_after=reserved_after)
+    return None if found is None else {marker.removeprefix("job-") for marker in found}

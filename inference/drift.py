@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from django.conf import settings
+
 from features.models import SAE, ActivationSet, Corpus
 from features.services import activation_set_create
 
@@ -29,14 +31,16 @@ DRIFT_CONFIG_KEYS = (
 
 
 def drift_config_check(values: dict[str, Any] | None) -> dict[str, float]:
-    """Validate threshold overrides without loading torch in the web process."""
+    """The thresholds of one audit: settings.DRIFT_THRESHOLDS (the platform's defaults, set by DRIFT_<NAME>
+    environment variables) with this audit's overrides on top, validated."""
     from inference.engine.drift import DriftConfig
 
     overrides = {key: float(value) for key, value in (values or {}).items() if value is not None}
     unknown = sorted(set(overrides) - set(DRIFT_CONFIG_KEYS))
     if unknown:
         raise ValueError(f"unknown drift thresholds: {', '.join(unknown)}")
-    return DriftConfig(**overrides).to_dict()
+    defaults = {key: float(value) for key, value in settings.DRIFT_THRESHOLDS.items() if key in DRIFT_CONFIG_KEYS}
+    return DriftConfig(**{**defaults, **overrides}).to_dict()
 
 
 def _store_for(*, sae: SAE, corpus: Corpus, job: Job, max_length: int, device, progress: Progress, span):
@@ -125,14 +129,63 @@ def drift_audit_work(job: Job, progress: Progress) -> dict[str, Any]:
         reference=statistics["reference"], corpus=statistics["corpus"], config=DriftConfig(**params.get("config", {}))
     )
     progress(1.0, "compared")
-    output = {
+    result = {
         "sae_id": sae.pk,
         "corpus_id": corpus.pk,
         "reference_id": reference.pk,
         "seconds": round(time.perf_counter() - started, 3),
-        "report": report.to_dict(),
+        "report": drift_report_summary(report),
     }
-    with committing(progress, output):  # new captures are registered with the job's success, or not at all
+    with committing(progress, result) as result:  # new captures are registered with the job's success, or never
         for fields in captured:
             activation_set_create(**fields)
-    return output
+        result["rates_uri"] = str(drift_rates_write(job=job, statistics=statistics))
+    return result
+
+
+# --- what an audit keeps (issue 12, item 9) -------------------------------------------------------------
+
+DRIFT_RATES_FILE = "rates.npz"
+
+
+def drift_report_summary(report) -> dict[str, Any]:
+    """The report as Job.result keeps it: the measures, the decision and the flagged latents, with every
+    latent's two rates binned into the page's rate-against-rate grid (`rate_histogram`) instead of listed
+    (two lists of d_sae floats were 420 KB at 2048 latents, megabytes at 131k)."""
+    from inference.engine.rate_grid import rate_histogram
+
+    data = report.to_dict()
+    rates_reference, rates_corpus = data.pop("rates_reference"), data.pop("rates_corpus")
+    data["rate_histogram"] = rate_histogram(rates_reference, rates_corpus)
+    return data
+
+
+def drift_rates_write(*, job: Job, statistics: dict) -> Path:
+    """Every latent's firing count and rate on both corpora, and both active-count histograms, as
+    `drift/<job uuid>/rates.npz` under ARTIFACT_ROOT (written whole, then renamed into place). Called inside
+    the job's commit, so a cancelled audit leaves no artifact behind a result that names it."""
+    import numpy as np
+
+    out_dir = artifact_dir("drift", str(job.uuid))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    arrays = {}
+    for name in ("reference", "corpus"):
+        stats = statistics[name]
+        arrays[f"firing_counts_{name}"] = stats.firing_counts
+        arrays[f"rates_{name}"] = stats.rates
+        arrays[f"l0_histogram_{name}"] = stats.l0_histogram
+        arrays[f"n_tokens_{name}"] = np.int64(stats.n_tokens)
+    path = out_dir / DRIFT_RATES_FILE
+    partial = out_dir / f".{DRIFT_RATES_FILE}.partial"
+    with partial.open("wb") as handle:
+        np.savez_compressed(handle, **arrays)
+    partial.replace(path)
+    return path
+
+
+def drift_rates_read(path: str | Path) -> dict:
+    """The arrays `drift_rates_write` stored (numpy arrays; the token counts as ints)."""
+    import numpy as np
+
+    with np.load(path) as data:
+        return {key: (int(data[key]) if key.startswith("n_tokens") else data[key]) for key in data.files}

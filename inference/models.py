@@ -17,6 +17,7 @@ class Job(models.Model):
         MINE_LATENTS = "mine_latents", "Mine latents"
         DRIFT_AUDIT = "drift_audit", "Drift audit"
         STEER = "steer", "Steering run"
+        PROTECTED_SCAN = "protected_scan", "Protected-attribute scan"
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
@@ -73,6 +74,13 @@ class Job(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status in self.FINAL_STATUSES
+
+    @property
+    def energy_method_label(self) -> str:
+        """'measured (NVML)', 'measured (RAPL)' or 'estimated'; '—' before the job has run."""
+        from .engine.accounting import method_label
+
+        return method_label(self.energy_method) if self.energy_method else "—"
 
 
 class Sweep(models.Model):

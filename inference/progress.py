@@ -8,30 +8,34 @@ worker's name: a cancelled or reaped job notices at its next report and stops.
 from __future__ import annotations
 
 import logging
-import os
-import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import timedelta
 from typing import Any
 
-from django.conf import settings
-from django.db import close_old_connections, connection, transaction
+from django.db import close_old_connections, transaction
 from django.db.models import F, Value
 from django.db.models.functions import Concat, Right
 from django.utils import timezone
+
+from accounts.leases import Heartbeat, lease_deadline, worker_is_dead_sibling, worker_name
 
 from .models import Job
 
 logger = logging.getLogger(__name__)
 Progress = Callable[[float, str], None]
 LOG_TAIL_CHARS = 8000
+__all__ = ["JobCancelled", "JobLost", "JobReporter", "lease_deadline", "worker_is_dead_sibling", "worker_name"]
 
 
 class JobCancelled(Exception):
     """Raised inside a running job when it is no longer this worker's to run (cancelled or reaped)."""
+
+
+class JobLost(JobCancelled):
+    """Raised inside a running job whose heartbeat gave up: the database refused JOB_HEARTBEAT_MAX_FAILURES
+    renewals in a row, or the body reported nothing for JOB_STALL_SECONDS. The body stops before writing
+    anything more (no checkpoint, no result); the sweeper re-sends the job once the lease has lapsed."""
 
 
 def log_append(text: str):
@@ -40,35 +44,14 @@ def log_append(text: str):
     return Right(Concat(F("log_tail"), Value(line)), LOG_TAIL_CHARS)
 
 
-def worker_name(node: str | None = None) -> str:
-    """Who holds a lease: the Celery node (or the host) and the process id that runs the job."""
-    return f"{node or socket.gethostname()} pid {os.getpid()}"
-
-
-def worker_is_dead_sibling(holder: str, node: str | None = None) -> bool:
-    """True when `holder` ran on this node in a process that no longer exists (a killed pool child)."""
-    name, _, pid = holder.rpartition(" pid ")
-    if name != (node or socket.gethostname()) or not pid.isdigit() or int(pid) == os.getpid():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
-
-
-def lease_deadline():
-    return timezone.now() + timedelta(seconds=settings.JOB_LEASE_SECONDS)
-
-
 class JobReporter:
     """The progress callback handed to pure code, and the job's heartbeat.
 
-    Progress is written at most every `interval` seconds. A background thread renews the lease every
-    third of JOB_LEASE_SECONDS; if the renewal finds the job no longer ours, the next report raises
-    JobCancelled.
+    Progress is written at most every `interval` seconds. A background thread (accounts.leases.Heartbeat)
+    renews the lease every third of JOB_LEASE_SECONDS, retrying a failed renewal with backoff. Once the
+    job is no longer ours (cancelled, reaped), the renewals failed JOB_HEARTBEAT_MAX_FAILURES times in a
+    row, or no report came for JOB_STALL_SECONDS, the next report (or the commit) raises JobCancelled or
+    JobLost and nothing more is written.
     """
 
     def __init__(
@@ -88,31 +71,19 @@ class JobReporter:
         self.result_written = False
         self._last = 0.0
         self._last_message = ""
-        self._lost = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self.heartbeat = Heartbeat(name=f"job-{job_id}-heartbeat", renew=self.renew, on_stall=self._note_stall)
+
+    @property
+    def lost(self):
+        """Set once the heartbeat gave up or found the job no longer ours (a threading.Event)."""
+        return self.heartbeat.lost
 
     def _mine(self):
         return Job.objects.filter(pk=self.job_id, status=Job.Status.RUNNING, worker=self.worker)
 
     # --- heartbeat ---
     def start_heartbeat(self) -> None:
-        period = max(settings.JOB_LEASE_SECONDS / 3.0, 0.2)
-        self._thread = threading.Thread(
-            target=self._beat, args=(period,), name=f"job-{self.job_id}-heartbeat", daemon=True
-        )
-        self._thread.start()
-
-    def _beat(self, period: float) -> None:
-        try:
-            while not self._stop.wait(period):
-                if not self.renew():
-                    self._lost.set()
-                    return
-        except Exception:
-            logger.exception("heartbeat of job %s failed", self.job_id)
-        finally:
-            connection.close()
+        self.heartbeat.start()
 
     def renew(self) -> bool:
         """Extend the lease; False only when the job is visibly no longer ours. A job row this thread's
@@ -122,18 +93,24 @@ class JobReporter:
             return True
         return not Job.objects.filter(pk=self.job_id).exists()
 
+    def _note_stall(self, reason: str) -> None:
+        self._mine().update(log_tail=log_append(f"heartbeat stopped: {reason}"))
+
     def stop_heartbeat(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+        self.heartbeat.stop()
+
+    def _check(self) -> None:
+        if self.heartbeat.lost.is_set():
+            reason = self.heartbeat.reason
+            raise JobLost(f"job {self.job_id} stopped on {self.worker}: {reason}")
 
     # --- progress ---
     def __call__(self, fraction: float, message: str) -> None:
         fraction = min(max(float(fraction), 0.0), 1.0)
         if self.echo is not None:
             self.echo(fraction, message)
-        if self._lost.is_set():
-            raise JobCancelled(f"job {self.job_id} is no longer running under {self.worker}")
+        self.heartbeat.touch()
+        self._check()
         now = time.monotonic()
         if now - self._last < self.interval and fraction < 1.0:
             return
@@ -157,6 +134,7 @@ class JobReporter:
         cancel that arrives meanwhile waits for the lock, then finds the job finished. The body may add
         to `result` inside the block; it is stored when the block ends.
         """
+        self._check()
         with transaction.atomic():
             locked = self._mine().select_for_update().first()
             if locked is None:

@@ -1,6 +1,7 @@
 """Protected-attribute scan of an SAE (issue 12): per-snippet latent maxima over its training corpus,
 Pearson r with each protected tag the corpus carries (`Snippet.metadata["protected"]`), stored on the
-latents. Runs after mining, or on demand (`manage.py protected_scan`)."""
+latents. Runs after mining, as a job (`protected_scan`, launched from the report page or the API), or in
+process (`manage.py protected_scan`)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,9 @@ import numpy as np
 
 from features.models import SAE
 from features.services import latents_store_protected
+
+from .models import Job
+from .progress import Progress
 
 
 def protected_tag_matrix(snippet_metadata: list[dict]) -> tuple[np.ndarray, list[str]]:
@@ -24,10 +28,15 @@ def protected_tag_matrix(snippet_metadata: list[dict]) -> tuple[np.ndarray, list
 
 
 def protected_scan(
-    *, sae: SAE, snippet_max: np.ndarray | None = None, threshold: float | None = None, by=None
+    *,
+    sae: SAE,
+    snippet_max: np.ndarray | None = None,
+    threshold: float | None = None,
+    by=None,
+    progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Score and store every latent's protected associations; `snippet_max` [n_snippets, d_sae] from
-    mining saves re-encoding the corpus."""
+    mining saves re-encoding the corpus. Nothing is stored until every latent is scored."""
     import torch
 
     from inference.engine.activations import ActivationStore
@@ -46,8 +55,12 @@ def protected_scan(
         model = sae_loaded(sae=sae, device_name=str(device))
         store = ActivationStore.open(activation_set.artifact_uri, activation_set.hook_point.name)
         snippet_max = np.zeros((store.n_snippets, sae.d_sae), dtype=np.float32)
+        done, n_tokens = 0, len(store)
         with torch.inference_mode():
             for batch in store.iter_batches(batch_tokens=4096):
+                done += len(batch.snippet_index)
+                if progress is not None:
+                    progress(0.9 * done / max(n_tokens, 1), f"encoded {done} of {n_tokens} tokens")
                 z = model.encode(torch.from_numpy(batch.activations).to(device)).float().cpu().numpy()
                 starts = np.flatnonzero(np.r_[True, batch.snippet_index[1:] != batch.snippet_index[:-1]])
                 snippet_max[batch.snippet_index[starts]] = np.maximum.reduceat(z, starts, axis=0)
@@ -67,3 +80,13 @@ def protected_scan(
     }
     n_flagged = latents_store_protected(sae=sae, associations=found, parameters=parameters, by=by)
     return {**parameters, "n_flagged": n_flagged}
+
+
+def protected_scan_work(job: Job, progress: Progress) -> dict[str, Any]:
+    sae = SAE.objects.select_related("activation_set__corpus", "activation_set__hook_point").get(
+        pk=job.parameters["sae_id"]
+    )
+    progress(0.0, f"scanning {sae.name}")
+    result = protected_scan(sae=sae, threshold=job.parameters.get("threshold"), by=job.created_by, progress=progress)
+    progress(1.0, f"{result['n_flagged']} latents flagged")
+    return {"sae_id": sae.pk, **result}

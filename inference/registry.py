@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from . import drift, jobs, steering
+from . import drift, jobs, protected, steering
 from .models import Job
 from .progress import Progress
 
@@ -29,6 +29,7 @@ KINDS: dict[str, JobKind] = {
         JobKind(Job.Kind.MINE_LATENTS, "gpu", jobs.mine_latents_work),
         JobKind(Job.Kind.DRIFT_AUDIT, "gpu", drift.drift_audit_work),  # issue 12: runs the host model
         JobKind(Job.Kind.STEER, "gpu", steering.steering_work),  # issue 13: generates with the host model
+        JobKind(Job.Kind.PROTECTED_SCAN, "gpu", protected.protected_scan_work),  # issue 12: encodes the corpus
     )
 }
 

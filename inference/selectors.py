@@ -25,7 +25,7 @@ def job_footprint(job: Job) -> Footprint:
 def _total(jobs: list[Job]) -> dict[str, Any]:
     counted = [job for job in jobs if job.attempts > 0]
     total = sum_footprints([job_footprint(job) for job in counted]) if counted else Footprint(0, 0, "estimated", 0, 0)
-    return {**total.to_dict(), "n_jobs": len(counted)}
+    return {**total.to_dict(), "method_label": total.method_label, "n_jobs": len(counted)}
 
 
 def sae_jobs(*, sae: SAE) -> dict[str, list[Job]]:

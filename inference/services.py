@@ -146,16 +146,16 @@ class _Settlement:
 
 
 def _accounting_fields(*, device: str, seconds: float, joules: float | None, method: str) -> dict[str, Any]:
-    from .engine.accounting import footprint
+    from .engine.accounting import footprint, is_gpu
 
-    watts = settings.GPU_POWER_WATTS if device.startswith("cuda") else settings.CPU_POWER_WATTS
+    gpu = is_gpu(device)
     cost = footprint(
         device_seconds=seconds,
         energy_joules=joules,
         method=method,
-        watts=watts,
+        watts=settings.GPU_POWER_WATTS if gpu else settings.CPU_POWER_WATTS,
         carbon_intensity_kg_per_kwh=settings.CARBON_INTENSITY_KG_PER_KWH,
-        device_hour_price=settings.DEVICE_HOUR_PRICE,
+        device_hour_price=settings.GPU_HOUR_PRICE if gpu else settings.CPU_HOUR_PRICE,
     )
     fields: dict[str, Any] = {
         "device_seconds": F("device_seconds") + cost.device_seconds,
@@ -164,7 +164,7 @@ def _accounting_fields(*, device: str, seconds: float, joules: float | None, met
         "cost": F("cost") + cost.cost,
         "energy_method": cost.method,
     }
-    if device.startswith("cuda"):
+    if gpu:
         fields["gpu_seconds"] = F("gpu_seconds") + cost.device_seconds
     return fields
 
@@ -594,6 +594,19 @@ def drift_audit_request(
 def steering_request(*, parameters: dict[str, Any], by=None, enqueue: bool = True) -> Job:
     """Queue a steering run (parameters from `inference.steering.steering_parameters`) on the `gpu` queue."""
     return job_create(kind=Job.Kind.STEER, by=by, enqueue=enqueue, parameters=parameters)
+
+
+def protected_scan_request(*, sae, threshold: float | None = None, by=None, enqueue: bool = True) -> Job:
+    """Queue a protected-attribute scan of `sae` over its training corpus (raises BrokerUnavailable, with
+    no row written, when the broker does not answer); the job body is `inference.protected`'s."""
+    if sae.activation_set_id is None:
+        raise ValueError(f"SAE {sae.pk} has no training corpus to scan")
+    if threshold is not None and not 0 < threshold <= 1:
+        raise ValueError("threshold must be in (0, 1]")
+    parameters: dict[str, Any] = {"sae_id": sae.pk}
+    if threshold is not None:
+        parameters["threshold"] = float(threshold)
+    return job_create(kind=Job.Kind.PROTECTED_SCAN, by=by, enqueue=enqueue, parameters=parameters)
 
 
 def sae_import(

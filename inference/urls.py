@@ -13,4 +13,6 @@ urlpatterns = [
     path("jobs/train-sae/", apis.TrainSAEApi.as_view(), name="job-train-sae"),
     path("jobs/mine-latents/", apis.MineLatentsApi.as_view(), name="job-mine-latents"),
     path("jobs/sweep/", apis.SweepLaunchApi.as_view(), name="job-sweep"),
+    path("sweeps/<int:pk>/", apis.SweepDetailApi.as_view(), name="sweep-detail"),
+    path("saes/<int:sae_id>/compute/", apis.SAEComputeApi.as_view(), name="sae-compute"),
 ]

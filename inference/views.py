@@ -30,6 +30,7 @@ from .apis import (
     TrainSAEInputSerializer,
 )
 from .charts import pareto_chart
+from .engine.accounting import method_label
 from .models import Job, Sweep
 from .services import (
     ARCHITECTURES,
@@ -180,6 +181,7 @@ def jobs_progress(request):
             "jobs": [
                 {
                     **row,
+                    "energy_method_label": method_label(row["energy_method"]) if row["energy_method"] else "—",
                     "message": without_server_paths(row["message"]),
                     "log_tail": without_server_paths(row["log_tail"][-4000:]),
                 }
@@ -222,13 +224,45 @@ def sweep_page(request, sweep_id: int):
     )
 
 
+TOTAL_KEYS = ("n_jobs", "device_seconds", "energy_kwh", "method", "co2_kg", "cost")
+PARTS = ("capture", "training", "mining")
+SWEEP_COLUMNS = [
+    "sweep_id",
+    "uuid",
+    "name",
+    "activation_set_id",
+    "n_jobs",
+    "device_seconds",
+    "energy_kwh",
+    "energy_method",
+    "co2_kg",
+    "cost",
+    "capture_device_seconds",
+    "training_device_seconds",
+    "mining_device_seconds",
+]
+
+
 @job_runners_only
 def jobs_export(request):
-    """CSV of every job the user may follow with its compute, energy, CO₂ and cost; ?by=sae for SAE totals."""
+    """CSV of every job the user may follow with its compute, energy, CO₂ and cost; ?by=sae for SAE totals,
+    ?by=sweep for sweep totals (each sweep's capture counted once)."""
     response = HttpResponse(content_type="text/csv")
     writer = SafeCsvWriter(response)  # SAE names and sweep groups are user text: never a live formula
-    audit_record(actor=request.user, action="export.jobs_compute", payload={"by": request.GET.get("by") or "job"})
-    if request.GET.get("by") == "sae":
+    by = request.GET.get("by") if request.GET.get("by") in ("sae", "sweep") else "job"
+    audit_record(actor=request.user, action="export.jobs_compute", payload={"by": by})
+    if by == "sweep":
+        response["Content-Disposition"] = 'attachment; filename="sweep-compute.csv"'
+        writer.writerow(SWEEP_COLUMNS)
+        for sweep in sweeps_readable(request.user).select_related("activation_set").order_by("pk"):
+            compute = selectors.sweep_footprint(sweep=sweep)
+            writer.writerow(
+                [sweep.pk, sweep.uuid, sweep.name, sweep.activation_set_id]
+                + [compute["total"][key] for key in TOTAL_KEYS]
+                + [compute["parts"][part]["device_seconds"] for part in PARTS]
+            )
+        return response
+    if by == "sae":
         response["Content-Disposition"] = 'attachment; filename="sae-compute.csv"'
         writer.writerow(
             [

@@ -25,6 +25,7 @@ def test_seed_demo_quick_via_worker_builds_everything_and_is_idempotent(celery_w
     real = Profile.objects.exclude(user__username__startswith="sim_")
     assert real.filter(role__in=[Role.PHYSICIAN, Role.SENIOR]).count() == 8
     assert Profile.objects.filter(role=Role.SENIOR).count() == 2
+    assert Profile.objects.filter(role=Role.CLINICIAN).count() == 1 and "clinician" in text  # issue 12
     simulated_people = Profile.objects.filter(user__username__startswith="sim_")
     assert simulated_people.count() == 6 and not simulated_people.filter(user__is_active=True).exists()
     assert Profile.objects.values("institution").distinct().count() == 3

@@ -9,7 +9,7 @@ from rest_framework.negotiation import DefaultContentNegotiation
 
 from .. import access, selectors
 from ..models import Round
-from ..services import InvalidInput, RoundStateError
+from ..services import InvalidInput, QueueUnavailable, RoundStateError
 
 
 class Conflict(APIException):
@@ -18,12 +18,20 @@ class Conflict(APIException):
     default_code = "round_state"
 
 
+class QueueDown(APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "The job queue is not reachable right now, so nothing was changed."
+    default_code = "queue_unavailable"
+
+
 class ServiceErrorsMixin:
-    """RoundStateError → 409 with its message; InvalidInput → 400."""
+    """RoundStateError → 409 with its message; InvalidInput → 400; QueueUnavailable → 503."""
 
     def handle_exception(self, exc):
         if isinstance(exc, RoundStateError):
             exc = Conflict(str(exc))
+        elif isinstance(exc, QueueUnavailable):
+            exc = QueueDown(str(exc))
         elif isinstance(exc, InvalidInput):
             exc = ValidationError({"detail": str(exc)})
         return super().handle_exception(exc)

@@ -79,7 +79,7 @@ class AssignmentSerializer(serializers.ModelSerializer):
 class ConceptSerializer(serializers.ModelSerializer):
     class Meta:
         model = Concept
-        fields = ["code", "name", "description", "parent_code", "synonyms"]
+        fields = ["code", "name", "description", "parent_code", "synonyms", "protected"]
 
 
 class RubricVersionSerializer(serializers.ModelSerializer):
@@ -97,6 +97,7 @@ class ConceptInputSerializer(serializers.Serializer):
     parent_code = serializers.CharField(max_length=50, required=False, allow_blank=True, default="")
     description = serializers.CharField(required=False, allow_blank=True, default="")
     synonyms = serializers.ListField(child=serializers.CharField(max_length=200), required=False, default=list)
+    protected = serializers.BooleanField(required=False, default=False)
 
     @staticmethod
     def specs(items) -> list[ConceptSpec]:
@@ -107,6 +108,7 @@ class ConceptInputSerializer(serializers.Serializer):
                 parent_code=i["parent_code"],
                 description=i["description"],
                 synonyms=tuple(i["synonyms"]),
+                protected=i["protected"],
             )
             for i in items
         ]

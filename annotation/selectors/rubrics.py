@@ -64,6 +64,8 @@ class RubricDiff:
 
 
 def _text(value) -> str:
+    if isinstance(value, bool):
+        return "protected" if value else ""
     return ", ".join(value) if isinstance(value, list | tuple) else str(value or "")
 
 
@@ -71,7 +73,7 @@ def rubric_diff(
     *, before: Sequence, after: Sequence, guidelines_before: str = "", guidelines_after: str = ""
 ) -> RubricDiff:
     """What changes from one concept list to another (both with code, name, parent_code, description,
-    synonyms). Reserved codes that `after` leaves out are added back by the service, so they do not count
+    synonyms, protected). Reserved codes that `after` leaves out are added back by the service, so they do not count
     as removed."""
     old = {c.code: c for c in before}
     new = {c.code: c for c in after}
@@ -79,7 +81,7 @@ def rubric_diff(
     for code, concept in new.items():
         if code not in old:
             continue
-        for name in ("name", "parent_code", "description", "synonyms"):
+        for name in ("name", "parent_code", "description", "synonyms", "protected"):
             a, b = _text(getattr(old[code], name)), _text(getattr(concept, name))
             if a != b:
                 changed.append(ConceptChange(code=code, field=name, before=a, after=b))

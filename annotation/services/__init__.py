@@ -3,7 +3,7 @@
 from .adjudication import adjudication_record
 from .assignments import PlannedAssignment, assignment_plan
 from .detection import detection_accuracy_compute, detection_items_create, detection_response_submit
-from .errors import InvalidInput, RoundStateError
+from .errors import InvalidInput, QueueUnavailable, RoundStateError
 from .labels import LabelSubmission, label_submit
 from .rounds import (
     SELECTION_RULES,
@@ -24,7 +24,7 @@ from .statistics import (
     routing_config_from_fields,
     sae_consensus_compute,
 )
-from .statistics_jobs import round_statistics_request, round_statistics_run
+from .statistics_jobs import round_statistics_request, round_statistics_run, round_statistics_sweep
 
 __all__ = [
     "SELECTION_RULES",
@@ -32,6 +32,7 @@ __all__ = [
     "InvalidInput",
     "LabelSubmission",
     "PlannedAssignment",
+    "QueueUnavailable",
     "RoundStateError",
     "RoundStatistics",
     "adjudication_record",
@@ -53,6 +54,7 @@ __all__ = [
     "routing_config_from_fields",
     "round_statistics_request",
     "round_statistics_run",
+    "round_statistics_sweep",
     "rubric_create",
     "rubric_version_create",
     "sae_consensus_compute",

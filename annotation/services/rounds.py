@@ -290,8 +290,9 @@ def round_close(*, round: Round, by) -> Round:  # noqa: A002
     """Close the round (its labels become immutable) and queue the computation of its statistics.
 
     The statistics job is sent to a `cpu` worker once the closing commit is done, and the request
-    answers at once; a broker that refuses it leaves a closed round whose statistics stay `queued`
-    (with a message) until "Recompute statistics" sends them again, never a half-closed one."""
+    answers at once. A broker that does not answer refuses the close (QueueUnavailable: the round stays
+    open, nothing written); one that fails after the commit leaves the statistics `queued` for the
+    sweeper to re-send; never a half-closed round."""
     from .statistics_jobs import round_statistics_request
 
     with transaction.atomic():

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -40,6 +41,8 @@ ALPHA_LEVELS = ("nominal", "hierarchical")
 LABELLED_ROUND_STATUSES = (Round.Status.CLOSED, Round.Status.REVEALED)
 Writes = list[Callable[[], object]]  # database writes deferred to the closing transaction
 Progress = Callable[[float, str], None]  # (fraction done, what is being computed)
+# Wraps the closing writes inside their transaction (see round_statistics_compute); defined after RoundStatistics.
+Commit = Callable[["RoundStatistics"], AbstractContextManager[object]]
 # A consensus or reliability row's scope, as the keyword arguments of its foreign key: {"round_id": 12}
 # (one round's labels) or {"sae_id": 3} (every closed round on the SAE).
 Scope = dict[str, int]
@@ -505,12 +508,17 @@ def round_statistics_compute(
     by=None,
     n_draws: int = 1000,  # noqa: A002
     progress: Progress | None = None,
+    commit: Commit | None = None,
 ) -> RoundStatistics:
     """Agreement, reliability and consensus of one closed round, then the SAE-wide consensus and routing.
 
     Everything is computed first (`progress` hears each stage), then written in one short transaction.
-    Run it through the statistics job (`round_statistics_request`), not in a web request."""
+    `commit(summary)`, a context manager, wraps those writes inside that transaction: the statistics job
+    locks the round there, checks its lease is still its own (raising rolls everything back) and marks
+    the round done after them, so results are written once. Run it through the statistics job
+    (`round_statistics_request`), not in a web request."""
     progress = progress or (lambda fraction, message: None)
+    commit = commit or (lambda summary: nullcontext())
     if round.status not in LABELLED_ROUND_STATUSES:
         from .errors import RoundStateError
 
@@ -518,14 +526,18 @@ def round_statistics_compute(
     if round.kind == Round.Kind.DETECTION:
         from .detection import detection_accuracy_compute
 
-        detection_accuracy_compute(round=round, by=by)
-        return RoundStatistics(n_labels=0)
+        summary = RoundStatistics(n_labels=0)
+        with transaction.atomic(), commit(summary):
+            detection_accuracy_compute(round=round, by=by)
+        return summary
     seed = round.pk
     judgments = _judgments(Label.objects.filter(assignment__round=round))
     if judgments is None:
-        _latents_release(round=round)
-        audit_record(actor=by, action="round.statistics", obj=round, payload={"n_labels": 0})
-        return RoundStatistics(n_labels=0)
+        summary = RoundStatistics(n_labels=0)
+        with transaction.atomic(), commit(summary):
+            _latents_release(round=round)
+            audit_record(actor=by, action="round.statistics", obj=round, payload={"n_labels": 0})
+        return summary
     summary = RoundStatistics(n_labels=judgments.ratings.n_judgments, n_raters=len(judgments.ratings.raters))
     writes: Writes = []
     progress(0.05, f"agreement of {summary.n_labels} labels ({n_draws} bootstrap draws)")
@@ -541,7 +553,7 @@ def round_statistics_compute(
     progress(0.75, f"consensus and routing over every closed round of {round.sae.name}")
     sae_write = _sae_consensus_plan(sae=round.sae, by=by, routing=routing_config(round=round))
     progress(0.95, "writing the results")
-    with transaction.atomic():
+    with transaction.atomic(), commit(summary):
         for deferred in writes:
             deferred()
         summary.n_consensus = len(

@@ -12,7 +12,7 @@ from django.shortcuts import redirect
 
 from .. import access, selectors
 from ..models import Round
-from ..services import InvalidInput, RoundStateError
+from ..services import InvalidInput, QueueUnavailable, RoundStateError
 
 
 def role_required(predicate):
@@ -57,7 +57,7 @@ def run_service(request, action, *, success: str, redirect_to: str):
     """Run a state-changing service; refusals become a message on the page, never a 500."""
     try:
         action()
-    except (RoundStateError, InvalidInput) as error:
+    except (RoundStateError, InvalidInput, QueueUnavailable) as error:
         messages.error(request, str(error))
     else:
         messages.success(request, success)

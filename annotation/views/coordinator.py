@@ -12,7 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
-from accounts.permissions import can_manage_rounds, can_read_labels, role_of
+from accounts.permissions import can_label, can_manage_rounds, can_read_labels, role_of
 from features import selectors as catalogue
 from features.access import institutions_readable
 
@@ -26,7 +26,8 @@ from .rubrics import concept_formset, concept_rows
 @role_required(lambda user: role_of(user) is not None)
 def round_list(request):
     if not (can_manage_rounds(request.user) or can_read_labels(request.user)):
-        return redirect("queue")  # raters follow their rounds from their queue; dashboards are not theirs
+        # raters follow their rounds from their queue; dashboards are not theirs; clinicians have no rounds
+        return redirect("queue" if can_label(request.user) else "explain")
     return render(
         request,
         "annotation/round_list.html",

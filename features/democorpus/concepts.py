@@ -1063,6 +1063,13 @@ BACKGROUND = _split(
     "osteoarthritis | depression | gout | CAD s/p PCI | migraine | prostate cancer in remission "
     "| tobacco use disorder | peripheral neuropathy | glaucoma | prior cholecystectomy"
 )
+# Background conditions and study findings only one sex has: drawn only for a patient of that sex, and
+# a mention states the sex as plainly as "he" does (a SEX_GENDER tag).
+SEX_SPECIFIC = {
+    "BPH": "male",
+    "prostate cancer in remission": "male",
+    "enlarged fibroid uterus": "female",
+}
 COMPLAINTS = _split(
     "a mechanical fall | left knee pain | cellulitis of the right leg | abdominal pain | "
     "dizziness | a syncopal episode | nausea and vomiting | low back pain | a forearm laceration "

@@ -10,7 +10,8 @@ Every cue stands a few words before its mention, and asserted sentences carry no
 
 Protected attributes (issue 12) go to ``metadata.protected`` as ``ATTRIBUTE:value`` tags, written only
 when the text states them: ``SEX_GENDER`` when a gendered word for the patient is written ("woman",
-"67M", "she", "Mr."), ``AGE_BAND`` when the age is, and ``RACE_ETHNICITY`` / ``INSURANCE`` from a
+"67M", "she", "Mr.") or a condition only one sex has ("BPH", "prostate cancer", "fibroid uterus": drawn
+only for a patient of that sex, ``concepts.SEX_SPECIFIC``), ``AGE_BAND`` when the age is, and ``RACE_ETHNICITY`` / ``INSURANCE`` from a
 social-history sentence that some snippets carry ("Social history: identifies as Black, Medicaid
 insurance."). A declined or undocumented answer ("race/ethnicity declined", "insurance not
 documented") is no tag. The social sentences come from their own random stream per snippet, so the
@@ -38,6 +39,7 @@ from features.democorpus.concepts import (
     OTHER_DRUGS,
     PROFILES,
     ROUTE_WORDS,
+    SEX_SPECIFIC,
     Concept,
     ConceptGroup,
     Drug,
@@ -200,13 +202,28 @@ class _Slots(dict):
     def fill(self, frame: str) -> str:
         return frame.format_map(self)
 
-    def _pick(self, bank: str, items: Sequence, keep: Callable[[object], bool] = lambda item: True):
-        """An item of ``items`` that ``keep`` accepts, not yet drawn from ``bank`` unless all were."""
+    def _pick(
+        self,
+        bank: str,
+        items: Sequence,
+        keep: Callable[[object], bool] = lambda item: True,
+        text: Callable[[object], str] = str,
+    ):
+        """An item of ``items`` that ``keep`` accepts, not yet drawn from ``bank`` unless all were, and that
+        fits the patient's sex (``text`` gives the words that may be sex-specific). An item that does not
+        fit moves the draw on to the next one that does, so the random stream stays as it was."""
         used = self.used.setdefault(bank, set())
         allowed = [i for i, item in enumerate(items) if keep(item)] or list(range(len(items)))
         index = self.rng.choice([i for i in allowed if i not in used] or allowed)
+        if not self._fits_patient(text(items[index])):
+            after = [(index + step) % len(items) for step in range(1, len(items))]
+            fitting = [i for i in after if i in allowed and self._fits_patient(text(items[i]))]
+            index = next((i for i in fitting if i not in used), fitting[0] if fitting else index)
         used.add(index)
         return items[index]
+
+    def _fits_patient(self, text: str) -> bool:
+        return SEX_SPECIFIC.get(text, self.note.patient["sexl"]) == self.note.patient["sexl"]
 
     def _lab(self, pools: Sequence[tuple[str, Sequence[Lab]]]) -> str:
         """A result from the first pool holding a test not yet shown in this snippet."""
@@ -221,7 +238,7 @@ class _Slots(dict):
         return self.fill(value) if "{" in value else value
 
     def _study(self, suffix: str) -> None:
-        study = self._pick("study", self.profile.studies)
+        study = self._pick("study", self.profile.studies, text=lambda study: study.finding)
         self["mod" + suffix], self["find" + suffix] = study.modality, self.fill(study.finding)
         self.supports[suffix] = study.supports
 
@@ -350,6 +367,8 @@ def _pick_concepts(
 
 
 _SEX_SLOTS = {"sexw", "sexa", "sexl", "pron", "pos", "title"}
+# "BPH", "prostate cancer", "fibroid uterus" name the patient's sex too (drawn only for that sex).
+_SEX_SPECIFIC_MENTION = re.compile("|".join(rf"\b{re.escape(term)}\b" for term in SEX_SPECIFIC))
 # Social-history sentence parts: (text, tag or None for a declined or undocumented answer).
 RACE_ETHNICITY = (
     ("identifies as Black", "RACE_ETHNICITY:black"),
@@ -373,9 +392,9 @@ def age_band(age: int) -> str:
     return "18-44" if age < 45 else "45-64" if age < 65 else "65+"
 
 
-def _protected_tags(note: _Note) -> list[str]:
+def _protected_tags(note: _Note, text: str) -> list[str]:
     tags = []
-    if note.mentioned & _SEX_SLOTS:
+    if note.mentioned & _SEX_SLOTS or _SEX_SPECIFIC_MENTION.search(text):
         tags.append(f"SEX_GENDER:{note.patient['sexl']}")
     if "age" in note.mentioned:
         tags.append(f"AGE_BAND:{age_band(int(note.patient['age']))}")
@@ -383,7 +402,7 @@ def _protected_tags(note: _Note) -> list[str]:
 
 
 def _record(external_id: str, text: str, metadata: dict, asserted: Sequence[Concept], note: _Note) -> dict:
-    metadata = {**metadata, "protected": sorted(_protected_tags(note))}
+    metadata = {**metadata, "protected": sorted(_protected_tags(note, text))}
     return {
         "external_id": external_id,
         "text": text,

@@ -16,6 +16,19 @@ POWERCAP_ROOT = Path("/sys/class/powercap")
 JOULES_PER_KWH = 3.6e6
 
 
+METHOD_LABELS = {"nvml": "measured (NVML)", "rapl": "measured (RAPL)", "estimated": "estimated"}
+
+
+def method_label(method: str | None) -> str:
+    """How a reader sees an energy method: 'measured (NVML)', 'measured (RAPL)' or 'estimated'."""
+    return METHOD_LABELS.get(method or "estimated", method or "estimated")
+
+
+def is_gpu(device: str) -> bool:
+    """Whether a job's device is priced and estimated as a GPU (CUDA); CPU and MPS count as CPU time."""
+    return (device or "cpu").startswith("cuda")
+
+
 @dataclass(frozen=True)
 class Footprint:
     """What one piece of work cost. `method`: nvml | rapl | estimated (from a configured power draw)."""
@@ -28,6 +41,10 @@ class Footprint:
 
     def to_dict(self) -> dict[str, float | str]:
         return asdict(self)
+
+    @property
+    def method_label(self) -> str:
+        return method_label(self.method)
 
 
 def footprint(

@@ -188,6 +188,9 @@ READ_CASES = [
     Case("jobs-progress", "/jobs/progress.json?ids={job}", ("job",)),
     Case("jobs-export", "/jobs/export.csv"),
     Case("jobs-export", "/jobs/export.csv?by=sae"),
+    Case("jobs-export", "/jobs/export.csv?by=sweep"),
+    Case("sweep-detail", "/api/v1/sweeps/{sweep}/", ("sweep",)),
+    Case("sae-compute", "/api/v1/saes/{sae}/compute/", ("sae",)),
     Case("job-page", "/jobs/{job}/", ("job",)),
     Case("steering", "/steering/"),
     Case("steering", "/steering/?sae={causal_sae}&latent=0"),
@@ -298,6 +301,7 @@ WRITE_CASES = [
     # issue 12 (clinical)
     Case("api-explain", "/api/v1/explain/", ("sae",), "post", {"sae": "{sae}", "text": "chest pain"}),
     Case("api-drift-create", "/api/v1/drift-audits/", ("sae",), "post", {"sae": "{sae}", "corpus": "{corpus}"}),
+    Case("api-sae-protected-scan", "/api/v1/saes/{sae}/protected/scan/", ("sae",), "post", {}),
     # HTML forms
     Case("explain", "/explain/", ("sae",), "post", {"sae": "{sae}", "text": "chest pain"}, format="multipart"),
     Case("drift-list", "/drift/", ("sae",), "post", {"sae": "{sae}", "corpus": "{corpus}"}, format="multipart"),

@@ -221,7 +221,9 @@ SKIP = re.compile(r"^/(accounts/logout|admin|api/docs|api/schema|static)")
 
 
 @pytest.mark.parametrize("where", ["own", "other"])
-@pytest.mark.parametrize("role", [Role.PHYSICIAN, Role.SENIOR, Role.COORDINATOR, Role.RESEARCHER, Role.ADMIN])
+@pytest.mark.parametrize(
+    "role", [Role.PHYSICIAN, Role.SENIOR, Role.COORDINATOR, Role.RESEARCHER, Role.ADMIN, Role.CLINICIAN]
+)
 def test_no_page_links_to_a_page_that_refuses_the_user(world, role, where):
     """The demo physician saw /rounds/ links that answered a bare 403 page. Crawl from the home page and
     from /rounds/: every link a user is shown must open for them."""

@@ -40,6 +40,7 @@ def _viewers(world):
         "admin": world.actor(Role.ADMIN, "own"),
         "physician, other": world.actor(Role.PHYSICIAN, "other"),
         "senior, other": world.actor(Role.SENIOR, "other"),
+        "clinician, own": world.actor(Role.CLINICIAN, "own"),
     }
 
 

@@ -190,6 +190,7 @@ def test_read_endpoints_show_only_what_the_role_and_institution_may_see(world, r
         Role.COORDINATOR: int(is_own),
         Role.RESEARCHER: int(is_own),
         Role.ADMIN: 1,
+        Role.CLINICIAN: 0,
     }[role]
     assert _count(client, "/api/v1/rounds/") == rounds_expected
     # Assignments: only one's own, ever.
@@ -218,8 +219,9 @@ def test_anonymous_callers_are_refused(world):
         assert client.get(url).status_code in (401, 403)
 
 
-def test_labellers_never_see_corpus_tags_or_tag_statistics(world):
-    client = _client(world, Role.PHYSICIAN, "own")
+@pytest.mark.parametrize("role", [Role.PHYSICIAN, Role.CLINICIAN])
+def test_labellers_never_see_corpus_tags_or_tag_statistics(world, role):
+    client = _client(world, role, "own")
     snippet = client.get("/api/v1/snippets/").json()["results"][0]
     assert "concept_tags" not in snippet
     latent = client.get("/api/v1/latents/").json()["results"][0]

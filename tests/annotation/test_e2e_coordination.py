@@ -87,6 +87,7 @@ def test_rubric_editor_shows_the_tree_and_the_change_before_saving_a_new_version
     page.fill(f"input[name='{prefix}code']", "PE")
     page.fill(f"input[name='{prefix}name']", "Pulmonary embolism")
     page.fill(f"input[name='{prefix}parent_code']", "CARDIO")
+    page.check(f"input[name='{prefix}protected']")  # issue 12: a protected concept is set in the editor
     with page.expect_navigation():
         page.click("#preview")
     diff = page.locator("#rubric-diff").inner_text()
@@ -100,6 +101,7 @@ def test_rubric_editor_shows_the_tree_and_the_change_before_saving_a_new_version
     assert version.parent.version == 1
     assert version.concepts.get(code="HF").synonyms == ["CHF", "HFpEF"]
     assert version.concepts.get(code="PE").parent_code == "CARDIO"
+    assert version.concepts.get(code="PE").protected and not version.concepts.get(code="HF").protected
     assert "latest: v2" in page.locator(".pill").first.inner_text()
 
 

@@ -78,12 +78,15 @@ def test_close_through_the_api_answers_at_once_and_a_worker_computes_the_statist
     assert agreement["X-Statistics-Status"] == "done"
     assert {(row["metric"], row["level"]) for row in agreement.json()["results"]} >= {("krippendorff_alpha", "nominal")}
 
-    # The broker down: the recompute request still answers, the round stays queued and says why ...
+    # The broker down: the recompute request is refused (503) and changes nothing ...
+    token, requests = round_.statistics_token, AuditEvent.objects.filter(action="round.statistics.request").count()
     with broker(DEAD_BROKER):
         response = client.post(f"/api/v1/rounds/{round_.pk}/statistics/")
-    assert response.status_code == 200, response.content
+    assert response.status_code == 503, response.content
+    assert "job queue is not reachable" in response.json()["detail"]
     round_.refresh_from_db()
-    assert round_.statistics_status == "queued" and "did not take" in round_.statistics_message
+    assert (round_.statistics_status, round_.statistics_token) == ("done", token)
+    assert AuditEvent.objects.filter(action="round.statistics.request").count() == requests
     # ... and "Recompute statistics" sends it again once the broker is back.
     AgreementReport.objects.filter(round=round_).delete()
     response = client.post(f"/api/v1/rounds/{round_.pk}/statistics/")
@@ -175,10 +178,10 @@ def test_progress_is_reported_at_most_twice_a_second(postgres):
     round_, coordinator = _labelled_round()
     services.round_close(round=round_, by=coordinator)
     round_.refresh_from_db()
-    Round.objects.filter(pk=round_.pk).update(statistics_status="running")
-    from annotation.services.statistics_jobs import _reporter
+    Round.objects.filter(pk=round_.pk).update(statistics_status="running", statistics_worker="w")
+    from annotation.services.statistics_jobs import _Lease
 
-    report = _reporter(round_id=round_.pk, token=round_.statistics_token)
+    report = _Lease(round_id=round_.pk, token=round_.statistics_token, worker="w").report
     report(0.3, "first")
     report(0.6, "second, too soon")
     round_.refresh_from_db()

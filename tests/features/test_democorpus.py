@@ -323,8 +323,9 @@ def test_load_snippets_reads_every_line(corpus):
 
 
 # Protected attributes (issue 12), read from the text independently of the generator.
-FEMALE = re.compile(r"\b(woman|female|she|her|She|Her|Ms\.)\b|\d(F)\b|\by/?o F\b")
-MALE = re.compile(r"\b(man|male|he|his|He|His|Mr\.)\b|\d(M)\b|\by/?o M\b")
+# A condition only one sex has states the sex as plainly as a pronoun does.
+FEMALE = re.compile(r"\b(woman|female|she|her|She|Her|Ms\.|fibroid uterus)\b|\d(F)\b|\by/?o F\b")
+MALE = re.compile(r"\b(man|male|he|his|He|His|Mr\.|BPH|prostate cancer)\b|\d(M)\b|\by/?o M\b")
 AGE = re.compile(r"\b(\d{2})(?=[ -]?(?:year-old|y/o|yo|[MF]\b))")
 SOCIAL_TAGS = {
     "identifies as Black": "RACE_ETHNICITY:black",
@@ -360,6 +361,15 @@ def test_protected_tags_are_exactly_what_the_text_states(records):
         assert record["metadata"]["protected"] == sorted(tags)
         assert tags == _expected_protected(record["text"]), (record["external_id"], record["text"])
     assert n_tagged >= 0.2 * len(records)
+
+
+def test_no_snippet_gives_its_patient_both_sexes(records):
+    """Sex-specific conditions follow the patient's sex: no woman with BPH or prostate cancer, no man with a
+    fibroid uterus (39 women had BPH or prostate cancer before)."""
+    both = [r["external_id"] for r in records if FEMALE.search(r["text"]) and MALE.search(r["text"])]
+    assert both == []
+    implied = [r for r in records if re.search(r"\b(BPH|prostate cancer|fibroid uterus)\b", r["text"])]
+    assert len(implied) >= 20  # the check above has something to look at
 
 
 def test_declined_or_undocumented_answers_are_not_tags(records):

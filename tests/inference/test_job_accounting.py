@@ -116,7 +116,7 @@ def test_projection_reproduces_hundreds_to_thousands_of_gpu_hours_for_tens_of_bi
 
 
 def test_estimate_training_command_prints_json_and_refuses_bad_input(settings):
-    settings.DEVICE_HOUR_PRICE = 2.0
+    settings.GPU_HOUR_PRICE = 2.0
     out = io.StringIO()
     call_command(
         "estimate_training",
@@ -146,7 +146,7 @@ def test_estimate_training_command_prints_json_and_refuses_bad_input(settings):
 def test_every_job_records_device_seconds_energy_co2_and_cost_on_cpu(settings):
     settings.CPU_POWER_WATTS = 100.0
     settings.CARBON_INTENSITY_KG_PER_KWH = 0.5
-    settings.DEVICE_HOUR_PRICE = 2.0
+    settings.CPU_HOUR_PRICE = 2.0
     job = job_create(kind=Job.Kind.IMPORT_CORPUS, parameters={}, enqueue=False, by=factories.user(role=Role.RESEARCHER))
 
     def work(row, progress):

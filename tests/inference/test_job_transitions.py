@@ -243,8 +243,8 @@ def test_the_heartbeat_does_not_stop_a_job_whose_row_its_connection_cannot_see_y
     def work(row, progress):
         reporter = progress
         while len(beats) < 3:
-            beats.append(reporter._thread.is_alive())
-            reporter._stop.wait(0.25)  # let a few heartbeats happen
+            beats.append(reporter.heartbeat.is_alive())
+            reporter.heartbeat.wait(0.25)  # let a few heartbeats happen
         progress(0.9, "still ours")
         return {"ok": True}
 
@@ -265,9 +265,9 @@ def test_the_heartbeat_renews_the_lease_and_notices_a_cancel(settings):
             assert timezone.now() < deadline, "the lease was never renewed"
         seen["renewed"] = True
         Job.objects.filter(pk=row.pk).update(status=Job.Status.CANCELLED)
-        while not progress._lost.is_set():  # the next heartbeat finds the job no longer ours
+        while not progress.lost.is_set():  # the next heartbeat finds the job no longer ours
             assert timezone.now() < deadline + timedelta(seconds=10), "the heartbeat never noticed"
-            progress._stop.wait(0.05)
+            progress.heartbeat.wait(0.05)
         progress(0.5, "after cancel")  # raises JobCancelled
         seen["continued"] = True
         return {}

@@ -42,7 +42,8 @@ class Command(BaseCommand):
             ],
             env=env,
         )
-        # Beat sends the sweeper every JOB_SWEEP_SECONDS: expired leases are re-sent, lost messages re-sent.
+        # Beat sends both sweepers (jobs, round statistics) every JOB_SWEEP_SECONDS: expired leases and lost
+        # messages are re-sent (CELERY_BEAT_SCHEDULE in config/settings.py).
         beat = subprocess.Popen(
             [
                 sys.executable,

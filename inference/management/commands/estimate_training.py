@@ -41,7 +41,7 @@ class Command(BaseCommand):
                 utilisation=options["utilisation"],
                 host_model_params=options["host_model_params"],
                 carbon_intensity_kg_per_kwh=settings.CARBON_INTENSITY_KG_PER_KWH,
-                device_hour_price=settings.DEVICE_HOUR_PRICE,
+                device_hour_price=settings.GPU_HOUR_PRICE,
             )
         except ValueError as error:
             raise CommandError(str(error)) from None
@@ -58,5 +58,5 @@ class Command(BaseCommand):
         self.stdout.write(
             f"{estimate.device}: {estimate.gpu_hours:,.0f} GPU-hours ({estimate.min_gpus} GPU(s) "
             f"for the optimiser state), {estimate.energy_kwh:,.0f} kWh, {estimate.co2_kg:,.0f} kg CO2, "
-            f"{estimate.cost:,.0f} at {settings.DEVICE_HOUR_PRICE}/device-hour"
+            f"{estimate.cost:,.0f} at {settings.GPU_HOUR_PRICE}/GPU-hour (GPU_HOUR_PRICE)"
         )

@@ -23,7 +23,8 @@
       setText(row, ".job-seconds", job.device_seconds.toFixed(1) + " s");
       setText(row, ".job-energy", job.energy_kwh.toFixed(6));
       setText(row, ".job-co2", job.co2_kg.toFixed(6));
-      setText(row, ".job-method", job.energy_method || "—");
+      setText(row, ".job-method", job.energy_method_label);
+      setText(row, ".job-cost", job.cost.toFixed(4));
       var status = row.querySelector(".job-status");
       if (status) { status.textContent = job.status; status.className = "job-status status-" + job.status; }
       row.setAttribute("data-status", job.status);

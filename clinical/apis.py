@@ -15,6 +15,7 @@ from accounts.permissions import (
     corpora_visible_to,
     role_permission,
 )
+from accounts.redaction import without_server_paths
 from accounts.throttles import AnonThrottle, UserThrottle
 from features.models import Corpus
 from inference.services import BrokerUnavailable
@@ -141,7 +142,14 @@ class DriftAuditDetailApi(APIView):
         if job is None:
             raise Http404("No such drift audit.")
         if job.status != "succeeded":
-            return Response({"job": job.pk, "status": job.status, "progress": job.progress, "message": job.message})
+            return Response(
+                {
+                    "job": job.pk,
+                    "status": job.status,
+                    "progress": job.progress,
+                    "message": without_server_paths(job.message),
+                }
+            )
         visible_sae(request.user, job.result["sae_id"])
         return Response({"job": job.pk, "status": job.status, **selectors.drift_report(job=job, user=request.user)})
 

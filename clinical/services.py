@@ -406,7 +406,7 @@ def drift_audit_start(
     by=None,
     enqueue: bool = True,
 ) -> Job:
-    from inference.drift import drift_audit_request
+    from inference.services import drift_audit_request
 
     return drift_audit_request(
         sae=sae, corpus=corpus, reference=reference, thresholds=thresholds, by=by, enqueue=enqueue
@@ -416,7 +416,7 @@ def drift_audit_start(
 def protected_scan_start(*, sae: SAE, threshold: float | None = None, by=None, enqueue: bool = True) -> Job:
     """Queue a protected-attribute scan of `sae` (a `protected_scan` job: it encodes the whole training
     corpus, so never in a web request); BrokerUnavailable when the queue does not answer, nothing written."""
-    from inference.protected import protected_scan_request
+    from inference.services import protected_scan_request
 
     return protected_scan_request(sae=sae, threshold=threshold, by=by, enqueue=enqueue)
 

@@ -14,27 +14,16 @@ from django.conf import settings
 from features.models import SAE, ActivationSet, Corpus
 from features.services import activation_set_create
 
+from .engine.drift_config import DRIFT_CONFIG_KEYS, DriftConfig
 from .jobs import artifact_dir, committing
 from .models import Job
 from .progress import Progress
 
-DRIFT_CONFIG_KEYS = (
-    "fdr",
-    "min_abs_log2_ratio",
-    "min_rate",
-    "pseudocount",
-    "divergence_threshold",
-    "fve_drop_threshold",
-    "flagged_share_threshold",
-    "l0_distance_threshold",
-)
-
 
 def drift_config_check(values: dict[str, Any] | None) -> dict[str, float]:
     """The thresholds of one audit: settings.DRIFT_THRESHOLDS (the platform's defaults, set by DRIFT_<NAME>
-    environment variables) with this audit's overrides on top, validated."""
-    from inference.engine.drift import DriftConfig
-
+    environment variables) with this audit's overrides on top, validated (no torch import: the web process
+    calls this)."""
     overrides = {key: float(value) for key, value in (values or {}).items() if value is not None}
     unknown = sorted(set(overrides) - set(DRIFT_CONFIG_KEYS))
     if unknown:
@@ -97,7 +86,7 @@ def drift_audit_work(job: Job, progress: Progress) -> dict[str, Any]:
     import torch
 
     from inference.engine.activations import ActivationManifest
-    from inference.engine.drift import DriftConfig, compare_corpora, corpus_statistics
+    from inference.engine.drift import compare_corpora, corpus_statistics
     from inference.runtime import device as resolve
     from inference.runtime import sae_loaded
 

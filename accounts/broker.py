@@ -30,10 +30,17 @@ def broker_check() -> None:
         raise BrokerUnavailable(f"the job queue is not reachable: {error}") from None
 
 
-def markers_on_broker(markers: list[str], *, queues: tuple[str, ...] = QUEUES) -> set[str] | None:
+def markers_on_broker(
+    markers: list[str], *, queues: tuple[str, ...] = QUEUES, reserved_after: float | None = None
+) -> set[str] | None:
     """The markers among `markers` that some message waiting on, or reserved from, the broker carries in
     its task id; None when this transport cannot be inspected (the caller then re-sends, and the
-    duplicate is dropped by its claim). Raises when the broker does not answer."""
+    duplicate is dropped by its claim). Raises when the broker does not answer.
+
+    `reserved_after` (a Unix time): on Redis, a reservation (`unacked`) handed out before it does not
+    count. A caller that asks only about work still queued (never started) passes now − its grace: such a
+    reservation belongs to a worker that prefetched the message and died whole, and would otherwise hold
+    the work until the visibility timeout (an hour)."""
     if not markers:
         return set()
     with current_app.connection_for_read() as connection:
@@ -45,7 +52,7 @@ def markers_on_broker(markers: list[str], *, queues: tuple[str, ...] = QUEUES) -
                 for key in client.keys(f"{queue}*"):
                     if client.type(key) == b"list":
                         raw.extend(client.lrange(key, 0, -1))
-            raw.extend(client.hvals("unacked"))
+            raw.extend(_reservations(connection.default_channel, reserved_after=reserved_after))
             blob = b"\n".join(raw)
             return {marker for marker in markers if marker.encode() in blob}
         if transport == "filesystem":
@@ -59,3 +66,15 @@ def markers_on_broker(markers: list[str], *, queues: tuple[str, ...] = QUEUES) -
                 found.update(marker for marker in markers if marker in text)
             return found
     return None
+
+
+def _reservations(channel, *, reserved_after: float | None) -> list[bytes]:
+    """The messages Redis holds as reserved by some worker (kombu's `unacked` hash), without those handed
+    out before `reserved_after` (kombu's `unacked_index` sorted set scores each delivery tag with the
+    time it was handed out)."""
+    client = channel.client
+    reserved = client.hgetall(channel.unacked_key)
+    if reserved_after is None:
+        return list(reserved.values())
+    delivered = dict(client.zrange(channel.unacked_index_key, 0, -1, withscores=True))
+    return [payload for tag, payload in reserved.items() if delivered.get(tag, reserved_after) >= reserved_after]

@@ -211,9 +211,12 @@ def latents_blind_to(user) -> QuerySet[Latent]:
     second copy)."""
     if not has_role(user, LABELLERS | {Role.CLINICIAN}):
         return Latent.objects.none()
-    in_blind_round = Round.objects.filter(latents=OuterRef("pk"), status__in=(Round.Status.OPEN, Round.Status.CLOSED))
+    blind = (Round.Status.OPEN, Round.Status.CLOSED)
+    in_blind_round = Round.objects.filter(latents=OuterRef("pk"), status__in=blind)
+    # A round's latents are also those it assigns (a round's latent list and its assignments are kept apart).
+    assigned_in_blind_round = Assignment.objects.filter(latent_id=OuterRef("pk"), round__status__in=blind)
     held = Assignment.objects.filter(latent_id=OuterRef("pk"), rater=user).exclude(round__status=Round.Status.REVEALED)
-    return Latent.objects.filter(Exists(in_blind_round) | Exists(held))
+    return Latent.objects.filter(Exists(in_blind_round) | Exists(assigned_in_blind_round) | Exists(held))
 
 
 def may_adjudicate_latent(user, latent: Latent) -> bool:

@@ -1,12 +1,24 @@
-"""Jobs under failure and scale-out: the sweeper's time to recovery after kill -9 of a whole worker, and a
-sweep's wall time on one GPU-queue worker against two (CPU-backed).
+"""Jobs under load and failure: round-close request latency before (statistics computed inside the request,
+as the old code did) and after (the close queues a statistics job), the time from close to statistics for
+a demo-sized round, a sweep's wall time on one GPU-queue worker against two (CPU-backed), and the
+sweeper's time to recovery after kill -9 of a whole worker.
 
-    DATABASE_URL=postgres://postgres@127.0.0.1:5432/concord_jobs python bench/jobs.py [--lease 6] [--sweep 1]
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/concord_jobs python bench/jobs.py \
+        [--lease 6] [--sweep 1] [--rounds 10] [--latents 12] [--raters 3] [--skip-recovery] [--skip-sweep] \
+        [--skip-round-close]
 
 Creates a scratch database (concord_bench_jobs) and a redis-server of its own on port 17535 (no persistence),
-starts real Celery workers and beat, prints a table, and removes all of it. Recovery is timed from the
-SIGKILL of the worker's process group to (a) the job running again under the standby worker and (b) its
-success; the standby worker is started before the kill so that its start-up is not counted.
+starts real Celery workers and beat, prints a table per measure, and removes all of it.
+- Round close: `--rounds` rounds of `--latents` latents × `--raters` raters (overlap = raters), all labelled,
+  are closed "before" (the round closed and `round_statistics_compute` run in the same timed call, which is
+  what the request did) and as many "after" (POST /api/v1/rounds/<id>/close/ through the API client, which
+  closes and queues). The demo round is the shape of the demo's larger round (config/demo.py: 40 latents,
+  overlap 3, the demo's 8 physicians and seniors over 3 sites), built in the scratch database with simulated
+  labels (seed_demo needs the MiniLM capture, too heavy here): closed through the API with a `cpu` worker
+  running, timed until its statistics are done, and its twin computed inline for the "before" figure.
+- Recovery is timed from the SIGKILL of the worker's process group to (a) the job running again under the
+  standby worker and (b) its success; the standby worker is started before the kill so that its start-up is
+  not counted.
 """
 
 from __future__ import annotations
@@ -155,12 +167,147 @@ def sweep_wall(*, redis_url: str, n_workers: int, tmp: Path) -> float:
             worker.kill()
 
 
+DEMO_ROUND = {"latents": 40, "raters": {"ALDER": 3, "BIRCH": 3, "CEDAR": 2}, "overlap": 3}  # config/demo.py
+
+
+def _percentiles(values: list[float]) -> tuple[float, float]:
+    import statistics
+
+    ordered = sorted(values)
+    return statistics.median(ordered), ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+
+
+def _labelled_round(*, coordinator, version, raters, n_latents: int, overlap: int, institutions):
+    """An open round of `n_latents` latents over `raters`, every assignment labelled (a deterministic mix
+    of concepts, so that agreement and consensus have something to compute)."""
+    from tests.annotation import worlds
+
+    sae = worlds.sae_with_examples(n_latents=n_latents)
+    round_ = worlds.make_round(
+        by=coordinator, sae=sae, version=version, institutions=institutions, raters_list=raters, overlap=overlap
+    )
+    codes = ("HF", "AF", "AKI", "NEG")
+    worlds.label_everything(round_, choose=lambda a: codes[(a.latent.index + (a.rater_id % 3 == 0)) % len(codes)])
+    return round_
+
+
+def _close_inline(round_, *, by) -> float:
+    """The old request: close the round and compute its statistics in the same call; seconds."""
+    from django.db import transaction
+    from django.utils import timezone
+
+    from annotation.models import Round
+    from annotation.services.statistics import round_statistics_compute
+
+    started = time.perf_counter()
+    with transaction.atomic():
+        Round.objects.filter(pk=round_.pk).update(status=Round.Status.CLOSED, closed_at=timezone.now())
+    round_statistics_compute(round=Round.objects.select_related("sae", "rubric_version").get(pk=round_.pk), by=by)
+    return time.perf_counter() - started
+
+
+def _close_via_api(client, round_) -> float:
+    started = time.perf_counter()
+    response = client.post(f"/api/v1/rounds/{round_.pk}/close/")
+    elapsed = time.perf_counter() - started
+    assert response.status_code in (200, 202), response.content
+    return elapsed
+
+
+def round_close(*, redis_url: str, rounds: int, latents: int, raters: int, tmp: Path) -> dict[str, float]:
+    from django.test.utils import setup_test_environment
+    from rest_framework.test import APIClient
+
+    from accounts.models import Role
+    from annotation.models import Round
+    from tests import factories
+    from tests.annotation import worlds
+    from tests.inference.processes import broker, start_worker, wait_for_worker, wait_until
+
+    setup_test_environment()  # the API client's host name ("testserver") is allowed
+    own = factories.institution("own")
+    coordinator = factories.user(role=Role.COORDINATOR, institution_obj=own)
+    version = worlds.rubric(by=coordinator)
+    people = [factories.user(role=Role.PHYSICIAN, institution_obj=own) for _ in range(raters)]
+    small = [
+        _labelled_round(
+            coordinator=coordinator,
+            version=version,
+            raters=people,
+            n_latents=latents,
+            overlap=raters,
+            institutions=[own],
+        )
+        for _ in range(2 * rounds + 1)  # the last one warms the API up (imports, first connection), untimed
+    ]
+    sites = {code: factories.institution(code) for code in DEMO_ROUND["raters"]}
+    demo_people = worlds.raters(per_institution=DEMO_ROUND["raters"])
+    demo_twins = [
+        _labelled_round(
+            coordinator=coordinator,
+            version=version,
+            raters=demo_people,
+            n_latents=DEMO_ROUND["latents"],
+            overlap=DEMO_ROUND["overlap"],
+            institutions=list(sites.values()),
+        )
+        for _ in range(2)
+    ]
+    before = [_close_inline(round_, by=coordinator) for round_ in small[:rounds]]
+    demo_before = _close_inline(demo_twins[0], by=coordinator)
+    client = APIClient()
+    client.force_authenticate(coordinator)
+    worker = None
+    try:
+        with broker(redis_url) as app:
+            _close_via_api(client, small[-1])
+            after = [_close_via_api(client, round_) for round_ in small[rounds:-1]]  # no worker yet: queued only
+            worker = start_worker(name="cpu@bench-rounds", broker=redis_url, log=tmp / "rounds.log", queues="cpu")
+            wait_for_worker(app, "cpu@bench-rounds", worker)
+            wait_until(  # the queued statistics of the "after" rounds are done before the demo round is closed
+                lambda: (
+                    not Round.objects.filter(pk__in=[r.pk for r in small[rounds:]])
+                    .exclude(statistics_status="done")
+                    .exists()
+                ),
+                timeout=1800,
+                what="the queued statistics",
+                poll=0.2,
+            )
+            demo_request = _close_via_api(client, demo_twins[1])
+            started = time.monotonic() - demo_request
+            wait_until(
+                lambda: Round.objects.filter(pk=demo_twins[1].pk, statistics_status__in=["done", "failed"]).exists(),
+                timeout=1800,
+                what="the demo round's statistics",
+                poll=0.05,
+            )
+            demo_after = time.monotonic() - started
+            demo_status = Round.objects.get(pk=demo_twins[1].pk).statistics_status
+    finally:
+        if worker is not None:
+            worker.kill()
+    return {
+        "before": _percentiles(before),
+        "after": _percentiles(after),
+        "demo_before": demo_before,
+        "demo_request": demo_request,
+        "demo_after": demo_after,
+        "demo_status": demo_status,
+        "demo_labels": demo_twins[1].assignments.filter(label__isnull=False).count(),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lease", type=float, default=6.0)
     parser.add_argument("--sweep", type=float, default=1.0)
     parser.add_argument("--skip-recovery", action="store_true")
     parser.add_argument("--skip-sweep", action="store_true")
+    parser.add_argument("--skip-round-close", action="store_true")
+    parser.add_argument("--rounds", type=int, default=10, help="rounds closed before, and as many after")
+    parser.add_argument("--latents", type=int, default=12, help="latents per round of the latency measure")
+    parser.add_argument("--raters", type=int, default=3, help="raters per round of the latency measure")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-jobs-") as scratch:
         tmp = Path(scratch)
@@ -169,6 +316,30 @@ def main() -> None:
 
         redis_server = RedisServer(REDIS_PORTS["bench"], tmp / "redis.log").start()
         try:
+            if not args.skip_round_close:
+                closes = round_close(
+                    redis_url=redis_server.url, rounds=args.rounds, latents=args.latents, raters=args.raters, tmp=tmp
+                )
+                shape = f"{args.rounds} rounds of {args.latents} latents × {args.raters} raters"
+                print(f"| round close request ({shape}) | p50 ms | p95 ms |")
+                print("|---|---|---|")
+                for label, key in (
+                    ("before: statistics inside the request", "before"),
+                    ("after: API close, queued", "after"),
+                ):
+                    p50, p95 = closes[key]
+                    print(f"| {label} | {p50 * 1000:.0f} | {p95 * 1000:.0f} |")
+                print(
+                    f"\n| demo-sized round ({DEMO_ROUND['latents']} latents, overlap {DEMO_ROUND['overlap']}, "
+                    f"{closes['demo_labels']} labels) | s |"
+                )
+                print("|---|---|")
+                print(f"| before: close request with statistics inline | {closes['demo_before']:.2f} |")
+                print(f"| after: close request | {closes['demo_request']:.3f} |")
+                print(
+                    f"| after: close → statistics {closes['demo_status']} (one cpu worker) | {closes['demo_after']:.2f} |"
+                )
+                print()
             if not args.skip_recovery:
                 result = recovery(redis_url=redis_server.url, lease=args.lease, sweep=args.sweep, tmp=tmp)
                 print("| measure | lease s | sweep s | kill → running again s | kill → succeeded s | resumed |")

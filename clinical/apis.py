@@ -15,10 +15,14 @@ from accounts.permissions import (
     corpora_visible_to,
     role_permission,
 )
+from accounts.redaction import without_server_paths
+from accounts.throttles import AnonThrottle, UserThrottle
 from features.models import Corpus
 from inference.services import BrokerUnavailable
 
 from . import selectors, services
+from .models import SavedNote
+from .throttles import ExplainThrottle
 from .views import DRIFT_READERS, visible_sae
 
 ANY_ROLE = role_permission(write=frozenset(Role.values))  # clinicians included: explaining is their use
@@ -26,16 +30,22 @@ ANY_ROLE = role_permission(write=frozenset(Role.values))  # clinicians included:
 
 class ExplainInputSerializer(serializers.Serializer):
     sae = serializers.IntegerField()
-    text = serializers.CharField(max_length=services.MAX_NOTE_CHARS, trim_whitespace=False)
+    # The longest note (settings.CLINICAL_MAX_NOTE_CHARS) is the service's to refuse, in its own words.
+    text = serializers.CharField(trim_whitespace=False)
     store = serializers.BooleanField(default=False)
-    flow = serializers.BooleanField(default=False)
+    flow = serializers.BooleanField(
+        default=True, help_text="The layer-by-layer flow over the other SAEs of the host model (false: this SAE only)"
+    )
 
 
 class NoteExplainApi(APIView):
     """Explain a note with an SAE: every token's active latents and the concepts represented, with their
-    uncertainty. An audit of the model, not a clinical finding; the note is stored only with `store`."""
+    uncertainty. An audit of the model, not a clinical finding; the note is stored only with `store`.
+    400 for a note that cannot be explained (empty, too long, the model failed on it); 429 past the
+    per-user rate CLINICAL_EXPLAIN_RATE (shared with the page)."""
 
     permission_classes = [ANY_ROLE]
+    throttle_classes = [AnonThrottle, UserThrottle, ExplainThrottle]
 
     @extend_schema(request=ExplainInputSerializer, responses=OpenApiTypes.OBJECT)
     def post(self, request):
@@ -54,7 +64,38 @@ class NoteExplainApi(APIView):
             )
         except services.NoteRejected as error:
             return Response({"detail": str(error)}, status=status.HTTP_400_BAD_REQUEST)
-        return Response(explanation.to_json(full=True))
+        return Response(explanation.to_json())
+
+
+class SavedNoteSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = SavedNote
+        fields = ["id", "sae", "text", "sha256", "created_at"]
+
+
+class SavedNoteListApi(APIView):
+    """The notes the caller kept (only theirs), newest first; older than CLINICAL_SAVED_NOTE_DAYS are purged."""
+
+    permission_classes = [ANY_ROLE]
+
+    @extend_schema(responses=SavedNoteSerializer(many=True))
+    def get(self, request):
+        services.saved_notes_purge()
+        return Response(SavedNoteSerializer(selectors.saved_notes(user=request.user), many=True).data)
+
+
+class SavedNoteDetailApi(APIView):
+    """Delete a note the caller kept: 204; anyone else's note is 404."""
+
+    permission_classes = [ANY_ROLE]
+
+    @extend_schema(responses={204: None})
+    def delete(self, request, note_id: int):
+        note = selectors.saved_notes(user=request.user).filter(pk=note_id).first()
+        if note is None:
+            raise Http404("No such note.")
+        services.saved_note_delete(note=note, by=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class DriftInputSerializer(serializers.Serializer):
@@ -101,7 +142,14 @@ class DriftAuditDetailApi(APIView):
         if job is None:
             raise Http404("No such drift audit.")
         if job.status != "succeeded":
-            return Response({"job": job.pk, "status": job.status, "progress": job.progress, "message": job.message})
+            return Response(
+                {
+                    "job": job.pk,
+                    "status": job.status,
+                    "progress": job.progress,
+                    "message": without_server_paths(job.message),
+                }
+            )
         visible_sae(request.user, job.result["sae_id"])
         return Response({"job": job.pk, "status": job.status, **selectors.drift_report(job=job, user=request.user)})
 

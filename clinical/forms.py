@@ -7,7 +7,7 @@ from django.conf import settings
 
 from inference.drift import DRIFT_CONFIG_KEYS
 
-from .services import MAX_NOTE_CHARS
+from .services import max_note_chars
 
 # What each drift threshold means, in the form's words (definitions: docs/algorithms.md, "Drift audit").
 THRESHOLD_LABELS = {
@@ -24,15 +24,20 @@ THRESHOLD_LABELS = {
 
 class ExplainForm(forms.Form):
     sae = forms.TypedChoiceField(coerce=int, label="SAE")
-    text = forms.CharField(
-        widget=forms.Textarea(attrs={"rows": 10, "cols": 100}), max_length=MAX_NOTE_CHARS, label="Note", strip=False
+    text = forms.CharField(widget=forms.Textarea(attrs={"rows": 10, "cols": 100}), label="Note", strip=False)
+    only_this_layer = forms.BooleanField(
+        required=False, label="Only this SAE (hide the layer-by-layer flow of the other SAEs on the same host model)"
     )
-    flow = forms.BooleanField(required=False, label="Show every layer (other SAEs on the same host model)")
-    store = forms.BooleanField(required=False, label="Keep this note (otherwise it is not stored)")
+    store = forms.BooleanField(
+        required=False, label="Keep this note (otherwise it is not stored; kept notes are PHI-scrubbed)"
+    )
 
     def __init__(self, *args, saes=(), **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["sae"].choices = [(sae.pk, f"{sae.name} · {sae.hook_point}") for sae in saes]
+        limit = max_note_chars()
+        self.fields["text"].widget.attrs["maxlength"] = str(limit)  # the browser's hint; the service decides
+        self.fields["text"].help_text = f"At most {limit} characters."
 
 
 class DriftForm(forms.Form):

@@ -15,7 +15,10 @@ def note_html(*, text: str, tokens: list[dict]) -> str:
     and its top latents on hover."""
     parts, cursor = [], 0
     for token in tokens:
-        parts.append(escape(text[cursor : token["start"]]))
+        if token["end"] <= cursor:  # a span already drawn (tokenizers that overlap offsets)
+            continue
+        start = max(token["start"], cursor)
+        parts.append(escape(text[cursor:start]))
         labelled = [
             latent for latent in token["latents"] if latent["label"] and latent["label"] not in RESERVED_CONCEPTS
         ]
@@ -31,7 +34,7 @@ def note_html(*, text: str, tokens: list[dict]) -> str:
         codes = " ".join(f"{code}:{value:.3f}" for code, value in sorted(shades.items()))
         parts.append(
             f'<span class="tok" style="--a:{shade:.3f}" data-a="{shade:.3f}" data-codes="{escape(codes)}" '
-            f'title="{escape(hover)}">{escape(token["text"])}</span>'
+            f'title="{escape(hover)}">{escape(text[start : token["end"]])}</span>'
         )
         cursor = token["end"]
     parts.append(escape(text[cursor:]))

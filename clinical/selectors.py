@@ -16,12 +16,14 @@ from annotation.models import (
     Adjudication,
     Concept,
     Consensus,
+    Label,
+    Round,
 )
 from features.models import SAE, Corpus, Latent
 
 # The platform's consensus method (bayesian-ds), read through the SAE-scope manager.
 CONSENSUS_METHOD = PLATFORM_CONSENSUS_METHOD
-# A consensus without a routing decision counts as settled at these (DESIGN §5, routing defaults).
+# A consensus without a routing decision counts as settled at these (the defaults of Round.routing_*).
 SETTLED_TOP_POSTERIOR = 0.6
 SETTLED_MAX_ENTROPY = 0.5
 UNCERTAINTY_CLASSES = ("validated", "consensus", "ambiguous", "unlabelled")
@@ -43,11 +45,13 @@ class LatentLabel:
     uncertainty: str  # one of UNCERTAINTY_CLASSES
     agreement: float | None  # share of agreeing pairs of first labels in the rounds behind the consensus
     detection_accuracy: float | None
-    n_labels: int
+    n_labels: int  # judgments, hidden repeats included
     max_activation: float  # over the training corpus, from mining
     adjudicated: bool = False
     withheld: bool = False  # the user is rating this latent in a round not yet revealed
-    protected: list = field(default_factory=list)  # protected-attribute associations
+    protected: list = field(default_factory=list)  # protected-attribute associations (blank when withheld)
+    n_raters: int = 0  # distinct raters behind the consensus (0: not recorded, older rows)
+    simulated: str = "none"  # "all", "some" or "none" of its labels come from simulated rounds (the demo's)
 
     @property
     def reserved(self) -> bool:
@@ -93,8 +97,30 @@ def _uncertainty(consensus: Consensus, latent: Latent, adjudicated: bool) -> str
     return "consensus" if top >= SETTLED_TOP_POSTERIOR and consensus.entropy <= SETTLED_MAX_ENTROPY else "ambiguous"
 
 
+def simulated_shares(*, sae: SAE, latent_ids) -> dict[int, str]:
+    """latent id -> "all", "some" or "none": how many of its labels in closed rounds on `sae` were given
+    by simulated raters (`Round.simulated`, the demo's round)."""
+    kinds: dict[int, set[bool]] = {}
+    for latent_id, simulated in (
+        Label.objects.filter(
+            assignment__latent_id__in=list(latent_ids),
+            assignment__round__sae=sae,
+            assignment__round__status__in=(Round.Status.CLOSED, Round.Status.REVEALED),
+        )
+        .values_list("assignment__latent_id", "assignment__round__simulated")
+        .distinct()
+    ):
+        kinds.setdefault(latent_id, set()).add(simulated)
+    return {
+        latent_id: ("all" if found == {True} else "some" if True in found else "none")
+        for latent_id, found in kinds.items()
+    }
+
+
 def latent_labels(*, sae: SAE, indices, user=None) -> dict[int, LatentLabel]:
-    """index -> what physicians concluded about that latent of `sae`, with its uncertainty class."""
+    """index -> what physicians concluded about that latent of `sae`, with its uncertainty class. A
+    latent the user is rating in a round not yet revealed is withheld: unlabelled, and its protected
+    associations blanked too (they would hint at the answer)."""
     latents = {latent.index: latent for latent in Latent.objects.filter(sae=sae, index__in=list(indices))}
     consensus = sae_consensus_rows(sae=sae, latent_ids=[latent.pk for latent in latents.values()])
     adjudications = {}
@@ -106,6 +132,7 @@ def latent_labels(*, sae: SAE, indices, user=None) -> dict[int, LatentLabel]:
         adjudications[adjudication.latent_id] = adjudication  # the latest decision wins
     names = concept_names(sae=sae)
     withheld = latents_withheld(user=user, sae=sae)
+    simulated = simulated_shares(sae=sae, latent_ids=[latent.pk for latent in latents.values()])
     out = {}
     for index, latent in latents.items():
         row, decision = consensus.get(latent.pk), adjudications.get(latent.pk)
@@ -113,10 +140,10 @@ def latent_labels(*, sae: SAE, indices, user=None) -> dict[int, LatentLabel]:
             "latent_id": latent.pk,
             "index": index,
             "max_activation": latent.max_activation,
-            "protected": list(latent.protected_associations or []),
         }
         if latent.pk in withheld or (row is None and decision is None):
             out[index] = LatentLabel(
+                protected=[] if latent.pk in withheld else list(latent.protected_associations or []),
                 label=None,
                 name=None,
                 posterior=None,
@@ -137,7 +164,10 @@ def latent_labels(*, sae: SAE, indices, user=None) -> dict[int, LatentLabel]:
             agreement=row.agreement if row is not None else None,
             detection_accuracy=row.detection_accuracy if row is not None else None,
             n_labels=row.n_labels if row is not None else 0,
+            n_raters=row.n_raters if row is not None else 0,
+            simulated=simulated.get(latent.pk, "none"),
             adjudicated=decision is not None,
+            protected=list(latent.protected_associations or []),
             **common,
         )
     return out
@@ -153,12 +183,12 @@ def explainable_saes(*, user) -> QuerySet[SAE]:
 
 
 def flow_saes(*, sae: SAE, user) -> list[SAE]:
-    """One SAE per other hook point of the same host model (the newest), visible to the user, with `sae`
-    itself: the layers of a per-layer flow, shallowest first."""
+    """One SAE per other hook point of the same host model (the newest), visible to the user (every one
+    when `user` is None: the command line), with `sae` itself: the layers of a per-layer flow, shallowest
+    first."""
     chosen = {sae.hook_point_id: sae}
-    for other in (
-        explainable_saes(user=user).filter(hook_point__host_model=sae.hook_point.host_model).order_by("-created_at")
-    ):
+    candidates = explainable_saes(user=user) if user is not None else SAE.objects.exclude(artifact_uri="")
+    for other in candidates.filter(hook_point__host_model=sae.hook_point.host_model).order_by("-created_at"):
         chosen.setdefault(other.hook_point_id, other)
     return sorted(chosen.values(), key=lambda s: (s.hook_point.layer, s.hook_point.name))
 
@@ -241,6 +271,15 @@ def drift_jobs(*, user) -> QuerySet:
     from inference.models import Job
 
     return jobs_visible_to(user, Job.objects.filter(kind="drift_audit")).order_by("-created_at")
+
+
+def saved_notes(*, user) -> QuerySet:
+    """The notes `user` kept: only their own, whatever their role, newest first."""
+    from .models import SavedNote
+
+    if not getattr(user, "is_authenticated", False):
+        return SavedNote.objects.none()
+    return SavedNote.objects.filter(owner=user).select_related("sae").order_by("-created_at")
 
 
 def protected_scan_jobs(*, user, sae: SAE) -> QuerySet:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from math import ceil
+
+from django.conf import settings
 from django.contrib import messages
 from django.http import Http404
 from django.shortcuts import redirect, render
@@ -22,6 +25,7 @@ from inference.services import BrokerUnavailable
 from . import charts, selectors, services
 from .forms import DriftForm, ExplainForm
 from .rendering import note_html
+from .throttles import ExplainThrottle
 
 DRIFT_READERS = frozenset({"researcher", "coordinator", "admin"})
 
@@ -38,17 +42,33 @@ def visible_sae(user, sae_id: int):
     return sae
 
 
+def _explain_throttled(request) -> float | None:
+    """Seconds to wait when the user has used up CLINICAL_EXPLAIN_RATE, else None. The page asks the API's
+    own throttles (the same budget, and the matrices' no-throttle switch turns both off)."""
+    from .apis import NoteExplainApi
+
+    for throttle in NoteExplainApi().get_throttles():
+        if isinstance(throttle, ExplainThrottle) and not throttle.allow_request(request, None):
+            return throttle.wait() or 60.0
+    return None
+
+
 @role_required(lambda user: role_of(user) is not None)
 @require_http_methods(["GET", "POST"])
 def explain(request):
     saes = list(selectors.explainable_saes(user=request.user))
     form = ExplainForm(request.POST or None, saes=saes, initial={"sae": request.GET.get("sae")})
-    context = {"form": form, "disclaimer": services.DISCLAIMER}
+    context = {"form": form, "disclaimer": services.DISCLAIMER, "max_note_chars": services.max_note_chars()}
+    status = 200
     if request.method == "POST":
         sae_id = request.POST.get("sae", "")
         if sae_id.isdigit():
             visible_sae(request.user, int(sae_id))  # a foreign SAE answers 404, not a form error
-        if form.is_valid():
+        wait = _explain_throttled(request)
+        if wait is not None:
+            form.add_error(None, f"You have explained many notes in a short time; try again in {ceil(wait)} s.")
+            status = 429
+        elif form.is_valid():
             data = form.cleaned_data
             sae = visible_sae(request.user, data["sae"])
             try:
@@ -57,7 +77,7 @@ def explain(request):
                     text=data["text"],
                     by=request.user,
                     store=data["store"],
-                    flow=data["flow"],
+                    flow=not data["only_this_layer"],
                     ip=_client_ip(request),
                 )
             except services.NoteRejected as error:
@@ -66,7 +86,27 @@ def explain(request):
                 context.update(
                     explanation=explanation, sae=sae, note=note_html(text=data["text"], tokens=explanation.tokens)
                 )
-    return render(request, "clinical/explain.html", context)
+    return render(request, "clinical/explain.html", context, status=status)
+
+
+@role_required(lambda user: role_of(user) is not None)
+@require_http_methods(["GET", "POST"])
+def saved_notes(request):
+    """The notes the user kept (only theirs), each with a delete button; old ones are purged first."""
+    if request.method == "POST":
+        note_id = request.POST.get("delete", "")
+        note = selectors.saved_notes(user=request.user).filter(pk=note_id).first() if note_id.isdigit() else None
+        if note is None:
+            raise Http404("No such note.")
+        services.saved_note_delete(note=note, by=request.user)
+        messages.success(request, "The note was deleted.")
+        return redirect("explain-saved")
+    services.saved_notes_purge()
+    return render(
+        request,
+        "clinical/saved_notes.html",
+        {"notes": selectors.saved_notes(user=request.user), "days": settings.CLINICAL_SAVED_NOTE_DAYS},
+    )
 
 
 @role_required(lambda user: has_role(user, DRIFT_READERS))

@@ -231,6 +231,12 @@ CACHES = {
 }
 API_THROTTLE_ANON_RATE = os.environ.get("API_THROTTLE_ANON_RATE", "60/minute")
 API_THROTTLE_USER_RATE = os.environ.get("API_THROTTLE_USER_RATE", "1200/minute")
+# Explaining a note (clinical/): each call runs the host model on the web process's CPU, so it has its
+# own per-user rate (the API and the page's POST share it), a longest note, and saved notes (kept only
+# when the user asks) are deleted after CLINICAL_SAVED_NOTE_DAYS days.
+CLINICAL_EXPLAIN_RATE = os.environ.get("CLINICAL_EXPLAIN_RATE", "30/minute")
+CLINICAL_MAX_NOTE_CHARS = int(os.environ.get("CLINICAL_MAX_NOTE_CHARS", "20000"))
+CLINICAL_SAVED_NOTE_DAYS = int(os.environ.get("CLINICAL_SAVED_NOTE_DAYS", "30"))
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

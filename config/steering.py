@@ -23,7 +23,8 @@ from annotation.access import latents_blind_to
 from annotation.models import Consensus
 from features.models import SAE, HostModel
 from inference.models import Job
-from inference.steering import RESEARCH_ONLY, steering_compute, steering_parameters, steering_request
+from inference.services import steering_request
+from inference.steering import RESEARCH_ONLY, steering_compute, steering_parameters
 
 STEERERS = frozenset({Role.RESEARCHER, Role.SENIOR, Role.ADMIN})
 __all__ = [

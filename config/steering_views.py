@@ -16,6 +16,7 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.redaction import without_server_paths
 from config.steering import (
     RESEARCH_ONLY,
     SteeringError,
@@ -149,13 +150,13 @@ def job_body(job: Job) -> dict:
         "job": job.pk,
         "status": job.status,
         "progress": job.progress,
-        "message": job.message,
+        "message": without_server_paths(job.message),
         "notice": RESEARCH_ONLY,
     }
     if job.status == Job.Status.SUCCEEDED:
         body["result"] = job.result
     elif job.status in (Job.Status.FAILED, Job.Status.CANCELLED):
-        body["error"] = job.message
+        body["error"] = without_server_paths(job.message)
     return body
 
 

@@ -32,8 +32,11 @@ def send_job(*, job_id: int, job_uuid, queue: str) -> None:
     )
 
 
-def jobs_on_broker(job_uuids: list[str], *, queues: tuple[str, ...] = ("cpu", "gpu")) -> set[str] | None:
+def jobs_on_broker(
+    job_uuids: list[str], *, queues: tuple[str, ...] = ("cpu", "gpu"), reserved_after: float | None = None
+) -> set[str] | None:
     """The UUIDs among `job_uuids` whose message waits on, or is reserved from, the broker; None when
-    this transport cannot be inspected (the sweeper then re-sends, and a duplicate is dropped)."""
-    found = markers_on_broker([f"job-{u}" for u in job_uuids], queues=queues)
+    this transport cannot be inspected (the sweeper then re-sends, and a duplicate is dropped).
+    `reserved_after`: a Redis reservation handed out before it does not count (see markers_on_broker)."""
+    found = markers_on_broker([f"job-{u}" for u in job_uuids], queues=queues, reserved_after=reserved_after)
     return None if found is None else {marker.removeprefix("job-") for marker in found}

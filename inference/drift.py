@@ -4,6 +4,7 @@ the job machinery only needs one entry per registry."""
 
 from __future__ import annotations
 
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -13,27 +14,16 @@ from django.conf import settings
 from features.models import SAE, ActivationSet, Corpus
 from features.services import activation_set_create
 
+from .engine.drift_config import DRIFT_CONFIG_KEYS, DriftConfig
 from .jobs import artifact_dir, committing
 from .models import Job
 from .progress import Progress
 
-DRIFT_CONFIG_KEYS = (
-    "fdr",
-    "min_abs_log2_ratio",
-    "min_rate",
-    "pseudocount",
-    "divergence_threshold",
-    "fve_drop_threshold",
-    "flagged_share_threshold",
-    "l0_distance_threshold",
-)
-
 
 def drift_config_check(values: dict[str, Any] | None) -> dict[str, float]:
     """The thresholds of one audit: settings.DRIFT_THRESHOLDS (the platform's defaults, set by DRIFT_<NAME>
-    environment variables) with this audit's overrides on top, validated."""
-    from inference.engine.drift import DriftConfig
-
+    environment variables) with this audit's overrides on top, validated (no torch import: the web process
+    calls this)."""
     overrides = {key: float(value) for key, value in (values or {}).items() if value is not None}
     unknown = sorted(set(overrides) - set(DRIFT_CONFIG_KEYS))
     if unknown:
@@ -42,38 +32,11 @@ def drift_config_check(values: dict[str, Any] | None) -> dict[str, float]:
     return DriftConfig(**{**defaults, **overrides}).to_dict()
 
 
-def drift_audit_request(
-    *,
-    sae: SAE,
-    corpus: Corpus,
-    reference: Corpus | None = None,
-    thresholds: dict[str, Any] | None = None,
-    by=None,
-    enqueue: bool = True,
-) -> Job:
-    """Queue a drift audit of `corpus` against `reference` (default: the SAE's training corpus)."""
-    if reference is None:
-        if sae.activation_set_id is None:
-            raise ValueError(f"SAE {sae.pk} has no training corpus: name a reference corpus")
-        reference = sae.activation_set.corpus
-    if reference.pk == corpus.pk:
-        raise ValueError("the audited corpus is the reference corpus; choose another one")
-    from .services import (
-        job_create,  # services import the registry, which imports this module
-    )
-
-    config = drift_config_check(thresholds)
-    return job_create(
-        kind=Job.Kind.DRIFT_AUDIT,
-        by=by,
-        enqueue=enqueue,
-        parameters={"sae_id": sae.pk, "corpus_id": corpus.pk, "reference_id": reference.pk, "config": config},
-    )
-
-
 def _store_for(*, sae: SAE, corpus: Corpus, job: Job, max_length: int, device, progress: Progress, span):
-    """The corpus's activations at the SAE's hook point: an existing capture, else a new one (kept and
-    registered, so the next audit reuses it)."""
+    """The corpus's activations at the SAE's hook point: an existing capture, else a new one in the job's
+    own folder (`activations/<job uuid>-corpus-<corpus id>`). Returns the store and, for a new capture,
+    the activation set's fields, registered only when the job commits (so the next audit reuses it, and
+    a cancelled or reaped audit registers nothing)."""
     import numpy as np
 
     from inference.engine.activations import ActivationStore, mean_and_scale
@@ -83,15 +46,13 @@ def _store_for(*, sae: SAE, corpus: Corpus, job: Job, max_length: int, device, p
     hook_point = sae.hook_point
     for existing in ActivationSet.objects.filter(hook_point=hook_point, corpus=corpus).order_by("-created_at"):
         if (Path(existing.artifact_uri) / "manifest.json").is_file():
-            return ActivationStore.open(existing.artifact_uri, hook_point.name)
+            return ActivationStore.open(existing.artifact_uri, hook_point.name), None
     texts = list(corpus.snippets.order_by("position").values_list("text", flat=True))
     if not texts:
         raise ValueError(f"corpus {corpus.name} has no snippets")
     handle = host_model_loaded(host_model=hook_point.host_model, device_name=str(device))
-    out_dir = Path(settings.ARTIFACT_ROOT) / "activations" / f"drift-job-{job.pk}-corpus-{corpus.pk}"
-    if out_dir.exists():
-        import shutil
-
+    out_dir = artifact_dir("activations", f"{job.uuid}-corpus-{corpus.pk}")
+    if out_dir.exists():  # this job's own folder, left by an earlier attempt: the capture restarts
         shutil.rmtree(out_dir)
     lo, hi = span
     manifest = capture_activations(
@@ -107,25 +68,25 @@ def _store_for(*, sae: SAE, corpus: Corpus, job: Job, max_length: int, device, p
     )
     store = ActivationStore.open(out_dir, hook_point.name)
     stats = mean_and_scale(store)
-    activation_set_create(
-        host_model=hook_point.host_model,
-        hook_point=hook_point,
-        corpus=corpus,
-        artifact_uri=str(out_dir),
-        n_tokens=manifest.n_tokens,
-        dtype="float16",
-        normalisation={"mean": [float(v) for v in stats.mean], "scale": float(stats.scale)},
-        source_job_id=job.pk,
-        by=job.created_by,
-    )
-    return store
+    pending = {
+        "host_model": hook_point.host_model,
+        "hook_point": hook_point,
+        "corpus": corpus,
+        "artifact_uri": str(out_dir),
+        "n_tokens": manifest.n_tokens,
+        "dtype": "float16",
+        "normalisation": {"mean": [float(v) for v in stats.mean], "scale": float(stats.scale)},
+        "source_job_id": job.pk,
+        "by": job.created_by,
+    }
+    return store, pending
 
 
 def drift_audit_work(job: Job, progress: Progress) -> dict[str, Any]:
     import torch
 
     from inference.engine.activations import ActivationManifest
-    from inference.engine.drift import DriftConfig, compare_corpora, corpus_statistics
+    from inference.engine.drift import compare_corpora, corpus_statistics
     from inference.runtime import device as resolve
     from inference.runtime import sae_loaded
 
@@ -139,12 +100,13 @@ def drift_audit_work(job: Job, progress: Progress) -> dict[str, Any]:
         # capture the new corpus exactly as the training corpus was captured
         max_length = ActivationManifest.load(sae.activation_set.artifact_uri).max_length or max_length
     model = sae_loaded(sae=sae, device_name=str(device))
-    statistics = {}
+    statistics, captured = {}, []
     for position, (name, which) in enumerate((("reference", reference), ("corpus", corpus))):
         span = (0.5 * position, 0.5 * position + 0.35)
-        store = _store_for(
+        store, pending = _store_for(
             sae=sae, corpus=which, job=job, max_length=max_length, device=device, progress=progress, span=span
         )
+        captured.extend([pending] if pending else [])
         progress(span[1], f"encoding {which.name}")
         statistics[name] = corpus_statistics(
             batches=(torch.from_numpy(batch.activations) for batch in store.iter_batches(batch_tokens=4096)),
@@ -163,7 +125,9 @@ def drift_audit_work(job: Job, progress: Progress) -> dict[str, Any]:
         "seconds": round(time.perf_counter() - started, 3),
         "report": drift_report_summary(report),
     }
-    with committing(progress, result) as result:
+    with committing(progress, result) as result:  # new captures are registered with the job's success, or never
+        for fields in captured:
+            activation_set_create(**fields)
         result["rates_uri"] = str(drift_rates_write(job=job, statistics=statistics))
     return result
 

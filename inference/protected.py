@@ -82,21 +82,6 @@ def protected_scan(
     return {**parameters, "n_flagged": n_flagged}
 
 
-def protected_scan_request(*, sae: SAE, threshold: float | None = None, by=None, enqueue: bool = True) -> Job:
-    """Queue a protected-attribute scan of `sae` over its training corpus (raises BrokerUnavailable, with
-    no row written, when the broker does not answer)."""
-    if sae.activation_set_id is None:
-        raise ValueError(f"SAE {sae.pk} has no training corpus to scan")
-    if threshold is not None and not 0 < threshold <= 1:
-        raise ValueError("threshold must be in (0, 1]")
-    from .services import job_create  # services import the registry, which imports this module
-
-    parameters: dict[str, Any] = {"sae_id": sae.pk}
-    if threshold is not None:
-        parameters["threshold"] = float(threshold)
-    return job_create(kind=Job.Kind.PROTECTED_SCAN, by=by, enqueue=enqueue, parameters=parameters)
-
-
 def protected_scan_work(job: Job, progress: Progress) -> dict[str, Any]:
     sae = SAE.objects.select_related("activation_set__corpus", "activation_set__hook_point").get(
         pk=job.parameters["sae_id"]

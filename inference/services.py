@@ -17,6 +17,7 @@ from django.utils import timezone
 from accounts.audit import audit_record
 
 from .broker import BrokerUnavailable, broker_check, jobs_on_broker, send_job
+from .drift import drift_config_check
 from .models import Job, Sweep
 from .progress import (
     JobCancelled,
@@ -171,7 +172,10 @@ def _accounting_fields(*, device: str, seconds: float, joules: float | None, met
 def job_run(*, job_id: int, work: Work | None = None, echo: Progress | None = None, node: str | None = None) -> Job:
     """Run a job's body under a lease: claim, heartbeat, then succeeded | failed, each a conditional
     update. A finished job, or one whose lease another live worker holds, is left alone: a redelivered
-    or duplicated message does no harm. A reclaimed job resumes from its checkpoint."""
+    or duplicated message does no harm. A reclaimed job resumes from its checkpoint.
+
+    `node` is the Celery worker's name; None means a management command's own process, where a Ctrl-C
+    (KeyboardInterrupt) ends the job `cancelled` ("interrupted") instead of leaving it to the sweeper."""
     from .engine.accounting import EnergyMeter
 
     job = Job.objects.get(pk=job_id)
@@ -192,6 +196,19 @@ def job_run(*, job_id: int, work: Work | None = None, echo: Progress | None = No
         result = work(job, reporter)
     except JobCancelled:
         logger.info("job %s stopped: no longer running under %s", job_id, worker)
+    except KeyboardInterrupt:
+        if node is not None:  # a Celery worker's process: the lease and the sweeper take it from here
+            raise
+        # A command run here stopped by Ctrl-C: the person who started it stopped it. The job ends
+        # cancelled, so the sweeper never hands it to a worker once its lease runs out.
+        Job.objects.filter(pk=job_id, status=Job.Status.RUNNING, worker=worker).update(
+            status=Job.Status.CANCELLED,
+            message="interrupted (Ctrl-C) while running in a command",
+            log_tail=log_append(f"interrupted (Ctrl-C) on {worker}"),
+            finished_at=timezone.now(),
+            lease_expires_at=None,
+        )
+        raise
     except Exception as error:
         logger.exception("job %s failed", job_id)
         device = Job.objects.filter(pk=job_id).values_list("device", flat=True).first() or ""
@@ -287,7 +304,9 @@ def jobs_sweep() -> dict[str, int]:
     grace = now - timedelta(seconds=settings.JOB_QUEUED_GRACE_SECONDS)
     waiting = list(Job.objects.filter(status=Job.Status.QUEUED, sent_at__lt=grace))
     try:
-        held = jobs_on_broker([str(job.uuid) for job in waiting])
+        # A reservation older than the grace of a job still queued was prefetched by a worker that never
+        # started it (killed whole): lost, not held.
+        held = jobs_on_broker([str(job.uuid) for job in waiting], reserved_after=grace.timestamp())
     except Exception:  # noqa: BLE001 - the broker is down: nothing can be re-sent now anyway
         logger.warning("the sweeper could not reach the broker; %d queued jobs wait", len(waiting))
         return counts
@@ -544,6 +563,50 @@ def mine_latents_request(*, sae, by=None, n_top: int = 20, enqueue: bool = True)
     if n_top < 1:
         raise ValueError("n_top must be ≥ 1")
     return job_create(kind=Job.Kind.MINE_LATENTS, by=by, enqueue=enqueue, parameters={"sae_id": sae.pk, "n_top": n_top})
+
+
+def drift_audit_request(
+    *,
+    sae,
+    corpus,
+    reference=None,
+    thresholds: dict[str, Any] | None = None,
+    by=None,
+    enqueue: bool = True,
+) -> Job:
+    """Queue a drift audit of `corpus` against `reference` (default: the SAE's training corpus); the job
+    body is `inference.drift.drift_audit_work`."""
+    if reference is None:
+        if sae.activation_set_id is None:
+            raise ValueError(f"SAE {sae.pk} has no training corpus: name a reference corpus")
+        reference = sae.activation_set.corpus
+    if reference.pk == corpus.pk:
+        raise ValueError("the audited corpus is the reference corpus; choose another one")
+    config = drift_config_check(thresholds)
+    return job_create(
+        kind=Job.Kind.DRIFT_AUDIT,
+        by=by,
+        enqueue=enqueue,
+        parameters={"sae_id": sae.pk, "corpus_id": corpus.pk, "reference_id": reference.pk, "config": config},
+    )
+
+
+def steering_request(*, parameters: dict[str, Any], by=None, enqueue: bool = True) -> Job:
+    """Queue a steering run (parameters from `inference.steering.steering_parameters`) on the `gpu` queue."""
+    return job_create(kind=Job.Kind.STEER, by=by, enqueue=enqueue, parameters=parameters)
+
+
+def protected_scan_request(*, sae, threshold: float | None = None, by=None, enqueue: bool = True) -> Job:
+    """Queue a protected-attribute scan of `sae` over its training corpus (raises BrokerUnavailable, with
+    no row written, when the broker does not answer); the job body is `inference.protected`'s."""
+    if sae.activation_set_id is None:
+        raise ValueError(f"SAE {sae.pk} has no training corpus to scan")
+    if threshold is not None and not 0 < threshold <= 1:
+        raise ValueError("threshold must be in (0, 1]")
+    parameters: dict[str, Any] = {"sae_id": sae.pk}
+    if threshold is not None:
+        parameters["threshold"] = float(threshold)
+    return job_create(kind=Job.Kind.PROTECTED_SCAN, by=by, enqueue=enqueue, parameters=parameters)
 
 
 def sae_import(

@@ -65,13 +65,6 @@ def steering_parameters(
     }
 
 
-def steering_request(*, parameters: dict[str, Any], by=None, enqueue: bool = True) -> Job:
-    """Queue a steering run (parameters from `steering_parameters`) on the `gpu` queue."""
-    from .services import job_create  # services import the registry, which imports this module
-
-    return job_create(kind=Job.Kind.STEER, by=by, enqueue=enqueue, parameters=parameters)
-
-
 def steering_compute(*, parameters: dict[str, Any], progress: Progress | None = None) -> dict[str, Any]:
     """Run a steering request here: load (or reuse) the host model and the SAE, generate both
     continuations and measure the KL. Raises ValueError for a request the engine refuses."""

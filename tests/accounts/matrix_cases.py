@@ -206,6 +206,8 @@ READ_CASES = [
     Case("protected-index", "/protected/"),
     Case("protected-report", "/protected/{sae}/", ("sae",), label_bearing=True),
     Case("api-drift-detail", "/api/v1/drift-audits/{job}/", ("job",)),
+    Case("explain-saved", "/explain/saved/"),  # one's own kept notes only (tests/clinical/test_explain.py)
+    Case("api-explain-saved", "/api/v1/explain/saved/"),
     Case("api-sae-protected", "/api/v1/saes/{sae}/protected/", ("sae",), label_bearing=True),
 ]
 
@@ -320,6 +322,8 @@ WRITE_CASES = [
     ),
     # HTML forms
     Case("explain", "/explain/", ("sae",), "post", {"sae": "{sae}", "text": "chest pain"}, format="multipart"),
+    # deleting a kept note: its owner only, anyone else's is 404 like an absent one (tests/clinical/test_explain.py)
+    Case("explain-saved", "/explain/saved/", (), "post", {"delete": "0"}, format="multipart"),
     Case("drift-list", "/drift/", ("sae",), "post", {"sae": "{sae}", "corpus": "{corpus}"}, format="multipart"),
     Case(
         "drift-list",

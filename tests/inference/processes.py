@@ -18,9 +18,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import _unavailable
+
 ROOT = Path(__file__).resolve().parents[2]
 # Ports of this test module's own servers (the jobs engineer's range 17500-17599).
-REDIS_PORTS = {"restart": 17531, "stopped": 17532, "kill": 17533, "sweep": 17534, "bench": 17535}
+REDIS_PORTS = {"restart": 17531, "stopped": 17532, "kill": 17533, "sweep": 17534, "bench": 17535, "prefetched": 17536}
 
 
 def _port_free(port: int) -> bool:
@@ -33,7 +35,7 @@ class RedisServer:
 
     def __init__(self, port: int, log: Path) -> None:
         if shutil.which("redis-server") is None:
-            pytest.skip("redis-server is not installed")
+            _unavailable("redis-server is not installed")  # skipped locally, a failure under CI=true
         self.port = port
         self.log = log
         self.process: subprocess.Popen | None = None
@@ -115,8 +117,16 @@ class CeleryProcess:
 
 
 def start_worker(
-    *, name: str, broker: str, log: Path, queues: str = "cpu,gpu", pool: str = "prefork", **env: str
+    *,
+    name: str,
+    broker: str,
+    log: Path,
+    queues: str = "cpu,gpu",
+    pool: str = "prefork",
+    prefetch: int | None = None,
+    **env: str,
 ) -> CeleryProcess:
+    """`prefetch`: the worker's --prefetch-multiplier (the settings' 1 when None)."""
     args = [
         "worker",
         "-Q",
@@ -130,6 +140,7 @@ def start_worker(
         "--without-gossip",
         "--without-mingle",
         "--without-heartbeat",
+        *([f"--prefetch-multiplier={prefetch}"] if prefetch is not None else []),
     ]
     return CeleryProcess(args, worker_env(broker, **env), log)
 

@@ -27,7 +27,10 @@ def run_job_from_command(*, command, job: Job, enqueue: bool) -> Job:
             bar.n = int(fraction * 1000)
             bar.set_description_str(message[:70], refresh=True)
 
-        job = job_run(job_id=job.pk, echo=echo)
+        try:
+            job = job_run(job_id=job.pk, echo=echo)
+        except KeyboardInterrupt:  # job_run has marked the job cancelled: a worker never picks it up
+            raise CommandError(f"job {job.pk} interrupted; it is cancelled and will not be re-sent") from None
     if job.status != Job.Status.SUCCEEDED:
         raise CommandError(f"job {job.pk} {job.status}: {job.message}")
     return job

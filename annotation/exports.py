@@ -21,6 +21,7 @@ from features.models import Latent
 
 from .models import PLATFORM_CONSENSUS_METHOD, Adjudication, Concept, Consensus, Label, Round
 from .selectors.rounds import round_list
+from .selectors.statistics import StatisticsState, rounds_statistics_state
 
 # docs/interfaces.md: the `agreement` and `consensus` commands read this file as it is.
 LABEL_COLUMNS = (
@@ -116,6 +117,20 @@ def exportable_labels(*, user, scope: ExportScope) -> QuerySet[Label]:
     if scope.institution is not None:
         labels = labels.filter(assignment__rater__profile__institution=scope.institution)
     return labels
+
+
+def latent_export_statistics(*, user, scope: ExportScope) -> StatisticsState:
+    """Whether the per-latent file's consensus and agreement are ready: the round in scope, or, for an SAE
+    or institution scope (SAE-wide consensus), every closed round on the SAEs whose labels are exported.
+    The page and the API refuse the file while this is pending or failed (docs/round-statistics.md)."""
+    if scope.round_id is not None:
+        rounds = Round.objects.filter(pk=scope.round_id)
+    else:
+        saes = exportable_labels(user=user, scope=scope).values("assignment__round__sae_id")
+        rounds = Round.objects.filter(sae_id__in=saes)
+        if not scope.include_simulated:
+            rounds = rounds.exclude(simulated=True)
+    return rounds_statistics_state(rounds=rounds, user=user)
 
 
 def label_rows(labels: QuerySet[Label]) -> Iterator[dict]:

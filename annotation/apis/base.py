@@ -6,9 +6,11 @@ from django.http import Http404
 from rest_framework import status
 from rest_framework.exceptions import APIException, PermissionDenied, ValidationError
 from rest_framework.negotiation import DefaultContentNegotiation
+from rest_framework.pagination import PageNumberPagination
 
 from .. import access, selectors
 from ..models import Round
+from ..selectors.statistics import StatisticsState
 from ..services import InvalidInput, QueueUnavailable, RoundStateError
 
 
@@ -64,6 +66,41 @@ def round_content_or_403(user, pk: int) -> Round:
     if not access.round_content_readable(user, round_):
         raise PermissionDenied("Labels and statistics are shown once the round is closed.")
     return round_
+
+
+class StatisticsStateMixin:
+    """An answer that shows statistics or consensus says whether they are ready (docs/round-statistics.md):
+    the `X-Statistics-Status` header (`none`, `queued`, `running`, `done`, `failed`) with
+    `X-Statistics-Progress`, `X-Statistics-Message: still computing` or `failed` when they are not done, and
+    a `statistics` field (StatisticsStateSerializer) when the body is an object (pages of a list included).
+    The view sets `self.statistics` from annotation.selectors.statistics while it answers."""
+
+    statistics: StatisticsState | None = None
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        state = self.statistics
+        if state is not None and response.status_code < 400:
+            response["X-Statistics-Status"] = state.status
+            response["X-Statistics-Progress"] = f"{state.progress:.3f}"
+            if state.incomplete:
+                response["X-Statistics-Message"] = "still computing" if state.pending else "failed"
+            if isinstance(response.data, dict):
+                response.data["statistics"] = state.as_json()
+        return response
+
+
+class StatisticsPagination(PageNumberPagination):
+    """Page-number pages whose schema names the `statistics` field StatisticsStateMixin adds."""
+
+    def get_paginated_response_schema(self, schema):
+        paginated = super().get_paginated_response_schema(schema)
+        paginated["properties"]["statistics"] = {
+            "type": "object",
+            "description": "Whether the listed statistics are final: status none|queued|running|done|failed, "
+            "pending, progress, message, updated_at, rounds (those not done). docs/round-statistics.md",
+        }
+        return paginated
 
 
 class FileFormatNegotiation(DefaultContentNegotiation):

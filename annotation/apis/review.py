@@ -6,7 +6,7 @@ from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, status
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -18,17 +18,28 @@ from .. import access, exports, selectors, services
 from ..models import Concept
 from ..selectors.browser import SORTS, sae_consensus_field
 from . import serializers as s
-from .base import Conflict, FileFormatNegotiation, ServiceErrorsMixin
+from .base import (
+    Conflict,
+    FileFormatNegotiation,
+    ServiceErrorsMixin,
+    StatisticsPagination,
+    StatisticsStateMixin,
+)
 
 
-class AdjudicationQueueApi(generics.ListAPIView):
-    """Persistently ambiguous latents of the SAEs you may see, most uncertain first."""
+class AdjudicationQueueApi(StatisticsStateMixin, generics.ListAPIView):
+    """Persistently ambiguous latents of the SAEs you may see, most uncertain first. Routing follows the
+    SAE-wide consensus: `statistics` says whether a round on those SAEs is still computing (the queue may
+    change when it ends)."""
 
     serializer_class = s.LatentBrowseSerializer
     permission_classes = [role_permission(read=ADJUDICATORS)]
+    pagination_class = StatisticsPagination
     queryset = Latent.objects.none()
 
     def get_queryset(self):
+        user = self.request.user
+        self.statistics = selectors.sae_statistics_state(sae_ids=saes_readable(user), user=user)
         return selectors.adjudication_queue(user=self.request.user).annotate(
             consensus_agreement=sae_consensus_field("agreement"),
             detection_accuracy=sae_consensus_field("detection_accuracy"),
@@ -82,12 +93,14 @@ class AdjudicationCreateApi(ServiceErrorsMixin, APIView):
         return Response(s.AdjudicationSerializer(adjudication).data, status=status.HTTP_201_CREATED)
 
 
-class LatentBrowseApi(generics.ListAPIView):
+class LatentBrowseApi(StatisticsStateMixin, generics.ListAPIView):
     """Search labelled latents by concept code or name, free-text name or index; sort by density,
-    agreement, entropy or detection accuracy (prefix '-' for ascending)."""
+    agreement, entropy or detection accuracy (prefix '-' for ascending). `statistics` says whether the
+    SAE-wide consensus behind them is final (the `sae` asked for, else every SAE you may see)."""
 
     serializer_class = s.LatentBrowseSerializer
     permission_classes = [role_permission(read=LABEL_READERS)]
+    pagination_class = StatisticsPagination
     queryset = Latent.objects.none()
 
     @extend_schema(
@@ -104,6 +117,10 @@ class LatentBrowseApi(generics.ListAPIView):
     def get_queryset(self):
         params = self.request.query_params
         sae = params.get("sae", "")
+        saes = saes_readable(self.request.user)
+        if sae.isdigit():
+            saes = saes.filter(pk=int(sae))
+        self.statistics = selectors.sae_statistics_state(sae_ids=saes.values("pk"), user=self.request.user)
         return selectors.latent_browse(
             user=self.request.user,
             q=params.get("q", ""),
@@ -113,8 +130,9 @@ class LatentBrowseApi(generics.ListAPIView):
         )
 
 
-class LatentLabelHistoryApi(APIView):
-    """Every label of one latent across rounds, its consensus in every scope and its adjudications."""
+class LatentLabelHistoryApi(StatisticsStateMixin, APIView):
+    """Every label of one latent across rounds, its consensus in every scope and its adjudications;
+    `statistics` says whether that consensus is final (every closed round on the latent's SAE)."""
 
     permission_classes = [role_permission(read=LABEL_READERS)]
 
@@ -124,6 +142,7 @@ class LatentLabelHistoryApi(APIView):
         if latent is None or not access.may_read_latent_labels(request.user, latent):
             raise Http404
         distribution = selectors.latent_label_distribution(latent=latent)
+        self.statistics = selectors.sae_statistics_state(sae_ids=[latent.sae_id], user=request.user)
         return Response(
             s.LatentLabelsSerializer(
                 {
@@ -132,6 +151,7 @@ class LatentLabelHistoryApi(APIView):
                     "scopes": distribution["scopes"],
                     "adjudications": distribution["adjudications"],
                     "labels": selectors.latent_history(latent=latent, user=request.user),
+                    "statistics": self.statistics.as_json(),
                 }
             ).data
         )
@@ -159,6 +179,25 @@ _EXPORT_RESPONSES = {
     (200, media_type): OpenApiResponse(OpenApiTypes.BINARY)
     for media_type in ("text/csv", "application/x-ndjson", "application/vnd.apache.parquet")
 }
+_LATENT_EXPORT_RESPONSES = {
+    **_EXPORT_RESPONSES,
+    (409, "application/json"): OpenApiResponse(
+        s.StatisticsConflictSerializer,
+        description="The statistics of a round in scope are still computing or failed: `detail` says which; "
+        "export the latents when they are done (the labels export meanwhile).",
+    ),
+}
+
+
+class StatisticsConflict(APIException):
+    """409: the per-latent file would carry missing or stale consensus (docs/round-statistics.md)."""
+
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "statistics_incomplete"
+
+    def __init__(self, state: selectors.StatisticsState):
+        super().__init__(state.notice())
+        self.state = state
 
 
 class _ExportApi(APIView):
@@ -196,7 +235,17 @@ class _ExportApi(APIView):
         )
         if scope.empty:
             raise ValidationError({"detail": "choose a scope: round, sae or institution"})
+        self.check_statistics(scope)
         return exports.export_response(user=request.user, scope=scope, kind=self.kind, fmt=fmt)
+
+    def check_statistics(self, scope: exports.ExportScope) -> None:
+        """Labels are frozen at close: the label file never waits for the statistics."""
+
+    def handle_exception(self, exc):
+        response = super().handle_exception(exc)
+        if isinstance(exc, StatisticsConflict):
+            response.data = {"detail": str(exc.detail), "statistics": exc.state.as_json()}
+        return response
 
 
 class LabelExportApi(_ExportApi):
@@ -206,6 +255,17 @@ class LabelExportApi(_ExportApi):
 
 
 class LatentExportApi(_ExportApi):
-    """One row per latent in scope: soft label, consensus, entropy, label count, status, adjudication."""
+    """One row per latent in scope: soft label, consensus, entropy, label count, status, adjudication.
+    409 while the statistics of a round in scope (the round, or every closed round on the SAEs exported)
+    are still computing or failed: the file would carry missing or stale consensus."""
 
     kind = "latents"
+
+    @extend_schema(parameters=_EXPORT_PARAMETERS, responses=_LATENT_EXPORT_RESPONSES)
+    def get(self, request):
+        return super().get(request)
+
+    def check_statistics(self, scope: exports.ExportScope) -> None:
+        state = exports.latent_export_statistics(user=self.request.user, scope=scope)
+        if state.incomplete:
+            raise StatisticsConflict(state)

@@ -14,10 +14,12 @@ from accounts.permissions import LABELLERS, ROUND_MANAGERS, role_permission
 from features import selectors as catalogue
 
 from .. import access, selectors, services
-from ..models import Consensus, RaterReliability, RubricVersion
+from ..models import Consensus, RaterReliability, Round, RubricVersion
 from . import serializers as s
 from .base import (
     ServiceErrorsMixin,
+    StatisticsPagination,
+    StatisticsStateMixin,
     managed_round_or_403,
     round_content_or_403,
     visible_round_or_404,
@@ -156,54 +158,60 @@ class RoundProgressApi(APIView):
         return Response(s.RoundProgressSerializer(selectors.round_progress(round=round_)).data)
 
 
-class AgreementReportListApi(generics.ListAPIView):
-    """The round's agreement reports. The `X-Statistics-Status` header says whether they are final (`done`)
-    or still computing (`queued`, `running`: the list is empty or holds the previous computation's)."""
+class _RoundStatisticsListApi(StatisticsStateMixin, generics.ListAPIView):
+    """A list of one closed round's statistics, with their state (`statistics`, `X-Statistics-Status`):
+    while `queued` or `running` the list is empty or holds the previous computation's."""
+
+    permission_classes = [role_permission()]
+    pagination_class = StatisticsPagination
+
+    def content_round(self) -> Round:
+        round_ = round_content_or_403(self.request.user, self.kwargs["pk"])
+        self.statistics = selectors.round_statistics_state(round=round_, user=self.request.user)
+        return round_
+
+
+class AgreementReportListApi(_RoundStatisticsListApi):
+    """The round's agreement reports; `statistics` says whether they are final (`done`) or still computing
+    (`queued`, `running`: the list is empty or holds the previous computation's), or `failed`."""
 
     serializer_class = s.AgreementReportSerializer
-    permission_classes = [role_permission()]
 
     def get_queryset(self):
-        self.round = round_content_or_403(self.request.user, self.kwargs["pk"])
-        return self.round.agreement_reports.order_by("metric", "level")
-
-    def list(self, request, *args, **kwargs):
-        response = super().list(request, *args, **kwargs)
-        response["X-Statistics-Status"] = self.round.statistics_status
-        if self.round.statistics_pending:
-            response["X-Statistics-Message"] = "still computing"
-        return response
+        return self.content_round().agreement_reports.order_by("metric", "level")
 
 
-class RoundConsensusListApi(generics.ListAPIView):
-    """The round's consensus per latent, most uncertain first."""
+class RoundConsensusListApi(_RoundStatisticsListApi):
+    """The round's consensus per latent, most uncertain first; `statistics` says whether it is final."""
 
     serializer_class = s.ConsensusSerializer
-    permission_classes = [role_permission()]
     queryset = Consensus.objects.none()
 
     def get_queryset(self):
-        return selectors.round_latents_by_entropy(round=round_content_or_403(self.request.user, self.kwargs["pk"]))
+        return selectors.round_latents_by_entropy(round=self.content_round())
 
 
-class RaterReliabilityListApi(generics.ListAPIView):
+class RaterReliabilityListApi(_RoundStatisticsListApi):
+    """The round's rater reliability; `statistics` says whether it is final."""
+
     serializer_class = s.RaterReliabilitySerializer
-    permission_classes = [role_permission()]
     queryset = RaterReliability.objects.none()
 
     def get_queryset(self):
-        round_ = round_content_or_403(self.request.user, self.kwargs["pk"])
+        round_ = self.content_round()
         return RaterReliability.objects.of_round(round_.pk).select_related("rater__profile").order_by("pk")
 
 
-class RoundAlphaTrendApi(APIView):
-    """Alpha along the calibration chain (parents and follow-ups) through this round."""
+class RoundAlphaTrendApi(StatisticsStateMixin, APIView):
+    """Alpha along the calibration chain (parents and follow-ups) through this round; the
+    `X-Statistics-Status` header says whether this round's point is final."""
 
     permission_classes = [role_permission()]
 
     @extend_schema(responses=s.TrendPointSerializer(many=True))
     def get(self, request, pk: int):
         round_ = watched_round_or_403(request.user, pk)
+        self.statistics = selectors.round_statistics_state(round=round_, user=request.user)
         return Response(s.TrendPointSerializer(selectors.round_alpha_trend(round=round_), many=True).data)
 
 

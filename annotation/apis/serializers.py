@@ -9,6 +9,7 @@ from rest_framework import serializers
 from accounts.permissions import UserScopedSlugField
 from features.access import institutions_readable
 
+from .. import access
 from ..models import (
     RATIONALE_MIN_LENGTH,
     Adjudication,
@@ -27,8 +28,34 @@ from ..services import SELECTION_RULES
 from ..services.rubrics import ConceptSpec
 
 
+class RoundStatisticsStateSerializer(serializers.Serializer):
+    round = serializers.IntegerField(allow_null=True, help_text="null: a round you may not read")
+    name = serializers.CharField()
+    status = serializers.CharField(help_text="queued, running or failed")
+    progress = serializers.FloatField()
+    message = serializers.CharField()
+
+
+class StatisticsStateSerializer(serializers.Serializer):
+    """Whether the statistics an answer shows are ready (annotation/selectors/statistics.py): `done`, still
+    computing (`queued`, `running`), `failed`, or `none` (no closed round behind it: no data)."""
+
+    status = serializers.CharField(help_text="none, queued, running, done or failed")
+    pending = serializers.BooleanField()
+    progress = serializers.FloatField()
+    message = serializers.CharField()
+    updated_at = serializers.DateTimeField(allow_null=True)
+    rounds = RoundStatisticsStateSerializer(many=True, help_text="the rounds behind it that are not done")
+
+
+class StatisticsConflictSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+    statistics = StatisticsStateSerializer()
+
+
 class RoundSerializer(serializers.ModelSerializer):
     institutions = serializers.SlugRelatedField(slug_field="code", many=True, read_only=True)
+    statistics_message = serializers.SerializerMethodField()
 
     class Meta:
         model = Round
@@ -60,6 +87,20 @@ class RoundSerializer(serializers.ModelSerializer):
             "statistics_updated_at",
         ]
         read_only_fields = ["statistics_status", "statistics_progress", "statistics_message", "statistics_updated_at"]
+
+    def get_statistics_message(self, round_) -> str:
+        """The job's message (α once done) only for those who may read the round's content: a rater of a
+        closed, unrevealed round sees the status and progress, not the agreement."""
+        request = self.context.get("request")
+        if request is None:  # a transition's answer: its caller manages the round
+            return round_.statistics_message
+        if "statistics_readable" not in self.context:
+            self.context["statistics_readable"] = set(
+                access.rounds_watchable(request.user)
+                .filter(status__in=access.CONTENT_STATUSES)
+                .values_list("pk", flat=True)
+            )
+        return round_.statistics_message if round_.pk in self.context["statistics_readable"] else ""
 
 
 class AssignmentSerializer(serializers.ModelSerializer):
@@ -503,3 +544,4 @@ class LatentLabelsSerializer(serializers.Serializer):
     scopes = ConsensusSerializer(many=True)
     adjudications = AdjudicationSerializer(many=True)
     labels = HistoryLabelSerializer(many=True)
+    statistics = StatisticsStateSerializer(help_text="whether the consensus above is final (the SAE's rounds)")

@@ -25,11 +25,13 @@ from .rounds import (
     round_reports,
 )
 from .rubrics import RubricDiff, concepts_tree, rubric_diff, rubric_latest_version, rubric_list
+from .statistics import StatisticsState, round_statistics_state, rounds_statistics_state, sae_statistics_state
 
 __all__ = [
     "Evidence",
     "LatentContext",
     "RubricDiff",
+    "StatisticsState",
     "adjudication_concepts",
     "adjudication_queue",
     "assignment_list",
@@ -52,9 +54,12 @@ __all__ = [
     "round_list",
     "round_progress",
     "round_reports",
+    "round_statistics_state",
+    "rounds_statistics_state",
     "rubric_concepts",
     "rubric_diff",
     "rubric_latest_version",
     "rubric_list",
+    "sae_statistics_state",
     "visible_co_labels",
 ]

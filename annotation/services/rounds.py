@@ -337,6 +337,7 @@ def round_close(*, round: Round, by) -> Round:  # noqa: A002
 
 
 def round_reveal(*, round: Round, by) -> Round:  # noqa: A002
+    """closed → revealed, calibration rounds only, once their statistics job is done (409 before)."""
     with transaction.atomic():
         round_ = _locked(round)
         if round_.kind != Round.Kind.CALIBRATION:
@@ -346,6 +347,15 @@ def round_reveal(*, round: Round, by) -> Round:  # noqa: A002
             )
         if round_.status != Round.Status.CLOSED:
             raise RoundStateError(f"Only a closed round can be revealed; '{round_.name}' is {round_.status}.")
+        # Raters discuss the distribution beside the agreement and consensus: not before those exist.
+        if round_.statistics_status != Round.StatisticsStatus.DONE:
+            if round_.statistics_pending:
+                why = f"they are still computing ({round_.statistics_progress:.0%})"
+            elif round_.statistics_status == Round.StatisticsStatus.FAILED:
+                why = f"their job failed ({round_.statistics_message.removeprefix('failed: ')}); recompute them first"
+            else:
+                why = "they were never computed; recompute them first"
+            raise RoundStateError(f"'{round_.name}' is revealed once its statistics are done: {why}.")
         round_.status = Round.Status.REVEALED
         round_.save(update_fields=["status"])
         audit_record(actor=by, action="round.reveal", obj=round_)

@@ -9,6 +9,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
 from .. import charts
+from ..selectors.statistics import PENDING, Status, round_statistics_status
 
 register = template.Library()
 
@@ -60,6 +61,29 @@ def histogram(evidence) -> str:
 @register.simple_tag
 def alpha_trend(points) -> str:
     return charts.alpha_trend_svg(points=points)
+
+
+@register.simple_tag
+def statistics_badge(round_) -> str:
+    """A round list's statistics cell: "statistics computing n%", "statistics failed", "done", or nothing
+    for a round with no statistics yet (draft, open). Status and progress only: never the job's message."""
+    status = round_statistics_status(round_)
+    if status in PENDING:
+        label = f"statistics computing {round_.statistics_progress * 100:.0f}%"
+        title = "queued: waiting for a worker" if status == Status.QUEUED else "the statistics job is running"
+    elif status == Status.FAILED:
+        label, title = "statistics failed", "the statistics job failed: its dashboard says why"
+    elif status == Status.DONE:
+        return mark_safe('<span class="muted statistics-badge" data-statistics="done">done</span>')
+    else:
+        return ""
+    return format_html(
+        '<span class="pill statistics-{} statistics-badge" data-statistics="{}" title="{}">{}</span>',
+        status,
+        status,
+        title,
+        label,
+    )
 
 
 def _float(value) -> float | None:

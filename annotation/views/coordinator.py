@@ -77,8 +77,10 @@ def round_create(request):
 @role_required(lambda user: role_of(user) is not None)
 def round_dashboard(request, round_id: int):
     round_ = watched_round(request, round_id)
+    statistics = selectors.round_statistics_state(round=round_, user=request.user)
     context = {
         "round": round_,
+        "statistics": statistics,
         "can_manage": access.may_manage_round(request.user, round_),
         "progress": selectors.round_progress(round=round_),
         "institutions": round_.institutions.all(),
@@ -94,7 +96,7 @@ def round_dashboard(request, round_id: int):
     }
     # Before close the dashboard shows progress only: no label content, agreement or consensus (blind).
     # While the statistics job runs it shows the job's progress, not the previous computation's numbers.
-    if access.round_content_readable(request.user, round_) and not round_.statistics_pending:
+    if access.round_content_readable(request.user, round_) and not statistics.pending:
         reports = selectors.round_reports(round=round_)
         context.update(
             {
@@ -116,13 +118,14 @@ def round_dashboard(request, round_id: int):
 def round_statistics_status(request, round_id: int):
     """The statistics job's state, polled by the dashboard (round_statistics.js)."""
     round_ = watched_round(request, round_id)
+    state = selectors.round_statistics_state(round=round_, user=request.user)
     return JsonResponse(
         {
-            "status": round_.statistics_status,
-            "progress": round_.statistics_progress,
-            "message": round_.statistics_message,
-            "pending": round_.statistics_pending,
-            "updated_at": round_.statistics_updated_at.isoformat() if round_.statistics_updated_at else None,
+            "status": state.status,
+            "progress": state.progress,
+            "message": state.message,
+            "pending": state.pending,
+            "updated_at": state.updated_at.isoformat() if state.updated_at else None,
         }
     )
 
@@ -257,6 +260,7 @@ def round_discussion(request, round_id: int):
         {
             "round": round_,
             "distribution": selectors.round_distribution(round=round_),
+            "statistics": selectors.round_statistics_state(round=round_, user=request.user),
             "can_discuss": can_discuss,
             "can_manage": access.may_manage_round(request.user, round_),
         },

@@ -22,7 +22,11 @@ def adjudication_queue(request):
     return render(
         request,
         "annotation/adjudication_queue.html",
-        {"latents": selectors.adjudication_queue(user=request.user)[:500]},
+        {
+            "latents": selectors.adjudication_queue(user=request.user)[:500],
+            # Routing follows the SAE-wide consensus: a round still computing may add or remove latents.
+            "statistics": selectors.sae_statistics_state(sae_ids=saes_readable(request.user), user=request.user),
+        },
     )
 
 
@@ -59,6 +63,7 @@ def adjudication_decide(request, latent_id: int):
             "form": form,
             "history": selectors.latent_history(latent=latent, user=request.user),
             **selectors.latent_label_distribution(latent=latent),
+            "statistics": selectors.sae_statistics_state(sae_ids=[latent.sae_id], user=request.user),
             "evidence": selectors.latent_evidence(latent=latent, user=request.user),
         },
     )
@@ -112,6 +117,7 @@ def latent_detail(request, latent_id: int):
             "latent": latent,
             "history": selectors.latent_history(latent=latent, user=request.user),
             **selectors.latent_label_distribution(latent=latent),
+            "statistics": selectors.sae_statistics_state(sae_ids=[latent.sae_id], user=request.user),
             "evidence": selectors.latent_evidence(latent=latent, user=request.user),
             # The latent page shows the logit effects in their own card (_logit_effects.html).
             "context_panel": selectors.latent_context(latent=latent),
@@ -132,15 +138,9 @@ def export(request):
         watched = access.rounds_watchable(request.user).filter(pk=data["round"]).first() if data["round"] else None
         if data["round"] and watched is None:
             form.add_error("round", "Unknown round.")
-        elif watched is not None and data["kind"] == "latents" and watched.statistics_pending:
-            # The per-latent file carries the round's agreement and consensus: not before they exist.
-            form.add_error(
-                "round",
-                f"The statistics of '{watched.name}' are still computing "
-                f"({watched.statistics_progress:.0%}); export the latents when they are done.",
-            )
         if data["sae"] and not saes_readable(request.user).filter(pk=data["sae"]).exists():
             form.add_error("sae", "Unknown SAE.")
+    statistics = None
     if request.GET and form.is_valid():
         data = form.cleaned_data
         scope = exports.ExportScope(
@@ -149,5 +149,10 @@ def export(request):
             institution=data["institution"],
             include_simulated=data["include_simulated"],
         )
-        return exports.export_response(user=request.user, scope=scope, kind=data["kind"], fmt=data["format"])
-    return render(request, "annotation/export.html", {"form": form})
+        if data["kind"] == "latents":
+            # The per-latent file carries agreement and consensus: not while they are missing or stale.
+            statistics = exports.latent_export_statistics(user=request.user, scope=scope)
+        if statistics is None or not statistics.incomplete:
+            return exports.export_response(user=request.user, scope=scope, kind=data["kind"], fmt=data["format"])
+        form.add_error(None, "Export the latents when their statistics are done (see above); the labels export now.")
+    return render(request, "annotation/export.html", {"form": form, "statistics": statistics})

@@ -82,7 +82,8 @@ def adjudication_visible_by_spec(viewer, world) -> bool:
 
 
 def _views(world, viewer) -> dict[str, tuple[str, str]]:
-    """name → (url, what besides label marks to look for: "stats", "rows", "search" or "")."""
+    """name → (url, what besides label marks to look for: "rows", "trend", "csv", "dashboard", "round",
+    "search", "page-search" or "")."""
     round_id, sae, latent, ambiguous = world.revealed.pk, world.sae.pk, world.latent.pk, world.ambiguous.pk
     views = {
         "api labels of the round": (f"/api/v1/labels/?round={round_id}", ""),
@@ -94,7 +95,7 @@ def _views(world, viewer) -> dict[str, tuple[str, str]]:
         "api reliability": (f"/api/v1/rounds/{round_id}/reliability/", "rows"),
         "api alpha trend": (f"/api/v1/rounds/{round_id}/alpha-trend/", "trend"),
         "api progress": (f"/api/v1/rounds/{round_id}/progress/", ""),
-        "api round": (f"/api/v1/rounds/{round_id}/", ""),
+        "api round": (f"/api/v1/rounds/{round_id}/", "round"),
         "api latent labels": (f"/api/v1/labelled-latents/{latent}/", ""),
         "api latent search": (f"/api/v1/labelled-latents/?q={_searched_free_text(world)}", "search"),
         "api adjudication queue": ("/api/v1/adjudication-queue/", ""),
@@ -145,6 +146,8 @@ def _content_shown(kind: str, response, text: str) -> bool:
     if kind == "csv":
         is_csv = response.get("Content-Type", "").startswith("text/csv")
         return is_csv and len(list(csv.reader(io.StringIO(text)))) > 1
+    if kind == "round":  # the statistics job's message carries α once done
+        return "α" in json.loads(text).get("statistics_message", "")
     if kind == "dashboard":
         return 'id="alpha-value"' in text or "<th>Metric</th>" in text
     if kind == "page-search":
@@ -189,7 +192,7 @@ def test_blind_matrix_leaks_nothing(postgres, no_throttles):
                     continue
                 if marks := label_leaks(viewer, text, cache):
                     leaks.append(f"{where}: another rater's label {marks[:2]}")
-                if kind in ("rows", "trend", "csv", "dashboard", "search", "page-search"):
+                if kind in ("rows", "trend", "csv", "dashboard", "round", "search", "page-search"):
                     shown = _content_shown(kind, response, text)
                     allowed = _content_allowed(role_name, status)
                     if kind == "rows" and view in ("api distribution", "api comments"):
@@ -224,6 +227,7 @@ def test_blind_matrix_leaks_nothing(postgres, no_throttles):
         ("physician, rater", "revealed", "api distribution", "labels"),
         ("coordinator, own", "closed", "api labels of the round", "labels"),
         ("coordinator, own", "closed", "page dashboard"),
+        ("coordinator, own", "closed", "api round"),
         ("researcher, own", "closed", "export labels of the round", "labels"),
         ("senior, not a rater", "closed", "page adjudication", "labels"),
         ("admin", "revealed", "api agreement"),

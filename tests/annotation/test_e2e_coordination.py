@@ -8,6 +8,7 @@ import re
 from datetime import timedelta
 
 import pytest
+from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.models import Role
@@ -16,8 +17,18 @@ from annotation.models import Assignment, Label, Round, RubricVersion
 from tests import factories
 from tests.annotation import e2e, worlds
 from tests.annotation.conftest import screenshot
+from tests.inference.processes import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+
+def _statistics_writer_waits() -> bool:
+    """Whether a session waits for the lock on the agreement table (the statistics job's writes)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = 'annotation_agreementreport'::regclass"
+        )
+        return cursor.fetchone()[0] > 0
 
 
 def test_closing_asks_first_with_progress_and_the_page_tells_one_story(
@@ -40,12 +51,25 @@ def test_closing_asks_first_with_progress_and_the_page_tells_one_story(
     assert not dialog.is_visible()
     assert Round.objects.get(pk=round_.pk).status == Round.Status.OPEN
     page.click("#close-round")
-    with page.expect_navigation():
-        page.click("#close-confirm")
-    assert page.locator("#round-status").inner_text() == "closed"
-    assert "Computed when the round closes" not in page.content()
-    # The statistics job runs on the worker; the page polls it and shows the results when it ends.
+    # The worker computes, then writes every result in one transaction: holding a lock on the agreement
+    # table stops it there, so that the page is seen while the job is running, whatever the timing.
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("LOCK TABLE annotation_agreementreport IN EXCLUSIVE MODE")
+        with page.expect_navigation():
+            page.click("#close-confirm")
+        assert page.locator("#round-status").inner_text() == "closed"
+        assert "Computed when the round closes" not in page.content()
+        # The statistics job runs on the worker: the dashboard shows its progress, not results ...
+        assert re.fullmatch(r"Statistics: computing… \d+%", page.locator("#stats-state").inner_text())
+        assert page.locator("#stats-progress").is_visible() and page.locator("#alpha-value").count() == 0
+        wait_until(_statistics_writer_waits, timeout=120, what="the statistics job to reach its writes")
+        # It has reported progress (≥ 5 %) by now, and the polling page shows it.
+        page.locator("#stats-percent", has_text=re.compile(r"^[1-9]\d*%$")).wait_for(timeout=30_000)
+        screenshot(page, "dashboard-statistics-computing")
+    # ... and, polling, shows the results once the job ends.
     page.wait_for_selector("#alpha-value, #stats-missing", timeout=120_000)
+    assert page.locator("#stats-status").count() == 0
 
     # A round closed with no label at all says so, and only so.
     empty = worlds.make_round(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from accounts.models import Role
+from annotation import services
 from annotation.models import Comment, Round
 from tests.annotation.conftest import ROLES, WHERE, actor, client_for, set_status
 
@@ -50,6 +51,13 @@ def test_lifecycle_through_the_api(api_world):
     assert post("close", 200)["status"] == "closed"
     assert "Only a draft round" in post("open", 409)["detail"]
     assert post("statistics", 200)["status"] == "closed"
+    # Not revealed while the statistics job has not run (in this test's transaction it is never sent) ...
+    refused = post("reveal", 409)["detail"]
+    assert "revealed once its statistics are done" in refused and "still computing (0%)" in refused
+    assert Round.objects.get(pk=round_id).status == Round.Status.CLOSED
+    # ... and revealed once it ends, as a worker would run it.
+    round_ = Round.objects.get(pk=round_id)
+    assert services.round_statistics_run(round_id=round_id, token=round_.statistics_token) == "done"
     assert post("reveal", 200)["status"] == "revealed"
     assert post("reveal", 409)["detail"]
     follow_up = client.post(

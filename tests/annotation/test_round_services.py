@@ -74,8 +74,17 @@ def test_transitions_follow_draft_open_closed_revealed(world):
         .order_by("created_at", "id")
         .values_list("action", flat=True)
     )
-    assert actions[:5] == ["round.create", "round.open", "round.close", "round.statistics.request", "round.statistics"]
-    assert actions[-1] == "round.reveal"
+    # The world's raters come from several institutions: each foreign one enlisted is audited after the create.
+    lifecycle = [action for action in actions if action != "round.enlist_foreign"]
+    assert actions[0] == "round.create" and actions.count("round.enlist_foreign") >= 1
+    assert lifecycle[:5] == [
+        "round.create",
+        "round.open",
+        "round.close",
+        "round.statistics.request",
+        "round.statistics",
+    ]
+    assert lifecycle[-1] == "round.reveal"
 
 
 @pytest.mark.parametrize(

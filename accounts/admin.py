@@ -83,19 +83,10 @@ class ProfileAdmin(ConcordAdmin):
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(ConcordAdmin):
+class AuditEventAdmin(ViewOnlyAdmin):
     list_display = ["created_at", "actor", "action", "object_type", "object_id", "ip", "hash"]
     list_filter = ["action"]
     search_fields = ["action", "object_type", "object_id"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(ApiToken)

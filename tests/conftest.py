@@ -14,6 +14,14 @@ REQUIRE_SERVICES = os.environ.get("CONCORD_REQUIRE_SERVICES") == "1"
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def loads_torch(code: str) -> bool:
+    """Whether running `code` after django.setup() in a fresh interpreter imports torch (web-side code must not)."""
+    program = f"import sys, django; django.setup()\n{code}\nprint('torch' in sys.modules)\n"
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings"}
+    out = subprocess.run([sys.executable, "-c", program], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    return out.stdout.strip() != "False"
+
+
 def _unavailable(reason: str):
     if REQUIRE_SERVICES:
         pytest.fail(f"{reason} (CI=true requires it)")

@@ -164,6 +164,19 @@ class _Lease:
         )
 
 
+def _give_up(rows, *, now, why: str, attempts: int) -> bool:
+    """running|queued → failed once JOB_MAX_ATTEMPTS runs were used, conditional on `rows` (the state read)."""
+    return bool(
+        rows.update(
+            statistics_status=Status.FAILED,
+            statistics_lease_expires_at=None,
+            statistics_updated_at=now,
+            statistics_message=f"failed: {why}; gave up after {attempts} attempts "
+            f"(JOB_MAX_ATTEMPTS={settings.JOB_MAX_ATTEMPTS})"[:300],
+        )
+    )
+
+
 def _claim(*, round_id: int, token: str, worker: str, node: str | None) -> str | None:
     """queued → running under `worker` with a fresh lease, in one conditional update; None when claimed,
     else why not ("dropped", or "failed" once JOB_MAX_ATTEMPTS runs were used)."""
@@ -185,13 +198,7 @@ def _claim(*, round_id: int, token: str, worker: str, node: str | None) -> str |
         claimable |= Q(statistics_status=Status.RUNNING, statistics_worker=holder)  # a killed pool child
     candidates = Round.objects.filter(claimable, pk=round_id, statistics_token=token, statistics_attempts=attempts)
     if attempts >= settings.JOB_MAX_ATTEMPTS:
-        if candidates.update(
-            statistics_status=Status.FAILED,
-            statistics_lease_expires_at=None,
-            statistics_updated_at=now,
-            statistics_message=f"failed: gave up after {attempts} attempts (JOB_MAX_ATTEMPTS="
-            f"{settings.JOB_MAX_ATTEMPTS}); last worker: {holder or 'none'}"[:300],
-        ):
+        if _give_up(candidates, now=now, why=f"last worker: {holder or 'none'}", attempts=attempts):
             return Status.FAILED
         return "dropped"
     attempt = f" (attempt {attempts + 1})" if attempts else ""
@@ -268,13 +275,7 @@ def round_statistics_sweep() -> dict[str, int]:
         when = f"at {lease_at:%H:%M:%S} " if lease_at else ""
         why = f"lease expired {when}on {row['statistics_worker'] or 'an unknown worker'}"
         if attempts >= settings.JOB_MAX_ATTEMPTS:
-            if same.update(
-                statistics_status=Status.FAILED,
-                statistics_lease_expires_at=None,
-                statistics_updated_at=now,
-                statistics_message=f"failed: {why}; gave up after {attempts} attempts "
-                f"(JOB_MAX_ATTEMPTS={settings.JOB_MAX_ATTEMPTS})"[:300],
-            ):
+            if _give_up(same, now=now, why=why, attempts=attempts):
                 counts["failed"] += 1
                 audit_record(
                     actor=None, action="round.statistics.fail", obj=Round(pk=row["pk"]), payload={"error": why}

@@ -18,7 +18,7 @@ from accounts.permissions import (
 from accounts.redaction import without_server_paths
 from accounts.throttles import AnonThrottle, UserThrottle
 from features.models import Corpus
-from inference.services import BrokerUnavailable
+from inference.services import BrokerUnavailable, ScanInProgress
 
 from . import selectors, services
 from .models import SavedNote
@@ -177,6 +177,8 @@ class ProtectedScanApi(APIView):
                 {"detail": "The job queue is not answering; nothing was queued. Try again shortly."},
                 status=status.HTTP_503_SERVICE_UNAVAILABLE,
             )
+        except ScanInProgress as error:
+            return Response({"detail": str(error)}, status=status.HTTP_409_CONFLICT)
         except ValueError as error:
             return Response({"detail": str(error)}, status=status.HTTP_400_BAD_REQUEST)
         return Response({"job": job.pk, "status": job.status}, status=status.HTTP_202_ACCEPTED)

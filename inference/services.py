@@ -596,6 +596,10 @@ def steering_request(*, parameters: dict[str, Any], by=None, enqueue: bool = Tru
     return job_create(kind=Job.Kind.STEER, by=by, enqueue=enqueue, parameters=parameters)
 
 
+class ScanInProgress(ValueError):
+    """A second protected-attribute scan of an SAE while one is queued or running (HTTP 409)."""
+
+
 def protected_scan_request(*, sae, threshold: float | None = None, by=None, enqueue: bool = True) -> Job:
     """Queue a protected-attribute scan of `sae` over its training corpus (raises BrokerUnavailable, with
     no row written, when the broker does not answer); the job body is `inference.protected`'s."""
@@ -603,6 +607,14 @@ def protected_scan_request(*, sae, threshold: float | None = None, by=None, enqu
         raise ValueError(f"SAE {sae.pk} has no training corpus to scan")
     if threshold is not None and not 0 < threshold <= 1:
         raise ValueError("threshold must be in (0, 1]")
+    running = (
+        Job.objects.filter(kind=Job.Kind.PROTECTED_SCAN, parameters__sae_id=sae.pk)
+        .exclude(status__in=Job.FINAL_STATUSES)
+        .values_list("pk", flat=True)
+        .first()
+    )
+    if running is not None:
+        raise ScanInProgress(f"a protected-attribute scan of SAE {sae.pk} is already under way (job {running})")
     parameters: dict[str, Any] = {"sae_id": sae.pk}
     if threshold is not None:
         parameters["threshold"] = float(threshold)

@@ -39,6 +39,13 @@ def test_scan_again_queues_a_job_and_the_page_follows_it(tmp_path, client):
 
     api = APIClient()
     api.force_authenticate(researcher)
+    twice = api.post(f"/api/v1/saes/{sae.pk}/protected/scan/", {}, format="json")
+    assert twice.status_code == 409 and f"job {job.pk}" in twice.json()["detail"]  # one scan at a time
+    assert (
+        client.post(f"/protected/{sae.pk}/").status_code == 302
+        and Job.objects.filter(kind="protected_scan").count() == 1
+    )
+    Job.objects.filter(pk=job.pk).update(status="cancelled")
     queued = api.post(f"/api/v1/saes/{sae.pk}/protected/scan/", {"threshold": 0.5}, format="json")
     assert queued.status_code == 202
     assert Job.objects.get(pk=queued.json()["job"]).parameters == {"sae_id": sae.pk, "threshold": 0.5}

@@ -128,7 +128,9 @@ def sweep_wall(*, redis_url: str, n_workers: int, tmp: Path) -> float:
     from tests.inference.worlds import synthetic_activation_set
 
     researcher = factories.user(role=Role.RESEARCHER)
-    activation_set = synthetic_activation_set(n_snippets=60, tokens_per_snippet=16, d_in=16)
+    # Big enough that training, not job overhead, dominates each job (a few seconds of one core each); each
+    # worker trains on one thread, so two workers on two cores can at best halve the wall time.
+    activation_set = synthetic_activation_set(n_snippets=200, tokens_per_snippet=32, d_in=64)
     workers = []
     try:
         with broker(redis_url) as app:
@@ -136,7 +138,12 @@ def sweep_wall(*, redis_url: str, n_workers: int, tmp: Path) -> float:
                 name = f"gpu{i}-{n_workers}@bench"
                 workers.append(
                     start_worker(
-                        name=name, broker=redis_url, log=tmp / f"{name}.log", queues="gpu", CONCORD_DEVICE="cpu"
+                        name=name,
+                        broker=redis_url,
+                        log=tmp / f"{name}.log",
+                        queues="gpu",
+                        CONCORD_DEVICE="cpu",
+                        OMP_NUM_THREADS="1",
                     )
                 )
                 wait_for_worker(app, name, workers[-1])
@@ -144,11 +151,11 @@ def sweep_wall(*, redis_url: str, n_workers: int, tmp: Path) -> float:
             sweep = sweep_launch(
                 activation_set=activation_set,
                 arch="topk",
-                widths=[32, 64],
-                ks=[4, 8],
-                steps=300,
-                batch_size=128,
-                checkpoint_every=100,
+                widths=[256, 512],
+                ks=[16, 32],
+                steps=1500,
+                batch_size=256,
+                checkpoint_every=500,
                 n_top=5,
                 by=researcher,
                 name=f"{n_workers} workers",

@@ -225,22 +225,17 @@ def sweep_page(request, sweep_id: int):
 
 
 TOTAL_KEYS = ("n_jobs", "device_seconds", "energy_kwh", "method", "co2_kg", "cost")
+TOTAL_COLUMNS = ["n_jobs", "device_seconds", "energy_kwh", "energy_method", "co2_kg", "cost"]  # TOTAL_KEYS' headers
 PARTS = ("capture", "training", "mining")
 SWEEP_COLUMNS = [
     "sweep_id",
     "uuid",
     "name",
     "activation_set_id",
-    "n_jobs",
-    "device_seconds",
-    "energy_kwh",
-    "energy_method",
-    "co2_kg",
-    "cost",
-    "capture_device_seconds",
-    "training_device_seconds",
-    "mining_device_seconds",
+    *TOTAL_COLUMNS,
+    *(f"{part}_device_seconds" for part in PARTS),
 ]
+SAE_COLUMNS = ["sae_id", "name", "sweep_group", *TOTAL_COLUMNS]
 
 
 @job_runners_only
@@ -264,34 +259,10 @@ def jobs_export(request):
         return response
     if by == "sae":
         response["Content-Disposition"] = 'attachment; filename="sae-compute.csv"'
-        writer.writerow(
-            [
-                "sae_id",
-                "name",
-                "sweep_group",
-                "n_jobs",
-                "device_seconds",
-                "energy_kwh",
-                "energy_method",
-                "co2_kg",
-                "cost",
-            ]
-        )
+        writer.writerow(SAE_COLUMNS)
         for sae in catalogue_access.saes_readable(request.user).select_related("activation_set").order_by("pk"):
             total = selectors.sae_footprint(sae=sae)["total"]
-            writer.writerow(
-                [
-                    sae.pk,
-                    sae.name,
-                    sae.sweep_group,
-                    total["n_jobs"],
-                    total["device_seconds"],
-                    total["energy_kwh"],
-                    total["method"],
-                    total["co2_kg"],
-                    total["cost"],
-                ]
-            )
+            writer.writerow([sae.pk, sae.name, sae.sweep_group] + [total[key] for key in TOTAL_KEYS])
         return response
     response["Content-Disposition"] = 'attachment; filename="jobs-compute.csv"'
     writer.writerow(

@@ -52,6 +52,19 @@ def postgres(settings):
     return connection
 
 
+@pytest.fixture
+def own_processes(postgres):
+    """Servers and workers a test starts (its own Redis, workers, beat); every one is killed at teardown, in
+    reverse order."""
+    started: list = []
+    yield started
+    for process in reversed(started):
+        try:
+            process.kill() if hasattr(process, "kill") else process.stop()
+        except Exception:  # noqa: BLE001 - teardown goes on to the next process
+            pass
+
+
 @pytest.fixture(scope="session")
 def celery_worker_process(django_db_setup, django_db_blocker, tmp_path_factory):
     """A real `celery worker` process consuming the `cpu` and `gpu` queues from Redis, using the test DB."""

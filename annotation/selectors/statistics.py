@@ -31,8 +31,22 @@ WITH_STATISTICS = (Round.Status.CLOSED, Round.Status.REVEALED)
 NAMED_ROUNDS = 5  # a notice names this many rounds, then counts the others
 
 
+class _StatusFlags:
+    """`pending` and `failed` from a `status` field (shared by the per-round and per-door states)."""
+
+    status: str
+
+    @property
+    def pending(self) -> bool:
+        return self.status in PENDING
+
+    @property
+    def failed(self) -> bool:
+        return self.status == Status.FAILED
+
+
 @dataclass(frozen=True)
-class RoundStatisticsState:
+class RoundStatisticsState(_StatusFlags):
     """One round's statistics job as a viewer may see it (`name` blank when they may not read the round)."""
 
     round_id: int
@@ -42,14 +56,6 @@ class RoundStatisticsState:
     message: str = ""
     updated_at: datetime | None = None
     manageable: bool = False  # the viewer may press "Recompute statistics"
-
-    @property
-    def pending(self) -> bool:
-        return self.status in PENDING
-
-    @property
-    def failed(self) -> bool:
-        return self.status == Status.FAILED
 
     def describe(self) -> str:
         name = f"'{self.name}'" if self.name else "a round you do not follow"
@@ -69,7 +75,7 @@ class RoundStatisticsState:
 
 
 @dataclass(frozen=True)
-class StatisticsState:
+class StatisticsState(_StatusFlags):
     """The statistics behind one door: `done` when every round behind it is done, `queued`/`running` when
     any is still computing, `failed` when none computes but one failed, `none` when no round has any.
     `rounds` holds the rounds that are not done (pending or failed)."""
@@ -79,14 +85,6 @@ class StatisticsState:
     message: str = ""
     updated_at: datetime | None = None
     rounds: tuple[RoundStatisticsState, ...] = field(default_factory=tuple)
-
-    @property
-    def pending(self) -> bool:
-        return self.status in PENDING
-
-    @property
-    def failed(self) -> bool:
-        return self.status == Status.FAILED
 
     @property
     def incomplete(self) -> bool:

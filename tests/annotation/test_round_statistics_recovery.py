@@ -25,18 +25,6 @@ PORTS = {"kill": 17941, "restart": 17942, "stopped": 17943}
 FINISHED = ("done", "failed")
 
 
-@pytest.fixture
-def own_processes(postgres):
-    """Servers and workers the test starts; every one is killed at teardown, in reverse order."""
-    started: list = []
-    yield started
-    for process in reversed(started):
-        try:
-            process.kill() if hasattr(process, "kill") else process.stop()
-        except Exception:  # noqa: BLE001 - teardown goes on to the next process
-            pass
-
-
 def _labelled_round(*, n_latents: int = 6, n_raters: int = 3):
     own = factories.institution("own")
     coordinator = factories.user(role=Role.COORDINATOR, institution_obj=own)

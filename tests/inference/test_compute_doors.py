@@ -21,6 +21,7 @@ from inference.engine.accounting import Footprint, method_label, sum_footprints
 from inference.models import Job, Sweep
 from inference.services import job_create, job_run
 from tests import factories
+from tests.inference.worlds import spent_job
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -89,26 +90,12 @@ def test_a_cpu_hour_and_a_gpu_hour_are_priced_apart(settings, device, price, wat
     assert (finished.gpu_seconds > 0) is gpu
 
 
-def _spent(kind, *, by, seconds, kwh, method="estimated", sweep=None, **parameters) -> Job:
-    job = job_create(kind=kind, parameters=parameters, enqueue=False, by=by, sweep=sweep)
-    Job.objects.filter(pk=job.pk).update(
-        status="succeeded",
-        attempts=1,
-        device_seconds=seconds,
-        energy_kwh=kwh,
-        co2_kg=kwh * 0.4,
-        cost=seconds / 3600 * 3,
-        energy_method=method,
-    )
-    return Job.objects.get(pk=job.pk)
-
-
 @pytest.fixture
 def costed(db):
     """One SAE from a sweep: capture 60 s (RAPL), training 3600 s (NVML), mining 120 s (NVML)."""
     researcher = factories.user(role=Role.RESEARCHER)
     sae = factories.sae()
-    capture = _spent(Job.Kind.CACHE_ACTIVATIONS, by=researcher, seconds=60, kwh=0.01, method="rapl")
+    capture = spent_job(Job.Kind.CACHE_ACTIVATIONS, by=researcher, seconds=60, kwh=0.01, method="rapl")
     activation_set = ActivationSet.objects.create(
         host_model=sae.hook_point.host_model,
         hook_point=sae.hook_point,
@@ -118,10 +105,10 @@ def costed(db):
         source_job_id=capture.pk,
     )
     sweep = Sweep.objects.create(name="grid", activation_set=activation_set, parameters={}, created_by=researcher)
-    training = _spent(Job.Kind.TRAIN_SAE, by=researcher, seconds=3600, kwh=0.4, method="nvml", sweep=sweep)
+    training = spent_job(Job.Kind.TRAIN_SAE, by=researcher, seconds=3600, kwh=0.4, method="nvml", sweep=sweep)
     sae.activation_set, sae.source_job_id, sae.sweep_group = activation_set, training.pk, sweep.group
     sae.save()
-    _spent(Job.Kind.MINE_LATENTS, by=researcher, seconds=120, kwh=0.02, method="nvml", sweep=sweep, sae_id=sae.pk)
+    spent_job(Job.Kind.MINE_LATENTS, by=researcher, seconds=120, kwh=0.02, method="nvml", sweep=sweep, sae_id=sae.pk)
     return {"researcher": researcher, "sae": sae, "sweep": sweep, "capture": capture}
 
 
@@ -191,7 +178,7 @@ def test_the_pages_say_how_energy_was_obtained(costed):
 
 
 def test_the_drift_page_shows_what_the_audit_cost(costed):
-    audit = _spent(Job.Kind.DRIFT_AUDIT, by=costed["researcher"], seconds=90, kwh=0.002)
+    audit = spent_job(Job.Kind.DRIFT_AUDIT, by=costed["researcher"], seconds=90, kwh=0.002)
     Job.objects.filter(pk=audit.pk).update(status="running")  # its report is not needed for the footprint
     client = Client()
     client.force_login(costed["researcher"])

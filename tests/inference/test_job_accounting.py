@@ -25,6 +25,7 @@ from inference.models import Job
 from inference.selectors import sae_footprint
 from inference.services import job_create, job_run
 from tests import factories
+from tests.inference.worlds import spent_job
 
 
 def test_an_estimated_hour_at_400_watts_is_0_4_kwh_and_160_g_co2():
@@ -170,17 +171,7 @@ def test_an_sae_costs_its_capture_training_and_mining_jobs():
     researcher = factories.user(role=Role.RESEARCHER)
 
     def spent(kind, seconds, kwh, **parameters):
-        job = job_create(kind=kind, parameters=parameters, enqueue=False, by=researcher)
-        Job.objects.filter(pk=job.pk).update(
-            status="succeeded",
-            attempts=1,
-            device_seconds=seconds,
-            energy_kwh=kwh,
-            co2_kg=kwh * 0.4,
-            cost=seconds / 3600 * 3,
-            energy_method="estimated",
-        )
-        return job
+        return spent_job(kind, by=researcher, seconds=seconds, kwh=kwh, **parameters)
 
     capture = spent(Job.Kind.CACHE_ACTIVATIONS, 60, 0.01)
     sae.activation_set = ActivationSet.objects.create(

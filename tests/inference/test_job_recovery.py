@@ -32,18 +32,6 @@ from tests.inference.processes import (
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
-@pytest.fixture
-def own_processes(request, tmp_path, postgres):
-    """Collects servers and workers the test starts; kills every one at teardown, in reverse order."""
-    started: list = []
-    yield started
-    for process in reversed(started):
-        try:
-            process.kill() if hasattr(process, "kill") else process.stop()
-        except Exception:  # noqa: BLE001 - teardown goes on to the next process
-            pass
-
-
 def _corpus_file(tmp_path: Path, name: str, rows: int = 5) -> Path:
     path = tmp_path / f"{name}.jsonl"
     path.write_text(
